@@ -1,0 +1,135 @@
+//! The library's error type: one enum naming every way reading a package or
+//! a state can fail, so callers can tell a bad package from a broken disk.
+
+use std::error::Error as StdError;
+use std::io;
+
+/// Why a package header, a state file or an output could not be handled.
+///
+/// Messages name the reason only; callers add the object's name (file path
+/// or S3 key) because only they know it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    #[error("empty file")]
+    Empty,
+
+    #[error("not a pkgsrc package: unrecognised format (first bytes: {0})")]
+    UnknownFormat(String),
+
+    #[error("truncated: the {0} ended before the package metadata was complete")]
+    Truncated(&'static str),
+
+    #[error("corrupt {codec}: {reason}")]
+    Corrupt { codec: &'static str, reason: String },
+
+    #[error("metadata exceeds the limit of {limit} bytes")]
+    MetadataTooLarge { limit: u64 },
+
+    #[error("invalid package: required member {0} is missing")]
+    MissingMember(&'static str),
+
+    #[error("invalid package: duplicate member {0}")]
+    DuplicateMember(String),
+
+    #[error("invalid signed package: {0}")]
+    Signed(String),
+
+    #[error("invalid state: {0}")]
+    State(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Marks an I/O error with the layer that raised it (the raw input or a
+/// decompressor), so a failure deep inside the tar reader can still be
+/// reported as "corrupt xz stream" rather than a bare I/O message.
+#[derive(Debug, thiserror::Error)]
+#[error("{layer}: {source}")]
+pub(crate) struct LayerError {
+    pub layer: Layer,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Where bytes come from: the outside world, or a decoder over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layer {
+    Input,
+    Codec(&'static str),
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layer::Input => f.write_str("input"),
+            Layer::Codec(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Raised by [`crate::limit::Limited`] when the byte budget is spent.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {limit} bytes")]
+pub(crate) struct LimitExceeded {
+    pub limit: u64,
+}
+
+/// Finds the first error of type `T` in the chain behind an `io::Error`.
+///
+/// `io::Error::source` skips its own payload, so the walk uses `get_ref`
+/// for every `io::Error` link.
+pub(crate) fn find_in_chain<T: StdError + 'static>(err: &io::Error) -> Option<&T> {
+    let mut cur: Option<&(dyn StdError + 'static)> = err.get_ref().map(|e| e as _);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cur = match e.downcast_ref::<io::Error>() {
+            Some(io_err) => io_err.get_ref().map(|e| e as _),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// Turns an I/O error from the header reader into the reason a person
+/// should read: truncation, corruption in a named codec, the limit, or a
+/// genuine I/O failure of the input.
+///
+/// `container` names the structure parsed when no layer claims the error
+/// (for example "tar archive").
+pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
+    if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
+        return Error::MetadataTooLarge { limit: limit.limit };
+    }
+    match find_in_chain::<LayerError>(&err) {
+        Some(LayerError {
+            layer: Layer::Input,
+            ..
+        }) => Error::Io(err),
+        Some(LayerError {
+            layer: Layer::Codec(codec),
+            source,
+        }) => codec_error(codec, source),
+        None => match err.kind() {
+            io::ErrorKind::UnexpectedEof => Error::Truncated(container),
+            _ => Error::Corrupt {
+                codec: container,
+                reason: err.to_string(),
+            },
+        },
+    }
+}
+
+fn codec_error(codec: &'static str, source: &io::Error) -> Error {
+    match source.kind() {
+        io::ErrorKind::UnexpectedEof => Error::Truncated(codec),
+        _ => Error::Corrupt {
+            codec,
+            reason: source.to_string(),
+        },
+    }
+}

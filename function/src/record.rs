@@ -1,0 +1,204 @@
+//! One package's summary record, byte for byte what NetBSD's `pkg_info -X`
+//! prints (pkg_install `info/show.c` `show_summary`).
+//!
+//! Everything is bytes: metadata passes through unchanged, UTF-8 or not,
+//! exactly as the C code copies it.
+
+use crate::plist::{self, Entry};
+
+/// The metadata members a record is made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// `+CONTENTS`, the packing list.
+    pub contents: Vec<u8>,
+    /// `+COMMENT`.
+    pub comment: Vec<u8>,
+    /// `+DESC`.
+    pub desc: Vec<u8>,
+    /// `+BUILD_INFO`, when the package has one.
+    pub build_info: Option<Vec<u8>>,
+    /// `+SIZE_PKG`, when the package has one.
+    pub size_pkg: Option<Vec<u8>>,
+}
+
+/// The `+BUILD_INFO` variables `pkg_info -X` copies.
+const BUILD_INFO_VARS: [&[u8]; 14] = [
+    b"PKGPATH",
+    b"CATEGORIES",
+    b"PROVIDES",
+    b"REQUIRES",
+    b"PKG_OPTIONS",
+    b"OPSYS",
+    b"OS_VERSION",
+    b"MACHINE_ARCH",
+    b"LICENSE",
+    b"HOMEPAGE",
+    b"PKGTOOLS_VERSION",
+    b"BUILD_DATE",
+    b"PREV_PKGPATH",
+    b"SUPERSEDES",
+];
+
+/// `FILE_NAME` and `FILE_SIZE`, printed for package files only.
+#[derive(Debug, Clone, Copy)]
+pub struct FileInfo<'a> {
+    /// The base name: everything after the last `/` of the path.
+    pub name: &'a [u8],
+    /// The package file's size in bytes (the outer file when signed).
+    pub size: u64,
+}
+
+/// The part of `path` after its last `/`, as pkg_info takes FILE_NAME.
+pub fn base_name(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
+}
+
+/// Renders the record, ending with its blank line.
+pub fn render(meta: &Metadata, file: Option<FileInfo<'_>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        meta.comment.len() + meta.desc.len() + meta.build_info.as_ref().map_or(0, Vec::len) + 256,
+    );
+    for entry in plist::summary_entries(c_str(&meta.contents)) {
+        let (var, arg) = match entry {
+            Entry::Name(arg) => (&b"PKGNAME"[..], arg),
+            Entry::Depends(arg) => (&b"DEPENDS"[..], arg),
+            Entry::Conflicts(arg) => (&b"CONFLICTS"[..], arg),
+        };
+        push_line(&mut out, var, arg.unwrap_or(b"(null)"));
+    }
+    push_text(&mut out, b"COMMENT", &meta.comment);
+    if let Some(size_pkg) = &meta.size_pkg {
+        push_text(&mut out, b"SIZE_PKG", size_pkg);
+    }
+    if let Some(build_info) = &meta.build_info {
+        push_build_info(&mut out, build_info);
+    }
+    if let Some(file) = file {
+        push_line(&mut out, b"FILE_NAME", file.name);
+        push_line(&mut out, b"FILE_SIZE", file.size.to_string().as_bytes());
+    }
+    push_text(&mut out, b"DESCRIPTION", &meta.desc);
+    out.push(b'\n');
+    out
+}
+
+/// The metadata buffers are C strings in pkg_install: nothing after a NUL
+/// byte is ever seen.
+fn c_str(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(i) => &bytes[..i],
+        None => bytes,
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, var: &[u8], value: &[u8]) {
+    out.extend_from_slice(var);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// `print_string_as_var`: one `VAR=` line per `\n`-ended segment, blank
+/// ones included; a last unterminated segment only if non-empty.
+fn push_text(out: &mut Vec<u8>, var: &[u8], text: &[u8]) {
+    for segment in c_str(text).split_inclusive(|&b| b == b'\n') {
+        push_line(out, var, segment.strip_suffix(b"\n").unwrap_or(segment));
+    }
+}
+
+/// `var_copy_list`: every line starting with one of the variables and `=`
+/// is copied whole, in file order.
+fn push_build_info(out: &mut Vec<u8>, build_info: &[u8]) {
+    for line in c_str(build_info).split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let copied = BUILD_INFO_VARS
+            .iter()
+            .any(|var| line.starts_with(var) && line.get(var.len()) == Some(&b'='));
+        if copied {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// The value of the record's first `PKGNAME=` line, if any.
+pub fn pkgname(record: &[u8]) -> Option<&[u8]> {
+    record
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"PKGNAME="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Metadata {
+        Metadata {
+            contents: b"@name x-1\n".to_vec(),
+            comment: b"c".to_vec(),
+            desc: b"d\n".to_vec(),
+            build_info: None,
+            size_pkg: None,
+        }
+    }
+
+    #[test]
+    fn minimal_record() {
+        let rec = render(&meta(), Some(FileInfo { name: b"x-1.tgz", size: 9 }));
+        assert_eq!(
+            rec,
+            b"PKGNAME=x-1\nCOMMENT=c\nFILE_NAME=x-1.tgz\nFILE_SIZE=9\nDESCRIPTION=d\n\n"
+        );
+    }
+
+    #[test]
+    fn text_splitting_rules() {
+        let mut m = meta();
+        m.comment = Vec::new();
+        m.desc = b"\na\n\n b\r\nlast".to_vec();
+        let rec = render(&m, None);
+        assert_eq!(
+            rec,
+            b"PKGNAME=x-1\nDESCRIPTION=\nDESCRIPTION=a\nDESCRIPTION=\nDESCRIPTION= b\r\nDESCRIPTION=last\n\n"
+        );
+    }
+
+    #[test]
+    fn build_info_copies_only_exact_variables() {
+        let mut m = meta();
+        m.desc = Vec::new();
+        m.build_info = Some(
+            b"OPSYS=Linux\nOPSYS =x\n OPSYS=y\nPKGPATHX=z\nopsys=q\nLICENSE=\nHOMEPAGE= h\r\nCC=gcc\nPKGPATH=a/b"
+                .to_vec(),
+        );
+        assert_eq!(
+            render(&m, None),
+            b"PKGNAME=x-1\nCOMMENT=c\nOPSYS=Linux\nLICENSE=\nHOMEPAGE= h\r\nPKGPATH=a/b\n\n"
+        );
+    }
+
+    #[test]
+    fn nul_ends_a_metadata_file() {
+        let mut m = meta();
+        m.comment = b"before\0after".to_vec();
+        assert_eq!(
+            render(&m, None),
+            b"PKGNAME=x-1\nCOMMENT=before\nDESCRIPTION=d\n\n"
+        );
+    }
+
+    #[test]
+    fn base_name_takes_text_after_last_slash() {
+        assert_eq!(base_name(b"./signed/../m-1.tgz"), b"m-1.tgz");
+        assert_eq!(base_name(b"m-1.tgz"), b"m-1.tgz");
+    }
+
+    #[test]
+    fn pkgname_finds_the_name_line() {
+        let rec = b"CONFLICTS=a\nPKGNAME=b-1\nCOMMENT=c\n\n";
+        assert_eq!(pkgname(rec), Some(&b"b-1"[..]));
+    }
+}
