@@ -13,6 +13,13 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[source] io::Error),
 
+    #[error("{}: {source}", path.display())]
+    Path {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("empty file")]
     Empty,
 
@@ -25,8 +32,8 @@ pub enum Error {
     #[error("corrupt {codec}: {reason}")]
     Corrupt { codec: &'static str, reason: String },
 
-    #[error("metadata exceeds the limit of {limit} bytes")]
-    MetadataTooLarge { limit: u64 },
+    #[error("more than {limit} bytes of decompressed data (the limit)")]
+    TooLarge { limit: u64 },
 
     #[error("invalid package: required member {0} is missing")]
     MissingMember(&'static str),
@@ -42,6 +49,16 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on a named local path.
+    pub fn path(path: impl Into<std::path::PathBuf>, source: io::Error) -> Error {
+        Error::Path {
+            path: path.into(),
+            source,
+        }
+    }
+}
 
 /// Marks an I/O error with the layer that raised it (the raw input or a
 /// decompressor), so a failure deep inside the tar reader can still be
@@ -103,7 +120,7 @@ pub(crate) fn find_in_chain<T: StdError + 'static>(err: &io::Error) -> Option<&T
 /// (for example "tar archive").
 pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
     if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
-        return Error::MetadataTooLarge { limit: limit.limit };
+        return Error::TooLarge { limit: limit.limit };
     }
     match find_in_chain::<LayerError>(&err) {
         Some(LayerError {

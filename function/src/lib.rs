@@ -9,15 +9,18 @@
 pub mod compression;
 pub mod error;
 pub mod header;
+pub mod index;
 pub mod limit;
 pub mod plist;
 pub mod record;
 pub mod signed;
+pub mod state;
+pub mod summary;
+pub mod testkit;
 
 pub use error::{Error, Result};
 
 use std::fs::File;
-use std::io::BufReader;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -27,7 +30,9 @@ use std::path::Path;
 pub fn record_file(path: &Path, limits: &limit::Limits) -> Result<(Vec<u8>, Vec<String>)> {
     let file = File::open(path).map_err(Error::Io)?;
     let size = file.metadata().map_err(Error::Io)?.len();
-    let header = header::read_header(BufReader::with_capacity(64 * 1024, file), limits)?;
+    // No extra buffering: every decoder buffers its input already, and the
+    // header reader should take as few bytes as it can.
+    let header = header::read_header(file, limits)?;
     let info = record::FileInfo {
         name: record::base_name(path.as_os_str().as_bytes()),
         size,

@@ -2,13 +2,15 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pkgsum::limit::Limits;
+use indicatif::{ProgressBar, ProgressStyle};
+use pkgsum::compression::Compression;
+use pkgsum::index::{self, Options, Progress};
+use pkgsum::limit::{DEFAULT_METADATA_LIMIT, Limits};
 
 #[derive(Parser)]
 #[command(name = "pkgsum", version, about = "Index pkgsrc binary packages into pkg_summary files")]
@@ -25,18 +27,59 @@ enum Command {
         #[arg(required = true)]
         files: Vec<OsString>,
         /// Most decompressed metadata bytes read from one package.
-        #[arg(long, default_value_t = pkgsum::limit::DEFAULT_METADATA_LIMIT)]
+        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
+        metadata_limit: u64,
+    },
+    /// Index the packages in DIR and write DIR/pkg_summary.{gz,bz2,xz}.
+    ///
+    /// Only new and changed packages are read; the state is kept in
+    /// DIR/.pkgsum/. Exits 1 if any package could not be read.
+    Index {
+        /// The repository directory.
+        dir: PathBuf,
+        /// Another file suffix to treat as a package (".tgz" always is).
+        #[arg(long = "suffix", value_name = "SUFFIX")]
+        suffixes: Vec<String>,
+        /// Also write pkg_summary.zst (pkgin 26.2 and later prefer it).
+        #[arg(long)]
+        zstd: bool,
+        /// Parallel header reads (default: one per CPU).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Most decompressed metadata bytes read from one package.
+        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
         metadata_limit: u64,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(io::stderr)
+        .init();
+    let result = match Cli::parse().command {
         Command::Record {
             files,
             metadata_limit,
         } => record(&files, &Limits { metadata: metadata_limit }),
+        Command::Index {
+            dir,
+            suffixes,
+            zstd,
+            jobs,
+            metadata_limit,
+        } => {
+            let mut options = Options::default();
+            options.suffixes.extend(suffixes);
+            if zstd {
+                options.formats.push(Compression::Zstd);
+            }
+            options.limits.metadata = metadata_limit;
+            run_index(&dir, &options, jobs)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -55,8 +98,8 @@ fn record(files: &[OsString], limits: &Limits) -> anyhow::Result<bool> {
     let mut out = io::BufWriter::new(stdout.lock());
     let mut ok = true;
     for file in files {
-        let path = PathBuf::from(file);
-        match pkgsum::record_file(&path, limits) {
+        let path = Path::new(file);
+        match pkgsum::record_file(path, limits) {
             Ok((record, warnings)) => {
                 for warning in warnings {
                     eprintln!("pkgsum: {}: {warning}", path.display());
@@ -65,7 +108,7 @@ fn record(files: &[OsString], limits: &Limits) -> anyhow::Result<bool> {
             }
             Err(err) => {
                 ok = false;
-                // Flush first so stderr lines follow the records before them.
+                // Flush first so messages follow the records before them.
                 out.flush().context("writing to stdout")?;
                 eprintln!("pkgsum: {}: {err}", path.display());
             }
@@ -73,4 +116,63 @@ fn record(files: &[OsString], limits: &Limits) -> anyhow::Result<bool> {
     }
     out.flush().context("writing to stdout")?;
     Ok(ok)
+}
+
+/// A progress bar on stderr; indicatif draws nothing when stderr is not a
+/// terminal, so logs never fill with it.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn begin(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self) {
+        self.0.inc(1);
+    }
+    fn end(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Result<bool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(jobs) = jobs {
+        pool = pool.num_threads(jobs);
+    }
+    let pool = pool.build().context("starting worker threads")?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} reading headers {pos}/{len} [{bar:30}] {per_sec} {eta}")
+            .context("progress bar template")?,
+    );
+    let report = pool
+        .install(|| index::index_dir(dir, options, &Bar(bar)))
+        .with_context(|| format!("indexing {}", dir.display()))?;
+
+    if let Some(reason) = &report.state_reset {
+        eprintln!("pkgsum: {}: discarded unreadable state ({reason}); rebuilt", dir.display());
+    }
+    for (name, warning) in &report.warnings {
+        eprintln!("pkgsum: {}: warning: {warning}", dir.join(name).display());
+    }
+    for (name, error) in &report.failures {
+        eprintln!("pkgsum: {}: {error}", dir.join(name).display());
+    }
+    let formats: Vec<&str> = options
+        .formats
+        .iter()
+        .map(|f| f.suffix().trim_start_matches('.'))
+        .collect();
+    eprintln!(
+        "pkgsum: {}: {} packages (read {}, unchanged {}, removed {}, failed {}); {} pkg_summary.{{{}}} generation {}",
+        dir.display(),
+        report.packages,
+        report.read.len(),
+        report.unchanged,
+        report.removed.len(),
+        report.failures.len(),
+        if report.published { "wrote" } else { "kept" },
+        formats.join(","),
+        report.generation,
+    );
+    Ok(report.failures.is_empty())
 }

@@ -1,0 +1,185 @@
+//! Synthetic pkgsrc packages for tests and benchmarks, laid out as
+//! pkg_create writes them: pax tar with a `hdrcharset=BINARY` extended
+//! header before every member, metadata first, then the payload.
+//!
+//! Public (not `cfg(test)`) because integration tests and the benchmark
+//! binary build their corpora with it.
+
+use std::io::{self, Write};
+
+use crate::compression::Compression;
+
+/// Builds one package.
+#[derive(Debug, Clone)]
+pub struct PackageBuilder {
+    pkgname: String,
+    members: Vec<(String, Vec<u8>)>,
+    contents_auto: bool,
+    payload: Vec<(String, Vec<u8>)>,
+    compression: Compression,
+}
+
+impl PackageBuilder {
+    /// A package with the members pkgsrc writes: +CONTENTS, +COMMENT,
+    /// +DESC, +BUILD_INFO and +SIZE_PKG, gzip-compressed, no payload.
+    pub fn new(pkgname: &str) -> Self {
+        let base = pkgname.rsplit_once('-').map_or(pkgname, |(b, _)| b);
+        let build_info = format!(
+            "BUILD_DATE=2026-11-25 12:00:00 +0000\nCATEGORIES=misc\n\
+             HOMEPAGE=https://example.org/{base}/\nLICENSE=modified-bsd\n\
+             MACHINE_ARCH=x86_64\nOPSYS=NetBSD\nOS_VERSION=10.1\n\
+             PKGPATH=misc/{base}\nPKGTOOLS_VERSION=20250417\n"
+        );
+        PackageBuilder {
+            pkgname: pkgname.to_owned(),
+            members: vec![
+                ("+CONTENTS".to_owned(), Vec::new()),
+                ("+COMMENT".to_owned(), format!("The {base} test package\n").into_bytes()),
+                (
+                    "+DESC".to_owned(),
+                    format!("{base} exists to be indexed.\n\nHomepage:\nhttps://example.org/{base}/\n")
+                        .into_bytes(),
+                ),
+                ("+BUILD_INFO".to_owned(), build_info.into_bytes()),
+                ("+SIZE_PKG".to_owned(), b"0\n".to_vec()),
+            ],
+            contents_auto: true,
+            payload: Vec::new(),
+            compression: Compression::Gzip,
+        }
+    }
+
+    /// Sets a metadata member, keeping its place if it exists, else
+    /// appending it after the others.
+    pub fn member(mut self, name: &str, data: impl Into<Vec<u8>>) -> Self {
+        if name == "+CONTENTS" {
+            self.contents_auto = false;
+        }
+        let data = data.into();
+        match self.members.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = data,
+            None => self.members.push((name.to_owned(), data)),
+        }
+        self
+    }
+
+    /// Drops a metadata member.
+    pub fn without(mut self, name: &str) -> Self {
+        self.members.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Adds a payload file (listed in the generated +CONTENTS).
+    pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
+        self.payload.push((path.to_owned(), data.into()));
+        self
+    }
+
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The package file's bytes.
+    pub fn build(&self) -> io::Result<Vec<u8>> {
+        self.compression.compress(&self.tar()?)
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        let mut text = format!("@name {}\n@cwd /usr/pkg\n", self.pkgname);
+        for (path, _) in &self.payload {
+            text.push_str(path);
+            text.push('\n');
+        }
+        text.push_str("@cwd /usr/pkg\n");
+        for (name, _) in &self.members {
+            text.push_str(&format!("@ignore\n{name}\n"));
+        }
+        text.into_bytes()
+    }
+
+    fn tar(&self) -> io::Result<Vec<u8>> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in &self.members {
+            let data = match (name.as_str(), self.contents_auto) {
+                ("+CONTENTS", true) => self.contents(),
+                _ => data.clone(),
+            };
+            append(&mut builder, name, &data, 0o444)?;
+        }
+        for (path, data) in &self.payload {
+            append(&mut builder, path, data, 0o644)?;
+        }
+        builder.into_inner()
+    }
+}
+
+fn append<W: Write>(builder: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    builder.append_pax_extensions([("hdrcharset", &b"BINARY"[..])])?;
+    let mut header = tar::Header::new_ustar();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(1_710_498_030);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, data)
+}
+
+/// Which signature member a signed package carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Signature {
+    /// `+PKG_GPG_SIGNATURE` (pkg_admin gpg-sign-package).
+    Gpg,
+    /// `+PKG_SIGNATURE` (pkg_admin x509-sign-package).
+    X509,
+}
+
+/// The `+PKG_HASH` text for an inner package of `file_size` bytes. The
+/// block hashes are placeholders: pkgsum checks the text's shape, not the
+/// digests.
+pub fn pkg_hash(pkgname: &str, file_size: u64) -> Vec<u8> {
+    let mut text = format!(
+        "pkgsrc signature\n\nversion: 1\npkgname: {pkgname}\nalgorithm: SHA512\n\
+         block size: 65536\nfile size: {file_size}\n\n"
+    );
+    let blocks = file_size.div_ceil(65536).max(1);
+    for _ in 0..blocks {
+        text.push_str(&"0".repeat(128));
+        text.push('\n');
+    }
+    text.push_str("end pkgsrc signature\n");
+    text.into_bytes()
+}
+
+/// Wraps `inner` into a signed package as pkg_admin does.
+pub fn sign(inner: &[u8], inner_name: &str, pkgname: &str, kind: Signature) -> io::Result<Vec<u8>> {
+    let signature = match kind {
+        Signature::Gpg => ("+PKG_GPG_SIGNATURE", &b"-----BEGIN PGP SIGNATURE-----\n"[..]),
+        Signature::X509 => ("+PKG_SIGNATURE", &b"-----BEGIN PKCS7-----\n"[..]),
+    };
+    let hash = pkg_hash(pkgname, inner.len() as u64);
+    ar_archive(&[("+PKG_HASH", &hash), signature, (inner_name, inner)])
+}
+
+/// A BSD ar archive of the given members, in order.
+pub fn ar_archive(members: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
+    let mut builder = ar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let header = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
+        builder.append(&header, *data)?;
+    }
+    builder.into_inner()
+}
+
+/// Deterministic incompressible bytes (xorshift64), for payloads.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
