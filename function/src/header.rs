@@ -8,7 +8,9 @@
 //! stops at the first member that is not metadata, as pkg_info does
 //! (`info/perform.c` `read_meta_data_from_archive`).
 
+use std::cell::Cell;
 use std::io::{Cursor, Read};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use crate::compression::{Compression, MAGIC_LEN};
@@ -186,10 +188,33 @@ fn tar_checksum_ok(block: &[u8]) -> bool {
     sum == stored
 }
 
+/// Remembers whether the input ran dry, to tell an archive that ended with
+/// its end-of-archive block from one cut at a block boundary, which the
+/// tar reader would otherwise take as a normal end.
+struct EofWatch<R> {
+    inner: R,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for EofWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit.set(true);
+        }
+        Ok(n)
+    }
+}
+
 /// Reads the leading metadata members of a tar archive.
 fn read_tar<R: Read>(input: R, limits: &Limits, warnings: &mut Vec<String>) -> Result<Metadata> {
     let tar_error = |err| classify(err, "tar archive");
-    let mut archive = tar::Archive::new(input);
+    let eof = Rc::new(Cell::new(false));
+    let mut archive = tar::Archive::new(EofWatch {
+        inner: input,
+        hit: Rc::clone(&eof),
+    });
+    let mut reached_payload = false;
     let mut found: [Option<Vec<u8>>; META_MEMBERS.len()] = Default::default();
     let mut seen = [false; META_MEMBERS.len()];
     let mut last = 0;
@@ -199,7 +224,10 @@ fn read_tar<R: Read>(input: R, limits: &Limits, warnings: &mut Vec<String>) -> R
             let path = entry.path_bytes();
             META_MEMBERS.iter().position(|m| *m == &*path)
         };
-        let Some(member) = member else { break };
+        let Some(member) = member else {
+            reached_payload = true;
+            break;
+        };
         if std::mem::replace(&mut seen[member], true) {
             return Err(Error::DuplicateMember(
                 String::from_utf8_lossy(META_MEMBERS[member]).into_owned(),
@@ -212,6 +240,9 @@ fn read_tar<R: Read>(input: R, limits: &Limits, warnings: &mut Vec<String>) -> R
         if matches!(member, CONTENTS | COMMENT | DESC | BUILD_INFO | SIZE_PKG) {
             found[member] = Some(read_member(&mut entry, limits).map_err(tar_error)?);
         }
+    }
+    if !reached_payload && eof.get() {
+        return Err(Error::Truncated("tar archive"));
     }
     let mut take = |i: usize| found[i].take();
     let contents = take(CONTENTS).ok_or(Error::MissingMember("+CONTENTS"))?;

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use pkgsum::compression::Compression;
+
+/// `../shared/fixtures` beside the checkout, or `$PKGSUM_FIXTURES`.
+pub fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("PKGSUM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    assert!(dir.is_dir(), "fixtures not found at {}", dir.display());
+    dir
+}
+
+pub fn oracle() -> PathBuf {
+    fixtures().join("oracle")
+}
+
+/// Decompresses a whole summary file of any format.
+pub fn decompress(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Compression::detect(bytes)
+        .decoder(bytes)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Keeps only summary-record lines (`VAR=...` and the blank separator),
+/// dropping what a signature verifier printed before a record.
+pub fn record_lines(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let var_len = line
+            .iter()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
+            .count();
+        if line == b"\n" || (var_len > 0 && line.get(var_len) == Some(&b'=')) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// Splits a summary into its records, each with its blank line.
+pub fn split_records(summary: &[u8]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    let mut current = Vec::new();
+    for line in summary.split_inclusive(|&b| b == b'\n') {
+        current.extend_from_slice(line);
+        if line == b"\n" {
+            records.push(std::mem::take(&mut current));
+        }
+    }
+    assert!(current.is_empty(), "summary does not end with a blank line");
+    records
+}
