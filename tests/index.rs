@@ -1,1 +1,274 @@
+//! `index_dir` on real directories: byte-exact outputs, incremental reads,
+//! bad packages, stale variants, odd names.
 
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use pkgsum::compression::Compression;
+use pkgsum::index::{Options, Report, index_dir};
+use pkgsum::limit::Limits;
+use pkgsum::testkit::PackageBuilder;
+
+fn copy_oracle(dir: &Path) {
+    for entry in fs::read_dir(common::oracle()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".tgz") || name.ends_with(".tbz") {
+            fs::write(dir.join(&name), fs::read(&path).unwrap()).unwrap();
+        }
+    }
+}
+
+fn index(dir: &Path, options: &Options) -> Report {
+    index_dir(dir, options, &()).unwrap()
+}
+
+fn output(dir: &Path, format: Compression) -> Vec<u8> {
+    common::decompress(&fs::read(dir.join(pkgsum::summary::file_name(format))).unwrap())
+}
+
+/// The summary rebuilt independently: `pkgsum record` of every package
+/// file in name order, as `pkg_info -X *.tgz | gzip` would.
+fn expected_summary(dir: &Path, suffixes: &[&str]) -> Vec<u8> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| suffixes.iter().any(|s| n.ends_with(s)))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|n| pkgsum::record_file(&dir.join(n), &Limits::default()).ok())
+        .flat_map(|(record, _)| record)
+        .collect()
+}
+
+fn assert_outputs(dir: &Path, want: &[u8]) {
+    for format in pkgsum::summary::DEFAULT_FORMATS {
+        assert!(output(dir, format) == want, "{format:?} differs from the expected summary");
+    }
+}
+
+#[test]
+fn oracle_directory_gives_pkg_info_output_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_oracle(tmp.path());
+    let report = index(tmp.path(), &Options::default());
+    assert_eq!(report.read.len(), 16);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.published);
+    // pkg_info -X *.tgz in LC_ALL=C order is exactly the sorted summary.
+    let all = fs::read(common::oracle().join("all.expected")).unwrap();
+    assert_outputs(tmp.path(), &all);
+    assert_eq!(
+        report.warnings,
+        vec![("minimal-1.0.tgz".to_owned(), "build information missing".to_owned())]
+    );
+}
+
+#[test]
+fn only_new_changed_and_deleted_packages_are_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir);
+    let first = index(dir, &Options::default());
+    assert_eq!(first.read.len(), 16);
+
+    // Unchanged: nothing read, nothing rewritten.
+    let mtime = fs::metadata(dir.join("pkg_summary.gz")).unwrap().modified().unwrap();
+    let again = index(dir, &Options::default());
+    assert!(again.read.is_empty() && again.removed.is_empty());
+    assert_eq!(again.unchanged, 16);
+    assert_eq!(again.bytes_read, 0);
+    assert!(!again.published);
+    assert_eq!(fs::metadata(dir.join("pkg_summary.gz")).unwrap().modified().unwrap(), mtime);
+
+    // Added.
+    // Uncompressed, so that a changed comment keeps the file size.
+    let added = PackageBuilder::new("added-2.0")
+        .compression(Compression::None)
+        .build()
+        .unwrap();
+    fs::write(dir.join("added-2.0.tgz"), &added).unwrap();
+    let report = index(dir, &Options::default());
+    assert_eq!(report.read, vec!["added-2.0.tgz"]);
+    assert!(report.published);
+    assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
+
+    // Replaced by rename, as rsync and uploads do.
+    let replacement = PackageBuilder::new("minimal-1.0")
+        .member("+COMMENT", "Replaced\n")
+        .build()
+        .unwrap();
+    fs::write(dir.join(".tmp-upload"), &replacement).unwrap();
+    fs::rename(dir.join(".tmp-upload"), dir.join("minimal-1.0.tgz")).unwrap();
+    let report = index(dir, &Options::default());
+    assert_eq!(report.read, vec!["minimal-1.0.tgz"]);
+    let summary = output(dir, Compression::Gzip);
+    assert!(summary.windows(17).any(|w| w == b"COMMENT=Replaced\n"));
+    assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
+
+    // Rewritten in place with the same size and the old mtime restored.
+    let path = dir.join("added-2.0.tgz");
+    let before = fs::metadata(&path).unwrap();
+    let same_size = PackageBuilder::new("added-2.0")
+        .member("+COMMENT", "Same size, other text\n")
+        .compression(Compression::None)
+        .build()
+        .unwrap();
+    assert_eq!(same_size.len(), added.len());
+    fs::write(&path, &same_size).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().ino(), before.ino());
+    let report = index(dir, &Options::default());
+    assert_eq!(report.read, vec!["added-2.0.tgz"]);
+    assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
+
+    // Deleted.
+    fs::remove_file(dir.join("scripts-3.1.tgz")).unwrap();
+    let report = index(dir, &Options::default());
+    assert!(report.read.is_empty());
+    assert_eq!(report.removed, vec!["scripts-3.1.tgz"]);
+    assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
+    assert!(!output(dir, Compression::Xz).windows(19).any(|w| w == b"PKGNAME=scripts-3.1"));
+
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("pkgsum-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_bad_package_costs_only_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir);
+    let good = fs::read(dir.join("scripts-3.1.tgz")).unwrap();
+    fs::write(dir.join("broken-1.0.tgz"), &good[..good.len() / 3]).unwrap();
+    fs::write(dir.join("empty-1.0.tgz"), b"").unwrap();
+
+    let report = index(dir, &Options::default());
+    let failed: Vec<&str> = report.failures.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(failed, vec!["broken-1.0.tgz", "empty-1.0.tgz"]);
+    assert!(report.failures[0].1.contains("truncated"), "{:?}", report.failures);
+    assert_eq!(report.failures[1].1, "empty file");
+    assert_eq!(report.packages, 16);
+    let all = fs::read(common::oracle().join("all.expected")).unwrap();
+    assert_outputs(dir, &all);
+
+    // Unchanged bad files are reported again without being read again.
+    let again = index(dir, &Options::default());
+    assert!(again.read.is_empty());
+    assert_eq!(again.failures.len(), 2);
+
+    // Fixing it indexes it.
+    fs::write(dir.join("broken-1.0.tgz"), &good).unwrap();
+    let fixed = index(dir, &Options::default());
+    assert_eq!(fixed.read, vec!["broken-1.0.tgz"]);
+    assert_eq!(fixed.failures.len(), 1);
+    assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
+}
+
+#[test]
+fn stale_zstd_is_removed_and_written_only_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir);
+    fs::write(dir.join("pkg_summary.zst"), b"stale").unwrap();
+    index(dir, &Options::default());
+    assert!(!dir.join("pkg_summary.zst").exists());
+
+    let mut with_zstd = Options::default();
+    with_zstd.formats.push(Compression::Zstd);
+    let report = index(dir, &with_zstd);
+    assert!(report.published && report.read.is_empty());
+    let all = fs::read(common::oracle().join("all.expected")).unwrap();
+    assert!(output(dir, Compression::Zstd) == all);
+
+    // Turning zstd off again removes it rather than leaving it stale.
+    let report = index(dir, &Options::default());
+    assert!(report.published);
+    assert!(!dir.join("pkg_summary.zst").exists());
+}
+
+#[test]
+fn suffixes_select_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir);
+    let mut options = Options::default();
+    options.suffixes.push(".tbz".to_owned());
+    let report = index(dir, &options);
+    assert_eq!(report.packages, 17);
+    assert_outputs(dir, &expected_summary(dir, &[".tgz", ".tbz"]));
+}
+
+#[test]
+fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for name in ["b+plus-1.0.tgz", "a space-1.0.tgz", "ü-unicode-1.0.tgz", "B-upper-1.0.tgz"] {
+        let bytes = PackageBuilder::new(name.trim_end_matches(".tgz")).build().unwrap();
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+    index(dir, &Options::default());
+    let summary = output(dir, Compression::Gzip);
+    let names: Vec<String> = common::split_records(&summary)
+        .iter()
+        .map(|r| {
+            let line = r.split(|&b| b == b'\n').find(|l| l.starts_with(b"FILE_NAME=")).unwrap();
+            String::from_utf8(line[10..].to_vec()).unwrap()
+        })
+        .collect();
+    assert_eq!(names, ["B-upper-1.0.tgz", "a space-1.0.tgz", "b+plus-1.0.tgz", "ü-unicode-1.0.tgz"]);
+}
+
+#[test]
+fn a_broken_state_or_missing_output_is_repaired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir);
+    index(dir, &Options::default());
+
+    fs::remove_file(dir.join("pkg_summary.bz2")).unwrap();
+    let report = index(dir, &Options::default());
+    assert!(report.published && report.read.is_empty());
+    assert!(dir.join("pkg_summary.bz2").is_file());
+
+    fs::write(dir.join(".pkgsum/state"), b"pkgsum-state\n\x01garbage").unwrap();
+    let report = index(dir, &Options::default());
+    assert!(report.state_reset.is_some());
+    assert_eq!(report.read.len(), 16);
+    let all = fs::read(common::oracle().join("all.expected")).unwrap();
+    assert_outputs(dir, &all);
+}
+
+#[test]
+fn each_new_summary_is_a_second_later_than_the_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let summary = dir.join("pkg_summary.gz");
+    // A summary stamped in the future, as after a clock step.
+    fs::write(dir.join("a-1.tgz"), PackageBuilder::new("a-1").build().unwrap()).unwrap();
+    index(dir, &Options::default());
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options().write(true).open(&summary).unwrap().set_modified(future).unwrap();
+
+    fs::write(dir.join("b-1.tgz"), PackageBuilder::new("b-1").build().unwrap()).unwrap();
+    index(dir, &Options::default());
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let new = fs::metadata(&summary).unwrap().modified().unwrap();
+    assert_eq!(secs(new), secs(future) + 1);
+}

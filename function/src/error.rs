@@ -10,14 +10,15 @@ use std::io;
 /// or S3 key) because only they know it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // The io::Error is shown in the message and not chained as a source,
+    // so `{:#}` chains do not print it twice.
     #[error("I/O error: {0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
 
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Path {
         path: std::path::PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     #[error("empty file")]
@@ -52,10 +53,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An I/O error on a named local path.
-    pub fn path(path: impl Into<std::path::PathBuf>, source: io::Error) -> Error {
+    pub fn path(path: impl Into<std::path::PathBuf>, error: io::Error) -> Error {
         Error::Path {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

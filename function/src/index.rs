@@ -87,6 +87,11 @@ pub struct Report {
 
 /// Indexes the packages in `dir` and publishes its summary files.
 pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Result<Report> {
+    let meta = fs::metadata(dir).map_err(|e| Error::path(dir, e))?;
+    if !meta.is_dir() {
+        let err = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(Error::path(dir, err));
+    }
     let state_dir = dir.join(STATE_DIR);
     fs::create_dir_all(&state_dir).map_err(|e| Error::path(&state_dir, e))?;
     let lock_path = state_dir.join(LOCK_FILE);
