@@ -27,18 +27,29 @@ fn record_prints_what_pkg_info_prints_for_many_files() {
         .filter(|n| n.ends_with(".tgz"))
         .collect();
     names.sort();
-    let args: Vec<&str> = std::iter::once("record").chain(names.iter().map(String::as_str)).collect();
+    let args: Vec<&str> = std::iter::once("record")
+        .chain(names.iter().map(String::as_str))
+        .collect();
     let out = pkgsum(&args, &oracle);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout == fs::read(oracle.join("all.expected")).unwrap());
-    assert_eq!(stderr(&out), "pkgsum: minimal-1.0.tgz: build information missing\n");
+    assert_eq!(
+        stderr(&out),
+        "pkgsum: minimal-1.0.tgz: build information missing\n"
+    );
 }
 
 #[test]
 fn record_reports_bad_files_and_goes_on() {
     let oracle = common::oracle();
     let out = pkgsum(
-        &["record", "minimal-1.0.tgz", "README.md", "no-such-1.0.tgz", "scripts-3.1.tgz"],
+        &[
+            "record",
+            "minimal-1.0.tgz",
+            "README.md",
+            "no-such-1.0.tgz",
+            "scripts-3.1.tgz",
+        ],
         &oracle,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -49,30 +60,54 @@ fn record_reports_bad_files_and_goes_on() {
     .concat();
     assert!(out.stdout == want);
     let err = stderr(&out);
-    assert!(err.contains("pkgsum: README.md: not a pkgsrc package"), "{err}");
-    assert!(err.contains("pkgsum: no-such-1.0.tgz: I/O error: No such file"), "{err}");
+    assert!(
+        err.contains("pkgsum: README.md: not a pkgsrc package"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pkgsum: no-such-1.0.tgz: I/O error: No such file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn record_honours_the_metadata_limit() {
     let oracle = common::oracle();
     // manyfiles has a 765,117-byte +CONTENTS.
-    let out = pkgsum(&["record", "--metadata-limit", "100000", "manyfiles-1.0.tgz"], &oracle);
+    let out = pkgsum(
+        &["record", "--metadata-limit", "100000", "manyfiles-1.0.tgz"],
+        &oracle,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("manyfiles-1.0.tgz: more than 100000 bytes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("manyfiles-1.0.tgz: more than 100000 bytes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn index_writes_summaries_and_exits_1_on_a_bad_package() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for name in ["minimal-1.0.tgz", "scripts-3.1.tgz", "compress-suffix-1.0.tbz"] {
-        fs::write(dir.join(name), fs::read(common::oracle().join(name)).unwrap()).unwrap();
+    for name in [
+        "minimal-1.0.tgz",
+        "scripts-3.1.tgz",
+        "compress-suffix-1.0.tbz",
+    ] {
+        fs::write(
+            dir.join(name),
+            fs::read(common::oracle().join(name)).unwrap(),
+        )
+        .unwrap();
     }
     let out = pkgsum(&["index", ".", "--suffix", ".tbz", "--zstd"], dir);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("3 packages (read 3, unchanged 0, removed 0, failed 0)"), "{err}");
+    assert!(
+        err.contains("3 packages (read 3, unchanged 0, removed 0, failed 0)"),
+        "{err}"
+    );
     // No progress bar in captured output.
     assert!(!err.contains("reading headers"), "{err}");
     let gz = common::decompress(&fs::read(dir.join("pkg_summary.gz")).unwrap());
@@ -86,8 +121,14 @@ fn index_writes_summaries_and_exits_1_on_a_bad_package() {
     let out = pkgsum(&["index", "."], dir);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("pkgsum: ./junk-1.0.tgz: corrupt gzip stream"), "{err}");
-    assert!(err.contains("2 packages (read 1, unchanged 2, removed 1, failed 1)"), "{err}");
+    assert!(
+        err.contains("pkgsum: ./junk-1.0.tgz: corrupt gzip stream"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2 packages (read 1, unchanged 2, removed 1, failed 1)"),
+        "{err}"
+    );
     assert!(!dir.join("pkg_summary.zst").exists());
 }
 

@@ -100,7 +100,12 @@ fn compare(fixtures: &Path, file: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
     let dir = file.parent().unwrap();
     let stem = name.strip_suffix(".expected").unwrap();
     let beside = dir.join(stem);
-    let relative = beside.strip_prefix(fixtures).unwrap().to_str().unwrap().to_owned();
+    let relative = beside
+        .strip_prefix(fixtures)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     if let Some((_, source)) = DERIVED.iter().find(|(d, _)| *d == relative) {
         let source = fixtures.join(source);
@@ -126,11 +131,18 @@ fn compare(fixtures: &Path, file: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
     }
     if stem == "all" {
         let (got, signed) = all_in(dir);
-        let want = if signed { common::record_lines(&expected) } else { expected };
+        let want = if signed {
+            common::record_lines(&expected)
+        } else {
+            expected
+        };
         return Some((want, got));
     }
     if dir.ends_with("installed") {
-        return Some((expected, ours_installed(&dir.join("..").join(format!("{stem}.tgz")))));
+        return Some((
+            expected,
+            ours_installed(&dir.join("..").join(format!("{stem}.tgz"))),
+        ));
     }
     // variants/NAME.tgz.<form>.expected: the same package reached by
     // another path form.
@@ -171,8 +183,16 @@ fn every_expected_file_matches_byte_for_byte() {
             }
         }
     }
-    eprintln!("golden: {compared} compared, {} informational skipped", skipped.len());
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    eprintln!(
+        "golden: {compared} compared, {} informational skipped",
+        skipped.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
     // 17 top-level oracle records, 2 signed, 7 real, and the derived,
     // installed, variant and all-in-one files.
     assert!(compared >= 30, "only {compared} golden files found");
@@ -194,7 +214,8 @@ fn signed_packages_describe_the_outer_file() {
     for name in ["signed-gpg-1.0.tgz", "signed-x509-1.0.tgz"] {
         let path = oracle.join("signed").join(name);
         let header =
-            pkgsum::header::read_header(fs::File::open(&path).unwrap(), &Limits::default()).unwrap();
+            pkgsum::header::read_header(fs::File::open(&path).unwrap(), &Limits::default())
+                .unwrap();
         let hash = header.signature.expect("signed");
         assert_eq!(hash.algorithm, "SHA512");
         assert_eq!(hash.pkgname, name.trim_end_matches(".tgz"));

@@ -49,7 +49,10 @@ fn expected_summary(dir: &Path, suffixes: &[&str]) -> Vec<u8> {
 
 fn assert_outputs(dir: &Path, want: &[u8]) {
     for format in pkgsum::summary::DEFAULT_FORMATS {
-        assert!(output(dir, format) == want, "{format:?} differs from the expected summary");
+        assert!(
+            output(dir, format) == want,
+            "{format:?} differs from the expected summary"
+        );
     }
 }
 
@@ -66,7 +69,10 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     assert_outputs(tmp.path(), &all);
     assert_eq!(
         report.warnings,
-        vec![("minimal-1.0.tgz".to_owned(), "build information missing".to_owned())]
+        vec![(
+            "minimal-1.0.tgz".to_owned(),
+            "build information missing".to_owned()
+        )]
     );
 }
 
@@ -79,13 +85,22 @@ fn only_new_changed_and_deleted_packages_are_touched() {
     assert_eq!(first.read.len(), 16);
 
     // Unchanged: nothing read, nothing rewritten.
-    let mtime = fs::metadata(dir.join("pkg_summary.gz")).unwrap().modified().unwrap();
+    let mtime = fs::metadata(dir.join("pkg_summary.gz"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let again = index(dir, &Options::default());
     assert!(again.read.is_empty() && again.removed.is_empty());
     assert_eq!(again.unchanged, 16);
     assert_eq!(again.bytes_read, 0);
     assert!(!again.published);
-    assert_eq!(fs::metadata(dir.join("pkg_summary.gz")).unwrap().modified().unwrap(), mtime);
+    assert_eq!(
+        fs::metadata(dir.join("pkg_summary.gz"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
 
     // Added.
     // Uncompressed, so that a changed comment keeps the file size.
@@ -139,7 +154,11 @@ fn only_new_changed_and_deleted_packages_are_touched() {
     assert!(report.read.is_empty());
     assert_eq!(report.removed, vec!["scripts-3.1.tgz"]);
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
-    assert!(!output(dir, Compression::Xz).windows(19).any(|w| w == b"PKGNAME=scripts-3.1"));
+    assert!(
+        !output(dir, Compression::Xz)
+            .windows(19)
+            .any(|w| w == b"PKGNAME=scripts-3.1")
+    );
 
     // No temporary files are left behind.
     let leftovers: Vec<_> = fs::read_dir(dir)
@@ -162,7 +181,11 @@ fn a_bad_package_costs_only_itself() {
     let report = index(dir, &Options::default());
     let failed: Vec<&str> = report.failures.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(failed, vec!["broken-1.0.tgz", "empty-1.0.tgz"]);
-    assert!(report.failures[0].1.contains("truncated"), "{:?}", report.failures);
+    assert!(
+        report.failures[0].1.contains("truncated"),
+        "{:?}",
+        report.failures
+    );
     assert_eq!(report.failures[1].1, "empty file");
     assert_eq!(report.packages, 16);
     let all = fs::read(common::oracle().join("all.expected")).unwrap();
@@ -219,8 +242,15 @@ fn suffixes_select_packages() {
 fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for name in ["b+plus-1.0.tgz", "a space-1.0.tgz", "ü-unicode-1.0.tgz", "B-upper-1.0.tgz"] {
-        let bytes = PackageBuilder::new(name.trim_end_matches(".tgz")).build().unwrap();
+    for name in [
+        "b+plus-1.0.tgz",
+        "a space-1.0.tgz",
+        "ü-unicode-1.0.tgz",
+        "B-upper-1.0.tgz",
+    ] {
+        let bytes = PackageBuilder::new(name.trim_end_matches(".tgz"))
+            .build()
+            .unwrap();
         fs::write(dir.join(name), bytes).unwrap();
     }
     index(dir, &Options::default());
@@ -228,11 +258,22 @@ fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
     let names: Vec<String> = common::split_records(&summary)
         .iter()
         .map(|r| {
-            let line = r.split(|&b| b == b'\n').find(|l| l.starts_with(b"FILE_NAME=")).unwrap();
+            let line = r
+                .split(|&b| b == b'\n')
+                .find(|l| l.starts_with(b"FILE_NAME="))
+                .unwrap();
             String::from_utf8(line[10..].to_vec()).unwrap()
         })
         .collect();
-    assert_eq!(names, ["B-upper-1.0.tgz", "a space-1.0.tgz", "b+plus-1.0.tgz", "ü-unicode-1.0.tgz"]);
+    assert_eq!(
+        names,
+        [
+            "B-upper-1.0.tgz",
+            "a space-1.0.tgz",
+            "b+plus-1.0.tgz",
+            "ü-unicode-1.0.tgz"
+        ]
+    );
 }
 
 #[test]
@@ -261,12 +302,25 @@ fn each_new_summary_is_a_second_later_than_the_last() {
     let dir = tmp.path();
     let summary = dir.join("pkg_summary.gz");
     // A summary stamped in the future, as after a clock step.
-    fs::write(dir.join("a-1.tgz"), PackageBuilder::new("a-1").build().unwrap()).unwrap();
+    fs::write(
+        dir.join("a-1.tgz"),
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .unwrap();
     index(dir, &Options::default());
     let future = SystemTime::now() + Duration::from_secs(3600);
-    fs::File::options().write(true).open(&summary).unwrap().set_modified(future).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&summary)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
 
-    fs::write(dir.join("b-1.tgz"), PackageBuilder::new("b-1").build().unwrap()).unwrap();
+    fs::write(
+        dir.join("b-1.tgz"),
+        PackageBuilder::new("b-1").build().unwrap(),
+    )
+    .unwrap();
     index(dir, &Options::default());
     let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     let new = fs::metadata(&summary).unwrap().modified().unwrap();

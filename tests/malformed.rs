@@ -74,7 +74,12 @@ fn truncation_anywhere_is_an_error_or_the_full_record() {
 
 #[test]
 fn truncated_compressed_streams_name_their_codec() {
-    for codec in [Compression::Gzip, Compression::Bzip2, Compression::Xz, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ] {
         let whole = package(codec);
         let msg = read_err(&whole[..40]);
         assert!(msg.contains(codec.name()), "{codec:?}: {msg}");
@@ -83,7 +88,12 @@ fn truncated_compressed_streams_name_their_codec() {
 
 #[test]
 fn corrupt_streams_are_reported_as_such() {
-    for codec in [Compression::Gzip, Compression::Bzip2, Compression::Xz, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ] {
         let mut bytes = package(codec);
         let magic = match codec {
             Compression::Gzip => 2,
@@ -96,7 +106,10 @@ fn corrupt_streams_are_reported_as_such() {
             *b ^= 0xa5;
         }
         let msg = read_err(&bytes);
-        assert!(msg.contains("corrupt") && msg.contains(codec.name()), "{codec:?}: {msg}");
+        assert!(
+            msg.contains("corrupt") && msg.contains(codec.name()),
+            "{codec:?}: {msg}"
+        );
     }
 }
 
@@ -123,24 +136,38 @@ fn a_tarball_without_required_members_is_invalid() {
     for member in ["+CONTENTS", "+COMMENT", "+DESC"] {
         let bytes = PackageBuilder::new("x-1").without(member).build().unwrap();
         let msg = read_err(&bytes);
-        assert_eq!(msg, format!("invalid package: required member {member} is missing"));
+        assert_eq!(
+            msg,
+            format!("invalid package: required member {member} is missing")
+        );
     }
     // A plain tarball of ordinary files.
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_ustar();
     header.set_size(5);
-    builder.append_data(&mut header, "README", &b"hello"[..]).unwrap();
+    builder
+        .append_data(&mut header, "README", &b"hello"[..])
+        .unwrap();
     let tarball = builder.into_inner().unwrap();
-    assert!(matches!(read(&tarball), Err(Error::MissingMember("+CONTENTS"))));
+    assert!(matches!(
+        read(&tarball),
+        Err(Error::MissingMember("+CONTENTS"))
+    ));
 }
 
 #[test]
 fn duplicate_member_is_fatal_and_misorder_a_warning() {
     let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in [("+CONTENTS", "@name d-1\n"), ("+COMMENT", "c\n"), ("+COMMENT", "again\n")] {
+    for (name, data) in [
+        ("+CONTENTS", "@name d-1\n"),
+        ("+COMMENT", "c\n"),
+        ("+COMMENT", "again\n"),
+    ] {
         let mut header = tar::Header::new_ustar();
         header.set_size(data.len() as u64);
-        builder.append_data(&mut header, name, data.as_bytes()).unwrap();
+        builder
+            .append_data(&mut header, name, data.as_bytes())
+            .unwrap();
     }
     let msg = read_err(&builder.into_inner().unwrap());
     assert_eq!(msg, "invalid package: duplicate member +COMMENT");
@@ -159,32 +186,62 @@ fn duplicate_member_is_fatal_and_misorder_a_warning() {
 fn metadata_after_the_payload_is_never_seen() {
     // pkg_info stops at the first non-metadata member; so does pkgsum.
     let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in [("+CONTENTS", "@name p-1\n"), ("+COMMENT", "c\n"), ("bin/p", "x"), ("+DESC", "d\n")] {
+    for (name, data) in [
+        ("+CONTENTS", "@name p-1\n"),
+        ("+COMMENT", "c\n"),
+        ("bin/p", "x"),
+        ("+DESC", "d\n"),
+    ] {
         let mut header = tar::Header::new_ustar();
         header.set_size(data.len() as u64);
-        builder.append_data(&mut header, name, data.as_bytes()).unwrap();
+        builder
+            .append_data(&mut header, name, data.as_bytes())
+            .unwrap();
     }
-    assert!(matches!(read(&builder.into_inner().unwrap()), Err(Error::MissingMember("+DESC"))));
+    assert!(matches!(
+        read(&builder.into_inner().unwrap()),
+        Err(Error::MissingMember("+DESC"))
+    ));
 }
 
 #[test]
 fn decompression_bombs_stop_at_the_limit() {
     // 80 MiB of zeros in +CONTENTS compresses to well under 1 MiB.
     let zeros = vec![0u8; 80 << 20];
-    for codec in [Compression::Gzip, Compression::Bzip2, Compression::Xz, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ] {
         let bomb = PackageBuilder::new("bomb-1")
             .member("+BUILD_INFO", zeros.clone())
             .compression(codec)
             .build()
             .unwrap();
-        assert!(bomb.len() < 1 << 20, "{codec:?} bomb is {} bytes", bomb.len());
+        assert!(
+            bomb.len() < 1 << 20,
+            "{codec:?} bomb is {} bytes",
+            bomb.len()
+        );
         let err = read(&bomb).unwrap_err();
-        assert!(matches!(err, Error::TooLarge { limit } if limit == 64 << 20), "{codec:?}: {err}");
+        assert!(
+            matches!(err, Error::TooLarge { limit } if limit == 64 << 20),
+            "{codec:?}: {err}"
+        );
         assert!(err.to_string().contains("67108864"), "{err}");
     }
     // Skipped members that are each under the limit still add up to it.
     let mut many = PackageBuilder::new("many-1");
-    for name in ["+INSTALL", "+DEINSTALL", "+DISPLAY", "+MTREE_DIRS", "+BUILD_VERSION", "+SIZE_ALL", "+PRESERVE"] {
+    for name in [
+        "+INSTALL",
+        "+DEINSTALL",
+        "+DISPLAY",
+        "+MTREE_DIRS",
+        "+BUILD_VERSION",
+        "+SIZE_ALL",
+        "+PRESERVE",
+    ] {
         many = many.member(name, vec![b'#'; 10 << 20]);
     }
     let err = read(&many.build().unwrap()).unwrap_err();
@@ -200,17 +257,25 @@ fn the_limit_is_configurable_and_counts_skipped_members() {
     assert!(read(&bytes).is_ok());
     let small = Limits { metadata: 1 << 20 };
     let err = read_header(&bytes[..], &small).unwrap_err();
-    assert!(matches!(err, Error::TooLarge { limit } if limit == 1 << 20), "{err}");
+    assert!(
+        matches!(err, Error::TooLarge { limit } if limit == 1 << 20),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_forged_member_size_is_refused_before_allocating() {
-    let mut tar = PackageBuilder::new("forged-1").compression(Compression::None).build().unwrap();
+    let mut tar = PackageBuilder::new("forged-1")
+        .compression(Compression::None)
+        .build()
+        .unwrap();
     // Find the +CONTENTS header (after the pax header) and claim 1 TiB.
     let pos = tar.windows(9).position(|w| w == b"+CONTENTS").unwrap();
     let block = pos - pos % 512;
     let mut header = tar::Header::new_old();
-    header.as_mut_bytes().copy_from_slice(&tar[block..block + 512]);
+    header
+        .as_mut_bytes()
+        .copy_from_slice(&tar[block..block + 512]);
     header.set_size(1 << 40);
     header.set_cksum();
     tar[block..block + 512].copy_from_slice(header.as_bytes());
@@ -220,7 +285,10 @@ fn a_forged_member_size_is_refused_before_allocating() {
 
 #[test]
 fn signed_packages_read_through_the_ar_wrapper() {
-    let inner = PackageBuilder::new("s-1.0").compression(Compression::Xz).build().unwrap();
+    let inner = PackageBuilder::new("s-1.0")
+        .compression(Compression::Xz)
+        .build()
+        .unwrap();
     for kind in [Signature::Gpg, Signature::X509] {
         let signed = sign(&inner, "s-1.0.tgz", "s-1.0", kind).unwrap();
         let header = read(&signed).unwrap();
@@ -229,7 +297,13 @@ fn signed_packages_read_through_the_ar_wrapper() {
         assert_eq!(header.metadata, read(&inner).unwrap().metadata);
     }
     // A long inner name uses the BSD "#1/len" form.
-    let long = sign(&inner, "a-rather-long-package-name-1.0.tgz", "s-1.0", Signature::Gpg).unwrap();
+    let long = sign(
+        &inner,
+        "a-rather-long-package-name-1.0.tgz",
+        "s-1.0",
+        Signature::Gpg,
+    )
+    .unwrap();
     assert!(read(&long).is_ok());
 }
 
@@ -240,7 +314,10 @@ fn ar_archives_missing_members_are_refused() {
     let sig: &[u8] = b"sig";
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"!<arch>\n".to_vec(), "ends before +PKG_HASH"),
-        (ar_archive(&[("+PKG_HASH", &hash)]).unwrap(), "ends before a signature"),
+        (
+            ar_archive(&[("+PKG_HASH", &hash)]).unwrap(),
+            "ends before a signature",
+        ),
         (
             ar_archive(&[("+PKG_HASH", &hash), ("+PKG_GPG_SIGNATURE", sig)]).unwrap(),
             "ends before the inner package",
@@ -254,23 +331,38 @@ fn ar_archives_missing_members_are_refused() {
             "expected member +PKG_SIGNATURE or +PKG_GPG_SIGNATURE",
         ),
         (
-            ar_archive(&[("+PKG_HASH", b"pkgsrc signature\n\nversion: 2\n"), ("+PKG_SIGNATURE", sig), ("s-1.0.tgz", &inner)])
-                .unwrap(),
+            ar_archive(&[
+                ("+PKG_HASH", b"pkgsrc signature\n\nversion: 2\n"),
+                ("+PKG_SIGNATURE", sig),
+                ("s-1.0.tgz", &inner),
+            ])
+            .unwrap(),
             "malformed +PKG_HASH",
         ),
         (
-            ar_archive(&[("+PKG_HASH", &pkg_hash("s-1.0", 5)), ("+PKG_SIGNATURE", sig), ("s-1.0.tgz", &inner)]).unwrap(),
+            ar_archive(&[
+                ("+PKG_HASH", &pkg_hash("s-1.0", 5)),
+                ("+PKG_SIGNATURE", sig),
+                ("s-1.0.tgz", &inner),
+            ])
+            .unwrap(),
             "+PKG_HASH gives file size 5",
         ),
     ];
     for (bytes, want) in cases {
         let msg = read_err(&bytes);
-        assert!(msg.starts_with("invalid signed package") && msg.contains(want), "want {want:?}, got {msg:?}");
+        assert!(
+            msg.starts_with("invalid signed package") && msg.contains(want),
+            "want {want:?}, got {msg:?}"
+        );
     }
     // Cut inside the inner package.
     let signed = sign(&inner, "s-1.0.tgz", "s-1.0", Signature::X509).unwrap();
     let msg = read_err(&signed[..signed.len() - inner.len() + 30]);
-    assert!(msg.contains("truncated") || msg.contains("corrupt"), "{msg}");
+    assert!(
+        msg.contains("truncated") || msg.contains("corrupt"),
+        "{msg}"
+    );
     // An ar inside the ar is not a package.
     let nested = sign(&signed, "n.tgz", "s-1.0", Signature::Gpg).unwrap();
     assert!(read_err(&nested).contains("itself an ar archive"));
@@ -285,10 +377,20 @@ fn non_utf8_metadata_passes_through_byte_for_byte() {
         .build()
         .unwrap();
     let header = read(&bytes).unwrap();
-    let rec = record::render(&header.metadata, Some(record::FileInfo { name: b"latin-1.0.tgz", size: 1 }));
+    let rec = record::render(
+        &header.metadata,
+        Some(record::FileInfo {
+            name: b"latin-1.0.tgz",
+            size: 1,
+        }),
+    );
     let line = b"COMMENT=caf\xe9 cr\xe8me\n";
     assert!(rec.windows(line.len()).any(|w| w == line));
-    assert!(rec.ends_with(b"FILE_NAME=latin-1.0.tgz\nFILE_SIZE=1\nDESCRIPTION=\xff\xfe binary \x80\n\n"));
+    assert!(
+        rec.ends_with(
+            b"FILE_NAME=latin-1.0.tgz\nFILE_SIZE=1\nDESCRIPTION=\xff\xfe binary \x80\n\n"
+        )
+    );
 }
 
 #[test]

@@ -183,7 +183,13 @@ fn tar_checksum_ok(block: &[u8]) -> bool {
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     sum == stored
 }
@@ -261,7 +267,10 @@ const MISORDERED: &str = "misordered package";
 
 /// Reads one member whole. Its declared size is checked first so a forged
 /// header cannot make us allocate past the limit.
-fn read_member<R: Read>(entry: &mut tar::Entry<'_, R>, limits: &Limits) -> std::io::Result<Vec<u8>> {
+fn read_member<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    limits: &Limits,
+) -> std::io::Result<Vec<u8>> {
     let size = entry.size();
     if size > limits.metadata {
         return Err(std::io::Error::other(crate::error::LimitExceeded {

@@ -102,8 +102,8 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
     let (mut state, reset) = load_state(&state_dir.join(STATE_FILE), options.state_limit)?;
     report.state_reset = reset;
 
-    let (listing, unlistable) = list_packages(dir, &options.suffixes)?;
-    let plan = state.plan(&listing);
+    let listing = list_packages(dir, &options.suffixes)?;
+    let plan = state.plan(&listing.files);
     report.unchanged = plan.unchanged;
     report.removed = plan.removed.clone();
 
@@ -130,7 +130,11 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
         changes.push(change);
     }
     report.read = plan.read.into_iter().map(|f| f.name).collect();
-    changes.extend(plan.removed.into_iter().map(|name| Change::Removed { name }));
+    changes.extend(
+        plan.removed
+            .into_iter()
+            .map(|name| Change::Removed { name }),
+    );
     let records_changed = changes.iter().any(|c| state.changes_records(c));
     let changed = state.apply(changes);
 
@@ -147,7 +151,7 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
     report.failures = state
         .failures()
         .map(|(name, f)| (name.to_owned(), f.error.clone()))
-        .chain(unlistable)
+        .chain(listing.unlistable)
         .collect();
     report.packages = state.len();
     report.generation = state.generation();
@@ -174,10 +178,17 @@ fn save_state(state_dir: &Path, state: &State) -> Result<()> {
     write_atomic(&state_dir.join(STATE_FILE), &state.to_bytes()?)
 }
 
+/// A directory listing: package files, and names that cannot be indexed
+/// with the reason.
+struct Listing {
+    files: Vec<Listed>,
+    unlistable: Vec<(String, String)>,
+}
+
 /// Lists package files: regular files (symlinks followed) with one of the
 /// suffixes. Names that are not UTF-8 cannot be keyed and are returned as
 /// failures instead.
-fn list_packages(dir: &Path, suffixes: &[String]) -> Result<(Vec<Listed>, Vec<(String, String)>)> {
+fn list_packages(dir: &Path, suffixes: &[String]) -> Result<Listing> {
     let mut listing = Vec::new();
     let mut unlistable = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| Error::path(dir, e))?;
@@ -189,7 +200,10 @@ fn list_packages(dir: &Path, suffixes: &[String]) -> Result<(Vec<Listed>, Vec<(S
             continue;
         }
         let Some(name) = raw.to_str() else {
-            unlistable.push((lossy.into_owned(), "file name is not valid UTF-8".to_owned()));
+            unlistable.push((
+                lossy.into_owned(),
+                "file name is not valid UTF-8".to_owned(),
+            ));
             continue;
         };
         let path = entry.path();
@@ -210,7 +224,10 @@ fn list_packages(dir: &Path, suffixes: &[String]) -> Result<(Vec<Listed>, Vec<(S
         });
     }
     listing.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((listing, unlistable))
+    Ok(Listing {
+        files: listing,
+        unlistable,
+    })
 }
 
 /// Identifies a version of a local file: a replacement by rename changes
@@ -320,7 +337,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// not already in a later second.
 fn later_mtime(path: &Path) -> Option<SystemTime> {
     let old = fs::metadata(path).ok()?.modified().ok()?;
-    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    };
     let (old_s, now_s) = (secs(old)?, secs(SystemTime::now())?);
     (now_s <= old_s).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(old_s + 1))
 }

@@ -37,5 +37,8 @@ pub fn record_file(path: &Path, limits: &limit::Limits) -> Result<(Vec<u8>, Vec<
         name: record::base_name(path.as_os_str().as_bytes()),
         size,
     };
-    Ok((record::render(&header.metadata, Some(info)), header.warnings))
+    Ok((
+        record::render(&header.metadata, Some(info)),
+        header.warnings,
+    ))
 }

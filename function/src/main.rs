@@ -1,7 +1,8 @@
 //! The `pkgsum` command line: a thin shell over the library.
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::fs;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,7 +14,11 @@ use pkgsum::index::{self, Options, Progress};
 use pkgsum::limit::{DEFAULT_METADATA_LIMIT, Limits};
 
 #[derive(Parser)]
-#[command(name = "pkgsum", version, about = "Index pkgsrc binary packages into pkg_summary files")]
+#[command(
+    name = "pkgsum",
+    version,
+    about = "Index pkgsrc binary packages into pkg_summary files"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +34,13 @@ enum Command {
         /// Most decompressed metadata bytes read from one package.
         #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
         metadata_limit: u64,
+    },
+    /// Build a small sample repository and index it: a first look at what
+    /// pkgsum does, with nothing to download.
+    Demo {
+        /// Where to build it (default: a new directory under the system
+        /// temporary directory).
+        dir: Option<PathBuf>,
     },
     /// Index the packages in DIR and write DIR/pkg_summary.{gz,bz2,xz}.
     ///
@@ -64,7 +76,13 @@ fn main() -> ExitCode {
         Command::Record {
             files,
             metadata_limit,
-        } => record(&files, &Limits { metadata: metadata_limit }),
+        } => record(
+            &files,
+            &Limits {
+                metadata: metadata_limit,
+            },
+        ),
+        Command::Demo { dir } => demo(dir),
         Command::Index {
             dir,
             suffixes,
@@ -141,15 +159,20 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
     }
     let pool = pool.build().context("starting worker threads")?;
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} reading headers {pos}/{len} [{bar:30}] {per_sec} {eta}")
-            .context("progress bar template")?,
+        ProgressStyle::with_template(
+            "{spinner} reading headers {pos}/{len} [{bar:30}] {per_sec} {eta}",
+        )
+        .context("progress bar template")?,
     );
     let report = pool
         .install(|| index::index_dir(dir, options, &Bar(bar)))
         .with_context(|| format!("indexing {}", dir.display()))?;
 
     if let Some(reason) = &report.state_reset {
-        eprintln!("pkgsum: {}: discarded unreadable state ({reason}); rebuilt", dir.display());
+        eprintln!(
+            "pkgsum: {}: discarded unreadable state ({reason}); rebuilt",
+            dir.display()
+        );
     }
     for (name, warning) in &report.warnings {
         eprintln!("pkgsum: {}: warning: {warning}", dir.join(name).display());
@@ -175,4 +198,64 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
         report.generation,
     );
     Ok(report.failures.is_empty())
+}
+
+/// Sample packages in every compression pkgsum reads, one of them signed.
+fn write_demo_packages(dir: &Path) -> anyhow::Result<()> {
+    use pkgsum::testkit::{PackageBuilder, Signature, sign};
+    let samples = [
+        (
+            "hello-2.12nb1",
+            Compression::Gzip,
+            "@pkgdep gettext-lib>=0.22\n",
+        ),
+        (
+            "libfoo-1.4",
+            Compression::Xz,
+            "@pkgcfl libfoo-devel-[0-9]*\n",
+        ),
+        ("tool-0.9", Compression::Bzip2, ""),
+        ("modern-3.0", Compression::Zstd, "@pkgdep libfoo>=1.0\n"),
+    ];
+    for (name, compression, extra) in samples {
+        let contents = format!("@name {name}\n{extra}@cwd /usr/pkg\nbin/{name}\n");
+        let bytes = PackageBuilder::new(name)
+            .member("+CONTENTS", contents)
+            .file(&format!("bin/{name}"), format!("#!/bin/sh\necho {name}\n"))
+            .compression(compression)
+            .build()?;
+        fs::write(dir.join(format!("{name}.tgz")), bytes)?;
+    }
+    let inner = PackageBuilder::new("signed-1.0")
+        .compression(Compression::Xz)
+        .build()?;
+    let signed = sign(&inner, "signed-1.0.tgz", "signed-1.0", Signature::Gpg)?;
+    fs::write(dir.join("signed-1.0.tgz"), signed)?;
+    Ok(())
+}
+
+fn demo(dir: Option<PathBuf>) -> anyhow::Result<bool> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => tempfile::Builder::new()
+            .prefix("pkgsum-demo-")
+            .tempdir()
+            .context("creating a temporary directory")?
+            .keep(),
+    };
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_demo_packages(&dir)
+        .with_context(|| format!("writing sample packages to {}", dir.display()))?;
+    eprintln!("pkgsum: sample repository in {}", dir.display());
+    let ok = run_index(&dir, &Options::default(), None)?;
+    let gz = fs::read(dir.join("pkg_summary.gz")).context("reading pkg_summary.gz")?;
+    let mut summary = Vec::new();
+    Compression::Gzip
+        .decoder(&gz[..])?
+        .read_to_end(&mut summary)?;
+    io::stdout()
+        .write_all(&summary)
+        .context("writing to stdout")?;
+    eprintln!("pkgsum: indexing again reads nothing new:");
+    Ok(ok && run_index(&dir, &Options::default(), None)?)
 }

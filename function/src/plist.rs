@@ -105,6 +105,9 @@ mod tests {
 
     #[test]
     fn pkgdep_is_not_taken_for_pkgdir() {
-        assert_eq!(entries(b"@pkgdir share/x\n@pkgdepy\n"), vec![Entry::Depends(Some(b"y"))]);
+        assert_eq!(
+            entries(b"@pkgdir share/x\n@pkgdepy\n"),
+            vec![Entry::Depends(Some(b"y"))]
+        );
     }
 }

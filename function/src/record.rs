@@ -147,7 +147,13 @@ mod tests {
 
     #[test]
     fn minimal_record() {
-        let rec = render(&meta(), Some(FileInfo { name: b"x-1.tgz", size: 9 }));
+        let rec = render(
+            &meta(),
+            Some(FileInfo {
+                name: b"x-1.tgz",
+                size: 9,
+            }),
+        );
         assert_eq!(
             rec,
             b"PKGNAME=x-1\nCOMMENT=c\nFILE_NAME=x-1.tgz\nFILE_SIZE=9\nDESCRIPTION=d\n\n"

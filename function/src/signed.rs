@@ -92,7 +92,9 @@ fn read_member<R: Read>(entry: &mut R, limit: u64, what: &str) -> Result<Vec<u8>
         .read_to_end(&mut out)
         .map_err(ar_error)?;
     if n as u64 > limit {
-        return Err(Error::Signed(format!("{what} is larger than {limit} bytes")));
+        return Err(Error::Signed(format!(
+            "{what} is larger than {limit} bytes"
+        )));
     }
     Ok(out)
 }
@@ -115,7 +117,9 @@ pub fn parse_pkg_hash(text: &[u8]) -> Result<PkgHash> {
     expect("")?;
     expect("version: 1")?;
     let mut field = |name: &str| -> Result<String> {
-        let line = lines.next().ok_or_else(|| bad(&format!("no {name} line")))?;
+        let line = lines
+            .next()
+            .ok_or_else(|| bad(&format!("no {name} line")))?;
         line.strip_prefix(name)
             .and_then(|rest| rest.strip_prefix(": "))
             .map(str::to_owned)

@@ -119,13 +119,21 @@ impl State {
     /// successfully or not: then it need not be read again.
     pub fn is_current(&self, name: &str, size: u64, token: &str) -> bool {
         let same = |s: u64, t: &str| s == size && t == token;
-        self.packages.get(name).is_some_and(|p| same(p.size, &p.token))
-            || self.failures.get(name).is_some_and(|f| same(f.size, &f.token))
+        self.packages
+            .get(name)
+            .is_some_and(|p| same(p.size, &p.token))
+            || self
+                .failures
+                .get(name)
+                .is_some_and(|f| same(f.size, &f.token))
     }
 
     /// Every file name the state knows, indexed or failed.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.packages.keys().chain(self.failures.keys()).map(String::as_str)
+        self.packages
+            .keys()
+            .chain(self.failures.keys())
+            .map(String::as_str)
     }
 
     /// Compares a full listing with the state.
@@ -316,7 +324,11 @@ mod tests {
             size: 10,
             token: token.to_owned(),
         };
-        let listing = [listed("keep.tgz", "1"), listed("change.tgz", "2"), listed("new.tgz", "1")];
+        let listing = [
+            listed("keep.tgz", "1"),
+            listed("change.tgz", "2"),
+            listed("new.tgz", "1"),
+        ];
         let plan = state.plan(&listing);
         assert_eq!(plan.read, vec![listing[1].clone(), listing[2].clone()]);
         assert_eq!(plan.removed, vec!["gone.tgz".to_owned()]);
@@ -335,12 +347,18 @@ mod tests {
             },
         }]);
         let bytes = state.to_bytes().unwrap();
-        assert_eq!(State::from_bytes(&bytes, DEFAULT_STATE_LIMIT).unwrap(), state);
+        assert_eq!(
+            State::from_bytes(&bytes, DEFAULT_STATE_LIMIT).unwrap(),
+            state
+        );
 
         let mut other = bytes.clone();
         other[MAGIC.len()] = 9;
         let err = State::from_bytes(&other, DEFAULT_STATE_LIMIT).unwrap_err();
-        assert!(err.to_string().contains("unsupported state version 9"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported state version 9"),
+            "{err}"
+        );
         assert!(State::from_bytes(b"garbage", DEFAULT_STATE_LIMIT).is_err());
         assert!(matches!(
             State::from_bytes(&bytes, 4),

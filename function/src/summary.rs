@@ -64,7 +64,12 @@ mod tests {
     #[test]
     fn every_format_decompresses_to_the_summary() {
         let summary = b"PKGNAME=a-1\nCOMMENT=x\n\nPKGNAME=b-1\nCOMMENT=y\n\n".repeat(100);
-        let all = [Compression::Gzip, Compression::Bzip2, Compression::Xz, Compression::Zstd];
+        let all = [
+            Compression::Gzip,
+            Compression::Bzip2,
+            Compression::Xz,
+            Compression::Zstd,
+        ];
         for rendered in render(&summary, &all).unwrap() {
             let mut out = Vec::new();
             rendered

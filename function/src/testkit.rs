@@ -34,11 +34,16 @@ impl PackageBuilder {
             pkgname: pkgname.to_owned(),
             members: vec![
                 ("+CONTENTS".to_owned(), Vec::new()),
-                ("+COMMENT".to_owned(), format!("The {base} test package\n").into_bytes()),
+                (
+                    "+COMMENT".to_owned(),
+                    format!("The {base} test package\n").into_bytes(),
+                ),
                 (
                     "+DESC".to_owned(),
-                    format!("{base} exists to be indexed.\n\nHomepage:\nhttps://example.org/{base}/\n")
-                        .into_bytes(),
+                    format!(
+                        "{base} exists to be indexed.\n\nHomepage:\nhttps://example.org/{base}/\n"
+                    )
+                    .into_bytes(),
                 ),
                 ("+BUILD_INFO".to_owned(), build_info.into_bytes()),
                 ("+SIZE_PKG".to_owned(), b"0\n".to_vec()),
@@ -114,7 +119,12 @@ impl PackageBuilder {
     }
 }
 
-fn append<W: Write>(builder: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     builder.append_pax_extensions([("hdrcharset", &b"BINARY"[..])])?;
     let mut header = tar::Header::new_ustar();
     header.set_size(data.len() as u64);
@@ -153,7 +163,10 @@ pub fn pkg_hash(pkgname: &str, file_size: u64) -> Vec<u8> {
 /// Wraps `inner` into a signed package as pkg_admin does.
 pub fn sign(inner: &[u8], inner_name: &str, pkgname: &str, kind: Signature) -> io::Result<Vec<u8>> {
     let signature = match kind {
-        Signature::Gpg => ("+PKG_GPG_SIGNATURE", &b"-----BEGIN PGP SIGNATURE-----\n"[..]),
+        Signature::Gpg => (
+            "+PKG_GPG_SIGNATURE",
+            &b"-----BEGIN PGP SIGNATURE-----\n"[..],
+        ),
         Signature::X509 => ("+PKG_SIGNATURE", &b"-----BEGIN PKCS7-----\n"[..]),
     };
     let hash = pkg_hash(pkgname, inner.len() as u64);
