@@ -103,8 +103,8 @@ fn read_layers<'a>(
                 "the inner package is itself an ar archive".to_owned(),
             ));
         }
-        let mut archive = ar::Archive::new(decoded);
-        let (inner, hash) = signed::inner_package(&mut archive, limits.metadata)?;
+        let archive = skip_magic(decoded)?;
+        let (inner, hash) = signed::inner_package(archive, limits.metadata)?;
         let (metadata, inner_compression, _) =
             read_layers(Box::new(inner), limits, false, warnings)?;
         return Ok((metadata, inner_compression, Some(hash)));
@@ -112,6 +112,15 @@ fn read_layers<'a>(
     check_tar_start(&block, compression)?;
     let metadata = read_tar(decoded, limits, warnings)?;
     Ok((metadata, compression, None))
+}
+
+/// Drops the ar magic that `peek` replayed.
+fn skip_magic<'a>(mut input: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; AR_MAGIC.len()];
+    input
+        .read_exact(&mut magic)
+        .map_err(|err| classify(err, "ar archive"))?;
+    Ok(input)
 }
 
 /// Wraps `input` in the decoder for `compression`, labelled for error

@@ -6,6 +6,12 @@
 //! `-X` too, and pkg_add verifies at install time. The `+PKG_HASH` text is
 //! still checked for shape and for the inner package's size, so a damaged
 //! container is reported rather than indexed.
+//!
+//! The ar reader is our own: the format is a 60-byte header per member,
+//! and the general-purpose crates trust the sizes in those headers (a
+//! forged name-table size makes them allocate gigabytes, a forged name
+//! index makes them panic). Here every size is checked against a bound
+//! before anything is allocated.
 
 use std::io::{self, Read};
 
@@ -17,6 +23,11 @@ pub const AR_MAGIC: &[u8] = b"!<arch>\n";
 /// Largest signature member read (real ones are a few KiB).
 const SIGNATURE_LIMIT: u64 = 1024 * 1024;
 
+/// Longest BSD `#1/` member name accepted.
+const NAME_LIMIT: u64 = 4096;
+
+const HEADER_LEN: usize = 60;
+
 /// What `+PKG_HASH` says about the inner package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkgHash {
@@ -26,81 +37,146 @@ pub struct PkgHash {
     pub file_size: u64,
 }
 
-/// Reads `+PKG_HASH` and the signature from a signed package, leaving the
-/// archive positioned at the inner package, which is returned.
-pub(crate) fn inner_package<'a, R: Read + 'a>(
-    archive: &'a mut ar::Archive<R>,
+/// Reads `+PKG_HASH` and the signature from a signed package (positioned
+/// just after the ar magic) and returns a reader over the inner package.
+pub(crate) fn inner_package<R: Read>(
+    mut archive: R,
     hash_limit: u64,
-) -> Result<(ar::Entry<'a, R>, PkgHash)> {
-    let hash_text = {
-        let mut entry = next_member(archive, "+PKG_HASH")?;
-        expect_name(&entry, &[b"+PKG_HASH"])?;
-        read_member(&mut entry, hash_limit, "+PKG_HASH")?
-    };
-    let hash = parse_pkg_hash(&hash_text)?;
-    {
-        let mut entry = next_member(archive, "a signature")?;
-        expect_name(&entry, &[b"+PKG_SIGNATURE", b"+PKG_GPG_SIGNATURE"])?;
-        read_member(&mut entry, SIGNATURE_LIMIT, "the signature")?;
-    }
-    let inner = next_member(archive, "the inner package")?;
-    let size = inner.header().size();
-    if size != hash.file_size {
+) -> Result<(io::Take<R>, PkgHash)> {
+    let hash_member = next_member(&mut archive, "+PKG_HASH")?;
+    expect_name(&hash_member, &["+PKG_HASH"])?;
+    let hash = parse_pkg_hash(&read_member(&mut archive, &hash_member, hash_limit)?)?;
+
+    let signature = next_member(&mut archive, "a signature")?;
+    expect_name(&signature, &["+PKG_SIGNATURE", "+PKG_GPG_SIGNATURE"])?;
+    read_member(&mut archive, &signature, SIGNATURE_LIMIT)?;
+
+    let inner = next_member(&mut archive, "the inner package")?;
+    if inner.size != hash.file_size {
         return Err(Error::Signed(format!(
-            "+PKG_HASH gives file size {} but the inner package has {size} bytes",
-            hash.file_size
+            "+PKG_HASH gives file size {} but the inner package has {} bytes",
+            hash.file_size, inner.size
         )));
     }
-    Ok((inner, hash))
+    Ok((archive.take(inner.size), hash))
 }
 
-/// The next member. The ar crate itself consumes the GNU `//` name table
-/// and symbol tables, which pkg_install skips too.
-fn next_member<'a, R: Read + 'a>(
-    archive: &'a mut ar::Archive<R>,
-    wanted: &str,
-) -> Result<ar::Entry<'a, R>> {
-    match archive.next_entry() {
-        None => Err(Error::Signed(format!(
-            "the ar archive ends before {wanted}"
-        ))),
-        Some(Err(err)) => Err(ar_error(err)),
-        Some(Ok(entry)) => Ok(entry),
+/// One member's header.
+#[derive(Debug)]
+struct Member {
+    name: Vec<u8>,
+    size: u64,
+}
+
+/// Reads the next member header, skipping a GNU `//` name table as
+/// pkg_install does.
+fn next_member<R: Read>(archive: &mut R, wanted: &str) -> Result<Member> {
+    loop {
+        let mut header = [0u8; HEADER_LEN];
+        let got = read_full(archive, &mut header)?;
+        if got == 0 {
+            return Err(Error::Signed(format!(
+                "the ar archive ends before {wanted}"
+            )));
+        }
+        if got < HEADER_LEN {
+            return Err(Error::Truncated("ar archive"));
+        }
+        if &header[58..60] != b"`\n" {
+            return Err(corrupt("bad member header terminator"));
+        }
+        let mut name = trim_spaces(&header[..16]).to_vec();
+        let mut size = parse_decimal(&header[48..58], "member size")?;
+        if let Some(len) = name.strip_prefix(b"#1/") {
+            // BSD long name: the name is the first `len` bytes of the data.
+            let len = parse_decimal(len, "name length")?;
+            if len > NAME_LIMIT || len > size {
+                return Err(corrupt("implausible member name length"));
+            }
+            let mut long = vec![0u8; len as usize];
+            if read_full(archive, &mut long)? < long.len() {
+                return Err(Error::Truncated("ar archive"));
+            }
+            while long.last() == Some(&0) {
+                long.pop();
+            }
+            name = long;
+            size -= len;
+        }
+        if name == b"//" {
+            skip(archive, size + size % 2)?;
+            continue;
+        }
+        if name.len() > 1 && name.ends_with(b"/") {
+            name.pop();
+        }
+        return Ok(Member { name, size });
     }
 }
 
-fn expect_name<R: Read>(entry: &ar::Entry<'_, R>, names: &[&[u8]]) -> Result<()> {
-    let id = entry.header().identifier();
-    if names.contains(&id) {
+fn expect_name(member: &Member, names: &[&str]) -> Result<()> {
+    if names.iter().any(|n| n.as_bytes() == member.name) {
         return Ok(());
     }
-    let wanted: Vec<String> = names
-        .iter()
-        .map(|n| String::from_utf8_lossy(n).into_owned())
-        .collect();
     Err(Error::Signed(format!(
         "expected member {}, found {:?}",
-        wanted.join(" or "),
-        String::from_utf8_lossy(id)
+        names.join(" or "),
+        String::from_utf8_lossy(&member.name)
     )))
 }
 
-fn read_member<R: Read>(entry: &mut R, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let n = entry
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(ar_error)?;
-    if n as u64 > limit {
+/// Reads a whole member and its padding byte; refuses one over `limit`.
+fn read_member<R: Read>(archive: &mut R, member: &Member, limit: u64) -> Result<Vec<u8>> {
+    if member.size > limit {
         return Err(Error::Signed(format!(
-            "{what} is larger than {limit} bytes"
+            "{} is larger than {limit} bytes",
+            String::from_utf8_lossy(&member.name)
         )));
     }
-    Ok(out)
+    let mut data = vec![0u8; member.size as usize];
+    if read_full(archive, &mut data)? < data.len() {
+        return Err(Error::Truncated("ar archive"));
+    }
+    skip(archive, member.size % 2)?;
+    Ok(data)
 }
 
-fn ar_error(err: io::Error) -> Error {
-    classify(err, "ar archive")
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(classify(err, "ar archive")),
+        }
+    }
+    Ok(filled)
+}
+
+fn skip<R: Read>(reader: &mut R, n: u64) -> Result<()> {
+    io::copy(&mut reader.take(n), &mut io::sink()).map_err(|e| classify(e, "ar archive"))?;
+    Ok(())
+}
+
+fn trim_spaces(field: &[u8]) -> &[u8] {
+    let end = field.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &field[..end]
+}
+
+fn parse_decimal(field: &[u8], what: &str) -> Result<u64> {
+    std::str::from_utf8(trim_spaces(field))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| corrupt(&format!("{what} is not a number")))
+}
+
+fn corrupt(reason: &str) -> Error {
+    Error::Corrupt {
+        codec: "ar archive",
+        reason: reason.to_owned(),
+    }
 }
 
 /// Parses the `+PKG_HASH` text pkg_admin writes.
@@ -145,4 +221,50 @@ pub fn parse_pkg_hash(text: &[u8]) -> Result<PkgHash> {
         block_size,
         file_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, size: u64) -> Vec<u8> {
+        format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n", 0, 0, 0, 644).into_bytes()
+    }
+
+    #[test]
+    fn forged_sizes_fail_without_allocating() {
+        // A 9 GB GNU name table and a BSD name longer than the limit.
+        let table = header("//", 9_999_999_999);
+        assert!(next_member(&mut &table[..], "x").is_err());
+        let long = header("#1/999999999", 9_999_999_999);
+        let err = next_member(&mut &long[..], "x").unwrap_err();
+        assert!(
+            err.to_string().contains("implausible member name length"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gnu_style_names_and_tables() {
+        let mut bytes = header("//", 4);
+        bytes.extend_from_slice(b"x/\n\n");
+        bytes.extend(header("+PKG_HASH/", 3));
+        bytes.extend_from_slice(b"abc\n");
+        let mut input = &bytes[..];
+        let member = next_member(&mut input, "x").unwrap();
+        assert_eq!(member.name, b"+PKG_HASH");
+        assert_eq!(read_member(&mut input, &member, 10).unwrap(), b"abc");
+        assert!(input.is_empty());
+    }
+
+    #[test]
+    fn a_bad_header_is_corrupt() {
+        let mut bytes = header("+PKG_HASH", 3);
+        bytes[59] = b'x';
+        let err = next_member(&mut &bytes[..], "x").unwrap_err();
+        assert!(err.to_string().contains("corrupt ar archive"), "{err}");
+        let mut bytes = header("+PKG_HASH", 3);
+        bytes[50] = b'z';
+        assert!(next_member(&mut &bytes[..], "x").is_err());
+    }
 }

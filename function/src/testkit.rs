@@ -173,14 +173,37 @@ pub fn sign(inner: &[u8], inner_name: &str, pkgname: &str, kind: Signature) -> i
     ar_archive(&[("+PKG_HASH", &hash), signature, (inner_name, inner)])
 }
 
-/// A BSD ar archive of the given members, in order.
+/// A BSD ar archive of the given members, in order, as libarchive's
+/// `ar_bsd` writer lays it out: names over 16 bytes or with a space go
+/// into the data as `#1/<len>`, odd sizes get a `\n` pad byte.
 pub fn ar_archive(members: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
-    let mut builder = ar::Builder::new(Vec::new());
+    let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
-        let header = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
-        builder.append(&header, *data)?;
+        let long = name.len() > 16 || name.contains(' ');
+        let (id, prefix) = if long {
+            (format!("#1/{}", name.len()), name.as_bytes())
+        } else {
+            (name.to_string(), &b""[..])
+        };
+        let size = prefix.len() + data.len();
+        let header = format!(
+            "{id:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
+            1_710_498_030, 0, 0, 100_644
+        );
+        if header.len() != 60 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ar header field overflow",
+            ));
+        }
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(data);
+        if size % 2 == 1 {
+            out.push(b'\n');
+        }
     }
-    builder.into_inner()
+    Ok(out)
 }
 
 /// Deterministic incompressible bytes (xorshift64), for payloads.
