@@ -228,3 +228,19 @@ fn signed_packages_describe_the_outer_file() {
         );
     }
 }
+
+#[test]
+fn only_the_front_of_a_large_package_is_read() {
+    // bigpayload-1.0.tgz is 5 MiB of random payload after small metadata.
+    let path = common::oracle().join("bigpayload-1.0.tgz");
+    let size = fs::metadata(&path).unwrap().len();
+    let header =
+        pkgsum::header::read_header(fs::File::open(&path).unwrap(), &Limits::default()).unwrap();
+    eprintln!("bigpayload: read {} of {size} bytes", header.consumed);
+    assert!(size > 5_000_000);
+    assert!(
+        header.consumed < 64 * 1024,
+        "read {} bytes",
+        header.consumed
+    );
+}

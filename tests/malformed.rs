@@ -32,6 +32,19 @@ fn read_err(bytes: &[u8]) -> String {
     }
 }
 
+/// A plain ustar archive of the members, in order, with no pkgsrc extras.
+fn raw_tar(members: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        builder
+            .append_data(&mut header, name, data.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
 fn package(compression: Compression) -> Vec<u8> {
     PackageBuilder::new("victim-1.0")
         .member("+DESC", "x".repeat(3000))
@@ -142,13 +155,7 @@ fn a_tarball_without_required_members_is_invalid() {
         );
     }
     // A plain tarball of ordinary files.
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_ustar();
-    header.set_size(5);
-    builder
-        .append_data(&mut header, "README", &b"hello"[..])
-        .unwrap();
-    let tarball = builder.into_inner().unwrap();
+    let tarball = raw_tar(&[("README", "hello")]);
     assert!(matches!(
         read(&tarball),
         Err(Error::MissingMember("+CONTENTS"))
@@ -157,19 +164,11 @@ fn a_tarball_without_required_members_is_invalid() {
 
 #[test]
 fn duplicate_member_is_fatal_and_misorder_a_warning() {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in [
+    let msg = read_err(&raw_tar(&[
         ("+CONTENTS", "@name d-1\n"),
         ("+COMMENT", "c\n"),
         ("+COMMENT", "again\n"),
-    ] {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        builder
-            .append_data(&mut header, name, data.as_bytes())
-            .unwrap();
-    }
-    let msg = read_err(&builder.into_inner().unwrap());
+    ]));
     assert_eq!(msg, "invalid package: duplicate member +COMMENT");
 
     let misordered = PackageBuilder::new("m-1")
@@ -185,23 +184,13 @@ fn duplicate_member_is_fatal_and_misorder_a_warning() {
 #[test]
 fn metadata_after_the_payload_is_never_seen() {
     // pkg_info stops at the first non-metadata member; so does pkgsum.
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in [
+    let tar = raw_tar(&[
         ("+CONTENTS", "@name p-1\n"),
         ("+COMMENT", "c\n"),
         ("bin/p", "x"),
         ("+DESC", "d\n"),
-    ] {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        builder
-            .append_data(&mut header, name, data.as_bytes())
-            .unwrap();
-    }
-    assert!(matches!(
-        read(&builder.into_inner().unwrap()),
-        Err(Error::MissingMember("+DESC"))
-    ));
+    ]);
+    assert!(matches!(read(&tar), Err(Error::MissingMember("+DESC"))));
 }
 
 #[test]

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pkgsum::compression::Compression;
+use pkgsum::header::read_header;
 use pkgsum::index::{Options, index_dir};
+use pkgsum::limit::Limits;
 use pkgsum::record::{self, FileInfo, Metadata};
 use pkgsum::state::{Change, Package, State};
 use pkgsum::testkit::{PackageBuilder, noise};
@@ -156,6 +158,85 @@ fn bench_index(count: usize) {
         "| pkg_summary.gz for {count} records | {:.1} KiB |",
         summary_gz as f64 / 1024.0
     );
+    bytes_read_by_size(dir);
+}
+
+/// Running sums for one row of a bytes-read table.
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    count: u64,
+    size: u64,
+    read: u64,
+    max_read: u64,
+}
+
+impl Sums {
+    fn add(&mut self, size: u64, read: u64) {
+        self.count += 1;
+        self.size += size;
+        self.read += read;
+        self.max_read = self.max_read.max(read);
+    }
+
+    fn row(&self, label: &str) {
+        if self.count == 0 {
+            return;
+        }
+        let kib = |b: u64| b as f64 / 1024.0;
+        println!(
+            "| {label} | {} | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
+            self.count,
+            kib(self.size) / self.count as f64,
+            kib(self.read) / self.count as f64,
+            kib(self.max_read)
+        );
+    }
+}
+
+/// Bytes the header reader takes from packages by size and by codec: the
+/// cost should not grow with the payload.
+fn bytes_read_by_size(dir: &Path) {
+    const KIB: u64 = 1024;
+    let buckets = [(0, 64 * KIB), (64 * KIB, 512 * KIB), (512 * KIB, u64::MAX)];
+    let codecs = [
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+    let mut by_size = [Sums::default(); 3];
+    let mut by_codec = [Sums::default(); 4];
+    for entry in fs::read_dir(dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "tgz") {
+            continue;
+        }
+        let size = fs::metadata(&path).expect("stat").len();
+        let file = fs::File::open(&path).expect("open");
+        let header = read_header(file, &Limits::default()).expect("header");
+        let b = buckets
+            .iter()
+            .position(|(lo, hi)| (*lo..*hi).contains(&size))
+            .unwrap_or(2);
+        by_size[b].add(size, header.consumed);
+        if let Some(c) = codecs.iter().position(|&c| c == header.compression) {
+            by_codec[c].add(size, header.consumed);
+        }
+    }
+    println!();
+    println!("| package | packages | mean size | mean bytes read | most bytes read |");
+    println!("|---|---|---|---|---|");
+    for ((lo, hi), sums) in buckets.iter().zip(by_size) {
+        let label = if *hi == u64::MAX {
+            format!("size >= {} KiB", lo / KIB)
+        } else {
+            format!("size {}–{} KiB", lo / KIB, hi / KIB)
+        };
+        sums.row(&label);
+    }
+    for (codec, sums) in codecs.iter().zip(by_codec) {
+        sums.row(codec.name());
+    }
 }
 
 /// A realistic record: pkgsrc-like metadata with dependencies and a
