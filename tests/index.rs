@@ -326,3 +326,34 @@ fn each_new_summary_is_a_second_later_than_the_last() {
     let new = fs::metadata(&summary).unwrap().modified().unwrap();
     assert_eq!(secs(new), secs(future) + 1);
 }
+
+#[test]
+fn unusable_names_and_own_outputs_are_not_packages() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(
+        dir.join("a-1.tgz"),
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .unwrap();
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9-1.tgz");
+    fs::write(
+        dir.join(latin1),
+        PackageBuilder::new("cafe-1").build().unwrap(),
+    )
+    .unwrap();
+    // Even a suffix that matches the summary files must not index them.
+    let mut options = Options::default();
+    options.suffixes.push(".gz".to_owned());
+    index(dir, &options);
+    let report = index(dir, &options);
+    assert_eq!(report.packages, 1);
+    assert_eq!(
+        report.failures,
+        vec![(
+            "caf\u{fffd}-1.tgz".to_owned(),
+            "file name is not valid UTF-8".to_owned()
+        )]
+    );
+}

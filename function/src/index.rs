@@ -196,7 +196,7 @@ fn list_packages(dir: &Path, suffixes: &[String]) -> Result<Listing> {
         let entry = entry.map_err(|e| Error::path(dir, e))?;
         let raw = entry.file_name();
         let lossy = raw.to_string_lossy();
-        if !suffixes.iter().any(|s| lossy.ends_with(s.as_str())) {
+        if !suffixes.iter().any(|s| lossy.ends_with(s.as_str())) || summary::is_own_file(&lossy) {
             continue;
         }
         let Some(name) = raw.to_str() else {
@@ -318,7 +318,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |e| Error::path(path, e);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".pkgsum-tmp-")
+        .prefix(summary::TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;

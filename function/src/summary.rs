@@ -27,6 +27,15 @@ pub fn file_name(format: Compression) -> String {
     format!("pkg_summary{}", format.suffix())
 }
 
+/// Whether `name` is one of the files pkgsum writes, which must never be
+/// taken for a package whatever suffixes are configured.
+pub fn is_own_file(name: &str) -> bool {
+    name.starts_with("pkg_summary") || name.starts_with(TEMP_PREFIX)
+}
+
+/// Prefix of the temporary files outputs are written through.
+pub const TEMP_PREFIX: &str = ".pkgsum-tmp-";
+
 /// One rendered summary file.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -88,5 +97,7 @@ mod tests {
         assert_eq!(file_name(Compression::Xz), "pkg_summary.xz");
         assert_eq!(unwritten(&DEFAULT_FORMATS), vec![Compression::Zstd]);
         assert!(unwritten(&PKGIN_ORDER).is_empty());
+        assert!(is_own_file("pkg_summary.gz") && is_own_file(".pkgsum-tmp-x1.tgz"));
+        assert!(!is_own_file("pkgin-26.2.tgz"));
     }
 }
