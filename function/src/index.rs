@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
@@ -344,9 +344,4 @@ fn later_mtime(path: &Path) -> Option<SystemTime> {
     };
     let (old_s, now_s) = (secs(old)?, secs(SystemTime::now())?);
     (now_s <= old_s).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(old_s + 1))
-}
-
-/// Where the summary file of `format` lives in `dir`.
-pub fn output_path(dir: &Path, format: Compression) -> PathBuf {
-    dir.join(summary::file_name(format))
 }
