@@ -15,6 +15,7 @@ pub mod plist;
 pub mod record;
 pub mod signed;
 pub mod state;
+pub mod store;
 pub mod summary;
 pub mod testkit;
 

@@ -1,0 +1,131 @@
+//! A wrapper that counts calls and bytes: what one event costs, for logs,
+//! tests ("a large package is never downloaded whole") and benchmarks.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use super::{ObjectMeta, PutOptions, Store, StoreResult};
+
+/// Totals since creation (or the last [`Counting::take`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub heads: u64,
+    pub gets: u64,
+    pub range_gets: u64,
+    pub puts: u64,
+    pub deletes: u64,
+    pub lists: u64,
+    /// Bytes received by GETs, ranged or whole.
+    pub bytes_read: u64,
+    /// Bytes sent by PUTs.
+    pub bytes_written: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    heads: AtomicU64,
+    gets: AtomicU64,
+    range_gets: AtomicU64,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    lists: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// Counts what passes through to `inner`.
+#[derive(Debug)]
+pub struct Counting<S> {
+    inner: S,
+    counters: Counters,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Counting {
+            inner,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The totals so far.
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counts {
+            heads: get(&c.heads),
+            gets: get(&c.gets),
+            range_gets: get(&c.range_gets),
+            puts: get(&c.puts),
+            deletes: get(&c.deletes),
+            lists: get(&c.lists),
+            bytes_read: get(&c.bytes_read),
+            bytes_written: get(&c.bytes_written),
+        }
+    }
+
+    /// The totals so far, resetting them to zero.
+    pub fn take(&self) -> Counts {
+        let c = &self.counters;
+        let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+        Counts {
+            heads: take(&c.heads),
+            gets: take(&c.gets),
+            range_gets: take(&c.range_gets),
+            puts: take(&c.puts),
+            deletes: take(&c.deletes),
+            lists: take(&c.lists),
+            bytes_read: take(&c.bytes_read),
+            bytes_written: take(&c.bytes_written),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl<S: Store> Store for Counting<S> {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        add(&self.counters.heads, 1);
+        self.inner.head(key).await
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        add(&self.counters.gets, 1);
+        let out = self.inner.get(key).await?;
+        if let Some((body, _)) = &out {
+            add(&self.counters.bytes_read, body.len() as u64);
+        }
+        Ok(out)
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        add(&self.counters.range_gets, 1);
+        let body = self.inner.get_range(key, range, etag).await?;
+        add(&self.counters.bytes_read, body.len() as u64);
+        Ok(body)
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        add(&self.counters.puts, 1);
+        add(&self.counters.bytes_written, body.len() as u64);
+        self.inner.put(key, body, options).await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        add(&self.counters.deletes, 1);
+        self.inner.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        add(&self.counters.lists, 1);
+        self.inner.list(prefix).await
+    }
+}

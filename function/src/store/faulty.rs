@@ -1,0 +1,112 @@
+//! A fault-injecting wrapper: fails chosen operations on chosen keys, to
+//! test that a crash or an outage at any step loses nothing.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult};
+
+/// An operation of the [`Store`] trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Head,
+    Get,
+    GetRange,
+    Put,
+    Delete,
+    List,
+}
+
+/// Fail `times` calls of `op` on keys containing `key_contains`, after
+/// letting `skip` such calls through.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub op: Op,
+    pub key_contains: String,
+    pub skip: u32,
+    pub times: u32,
+}
+
+/// Passes calls to `inner` unless a fault rule claims them.
+#[derive(Debug)]
+pub struct Faulty<S> {
+    inner: S,
+    faults: Mutex<Vec<Fault>>,
+}
+
+impl<S> Faulty<S> {
+    pub fn new(inner: S) -> Self {
+        Faulty {
+            inner,
+            faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Adds a rule.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().push(fault);
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Fault>> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self, op: Op, key: &str) -> StoreResult<()> {
+        let mut faults = self.lock();
+        for fault in faults.iter_mut() {
+            if fault.op != op || !key.contains(&fault.key_contains) || fault.times == 0 {
+                continue;
+            }
+            if fault.skip > 0 {
+                fault.skip -= 1;
+                continue;
+            }
+            fault.times -= 1;
+            return Err(StoreError::other(key, format!("injected fault on {op:?}")));
+        }
+        Ok(())
+    }
+}
+
+impl<S: Store> Store for Faulty<S> {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        self.check(Op::Head, key)?;
+        self.inner.head(key).await
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        self.check(Op::Get, key)?;
+        self.inner.get(key).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        self.check(Op::GetRange, key)?;
+        self.inner.get_range(key, range, etag).await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        self.check(Op::Put, key)?;
+        self.inner.put(key, body, options).await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.check(Op::Delete, key)?;
+        self.inner.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.check(Op::List, prefix)?;
+        self.inner.list(prefix).await
+    }
+}

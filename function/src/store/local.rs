@@ -1,0 +1,244 @@
+//! A store in a local directory: keys are relative paths. For a
+//! repository served straight from disk, and as a second implementation
+//! of the trait's semantics in the conformance tests.
+//!
+//! ETags come from the file's identity (mtime, size, inode), so HEAD never
+//! reads a package. User metadata and headers live in JSON sidecars under
+//! `.pkgsum-meta/`. Conditional writes hold an exclusive lock on
+//! `.pkgsum-meta/.lock` while they compare and rename.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{ObjectMeta, PutMode, PutOptions, Store, StoreError, StoreResult};
+
+const META_DIR: &str = ".pkgsum-meta";
+const TEMP_PREFIX: &str = ".pkgsum-tmp-";
+
+/// A directory holding objects.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+/// What a sidecar keeps for an object.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Sidecar {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> StoreResult<PathBuf> {
+        let relative = Path::new(key);
+        let plain = !key.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+            && !key.starts_with(META_DIR);
+        if !plain {
+            return Err(StoreError::other(key, "not a plain relative key"));
+        }
+        Ok(self.root.join(relative))
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(format!("{key}.json"))
+    }
+
+    fn meta(&self, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
+        let stat = match fs::metadata(path) {
+            Ok(stat) if stat.is_file() => stat,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::other(key, e)),
+        };
+        let sidecar: Sidecar = fs::read(self.sidecar_path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(Some(ObjectMeta {
+            key: key.to_owned(),
+            size: stat.len(),
+            etag: format!(
+                "{:x}.{:x}-{:x}-{:x}",
+                stat.mtime(),
+                stat.mtime_nsec(),
+                stat.len(),
+                stat.ino()
+            ),
+            last_modified: stat.modified().ok(),
+            metadata: sidecar.metadata,
+        }))
+    }
+
+    /// Holds the store-wide write lock (across processes too).
+    fn write_lock(&self, key: &str) -> StoreResult<File> {
+        let dir = self.root.join(META_DIR);
+        fs::create_dir_all(&dir).map_err(|e| StoreError::other(key, e))?;
+        let lock = File::create(dir.join(".lock")).map_err(|e| StoreError::other(key, e))?;
+        lock.lock().map_err(|e| StoreError::other(key, e))?;
+        Ok(lock)
+    }
+
+    fn put_sync(&self, key: &str, body: &[u8], options: PutOptions) -> StoreResult<String> {
+        let path = self.path(key)?;
+        let _lock = self.write_lock(key)?;
+        let current = self.meta(key, &path)?;
+        match (&options.mode, &current) {
+            (PutMode::Create, Some(_)) => {
+                return Err(StoreError::Precondition {
+                    key: key.to_owned(),
+                });
+            }
+            (PutMode::Update(_), None) => {
+                return Err(StoreError::NotFound {
+                    key: key.to_owned(),
+                });
+            }
+            (PutMode::Update(want), Some(have)) if *want != have.etag => {
+                return Err(StoreError::Precondition {
+                    key: key.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let err = |e: io::Error| StoreError::other(key, e);
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(err)?;
+        let sidecar = Sidecar {
+            content_type: options.content_type,
+            cache_control: options.cache_control,
+            metadata: options.metadata,
+        };
+        let sidecar_path = self.sidecar_path(key);
+        if let Some(parent) = sidecar_path.parent() {
+            fs::create_dir_all(parent).map_err(err)?;
+        }
+        let json = serde_json::to_vec(&sidecar).map_err(|e| StoreError::other(key, e))?;
+        fs::write(&sidecar_path, json).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(err)?;
+        tmp.write_all(body).map_err(err)?;
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        let meta = self
+            .meta(key, &path)?
+            .ok_or_else(|| StoreError::other(key, "vanished after write"))?;
+        Ok(meta.etag)
+    }
+
+    fn list_sync(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::other(prefix, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::other(prefix, e))?;
+                let path = entry.path();
+                let Ok(relative) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let Some(key) = relative.to_str() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if key == META_DIR || name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                let kind = entry.file_type().map_err(|e| StoreError::other(key, e))?;
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if key.starts_with(prefix)
+                    && let Some(meta) = self.meta(key, &path)?
+                {
+                    out.push(meta);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+impl Store for LocalStore {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        let path = self.path(key)?;
+        self.meta(key, &path)
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        let path = self.path(key)?;
+        let Some(meta) = self.meta(key, &path)? else {
+            return Ok(None);
+        };
+        match fs::read(&path) {
+            Ok(body) => Ok(Some((Bytes::from(body), meta))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::other(key, e)),
+        }
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        let path = self.path(key)?;
+        let meta = self.meta(key, &path)?.ok_or_else(|| StoreError::NotFound {
+            key: key.to_owned(),
+        })?;
+        if meta.etag != etag {
+            return Err(StoreError::Precondition {
+                key: key.to_owned(),
+            });
+        }
+        let err = |e: io::Error| StoreError::other(key, e);
+        let mut file = File::open(&path).map_err(err)?;
+        let end = range.end.min(meta.size);
+        let start = range.start.min(end);
+        file.seek(SeekFrom::Start(start)).map_err(err)?;
+        let mut body = Vec::with_capacity((end - start) as usize);
+        file.take(end - start).read_to_end(&mut body).map_err(err)?;
+        Ok(Bytes::from(body))
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        self.put_sync(key, &body, options)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let path = self.path(key)?;
+        let _lock = self.write_lock(key)?;
+        for p in [path, self.sidecar_path(key)] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::other(key, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.list_sync(prefix)
+    }
+}

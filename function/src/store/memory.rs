@@ -1,0 +1,118 @@
+//! An in-memory store: the reference semantics of the trait, for tests of
+//! the indexing pass that need many fast, deterministic runs.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{ObjectMeta, PutMode, PutOptions, Store, StoreError, StoreResult};
+
+/// Objects in a map behind a mutex; conditional writes are atomic.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<String, (Bytes, ObjectMeta)>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, ObjectMeta)>> {
+        // A panic while holding the lock leaves a consistent map: every
+        // mutation is a single insert or remove.
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A content-derived tag, as S3's MD5 ETag is for single-part uploads.
+fn etag_of(body: &[u8]) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("{:016x}{:08x}", hasher.finish(), body.len())
+}
+
+/// S3 keeps Last-Modified in whole seconds.
+fn now_seconds() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl Store for MemoryStore {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        Ok(self.lock().get(key).map(|(_, meta)| meta.clone()))
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        let objects = self.lock();
+        let (body, meta) = objects.get(key).ok_or_else(|| StoreError::NotFound {
+            key: key.to_owned(),
+        })?;
+        if meta.etag != etag {
+            return Err(StoreError::Precondition {
+                key: key.to_owned(),
+            });
+        }
+        let end = range.end.min(body.len() as u64) as usize;
+        let start = (range.start as usize).min(end);
+        Ok(body.slice(start..end))
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        let mut objects = self.lock();
+        let current = objects.get(key).map(|(_, m)| m.etag.as_str());
+        match (&options.mode, current) {
+            (PutMode::Create, Some(_)) => {
+                return Err(StoreError::Precondition {
+                    key: key.to_owned(),
+                });
+            }
+            (PutMode::Update(_), None) => {
+                return Err(StoreError::NotFound {
+                    key: key.to_owned(),
+                });
+            }
+            (PutMode::Update(want), Some(have)) if want != have => {
+                return Err(StoreError::Precondition {
+                    key: key.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let etag = etag_of(&body);
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size: body.len() as u64,
+            etag: etag.clone(),
+            last_modified: Some(now_seconds()),
+            metadata: options.metadata,
+        };
+        objects.insert(key.to_owned(), (body, meta));
+        Ok(etag)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        Ok(self
+            .lock()
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, (_, meta))| meta.clone())
+            .collect())
+    }
+}
