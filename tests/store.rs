@@ -1,6 +1,8 @@
 //! One conformance suite for every store backend: the semantics the
 //! indexer relies on (conditional writes above all) must hold for each.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -214,4 +216,14 @@ async fn local_store_refuses_escaping_keys() {
     ] {
         assert!(store.head(key).await.is_err(), "{key:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_store_conforms() {
+    let Some(store) = common::s3_bucket().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    basic_semantics(store.as_ref(), "repo/").await;
+    one_winner(store, "repo/").await;
 }

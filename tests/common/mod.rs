@@ -59,3 +59,22 @@ pub fn split_records(summary: &[u8]) -> Vec<Vec<u8>> {
     assert!(current.is_empty(), "summary does not end with a blank line");
     records
 }
+
+/// A fresh bucket on the S3 endpoint `localstack/run-with` provides, or
+/// `None` (with a note) when the tests run without it. Under run-with
+/// (`PKGSUM_LOCALSTACK=1`, as in CI) failing to reach it is a failure.
+pub async fn s3_bucket() -> Option<pkgsum::store::s3::S3Store> {
+    if std::env::var("PKGSUM_LOCALSTACK").as_deref() != Ok("1") {
+        eprintln!("S3 test skipped: run under localstack/run-with to include it");
+        return None;
+    }
+    let client = pkgsum::store::s3::client_from_env().await;
+    let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
+    Some(pkgsum::store::s3::S3Store::new(client, bucket))
+}
