@@ -8,6 +8,7 @@
 
 pub mod compression;
 pub mod error;
+pub mod event;
 pub mod header;
 pub mod index;
 pub mod limit;

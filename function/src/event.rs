@@ -1,0 +1,281 @@
+//! Event decoding: from any notification shape to the keys to look at.
+//!
+//! An event only says which key to look at again; what happened is read
+//! from the bucket (level-triggered), so the event name is kept for logs
+//! only. Shapes understood: S3 notifications (AWS, MinIO, Ceph), SQS
+//! batches whose bodies are S3 notifications, EventBridge events, or SNS
+//! envelopes of those, and EventBridge events delivered directly.
+//! `s3:TestEvent` and anything else are reported as ignored.
+
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+/// A key to look at again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    pub bucket: String,
+    pub key: String,
+    /// The event name, for logs ("ObjectCreated:Put", "Object Deleted").
+    pub event: String,
+}
+
+/// What one delivery unit holds: the whole event, or one SQS message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The SQS message id, for partial batch failure reports.
+    pub id: Option<String>,
+    pub targets: Vec<Target>,
+    /// Why parts of it were ignored.
+    pub ignored: Vec<String>,
+}
+
+/// Decodes an event of any supported shape into delivery units.
+pub fn decode(event: &Value) -> Vec<Message> {
+    let records = event.get("Records").and_then(Value::as_array);
+    match records {
+        Some(records) if records.iter().any(is_sqs_record) => {
+            records.iter().map(decode_sqs_record).collect()
+        }
+        _ => {
+            let mut message = Message::default();
+            decode_body(event, &mut message);
+            vec![message]
+        }
+    }
+}
+
+/// Decodes an event given as JSON text.
+pub fn decode_str(text: &str) -> Result<Vec<Message>, serde_json::Error> {
+    Ok(decode(&serde_json::from_str(text)?))
+}
+
+fn is_sqs_record(record: &Value) -> bool {
+    record.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")
+}
+
+fn decode_sqs_record(record: &Value) -> Message {
+    let mut message = Message {
+        id: record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..Message::default()
+    };
+    match record.get("body").and_then(Value::as_str) {
+        None => message
+            .ignored
+            .push("SQS message without a body".to_owned()),
+        Some(body) => match serde_json::from_str::<Value>(body) {
+            Ok(body) => decode_body(&body, &mut message),
+            Err(err) => message
+                .ignored
+                .push(format!("SQS message body is not JSON: {err}")),
+        },
+    }
+    message
+}
+
+/// Adds the targets of one event body (not an SQS batch) to `message`.
+fn decode_body(body: &Value, message: &mut Message) {
+    if body.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        message.ignored.push("s3:TestEvent".to_owned());
+    } else if let Some(records) = body.get("Records").and_then(Value::as_array) {
+        for record in records {
+            decode_s3_record(record, message);
+        }
+    } else if body.get("detail-type").is_some() && body.get("detail").is_some() {
+        decode_eventbridge(body, message);
+    } else if body.get("Type").and_then(Value::as_str) == Some("Notification") {
+        // SNS envelope: the real event is the Message string.
+        match body
+            .get("Message")
+            .and_then(Value::as_str)
+            .map(serde_json::from_str::<Value>)
+        {
+            Some(Ok(inner)) => decode_body(&inner, message),
+            _ => message
+                .ignored
+                .push("SNS envelope without a JSON Message".to_owned()),
+        }
+    } else {
+        message.ignored.push("not an S3 event".to_owned());
+    }
+}
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(value, |v, name| v.get(name))
+        .and_then(Value::as_str)
+}
+
+fn decode_s3_record(record: &Value, message: &mut Message) {
+    let event = record
+        .get("eventName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // MinIO keeps the "s3:" prefix, AWS drops it.
+    let event = event.strip_prefix("s3:").unwrap_or(event).to_owned();
+    let bucket = str_at(record, &["s3", "bucket", "name"]);
+    let key = str_at(record, &["s3", "object", "key"]);
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        message.ignored.push(format!(
+            "record {event:?} without s3.bucket.name and s3.object.key"
+        ));
+        return;
+    };
+    if !(event.starts_with("ObjectCreated") || event.starts_with("ObjectRemoved")) {
+        message.ignored.push(format!("event {event} on {key}"));
+        return;
+    }
+    match form_decode(key) {
+        Some(key) => message.targets.push(Target {
+            bucket: bucket.to_owned(),
+            key,
+            event,
+        }),
+        None => message
+            .ignored
+            .push(format!("key {key:?} does not decode to UTF-8")),
+    }
+}
+
+fn decode_eventbridge(body: &Value, message: &mut Message) {
+    let detail_type = body
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !matches!(detail_type, "Object Created" | "Object Deleted") {
+        message.ignored.push(format!("EventBridge {detail_type:?}"));
+        return;
+    }
+    let detail = &body["detail"];
+    let bucket = str_at(detail, &["bucket", "name"]);
+    let key = str_at(detail, &["object", "key"]);
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        message
+            .ignored
+            .push("EventBridge event without bucket.name and object.key".to_owned());
+        return;
+    };
+    // Whether EventBridge form-encodes keys is not documented. Looking at a
+    // key costs one HEAD and is harmless when it does not exist, so both
+    // readings are looked at when they differ.
+    let mut keys = vec![key.to_owned()];
+    if let Some(decoded) = form_decode(key).filter(|d| d != key) {
+        keys.push(decoded);
+    }
+    for key in keys {
+        message.targets.push(Target {
+            bucket: bucket.to_owned(),
+            key,
+            event: detail_type.to_owned(),
+        });
+    }
+}
+
+/// Form decoding as S3 notifications need: `+` is a space, then `%xx`.
+pub fn form_decode(key: &str) -> Option<String> {
+    let spaced = key.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s3_record(event: &str, key: &str) -> Value {
+        json!({
+            "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": event,
+            "s3": {"bucket": {"name": "b"}, "object": {"key": key, "size": 7}}
+        })
+    }
+
+    fn keys(messages: &[Message]) -> Vec<String> {
+        messages
+            .iter()
+            .flat_map(|m| m.targets.iter().map(|t| t.key.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn direct_notification_keys_are_form_decoded() {
+        let event = json!({"Records": [
+            s3_record("ObjectCreated:Put", "All/gtk2%2B-2.24.tgz"),
+            s3_record("ObjectRemoved:Delete", "All/red+flower-1.0.tgz"),
+            s3_record("ObjectCreated:Put", "All/%C3%BC-1.tgz"),
+        ]});
+        let messages = decode(&event);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].id, None);
+        assert_eq!(
+            keys(&messages),
+            [
+                "All/gtk2+-2.24.tgz",
+                "All/red flower-1.0.tgz",
+                "All/ü-1.tgz"
+            ]
+        );
+        assert_eq!(messages[0].targets[1].event, "ObjectRemoved:Delete");
+    }
+
+    #[test]
+    fn sqs_messages_stay_separate_for_batch_failures() {
+        let body = json!({"Records": [s3_record("ObjectCreated:Put", "a-1.tgz")]}).to_string();
+        let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string();
+        let event = json!({"Records": [
+            {"messageId": "m1", "eventSource": "aws:sqs", "body": body},
+            {"messageId": "m2", "eventSource": "aws:sqs", "body": test_event},
+            {"messageId": "m3", "eventSource": "aws:sqs", "body": "{not json"},
+        ]});
+        let messages = decode(&event);
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[0].id.as_deref(), Some("m1"));
+        assert_eq!(keys(&messages[..1]), ["a-1.tgz"]);
+        assert_eq!(messages[1].ignored, ["s3:TestEvent"]);
+        assert!(messages[2].ignored[0].starts_with("SQS message body is not JSON"));
+    }
+
+    #[test]
+    fn minio_keeps_the_prefix_and_encodes_slashes() {
+        let event = json!({
+            "EventName": "s3:ObjectCreated:Put", "Key": "bucket/All/x-1.tgz",
+            "Records": [{
+                "eventSource": "minio:s3", "eventName": "s3:ObjectCreated:Put",
+                "s3": {"bucket": {"name": "bucket"}, "object": {"key": "All%2Fx-1.tgz"}}
+            }]
+        });
+        let messages = decode(&event);
+        assert_eq!(keys(&messages), ["All/x-1.tgz"]);
+        assert_eq!(messages[0].targets[0].event, "ObjectCreated:Put");
+    }
+
+    #[test]
+    fn eventbridge_direct_and_through_sqs() {
+        let eb = json!({
+            "version": "0", "detail-type": "Object Deleted", "source": "aws.s3",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "All/a+b-1.tgz"}}
+        });
+        assert_eq!(keys(&decode(&eb)), ["All/a+b-1.tgz", "All/a b-1.tgz"]);
+        let sqs = json!({"Records": [
+            {"messageId": "x", "eventSource": "aws:sqs", "body": eb.to_string()}
+        ]});
+        assert_eq!(keys(&decode(&sqs)), ["All/a+b-1.tgz", "All/a b-1.tgz"]);
+        let other = json!({"detail-type": "Object Restore Completed", "detail": {}});
+        assert!(decode(&other)[0].targets.is_empty());
+    }
+
+    #[test]
+    fn test_events_and_strangers_are_ignored() {
+        let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent"});
+        assert_eq!(decode(&test_event)[0].ignored, ["s3:TestEvent"]);
+        assert_eq!(decode(&json!({"hello": 1}))[0].ignored, ["not an S3 event"]);
+        let bad = json!({"Records": [s3_record("ObjectCreated:Put", "%FF%FE.tgz")]});
+        assert!(decode(&bad)[0].ignored[0].contains("does not decode"));
+        let restore = json!({"Records": [s3_record("ObjectRestore:Completed", "a.tgz")]});
+        assert!(decode(&restore)[0].targets.is_empty());
+    }
+}
