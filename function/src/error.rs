@@ -47,6 +47,11 @@ pub enum Error {
 
     #[error("invalid state: {0}")]
     State(String),
+
+    /// Only from a partial read: the bytes fetched so far ended before the
+    /// metadata did, and the object has more.
+    #[error("the fetched prefix ended before the metadata")]
+    NeedMore,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -88,6 +93,11 @@ impl std::fmt::Display for Layer {
     }
 }
 
+/// Raised by a partial input when it runs out of fetched bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("need more bytes")]
+pub(crate) struct NeedMoreBytes;
+
 /// Raised by [`crate::limit::Limited`] when the byte budget is spent.
 #[derive(Debug, thiserror::Error)]
 #[error("more than {limit} bytes")]
@@ -120,6 +130,9 @@ pub(crate) fn find_in_chain<T: StdError + 'static>(err: &io::Error) -> Option<&T
 /// `container` names the structure parsed when no layer claims the error
 /// (for example "tar archive").
 pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
+    if find_in_chain::<NeedMoreBytes>(&err).is_some() {
+        return Error::NeedMore;
+    }
     if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
         return Error::TooLarge { limit: limit.limit };
     }

@@ -80,6 +80,36 @@ pub fn read_header<R: Read>(input: R, limits: &Limits) -> Result<Header> {
     })
 }
 
+/// Reads a header from the first bytes of a package. When `complete` is
+/// false the package continues past `prefix`, and running out of bytes
+/// gives [`Error::NeedMore`] instead of a truncation error, so the caller
+/// can fetch more and try again.
+pub fn read_header_prefix(prefix: &[u8], complete: bool, limits: &Limits) -> Result<Header> {
+    read_header(
+        Prefix {
+            rest: prefix,
+            complete,
+        },
+        limits,
+    )
+}
+
+/// The fetched front of an object.
+struct Prefix<'a> {
+    rest: &'a [u8],
+    complete: bool,
+}
+
+impl Read for Prefix<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() && !self.complete {
+            return Err(std::io::Error::other(crate::error::NeedMoreBytes));
+        }
+        let n = self.rest.read(buf)?;
+        Ok(n)
+    }
+}
+
 type Layers = (Metadata, Compression, Option<PkgHash>);
 
 /// Peels one compression layer, then reads a tar archive or unwraps a

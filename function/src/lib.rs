@@ -9,6 +9,7 @@
 pub mod compression;
 pub mod error;
 pub mod event;
+pub mod fetch;
 pub mod header;
 pub mod index;
 pub mod limit;
