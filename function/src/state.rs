@@ -52,6 +52,9 @@ pub enum Change {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     generation: u64,
+    /// The generation at which the records last changed: outputs of this
+    /// generation or later already say what this state would say.
+    records_generation: u64,
     packages: BTreeMap<String, Package>,
     failures: BTreeMap<String, Failure>,
 }
@@ -77,7 +80,7 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Default bound on a stored state's decoded size (about 200,000 records).
 pub const DEFAULT_STATE_LIMIT: u64 = 1 << 30;
@@ -86,6 +89,11 @@ impl State {
     /// The generation: 0 for an empty new state, +1 per effective change.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The generation at which the records (the summary) last changed.
+    pub fn records_generation(&self) -> u64 {
+        self.records_generation
     }
 
     /// Number of indexed packages.
@@ -173,12 +181,16 @@ impl State {
     /// Merges changes; returns whether anything changed, in which case the
     /// generation has advanced by one.
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
-        let mut changed = false;
+        let (mut changed, mut records) = (false, false);
         for change in changes {
+            records |= self.changes_records(&change);
             changed |= self.apply_one(change);
         }
         if changed {
             self.generation += 1;
+        }
+        if records {
+            self.records_generation = self.generation;
         }
         changed
     }
@@ -292,6 +304,28 @@ mod tests {
             name: "zzz.tgz".to_owned()
         }]));
         assert_eq!(state.generation(), 1);
+    }
+
+    #[test]
+    fn records_generation_moves_only_with_the_summary() {
+        let mut state = State::default();
+        state.apply([indexed("a-1.tgz", "PKGNAME=a-1\n\n", "1")]);
+        assert_eq!((state.generation(), state.records_generation()), (1, 1));
+        // A new token with the same record, or a new failure: not the summary.
+        state.apply([indexed("a-1.tgz", "PKGNAME=a-1\n\n", "2")]);
+        state.apply([Change::Failed {
+            name: "bad.tgz".to_owned(),
+            failure: Failure {
+                size: 1,
+                token: "1".to_owned(),
+                error: "empty file".to_owned(),
+            },
+        }]);
+        assert_eq!((state.generation(), state.records_generation()), (3, 1));
+        state.apply([Change::Removed {
+            name: "a-1.tgz".to_owned(),
+        }]);
+        assert_eq!((state.generation(), state.records_generation()), (4, 4));
     }
 
     #[test]

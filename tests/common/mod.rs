@@ -78,3 +78,62 @@ pub async fn s3_bucket() -> Option<pkgsum::store::s3::S3Store> {
         .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
     Some(pkgsum::store::s3::S3Store::new(client, bucket))
 }
+
+/// Form-encodes a key as S3 notifications do ("a b+c" -> "a+b%2Bc").
+pub fn notification_key(key: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b' ');
+    utf8_percent_encode(key, KEEP).to_string().replace(' ', "+")
+}
+
+/// An S3 notification naming `keys` in `bucket`.
+pub fn s3_event(bucket: &str, event: &str, keys: &[&str]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| {
+            serde_json::json!({
+                "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": event,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": notification_key(key)}}
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The summary a repository should publish: `pkg_info -X` of every package
+/// the store holds under `prefix`, read whole, in file-name order.
+pub async fn truth<S: pkgsum::store::Store>(store: &S, prefix: &str, suffix: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for meta in store.list(prefix).await.unwrap() {
+        let name = &meta.key[prefix.len()..];
+        if name.contains('/') || !name.ends_with(suffix) {
+            continue;
+        }
+        let Some((body, _)) = store.get(&meta.key).await.unwrap() else {
+            continue;
+        };
+        let Ok(header) = pkgsum::header::read_header(&body[..], &pkgsum::limit::Limits::default())
+        else {
+            continue;
+        };
+        let info = pkgsum::record::FileInfo {
+            name: name.as_bytes(),
+            size: body.len() as u64,
+        };
+        out.extend(pkgsum::record::render(&header.metadata, Some(info)));
+    }
+    out
+}
+
+/// A published summary, decompressed, or empty when absent.
+pub async fn published<S: pkgsum::store::Store>(store: &S, key: &str) -> Vec<u8> {
+    match store.get(key).await.unwrap() {
+        Some((body, _)) => decompress(&body),
+        None => Vec::new(),
+    }
+}

@@ -123,3 +123,50 @@ pub trait Store: Send + Sync {
     /// Every object whose key starts with `prefix`, sorted by key.
     fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send;
 }
+
+/// Implements [`Store`] for a pointer type by delegating to its target:
+/// a shared (`Arc`) or borrowed (`&`) store is a store.
+macro_rules! delegate_store {
+    ($($pointer:ty),*) => {$(
+        impl<T: Store + ?Sized> Store for $pointer {
+            fn head(&self, key: &str) -> impl Future<Output = StoreResult<Option<ObjectMeta>>> + Send {
+                (**self).head(key)
+            }
+
+            fn get(
+                &self,
+                key: &str,
+            ) -> impl Future<Output = StoreResult<Option<(Bytes, ObjectMeta)>>> + Send {
+                (**self).get(key)
+            }
+
+            fn get_range(
+                &self,
+                key: &str,
+                range: Range<u64>,
+                etag: &str,
+            ) -> impl Future<Output = StoreResult<Bytes>> + Send {
+                (**self).get_range(key, range, etag)
+            }
+
+            fn put(
+                &self,
+                key: &str,
+                body: Bytes,
+                options: PutOptions,
+            ) -> impl Future<Output = StoreResult<String>> + Send {
+                (**self).put(key, body, options)
+            }
+
+            fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
+                (**self).delete(key)
+            }
+
+            fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send {
+                (**self).list(prefix)
+            }
+        }
+    )*};
+}
+
+delegate_store!(std::sync::Arc<T>, &T);

@@ -1,0 +1,108 @@
+//! From decoded events to repository passes: the code path shared by the
+//! Lambda function and `pkgsum apply-event`.
+//!
+//! Keys are filtered (package suffixes only, never pkgsum's own files),
+//! grouped by bucket and repository so a batch costs one pass per
+//! repository, and failures are mapped back to the SQS messages that
+//! named them, for partial batch failure reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::event::Message;
+use crate::repo::{self, Config, Report};
+use crate::store::Store;
+
+/// What handling a set of messages did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reports: Vec<Report>,
+    /// Ids of SQS messages with a key that could not be applied: report
+    /// these as batch item failures so SQS delivers them again.
+    pub failed_messages: Vec<String>,
+    /// What went wrong, one line each.
+    pub errors: Vec<String>,
+    /// Parts of events that named nothing to do, with the reason.
+    pub ignored: Vec<String>,
+}
+
+impl Outcome {
+    /// True when every key was applied.
+    pub fn is_success(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Applies the keys named by `messages`. `store_for` gives the store of a
+/// bucket (one shared client behind it).
+pub async fn handle<S, F>(messages: &[Message], store_for: F, config: &Config) -> Outcome
+where
+    S: Store,
+    F: Fn(&str) -> S,
+{
+    let mut outcome = Outcome::default();
+    // (bucket, prefix) -> name -> indices of the messages naming it.
+    let mut groups: BTreeMap<(String, String), BTreeMap<String, BTreeSet<usize>>> = BTreeMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        outcome.ignored.extend(message.ignored.iter().cloned());
+        for target in &message.targets {
+            if !config.wants(&target.key) {
+                outcome
+                    .ignored
+                    .push(format!("{}: not a package key", target.key));
+                continue;
+            }
+            let (prefix, name) = repo::split_key(&target.key);
+            groups
+                .entry((target.bucket.clone(), prefix.to_owned()))
+                .or_default()
+                .entry(name.to_owned())
+                .or_default()
+                .insert(index);
+        }
+    }
+
+    let mut failed = BTreeSet::new();
+    for ((bucket, prefix), names) in groups {
+        let store = store_for(&bucket);
+        let wanted: BTreeSet<String> = names.keys().cloned().collect();
+        match repo::apply(&store, &prefix, &wanted, config).await {
+            Ok((report, unsure)) => {
+                for (name, error) in unsure {
+                    outcome
+                        .errors
+                        .push(format!("s3://{bucket}/{prefix}{name}: {error}"));
+                    failed.extend(names.get(&name).into_iter().flatten().copied());
+                }
+                tracing::info!(
+                    bucket = %bucket,
+                    prefix = %report.prefix,
+                    read = report.read.len(),
+                    removed = report.removed.len(),
+                    unchanged = report.unchanged,
+                    failed = report.failures.len(),
+                    bytes_fetched = report.bytes_fetched,
+                    attempts = report.attempts,
+                    generation = report.generation,
+                    published = report.published,
+                    "repository updated"
+                );
+                for (name, reason) in &report.failures {
+                    tracing::warn!(key = %format!("{prefix}{name}"), %reason, "package not indexed");
+                }
+                outcome.reports.push(report);
+            }
+            Err(error) => {
+                tracing::error!(bucket = %bucket, prefix = %prefix, %error, "repository pass failed");
+                outcome
+                    .errors
+                    .push(format!("s3://{bucket}/{prefix}: {error}"));
+                failed.extend(names.values().flatten().copied());
+            }
+        }
+    }
+    outcome.failed_messages = failed
+        .into_iter()
+        .filter_map(|i| messages[i].id.clone())
+        .collect();
+    outcome
+}

@@ -1,0 +1,626 @@
+//! One repository in an object store, and the pass that brings it up to
+//! date: the level-triggered heart of the indexer.
+//!
+//! A repository is a key prefix up to the last `/`. It keeps its state in
+//! `<prefix>.pkgsum/state` and publishes `<prefix>pkg_summary.*`. A pass
+//! over some names:
+//!
+//! 1. reads the state and remembers its ETag;
+//! 2. asks the bucket what each name holds now (HEAD), after reading the
+//!    state, so nothing older than the state is ever applied;
+//! 3. fetches headers of new or changed packages only;
+//! 4. commits the state with If-Match (If-None-Match `*` when new); on
+//!    412/409 it waits a jittered, growing delay and starts over, a bounded
+//!    number of times, reusing headers already fetched for the same ETag;
+//! 5. publishes every format from the committed state, each write guarded
+//!    by the generation recorded in the object's metadata, so an older
+//!    state never replaces a newer one's outputs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+
+use crate::compression::Compression;
+use crate::error::Error;
+use crate::fetch::{FetchError, FetchOptions, fetch_header};
+use crate::record::{self, FileInfo};
+use crate::state::{self, Change, Failure, Package, State};
+use crate::store::{ObjectMeta, PutMode, PutOptions, Store, StoreError};
+use crate::summary;
+
+/// Object metadata name carrying the state generation of an output.
+pub const GENERATION: &str = "pkgsum-generation";
+
+/// How passes behave.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Key suffixes that are packages.
+    pub suffixes: Vec<String>,
+    /// Summary formats to publish; pkgin's others are removed.
+    pub formats: Vec<Compression>,
+    pub fetch: FetchOptions,
+    /// Commit attempts before giving up on a contended state.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with full jitter.
+    pub backoff: Duration,
+    /// Most packages one repository may hold.
+    pub max_records: usize,
+    /// Bound on the decoded size of a stored state.
+    pub state_limit: u64,
+    /// HEADs and header fetches in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            suffixes: vec![".tgz".to_owned()],
+            formats: summary::DEFAULT_FORMATS.to_vec(),
+            fetch: FetchOptions::default(),
+            max_attempts: 10,
+            backoff: Duration::from_millis(50),
+            max_records: 200_000,
+            state_limit: state::DEFAULT_STATE_LIMIT,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Splits a key into its repository prefix (ending in `/`, or empty) and
+/// the file name.
+pub fn split_key(key: &str) -> (&str, &str) {
+    match key.rfind('/') {
+        Some(i) => (&key[..=i], &key[i + 1..]),
+        None => ("", key),
+    }
+}
+
+/// Whether the key is one pkgsum writes: its state and status, and the
+/// summaries. Events on these must never start work (no loops).
+pub fn is_own_key(key: &str) -> bool {
+    let (_, name) = split_key(key);
+    key.split('/').any(|part| part == ".pkgsum") || summary::is_own_file(name)
+}
+
+impl Config {
+    /// Whether an event on `key` concerns a package.
+    pub fn wants(&self, key: &str) -> bool {
+        !is_own_key(key) && self.suffixes.iter().any(|s| key.ends_with(s.as_str()))
+    }
+}
+
+pub fn state_key(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/state")
+}
+
+pub fn status_key(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/status.json")
+}
+
+pub fn output_key(prefix: &str, format: Compression) -> String {
+    format!("{prefix}{}", summary::file_name(format))
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub prefix: String,
+    /// Names whose headers were read.
+    pub read: Vec<String>,
+    /// Names dropped because they are gone.
+    pub removed: Vec<String>,
+    /// Names the state already reflected.
+    pub unchanged: usize,
+    /// Packages that are there but could not be indexed, with the reason.
+    pub failures: Vec<(String, String)>,
+    /// Bytes fetched from package headers.
+    pub bytes_fetched: u64,
+    /// State commits tried (1 when uncontended).
+    pub attempts: u32,
+    pub generation: u64,
+    /// Whether this pass committed a new state.
+    pub committed: bool,
+    /// Whether this pass wrote summary files.
+    pub published: bool,
+}
+
+/// Why a pass could not finish. Nothing is lost: the bucket still holds
+/// the truth and the next event or reconcile redoes the work.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("state {key}: {error}")]
+    State { key: String, error: Error },
+    #[error("state {key}: still contended after {attempts} attempts")]
+    Contended { key: String, attempts: u32 },
+    #[error("repository {prefix:?} would hold {count} packages, more than the limit of {limit}")]
+    TooManyPackages {
+        prefix: String,
+        count: usize,
+        limit: usize,
+    },
+    #[error("rendering the summary: {0}")]
+    Render(std::io::Error),
+}
+
+/// The state as stored, with the ETag to commit against.
+struct Loaded {
+    state: State,
+    etag: Option<String>,
+}
+
+async fn load_state<S: Store>(
+    store: &S,
+    prefix: &str,
+    config: &Config,
+) -> Result<Loaded, PassError> {
+    let key = state_key(prefix);
+    match store.get(&key).await? {
+        None => Ok(Loaded {
+            state: State::default(),
+            etag: None,
+        }),
+        Some((body, meta)) => match State::from_bytes(&body, config.state_limit) {
+            Ok(state) => Ok(Loaded {
+                state,
+                etag: Some(meta.etag),
+            }),
+            // The state is a cache: an unreadable one is replaced (by a
+            // conditional write on its ETag) and `rebuild` refills it.
+            Err(error) => {
+                tracing::error!(%key, %error, "unreadable state; starting from empty");
+                Ok(Loaded {
+                    state: State::default(),
+                    etag: Some(meta.etag),
+                })
+            }
+        },
+    }
+}
+
+/// What looking at one name found.
+enum Seen {
+    Gone,
+    Current,
+    Changed(Change, u64),
+    /// The object changed while we read it, or the store failed: the name
+    /// is left as the state has it, and the error is reported.
+    Unsure(StoreError),
+}
+
+type HeaderCache = HashMap<(String, String), (Change, u64)>;
+
+async fn look<S: Store>(
+    store: &S,
+    prefix: &str,
+    name: &str,
+    state: &State,
+    cache: &tokio::sync::Mutex<HeaderCache>,
+    config: &Config,
+) -> Seen {
+    let key = format!("{prefix}{name}");
+    let meta = match store.head(&key).await {
+        Ok(Some(meta)) => meta,
+        Ok(None) => return Seen::Gone,
+        Err(err) => return Seen::Unsure(err),
+    };
+    if state.is_current(name, meta.size, &meta.etag) {
+        return Seen::Current;
+    }
+    let cache_key = (name.to_owned(), meta.etag.clone());
+    if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
+        return Seen::Changed(change.clone(), *bytes);
+    }
+    let (change, bytes) = match fetch_header(store, &meta, &config.fetch).await {
+        Ok(fetched) => (indexed(name, &meta, &fetched.header), fetched.fetched),
+        Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
+        Err(FetchError::Store(err)) => return Seen::Unsure(err),
+    };
+    cache
+        .lock()
+        .await
+        .insert(cache_key, (change.clone(), bytes));
+    Seen::Changed(change, bytes)
+}
+
+async fn look_named<S: Store>(
+    store: &S,
+    prefix: &str,
+    name: &str,
+    state: &State,
+    cache: &tokio::sync::Mutex<HeaderCache>,
+    config: &Config,
+) -> (String, Seen) {
+    let seen = look(store, prefix, name, state, cache, config).await;
+    (name.to_owned(), seen)
+}
+
+fn indexed(name: &str, meta: &ObjectMeta, header: &crate::header::Header) -> Change {
+    let info = FileInfo {
+        name: name.as_bytes(),
+        size: meta.size,
+    };
+    Change::Indexed {
+        name: name.to_owned(),
+        package: Package {
+            record: record::render(&header.metadata, Some(info)),
+            size: meta.size,
+            token: meta.etag.clone(),
+        },
+    }
+}
+
+fn failed(name: &str, meta: &ObjectMeta, error: &Error) -> Change {
+    tracing::warn!(key = %meta.key, %error, "package skipped");
+    Change::Failed {
+        name: name.to_owned(),
+        failure: Failure {
+            size: meta.size,
+            token: meta.etag.clone(),
+            error: error.to_string(),
+        },
+    }
+}
+
+/// Applies `names` of the repository at `prefix` to its state and
+/// publishes the result. Names that could not be looked at (store errors)
+/// are returned in the error list of the report's caller via `Err` only if
+/// nothing could be done; otherwise they are logged and left for a retry.
+pub async fn apply<S: Store>(
+    store: &S,
+    prefix: &str,
+    names: &BTreeSet<String>,
+    config: &Config,
+) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
+    let cache = tokio::sync::Mutex::new(HeaderCache::new());
+    let mut report = Report {
+        prefix: prefix.to_owned(),
+        ..Report::default()
+    };
+    for attempt in 1..=config.max_attempts {
+        report.attempts = attempt;
+        let loaded = load_state(store, prefix, config).await?;
+        // Futures built in a loop, not in a `map` closure: a closure here
+        // makes the pass's future fail rustc's `Send` proof for spawned tasks.
+        let mut lookups = Vec::with_capacity(names.len());
+        for name in names {
+            lookups.push(look_named(
+                store,
+                prefix,
+                name,
+                &loaded.state,
+                &cache,
+                config,
+            ));
+        }
+        let looked: Vec<(String, Seen)> = stream::iter(lookups)
+            .buffer_unordered(config.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut next = loaded.state.clone();
+        let mut changes = Vec::new();
+        let mut unsure = Vec::new();
+        let (mut read, mut removed, mut unchanged, mut failures, mut bytes) =
+            (Vec::new(), Vec::new(), 0, Vec::new(), 0);
+        for (name, seen) in looked {
+            match seen {
+                Seen::Gone => {
+                    if next.package(&name).is_some() || next.failure(&name).is_some() {
+                        removed.push(name.clone());
+                    }
+                    changes.push(Change::Removed { name });
+                }
+                Seen::Current => unchanged += 1,
+                Seen::Changed(change, n) => {
+                    if let Change::Failed { failure, .. } = &change {
+                        failures.push((name.clone(), failure.error.clone()));
+                    }
+                    read.push(name);
+                    bytes += n;
+                    changes.push(change);
+                }
+                Seen::Unsure(err) => unsure.push((name, err)),
+            }
+        }
+        let changed = next.apply(changes);
+        if next.len() > config.max_records && next.len() > loaded.state.len() {
+            return Err(PassError::TooManyPackages {
+                prefix: prefix.to_owned(),
+                count: next.len(),
+                limit: config.max_records,
+            });
+        }
+        read.sort();
+        removed.sort();
+        (
+            report.read,
+            report.removed,
+            report.unchanged,
+            report.failures,
+        ) = (read, removed, unchanged, failures);
+        report.bytes_fetched = bytes;
+        if changed {
+            match commit(store, prefix, &next, loaded.etag.as_deref()).await {
+                Ok(()) => report.committed = true,
+                Err(err) if err.is_precondition() => {
+                    tracing::info!(prefix, attempt, "state changed under us; retrying");
+                    backoff(config, attempt).await;
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        report.generation = next.generation();
+        report.published = publish(store, prefix, &next, config).await?;
+        return Ok((report, unsure));
+    }
+    Err(PassError::Contended {
+        key: state_key(prefix),
+        attempts: config.max_attempts,
+    })
+}
+
+async fn commit<S: Store>(
+    store: &S,
+    prefix: &str,
+    state: &State,
+    etag: Option<&str>,
+) -> Result<(), StoreError> {
+    let key = state_key(prefix);
+    let body = state.to_bytes().map_err(|e| StoreError::other(&key, e))?;
+    let mode = match etag {
+        Some(etag) => PutMode::Update(etag.to_owned()),
+        None => PutMode::Create,
+    };
+    let options = PutOptions {
+        mode,
+        content_type: Some("application/octet-stream".to_owned()),
+        cache_control: Some("no-cache".to_owned()),
+        metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
+    };
+    store
+        .put(&key, Bytes::from(body), options)
+        .await
+        .map(|_| ())
+}
+
+/// Full-jitter exponential backoff, capped at 5 s.
+async fn backoff(config: &Config, attempt: u32) {
+    let cap = config
+        .backoff
+        .saturating_mul(1 << attempt.min(16))
+        .min(Duration::from_secs(5));
+    let wait = cap.mul_f64(fastrand::f64());
+    tokio::time::sleep(wait).await;
+}
+
+fn generation_of(meta: &ObjectMeta) -> u64 {
+    meta.metadata
+        .get(GENERATION)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Publishes the summaries of `state` unless outputs that say the same (of
+/// its records' generation or later) are there already. Returns whether
+/// anything was written.
+///
+/// Outputs carry the generation of the state they were rendered from.
+/// Generations form one line (commits are compare-and-swap), so an output
+/// of generation at least `records_generation` holds these very records
+/// or newer ones: it is never replaced by this pass.
+pub async fn publish<S: Store>(
+    store: &S,
+    prefix: &str,
+    state: &State,
+    config: &Config,
+) -> Result<bool, PassError> {
+    let generation = state.generation();
+    let current_from = state.records_generation();
+    let mut stale = Vec::new();
+    for format in summary::unwritten(&config.formats) {
+        let key = output_key(prefix, format);
+        if let Some(meta) = store.head(&key).await? {
+            stale.push((key, meta));
+        }
+    }
+    let mut behind = Vec::new();
+    for &format in &config.formats {
+        let key = output_key(prefix, format);
+        let current = store.head(&key).await?;
+        if current
+            .as_ref()
+            .is_none_or(|m| generation_of(m) < current_from)
+        {
+            behind.push(format);
+        }
+    }
+    let mut wrote = false;
+    if !behind.is_empty() {
+        let summary = state.summary();
+        let formats = behind.clone();
+        let rendered = tokio::task::spawn_blocking(move || summary::render(&summary, &formats))
+            .await
+            .map_err(|e| PassError::Render(std::io::Error::other(e)))?
+            .map_err(PassError::Render)?;
+        // Least preferred first: by the time the variant pkgin tries first
+        // changes, the others already say the same.
+        for output in rendered.into_iter().rev() {
+            let key = output_key(prefix, output.format);
+            let stamp = Stamp {
+                generation,
+                current_from,
+            };
+            wrote |= put_output(store, &key, output.bytes, output.format, stamp).await?;
+        }
+    }
+    for (key, meta) in stale {
+        if generation_of(&meta) <= generation {
+            store.delete(&key).await?;
+            tracing::info!(%key, "removed a summary variant this configuration does not write");
+            wrote = true;
+        }
+    }
+    write_status(store, prefix, state).await?;
+    Ok(wrote)
+}
+
+/// The generation an output is written with, and the oldest generation
+/// whose outputs already hold the same records.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    generation: u64,
+    current_from: u64,
+}
+
+/// Writes one output unless one holding these records or newer is already
+/// there; keeps its Last-Modified strictly after the previous one's, in
+/// whole seconds.
+async fn put_output<S: Store>(
+    store: &S,
+    key: &str,
+    body: Vec<u8>,
+    format: Compression,
+    stamp: Stamp,
+) -> Result<bool, PassError> {
+    let Stamp {
+        generation,
+        current_from,
+    } = stamp;
+    let body = Bytes::from(body);
+    for _ in 0..8 {
+        let current = store.head(key).await?;
+        if current
+            .as_ref()
+            .is_some_and(|m| generation_of(m) >= current_from)
+        {
+            return Ok(false);
+        }
+        let previous = current.as_ref().and_then(|m| m.last_modified);
+        wait_for_later_second(previous).await;
+        let options = PutOptions {
+            mode: match &current {
+                Some(meta) => PutMode::Update(meta.etag.clone()),
+                None => PutMode::Create,
+            },
+            content_type: Some(format.content_type().to_owned()),
+            cache_control: Some("no-cache".to_owned()),
+            metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+        };
+        match store.put(key, body.clone(), options).await {
+            Ok(_) => {
+                ensure_later(store, key, &body, previous, format, generation).await?;
+                return Ok(true);
+            }
+            Err(err) if err.is_precondition() || matches!(err, StoreError::NotFound { .. }) => {
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(PassError::Contended {
+        key: key.to_owned(),
+        attempts: 8,
+    })
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sleeps until the clock is in a later second than `previous`.
+async fn wait_for_later_second(previous: Option<SystemTime>) {
+    let Some(previous) = previous else { return };
+    let target = SystemTime::UNIX_EPOCH + Duration::from_secs(whole_seconds(previous) + 1);
+    if let Ok(wait) = target.duration_since(SystemTime::now()) {
+        // Bounded: a Last-Modified far in the future (clock trouble) must
+        // not stall publishing.
+        tokio::time::sleep(wait.min(Duration::from_secs(2)) + Duration::from_millis(20)).await;
+    }
+}
+
+/// If the store's clock gave the new object the same second as the one it
+/// replaced, pkgin would never see it: write it again a second later.
+async fn ensure_later<S: Store>(
+    store: &S,
+    key: &str,
+    body: &Bytes,
+    previous: Option<SystemTime>,
+    format: Compression,
+    generation: u64,
+) -> Result<(), PassError> {
+    let Some(previous) = previous else {
+        return Ok(());
+    };
+    for _ in 0..3 {
+        let Some(now) = store.head(key).await? else {
+            return Ok(());
+        };
+        if generation_of(&now) != generation {
+            return Ok(());
+        }
+        let Some(modified) = now.last_modified else {
+            return Ok(());
+        };
+        if whole_seconds(modified) > whole_seconds(previous) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let options = PutOptions {
+            mode: PutMode::Update(now.etag),
+            content_type: Some(format.content_type().to_owned()),
+            cache_control: Some("no-cache".to_owned()),
+            metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+        };
+        match store.put(key, body.clone(), options).await {
+            Ok(_) => {}
+            Err(err) if err.is_precondition() => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// `<prefix>.pkgsum/status.json`: what is indexed and what is not, for
+/// people and monitoring.
+async fn write_status<S: Store>(store: &S, prefix: &str, state: &State) -> Result<(), PassError> {
+    let key = status_key(prefix);
+    if let Some(meta) = store.head(&key).await?
+        && generation_of(&meta) >= state.generation()
+    {
+        return Ok(());
+    }
+    let failures: Vec<serde_json::Value> = state
+        .failures()
+        .map(|(name, f)| serde_json::json!({"file": name, "size": f.size, "error": f.error}))
+        .collect();
+    let status = serde_json::json!({
+        "generation": state.generation(),
+        "packages": state.len(),
+        "failures": failures,
+    });
+    let options = PutOptions {
+        mode: PutMode::Overwrite,
+        content_type: Some("application/json".to_owned()),
+        cache_control: Some("no-cache".to_owned()),
+        metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
+    };
+    let body = serde_json::to_vec_pretty(&status).map_err(|e| StoreError::other(&key, e))?;
+    store.put(&key, Bytes::from(body), options).await?;
+    Ok(())
+}
+
+/// Loads a repository's state (for `verify` and tests).
+pub async fn read_state<S: Store>(
+    store: &S,
+    prefix: &str,
+    config: &Config,
+) -> Result<State, PassError> {
+    Ok(load_state(store, prefix, config).await?.state)
+}

@@ -1,0 +1,483 @@
+//! The repository pass and the event handler on in-memory and LocalStack
+//! stores: byte-exact summaries, deletes and overwrites, duplicated and
+//! shuffled events, many concurrent handlers, crashes between steps.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pkgsum::compression::Compression;
+use pkgsum::event;
+use pkgsum::handler::handle;
+use pkgsum::repo::{self, Config, output_key, state_key};
+use pkgsum::store::counting::Counting;
+use pkgsum::store::faulty::{Fault, Faulty, Op};
+use pkgsum::store::memory::MemoryStore;
+use pkgsum::store::{PutOptions, Store};
+use pkgsum::testkit::PackageBuilder;
+
+const BUCKET: &str = "repo-bucket";
+
+async fn upload(store: &impl Store, key: &str, body: Vec<u8>) {
+    store
+        .put(key, Bytes::from(body), PutOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn deliver<S: Store>(
+    store: &S,
+    event: serde_json::Value,
+    config: &Config,
+) -> pkgsum::handler::Outcome {
+    let messages = event::decode(&event);
+    handle(&messages, |_| store, config).await
+}
+
+fn oracle_packages() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(common::oracle())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn assert_all_formats<S: Store>(store: &S, prefix: &str, want: &[u8]) {
+    for format in [Compression::Gzip, Compression::Bzip2, Compression::Xz] {
+        let got = common::published(store, &output_key(prefix, format)).await;
+        assert!(
+            got == want,
+            "{prefix}{format:?} differs from the expected summary"
+        );
+    }
+}
+
+async fn oracle_upload_delete_overwrite<S: Store>(store: &S, prefix: &str) {
+    let config = Config::default();
+    let packages = oracle_packages();
+    for (name, body) in &packages {
+        upload(store, &format!("{prefix}{name}"), body.clone()).await;
+    }
+    let keys: Vec<String> = packages
+        .iter()
+        .map(|(n, _)| format!("{prefix}{n}"))
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let outcome = deliver(
+        store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &refs),
+        &config,
+    )
+    .await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    assert_eq!(outcome.reports.len(), 1);
+    assert_eq!(outcome.reports[0].read.len(), 16);
+    let all = fs::read(common::oracle().join("all.expected")).unwrap();
+    assert_all_formats(store, prefix, &all).await;
+    assert!(
+        store
+            .head(&repo::status_key(prefix))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Delete one, overwrite another.
+    let deleted = format!("{prefix}scripts-3.1.tgz");
+    store.delete(&deleted).await.unwrap();
+    let outcome = deliver(
+        store,
+        common::s3_event(BUCKET, "ObjectRemoved:Delete", &[&deleted]),
+        &config,
+    )
+    .await;
+    assert_eq!(outcome.reports[0].removed, vec!["scripts-3.1.tgz"]);
+    let overwritten = format!("{prefix}minimal-1.0.tgz");
+    let replacement = PackageBuilder::new("minimal-1.0")
+        .member("+COMMENT", "Overwritten\n")
+        .build()
+        .unwrap();
+    upload(store, &overwritten, replacement).await;
+    let outcome = deliver(
+        store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &[&overwritten]),
+        &config,
+    )
+    .await;
+    assert_eq!(outcome.reports[0].read, vec!["minimal-1.0.tgz"]);
+    let want = common::truth(store, prefix, ".tgz").await;
+    assert_all_formats(store, prefix, &want).await;
+    assert!(want.windows(20).any(|w| w == b"COMMENT=Overwritten\n"));
+    assert!(!want.windows(19).any(|w| w == b"PKGNAME=scripts-3.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_oracle_upload_delete_overwrite() {
+    oracle_upload_delete_overwrite(&MemoryStore::new(), "pkgsrc/All/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_oracle_upload_delete_overwrite() {
+    let Some(store) = common::s3_bucket().await else {
+        return;
+    };
+    oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
+}
+
+/// Random uploads, overwrites and deletes on `names` keys, each followed
+/// by its event on a channel that `workers` handlers drain concurrently.
+async fn concurrent_handlers<S: Store + 'static>(
+    store: Arc<S>,
+    prefix: &str,
+    ops: usize,
+    workers: usize,
+) {
+    let mut config = Config::default();
+    config.max_attempts = 50;
+    let config = Arc::new(config);
+    let (tx, rx) = async_channel();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (store, rx, config) = (Arc::clone(&store), rx.clone(), Arc::clone(&config));
+        handles.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while let Ok(event) = rx.recv().await {
+                let messages = event::decode(&event);
+                let outcome = handle(&messages, |_| Arc::clone(&store), &config).await;
+                errors.extend(outcome.errors);
+            }
+            errors
+        }));
+    }
+    let mut rng = fastrand::Rng::with_seed(42);
+    let names: Vec<String> = (0..30)
+        .map(|i| format!("{prefix}p{i:02} x+y-1.{i}.tgz"))
+        .collect();
+    for op in 0..ops {
+        let key = &names[rng.usize(..names.len())];
+        let event = if rng.u8(..4) == 0 {
+            store.delete(key).await.unwrap();
+            common::s3_event(BUCKET, "ObjectRemoved:Delete", &[key])
+        } else {
+            let pkgname = format!("p-{op}");
+            let body = PackageBuilder::new(&pkgname).build().unwrap();
+            upload(store.as_ref(), key, body).await;
+            common::s3_event(BUCKET, "ObjectCreated:Put", &[key])
+        };
+        tx.send(event).await.unwrap();
+    }
+    drop(tx);
+    for handle in handles {
+        let errors = handle.await.unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let want = common::truth(store.as_ref(), prefix, ".tgz").await;
+    assert_all_formats(store.as_ref(), prefix, &want).await;
+    let state = repo::read_state(store.as_ref(), prefix, &config)
+        .await
+        .unwrap();
+    assert_eq!(state.summary(), want, "state differs from the bucket");
+}
+
+/// A tiny multi-consumer channel over tokio's mpsc.
+fn async_channel() -> (tokio::sync::mpsc::Sender<serde_json::Value>, Receiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    (tx, Receiver(Arc::new(tokio::sync::Mutex::new(rx))))
+}
+
+#[derive(Clone)]
+struct Receiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<serde_json::Value>>>);
+
+impl Receiver {
+    async fn recv(&self) -> Result<serde_json::Value, ()> {
+        self.0.lock().await.recv().await.ok_or(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_eight_handlers_during_200_changes_lose_nothing() {
+    concurrent_handlers(Arc::new(MemoryStore::new()), "All/", 200, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_eight_handlers_during_200_changes_lose_nothing() {
+    let Some(store) = common::s3_bucket().await else {
+        return;
+    };
+    concurrent_handlers(Arc::new(store), "All/", 200, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_delayed_and_shuffled_events_converge() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut events = Vec::new();
+    for op in 0..120 {
+        let key = format!("r/k{}.tgz", rng.u8(..12));
+        if rng.u8(..3) == 0 {
+            store.delete(&key).await.unwrap();
+            events.push(common::s3_event(BUCKET, "ObjectRemoved:Delete", &[&key]));
+        } else {
+            upload(
+                &store,
+                &key,
+                PackageBuilder::new(&format!("k-{op}")).build().unwrap(),
+            )
+            .await;
+            events.push(common::s3_event(BUCKET, "ObjectCreated:Put", &[&key]));
+        }
+        // Some events are handled early, while later changes are still to come.
+        if rng.u8(..5) == 0 {
+            let early = events[rng.usize(..events.len())].clone();
+            deliver(&store, early, &config).await;
+        }
+    }
+    let mut all: Vec<_> = events.iter().chain(events.iter()).cloned().collect();
+    rng.shuffle(&mut all);
+    for event in all {
+        assert!(deliver(&store, event, &config).await.is_success());
+    }
+    let want = common::truth(&store, "r/", ".tgz").await;
+    assert_all_formats(&store, "r/", &want).await;
+}
+
+#[tokio::test]
+async fn own_outputs_and_other_suffixes_never_start_work() {
+    let store = Counting::new(MemoryStore::new());
+    let config = Config::default();
+    let keys = [
+        "All/pkg_summary.gz",
+        "All/.pkgsum/state",
+        "All/.pkgsum/status.json",
+        "All/README.txt",
+    ];
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &keys),
+        &config,
+    )
+    .await;
+    assert!(outcome.reports.is_empty());
+    assert_eq!(outcome.ignored.len(), 4);
+    assert_eq!(store.counts(), Default::default());
+    let test_event = serde_json::json!({"Service": "Amazon S3", "Event": "s3:TestEvent"});
+    let outcome = deliver(&store, test_event, &config).await;
+    assert_eq!(outcome.ignored, ["s3:TestEvent"]);
+}
+
+#[tokio::test]
+async fn a_bad_package_is_reported_and_costs_only_itself() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    upload(
+        &store,
+        "All/good-1.0.tgz",
+        PackageBuilder::new("good-1.0").build().unwrap(),
+    )
+    .await;
+    upload(
+        &store,
+        "All/bad-1.0.tgz",
+        b"\x1f\x8bjunk that is long enough for a gzip header".to_vec(),
+    )
+    .await;
+    let outcome = deliver(
+        &store,
+        common::s3_event(
+            BUCKET,
+            "ObjectCreated:Put",
+            &["All/good-1.0.tgz", "All/bad-1.0.tgz"],
+        ),
+        &config,
+    )
+    .await;
+    // A bad package is the bucket's truth, not a retryable failure.
+    assert!(outcome.is_success());
+    assert_eq!(outcome.reports[0].failures.len(), 1);
+    assert!(outcome.reports[0].failures[0].1.contains("corrupt gzip"));
+    let (status, _) = store.get(&repo::status_key("All/")).await.unwrap().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["failures"][0]["file"], "bad-1.0.tgz");
+    let want = common::truth(&store, "All/", ".tgz").await;
+    assert_all_formats(&store, "All/", &want).await;
+    assert_eq!(common::split_records(&want).len(), 1);
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_publish_is_repaired_by_the_next_event() {
+    let store = Faulty::new(MemoryStore::new());
+    let config = Config::default();
+    upload(
+        &store,
+        "All/a-1.tgz",
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .await;
+    store.inject(Fault {
+        op: Op::Put,
+        key_contains: "pkg_summary".to_owned(),
+        skip: 0,
+        times: 1,
+    });
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &["All/a-1.tgz"]),
+        &config,
+    )
+    .await;
+    assert!(!outcome.is_success());
+    assert!(
+        store.head(&state_key("All/")).await.unwrap().is_some(),
+        "state was committed"
+    );
+
+    // Any later event for the repository, even a duplicate, publishes.
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &["All/a-1.tgz"]),
+        &config,
+    )
+    .await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    assert!(outcome.reports[0].read.is_empty() && outcome.reports[0].published);
+    let want = common::truth(&store, "All/", ".tgz").await;
+    assert_all_formats(&store, "All/", &want).await;
+}
+
+#[tokio::test]
+async fn sqs_failures_name_only_the_failed_messages() {
+    let store = Faulty::new(MemoryStore::new());
+    let config = Config::default();
+    upload(
+        &store,
+        "One/a-1.tgz",
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .await;
+    upload(
+        &store,
+        "Two/b-1.tgz",
+        PackageBuilder::new("b-1").build().unwrap(),
+    )
+    .await;
+    store.inject(Fault {
+        op: Op::Head,
+        key_contains: "Two/b-1".to_owned(),
+        skip: 0,
+        times: 100,
+    });
+    let body = |k: &str| common::s3_event(BUCKET, "ObjectCreated:Put", &[k]).to_string();
+    let batch = serde_json::json!({"Records": [
+        {"messageId": "ok", "eventSource": "aws:sqs", "body": body("One/a-1.tgz")},
+        {"messageId": "bad", "eventSource": "aws:sqs", "body": body("Two/b-1.tgz")},
+    ]});
+    let outcome = deliver(&store, batch, &config).await;
+    assert_eq!(outcome.failed_messages, vec!["bad".to_owned()]);
+    assert_eq!(
+        common::split_records(&common::published(&store, "One/pkg_summary.gz").await).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn outputs_never_go_backwards() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    upload(
+        &store,
+        "All/a-1.tgz",
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .await;
+    deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &["All/a-1.tgz"]),
+        &config,
+    )
+    .await;
+    let old = repo::read_state(&store, "All/", &config).await.unwrap();
+
+    upload(
+        &store,
+        "All/b-1.tgz",
+        PackageBuilder::new("b-1").build().unwrap(),
+    )
+    .await;
+    deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &["All/b-1.tgz"]),
+        &config,
+    )
+    .await;
+    let newer = common::published(&store, "All/pkg_summary.xz").await;
+    assert_eq!(common::split_records(&newer).len(), 2);
+
+    // A slow writer still holding the old state publishes: nothing changes.
+    let wrote = repo::publish(&store, "All/", &old, &config).await.unwrap();
+    assert!(!wrote);
+    assert!(common::published(&store, "All/pkg_summary.xz").await == newer);
+}
+
+#[tokio::test]
+async fn each_publication_is_a_later_second() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let mut last = None;
+    for i in 0..3 {
+        let key = format!("All/p{i}-1.tgz");
+        upload(
+            &store,
+            &key,
+            PackageBuilder::new(&format!("p{i}-1")).build().unwrap(),
+        )
+        .await;
+        deliver(
+            &store,
+            common::s3_event(BUCKET, "ObjectCreated:Put", &[&key]),
+            &config,
+        )
+        .await;
+        let modified = store
+            .head("All/pkg_summary.gz")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_modified
+            .unwrap();
+        if let Some(last) = last {
+            assert!(modified > last, "two publications in the same second");
+        }
+        last = Some(modified);
+    }
+}
+
+#[tokio::test]
+async fn a_large_package_costs_its_header_only() {
+    let store = Counting::new(MemoryStore::new());
+    let config = Config::default();
+    let body = fs::read(common::oracle().join("bigpayload-1.0.tgz")).unwrap();
+    upload(&store, "All/bigpayload-1.0.tgz", body).await;
+    store.take();
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &["All/bigpayload-1.0.tgz"]),
+        &config,
+    )
+    .await;
+    assert_eq!(outcome.reports[0].bytes_fetched, store.counts().bytes_read);
+    assert!(outcome.reports[0].bytes_fetched < 128 * 1024);
+    let names: BTreeSet<String> = outcome.reports[0].read.iter().cloned().collect();
+    assert!(names.contains("bigpayload-1.0.tgz"));
+}
