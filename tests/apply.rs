@@ -143,9 +143,10 @@ async fn concurrent_handlers<S: Store + 'static>(
     ops: usize,
     workers: usize,
 ) {
-    let mut config = Config::default();
-    config.max_attempts = 50;
-    let config = Arc::new(config);
+    let config = Arc::new(Config {
+        max_attempts: 50,
+        ..Config::default()
+    });
     let (tx, rx) = async_channel();
     let mut handles = Vec::new();
     for _ in 0..workers {
