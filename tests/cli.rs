@@ -139,3 +139,87 @@ fn index_of_a_missing_directory_fails_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("indexing nope"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_verify_and_apply_event_against_s3() {
+    use pkgsum::store::{PutOptions, Store};
+    let Some(store) = common::s3_bucket().await else {
+        return;
+    };
+    let bucket = store.bucket().to_owned();
+    let oracle = common::oracle();
+    for name in ["minimal-1.0.tgz", "scripts-3.1.tgz", "desc-edge-1.0.tgz"] {
+        let body = fs::read(oracle.join(name)).unwrap();
+        store
+            .put(&format!("All/{name}"), body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let url = format!("s3://{bucket}/All/");
+    let here = std::env::current_dir().unwrap();
+
+    // Before anything is indexed, verify reports every package.
+    let out = pkgsum(&["verify", &url], &here);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("All/minimal-1.0.tgz: not indexed"));
+
+    let out = pkgsum(&["rebuild", &url], &here);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("read 3"), "{}", stderr(&out));
+    let out = pkgsum(&["verify", &url], &here);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A delete with no event: drift, then repaired by apply-event from stdin.
+    store.delete("All/scripts-3.1.tgz").await.unwrap();
+    let out = pkgsum(&["verify", &url], &here);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("All/scripts-3.1.tgz: indexed but gone"));
+    let event =
+        common::s3_event(&bucket, "ObjectRemoved:Delete", &["All/scripts-3.1.tgz"]).to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .args(["apply-event", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("removed 1"), "{}", stderr(&out));
+    let out = pkgsum(&["verify", &url], &here);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let want = [
+        fs::read(oracle.join("desc-edge-1.0.tgz.expected")).unwrap(),
+        fs::read(oracle.join("minimal-1.0.tgz.expected")).unwrap(),
+    ]
+    .concat();
+    assert!(common::published(&store, "All/pkg_summary.gz").await == want);
+
+    // An event naming a key that cannot be read (no such bucket) fails.
+    let bad = common::s3_event(
+        "no-such-bucket-pkgsum",
+        "ObjectCreated:Put",
+        &["All/x-1.tgz"],
+    )
+    .to_string();
+    let path = std::env::temp_dir().join(format!("pkgsum-bad-event-{}.json", std::process::id()));
+    fs::write(&path, bad).unwrap();
+    let out = pkgsum(&["apply-event", path.to_str().unwrap()], &here);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let _ = fs::remove_file(path);
+}

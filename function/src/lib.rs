@@ -15,6 +15,7 @@ pub mod header;
 pub mod index;
 pub mod limit;
 pub mod plist;
+pub mod reconcile;
 pub mod record;
 pub mod repo;
 pub mod signed;

@@ -35,6 +35,29 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
         metadata_limit: u64,
     },
+    /// Apply an S3/SQS/EventBridge event (JSON, from FILE or - for stdin) to
+    /// the bucket, exactly as the Lambda function does. The store and the
+    /// PKGSUM_* settings come from the environment. Exits 1 if any key
+    /// could not be applied.
+    ApplyEvent {
+        /// The event JSON file, or - for standard input.
+        file: PathBuf,
+    },
+    /// Build or repair a repository's state and summaries from a listing of
+    /// s3://BUCKET/PREFIX/ (reads only new and changed packages).
+    Rebuild {
+        /// s3://bucket/prefix/
+        url: String,
+        /// Parallel HEADs and header fetches.
+        #[arg(long, short, default_value_t = 32)]
+        jobs: usize,
+    },
+    /// Report drift between s3://BUCKET/PREFIX/, its state and its
+    /// summaries; exits 1 when there is any.
+    Verify {
+        /// s3://bucket/prefix/
+        url: String,
+    },
     /// Build a small sample repository and index it: a first look at what
     /// pkgsum does, with nothing to download.
     Demo {
@@ -83,6 +106,9 @@ fn main() -> ExitCode {
             },
         ),
         Command::Demo { dir } => demo(dir),
+        Command::ApplyEvent { file } => remote(apply_event(file)),
+        Command::Rebuild { url, jobs } => remote(rebuild(url, jobs)),
+        Command::Verify { url } => remote(verify(url)),
         Command::Index {
             dir,
             suffixes,
@@ -258,4 +284,120 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<bool> {
         .context("writing to stdout")?;
     eprintln!("pkgsum: indexing again reads nothing new:");
     Ok(ok && run_index(&dir, &Options::default(), None)?)
+}
+
+/// Runs an S3 command on a fresh async runtime.
+fn remote(job: impl std::future::Future<Output = anyhow::Result<bool>>) -> anyhow::Result<bool> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(job)
+}
+
+fn env_config() -> anyhow::Result<pkgsum::repo::Config> {
+    pkgsum::repo::Config::from_env().map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn apply_event(file: PathBuf) -> anyhow::Result<bool> {
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the event from stdin")?;
+        text
+    } else {
+        fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let messages = pkgsum::event::decode_str(&text).context("the event is not JSON")?;
+    let config = env_config()?;
+    let client = pkgsum::store::s3::client_from_env().await;
+    let store_for = |bucket: &str| pkgsum::store::s3::S3Store::new(client.clone(), bucket);
+    let outcome = pkgsum::handler::handle(&messages, store_for, &config).await;
+    for line in &outcome.ignored {
+        eprintln!("pkgsum: ignored: {line}");
+    }
+    for report in &outcome.reports {
+        eprintln!(
+            "pkgsum: {}: read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
+            if report.prefix.is_empty() {
+                "(top)"
+            } else {
+                &report.prefix
+            },
+            report.read.len(),
+            report.removed.len(),
+            report.unchanged,
+            report.failures.len(),
+            report.bytes_fetched,
+            report.generation,
+            if report.published { ", published" } else { "" }
+        );
+        for (name, reason) in &report.failures {
+            eprintln!("pkgsum: {}{name}: {reason}", report.prefix);
+        }
+    }
+    for error in &outcome.errors {
+        eprintln!("pkgsum: {error}");
+    }
+    Ok(outcome.is_success())
+}
+
+async fn rebuild(url: String, jobs: usize) -> anyhow::Result<bool> {
+    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(&url).map_err(|e| anyhow::anyhow!(e))?;
+    let mut config = env_config()?;
+    config.concurrency = jobs.max(1);
+    let client = pkgsum::store::s3::client_from_env().await;
+    let store = pkgsum::store::s3::S3Store::new(client, bucket);
+    let bar = Bar(ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} looking at packages {pos}/{len} [{bar:30}] {per_sec} {eta}",
+        )
+        .context("progress bar template")?,
+    ));
+    let (report, unsure) = pkgsum::reconcile::rebuild(&store, &prefix, &config, &bar)
+        .await
+        .with_context(|| format!("rebuilding {url}"))?;
+    for (name, reason) in &report.failures {
+        eprintln!("pkgsum: {url}{name}: {reason}");
+    }
+    for (name, error) in &unsure {
+        eprintln!("pkgsum: {url}{name}: {error}");
+    }
+    eprintln!(
+        "pkgsum: {url}: read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
+        report.read.len(),
+        report.removed.len(),
+        report.unchanged,
+        report.failures.len(),
+        report.bytes_fetched,
+        report.generation,
+        if report.published { ", published" } else { "" }
+    );
+    Ok(unsure.is_empty() && report.failures.is_empty())
+}
+
+async fn verify(url: String) -> anyhow::Result<bool> {
+    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(&url).map_err(|e| anyhow::anyhow!(e))?;
+    let config = env_config()?;
+    let client = pkgsum::store::s3::client_from_env().await;
+    let store = pkgsum::store::s3::S3Store::new(client, bucket);
+    let drift = pkgsum::reconcile::verify(&store, &prefix, &config)
+        .await
+        .with_context(|| format!("verifying {url}"))?;
+    for line in &drift.lines {
+        println!("{line}");
+    }
+    eprintln!(
+        "pkgsum: {url}: {} packages, {} unreadable, generation {}: {}",
+        drift.packages,
+        drift.failures,
+        drift.generation,
+        if drift.is_clean() {
+            "no drift".to_owned()
+        } else {
+            format!("{} differences", drift.lines.len())
+        }
+    );
+    Ok(drift.is_clean())
 }

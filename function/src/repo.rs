@@ -25,6 +25,7 @@ use futures::stream::{self, StreamExt};
 use crate::compression::Compression;
 use crate::error::Error;
 use crate::fetch::{FetchError, FetchOptions, fetch_header};
+use crate::index::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{self, Change, Failure, Package, State};
 use crate::store::{ObjectMeta, PutMode, PutOptions, Store, StoreError};
@@ -65,6 +66,71 @@ impl Default for Config {
             state_limit: state::DEFAULT_STATE_LIMIT,
             concurrency: 16,
         }
+    }
+}
+
+impl Config {
+    /// The configuration from `PKGSUM_*` environment variables, shared by
+    /// the Lambda function and the CLI so both behave the same:
+    /// `PKGSUM_SUFFIXES` (comma list, default `.tgz`), `PKGSUM_FORMATS`
+    /// (`gz,bz2,xz` by default; add `zst`), `PKGSUM_FETCH_INITIAL` (bytes,
+    /// 65536), `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS`
+    /// (10), `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16).
+    pub fn from_env() -> Result<Config, String> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] over any variable lookup (testable).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let mut config = Config::default();
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map_err(|_| format!("{name}={v:?} is not a number"))
+                })
+                .transpose()
+        };
+        if let Some(list) = var("PKGSUM_SUFFIXES").filter(|v| !v.trim().is_empty()) {
+            config.suffixes = list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(list) = var("PKGSUM_FORMATS").filter(|v| !v.trim().is_empty()) {
+            config.formats = list
+                .split(',')
+                .map(|f| match f.trim() {
+                    "gz" | "gzip" => Ok(Compression::Gzip),
+                    "bz2" | "bzip2" => Ok(Compression::Bzip2),
+                    "xz" => Ok(Compression::Xz),
+                    "zst" | "zstd" => Ok(Compression::Zstd),
+                    other => Err(format!("PKGSUM_FORMATS: unknown format {other:?}")),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(n) = number("PKGSUM_FETCH_INITIAL")? {
+            config.fetch.initial = n;
+        }
+        if let Some(n) = number("PKGSUM_METADATA_LIMIT")? {
+            config.fetch.limits.metadata = n;
+        }
+        if let Some(n) = number("PKGSUM_MAX_ATTEMPTS")? {
+            config.max_attempts = n.clamp(1, 100) as u32;
+        }
+        if let Some(n) = number("PKGSUM_MAX_RECORDS")? {
+            config.max_records = n as usize;
+        }
+        if let Some(n) = number("PKGSUM_CONCURRENCY")? {
+            config.concurrency = n.clamp(1, 1024) as usize;
+        }
+        if config.suffixes.is_empty() || config.formats.is_empty() {
+            return Err("PKGSUM_SUFFIXES and PKGSUM_FORMATS must not be empty".to_owned());
+        }
+        Ok(config)
     }
 }
 
@@ -233,8 +299,10 @@ async fn look_named<S: Store>(
     state: &State,
     cache: &tokio::sync::Mutex<HeaderCache>,
     config: &Config,
+    progress: &dyn Progress,
 ) -> (String, Seen) {
     let seen = look(store, prefix, name, state, cache, config).await;
+    progress.advance();
     (name.to_owned(), seen)
 }
 
@@ -275,6 +343,17 @@ pub async fn apply<S: Store>(
     names: &BTreeSet<String>,
     config: &Config,
 ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
+    apply_with_progress(store, prefix, names, config, &()).await
+}
+
+/// [`apply`], advancing `progress` once per name looked at.
+pub async fn apply_with_progress<S: Store>(
+    store: &S,
+    prefix: &str,
+    names: &BTreeSet<String>,
+    config: &Config,
+    progress: &dyn Progress,
+) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
     let cache = tokio::sync::Mutex::new(HeaderCache::new());
     let mut report = Report {
         prefix: prefix.to_owned(),
@@ -294,12 +373,15 @@ pub async fn apply<S: Store>(
                 &loaded.state,
                 &cache,
                 config,
+                progress,
             ));
         }
+        progress.begin(names.len() as u64);
         let looked: Vec<(String, Seen)> = stream::iter(lookups)
             .buffer_unordered(config.concurrency.max(1))
             .collect()
             .await;
+        progress.end();
 
         let mut next = loaded.state.clone();
         let mut changes = Vec::new();
