@@ -215,6 +215,6 @@ async fn uploads_and_deletes_through_real_notifications_give_exact_summaries() {
         .iter()
         .map(|r| pkgsum::record::pkgname(r).unwrap().to_vec())
         .collect();
-    assert!(!names.contains(&b"scripts-3.1"[..].to_vec()));
+    assert!(!names.contains(&b"scripts-3.1"[..]));
     assert_eq!(names.len(), 15);
 }
