@@ -218,3 +218,156 @@ async fn uploads_and_deletes_through_real_notifications_give_exact_summaries() {
     assert!(!names.contains(&b"scripts-3.1"[..]));
     assert_eq!(names.len(), 15);
 }
+
+/// Kills a child process when dropped, so a failing test leaves nothing
+/// running.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cargo_lambda_available() -> bool {
+    let found = std::process::Command::new("cargo")
+        .args(["lambda", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("PKGSUM_REQUIRE_CARGO_LAMBDA").as_deref() != Ok("1"),
+            "cargo-lambda is required here: cargo install --locked cargo-lambda"
+        );
+        eprintln!("Lambda runtime test skipped: cargo-lambda is not installed");
+    }
+    found
+}
+
+/// Waits until something accepts connections on the port.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends a payload through `cargo lambda invoke` to the function behind
+/// the emulated runtime API and returns its answer.
+fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
+    let out = std::process::Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            "_",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "--output-format",
+            "json",
+        ])
+        .args(["--data-ascii", &payload.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "invoke answered {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_runs_behind_the_real_lambda_runtime_api() {
+    let Some(store) = common::s3_bucket().await else {
+        return;
+    };
+    if !cargo_lambda_available() {
+        return;
+    }
+    let (sqs, url) = subscribe(&store).await;
+    let port = 9100 + (std::process::id() % 500) as u16;
+    let _emulator = Child(
+        std::process::Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let _function = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum-lambda"))
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("PKGSUM_FORMATS", "gz,bz2,xz")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let oracle = common::oracle();
+    for name in ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"] {
+        let body = fs::read(oracle.join(name)).unwrap();
+        store
+            .put(&format!("All/{name}"), body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut records = receive(&sqs, &url, 2).await;
+    // One message naming a bucket that does not exist: only it fails.
+    let bad = common::s3_event(
+        "no-such-bucket-pkgsum",
+        "ObjectCreated:Put",
+        &["All/x-1.tgz"],
+    );
+    records.push(json!({"messageId": "doomed", "eventSource": "aws:sqs", "body": bad.to_string()}));
+    let answer = tokio::task::spawn_blocking(move || {
+        invoke_through_runtime(port, &json!({ "Records": records }))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "doomed"}]})
+    );
+    let want = [
+        fs::read(oracle.join("meta-deps-2.3nb1.tgz.expected")).unwrap(),
+        fs::read(oracle.join("rich-buildinfo-4.5.6nb2.tgz.expected")).unwrap(),
+    ]
+    .concat();
+    assert_formats(&store, "All/", &want).await;
+
+    // The scheduled reconcile payload, after a delete nobody announced.
+    store.delete("All/meta-deps-2.3nb1.tgz").await.unwrap();
+    let _ = receive(&sqs, &url, 1).await;
+    let payload =
+        json!({"pkgsum": "reconcile", "repositories": [format!("s3://{}/All/", store.bucket())]});
+    let answer = tokio::task::spawn_blocking(move || invoke_through_runtime(port, &payload))
+        .await
+        .unwrap();
+    assert_eq!(answer["reconciled"][0]["removed"], 1, "{answer}");
+    let want = fs::read(oracle.join("rich-buildinfo-4.5.6nb2.tgz.expected")).unwrap();
+    assert_formats(&store, "All/", &want).await;
+}

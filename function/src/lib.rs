@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod handler;
 pub mod header;
 pub mod index;
+pub mod invoke;
 pub mod limit;
 pub mod plist;
 pub mod reconcile;
