@@ -268,28 +268,40 @@ async fn look<S: Store>(
     config: &Config,
 ) -> Seen {
     let key = format!("{prefix}{name}");
-    let meta = match store.head(&key).await {
-        Ok(Some(meta)) => meta,
-        Ok(None) => return Seen::Gone,
-        Err(err) => return Seen::Unsure(err),
-    };
-    if state.is_current(name, meta.size, &meta.etag) {
-        return Seen::Current;
+    let mut last_error = None;
+    // An object replaced or deleted between our HEAD and our ranged GET
+    // (412 or 404) is simply looked at again: the bucket moved on.
+    for _ in 0..3 {
+        let meta = match store.head(&key).await {
+            Ok(Some(meta)) => meta,
+            Ok(None) => return Seen::Gone,
+            Err(err) => return Seen::Unsure(err),
+        };
+        if state.is_current(name, meta.size, &meta.etag) {
+            return Seen::Current;
+        }
+        let cache_key = (name.to_owned(), meta.etag.clone());
+        if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
+            return Seen::Changed(change.clone(), *bytes);
+        }
+        let (change, bytes) = match fetch_header(store, &meta, &config.fetch).await {
+            Ok(fetched) => (indexed(name, &meta, &fetched.header), fetched.fetched),
+            Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
+            Err(FetchError::Store(err))
+                if err.is_precondition() || matches!(err, StoreError::NotFound { .. }) =>
+            {
+                last_error = Some(err);
+                continue;
+            }
+            Err(FetchError::Store(err)) => return Seen::Unsure(err),
+        };
+        cache
+            .lock()
+            .await
+            .insert(cache_key, (change.clone(), bytes));
+        return Seen::Changed(change, bytes);
     }
-    let cache_key = (name.to_owned(), meta.etag.clone());
-    if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
-        return Seen::Changed(change.clone(), *bytes);
-    }
-    let (change, bytes) = match fetch_header(store, &meta, &config.fetch).await {
-        Ok(fetched) => (indexed(name, &meta, &fetched.header), fetched.fetched),
-        Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
-        Err(FetchError::Store(err)) => return Seen::Unsure(err),
-    };
-    cache
-        .lock()
-        .await
-        .insert(cache_key, (change.clone(), bytes));
-    Seen::Changed(change, bytes)
+    Seen::Unsure(last_error.unwrap_or_else(|| StoreError::other(&key, "kept changing while read")))
 }
 
 async fn look_named<S: Store>(
@@ -536,6 +548,7 @@ pub async fn publish<S: Store>(
             let stamp = Stamp {
                 generation,
                 current_from,
+                attempts: config.max_attempts,
             };
             wrote |= put_output(store, &key, output.bytes, output.format, stamp).await?;
         }
@@ -557,6 +570,7 @@ pub async fn publish<S: Store>(
 struct Stamp {
     generation: u64,
     current_from: u64,
+    attempts: u32,
 }
 
 /// Writes one output unless one holding these records or newer is already
@@ -572,9 +586,10 @@ async fn put_output<S: Store>(
     let Stamp {
         generation,
         current_from,
+        attempts,
     } = stamp;
     let body = Bytes::from(body);
-    for _ in 0..8 {
+    for _ in 0..attempts {
         let current = store.head(key).await?;
         if current
             .as_ref()
@@ -606,7 +621,7 @@ async fn put_output<S: Store>(
     }
     Err(PassError::Contended {
         key: key.to_owned(),
-        attempts: 8,
+        attempts,
     })
 }
 

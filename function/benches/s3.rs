@@ -1,0 +1,363 @@
+//! `cargo bench --bench s3`: what one upload costs a large repository, and
+//! how a burst of uploads is absorbed. Figures for the README.
+//!
+//! 1. A single-package event applied to a repository of 20,000 packages
+//!    (`PKGSUM_BENCH_RECORDS`): wall time, CPU time, bytes read and
+//!    written, on the in-memory store and, under `localstack/run-with`, on
+//!    LocalStack.
+//! 2. Under `localstack/run-with` only: 1,000 uploads at once
+//!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications handled by
+//!    4 concurrent handlers in batches of 10 (Lambda's default batch size):
+//!    summary rewrites and total time.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pkgsum::handler::handle;
+use pkgsum::record::{self, FileInfo, Metadata};
+use pkgsum::repo::{self, Config};
+use pkgsum::state::{Change, Package, State};
+use pkgsum::store::counting::Counting;
+use pkgsum::store::memory::MemoryStore;
+use pkgsum::store::s3::{S3Store, client_from_env};
+use pkgsum::store::{ObjectMeta, PutMode, PutOptions, Store, StoreResult};
+use pkgsum::testkit::PackageBuilder;
+use serde_json::json;
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// User + system CPU time of this process, from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Counts PUTs of `pkg_summary.gz`: one per summary rewrite.
+struct Rewrites<S> {
+    inner: S,
+    count: AtomicU64,
+}
+
+impl<S: Store> Store for Rewrites<S> {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        self.inner.get_range(key, range, etag).await
+    }
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        let out = self.inner.put(key, body, options).await;
+        if out.is_ok() && key.ends_with("pkg_summary.gz") {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+}
+
+fn synthetic_record(i: usize) -> Vec<u8> {
+    let name = format!("pkg{i:05}-1.{}", i % 9);
+    let meta = Metadata {
+        contents: format!("@name {name}\n@pkgdep dep{}>=1.0\n", i % 997).into_bytes(),
+        comment: format!("Synthetic package {i}\n").into_bytes(),
+        desc: format!("Package {i} for the single-event benchmark.\nIt has a few lines.\n\nHomepage:\nhttps://example.org/{name}/\n").into_bytes(),
+        build_info: Some(
+            format!(
+                "BUILD_DATE=2026-11-25 10:00:00 +0000\nCATEGORIES=misc\nHOMEPAGE=https://example.org/{name}/\n\
+                 LICENSE=modified-bsd\nMACHINE_ARCH=x86_64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGPATH=misc/pkg{i:05}\n\
+                 PKGTOOLS_VERSION=20250417\n"
+            )
+            .into_bytes(),
+        ),
+        size_pkg: Some(b"12345\n".to_vec()),
+    };
+    let file = format!("{name}.tgz");
+    record::render(
+        &meta,
+        Some(FileInfo {
+            name: file.as_bytes(),
+            size: 4096 + i as u64,
+        }),
+    )
+}
+
+/// Seeds a repository with `records` packages: the state and its
+/// summaries, as earlier events would have left them.
+async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config) {
+    let mut state = State::default();
+    state.apply((0..records).map(|i| {
+        let record = synthetic_record(i);
+        Change::Indexed {
+            name: format!("pkg{i:05}-1.{}.tgz", i % 9),
+            package: Package {
+                size: 4096 + i as u64,
+                record,
+                token: format!("{i:032x}"),
+            },
+        }
+    }));
+    let body = state.to_bytes().expect("state");
+    let options = PutOptions {
+        mode: PutMode::Overwrite,
+        ..PutOptions::default()
+    };
+    store
+        .put(&repo::state_key(prefix), Bytes::from(body), options)
+        .await
+        .expect("seed state");
+    repo::publish(store, prefix, &state, config)
+        .await
+        .expect("seed outputs");
+}
+
+async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize) {
+    let config = Config::default();
+    seed(store, "All/", records, &config).await;
+    let package = PackageBuilder::new("newcomer-1.0")
+        .build()
+        .expect("package");
+    let size = package.len();
+    store
+        .put(
+            "All/newcomer-1.0.tgz",
+            Bytes::from(package),
+            PutOptions::default(),
+        )
+        .await
+        .expect("upload");
+    // pkgin's one-second rule makes a publish wait for the next second if
+    // the seed was published in this one: start on a fresh second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.take();
+    let event = json!({"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "bench"}, "object": {"key": "All/newcomer-1.0.tgz"}}
+    }]});
+    let messages = pkgsum::event::decode(&event);
+    let (cpu, start) = (cpu_time(), Instant::now());
+    let outcome = handle(&messages, |_| store, &config).await;
+    let (wall, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu));
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    let counts = store.take();
+    println!(
+        "| {label} | {records} | {:.2} s | {:.2} s | {:.1} KiB (package {:.1} KiB) | {:.1} MiB | {:.1} MiB | {} / {} / {} |",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        outcome.reports[0].bytes_fetched as f64 / 1024.0,
+        size as f64 / 1024.0,
+        counts.bytes_read as f64 / 1048576.0,
+        counts.bytes_written as f64 / 1048576.0,
+        counts.heads,
+        counts.gets + counts.range_gets,
+        counts.puts,
+    );
+}
+
+async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
+    let config = aws_config::load_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bucket = store.inner.bucket().to_owned();
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{bucket}-q"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .expect("arn")[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    use aws_sdk_s3::types::*;
+    let queue = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(
+                    S3KeyFilter::builder()
+                        .filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::Suffix)
+                                .value(".tgz")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .expect("queue config");
+    store
+        .inner
+        .client()
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("notification");
+
+    let start = Instant::now();
+    let mut uploads_done = Vec::new();
+    for i in 0..uploads {
+        let store = Arc::clone(&store);
+        uploads_done.push(tokio::spawn(async move {
+            let body = PackageBuilder::new(&format!("burst{i:04}-1.0"))
+                .build()
+                .expect("package");
+            store
+                .put(
+                    &format!("All/burst{i:04}-1.0.tgz"),
+                    Bytes::from(body),
+                    PutOptions::default(),
+                )
+                .await
+                .expect("upload");
+        }));
+    }
+    for task in uploads_done {
+        task.await.expect("upload task");
+    }
+    let uploaded = start.elapsed();
+
+    let remaining = Arc::new(AtomicU64::new(uploads as u64));
+    let config = Arc::new(Config::default());
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (store, sqs, url, remaining, config) = (
+            Arc::clone(&store),
+            sqs.clone(),
+            url.clone(),
+            Arc::clone(&remaining),
+            Arc::clone(&config),
+        );
+        workers.push(tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while remaining.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.expect("receive");
+                if out.messages().is_empty() {
+                    continue;
+                }
+                let records: Vec<serde_json::Value> = out
+                    .messages()
+                    .iter()
+                    .map(|m| json!({"messageId": m.message_id(), "eventSource": "aws:sqs", "body": m.body()}))
+                    .collect();
+                let keys: usize = out
+                    .messages()
+                    .iter()
+                    .filter_map(|m| serde_json::from_str::<serde_json::Value>(m.body().unwrap_or("{}")).ok())
+                    .map(|b| b["Records"].as_array().map_or(0, Vec::len))
+                    .sum();
+                let messages = pkgsum::event::decode(&json!({ "Records": records }));
+                let outcome = handle(&messages, |_| Arc::clone(&store), &config).await;
+                assert!(outcome.failed_messages.is_empty(), "{:?}", outcome.errors);
+                for m in out.messages() {
+                    sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await.expect("delete");
+                }
+                remaining.fetch_sub(keys as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let total = start.elapsed();
+    let state = repo::read_state(store.as_ref(), "All/", &Config::default())
+        .await
+        .expect("state");
+    println!();
+    println!("| {uploads} uploads at once (LocalStack, 4 handlers, SQS batches of 10) | value |");
+    println!("|---|---|");
+    println!(
+        "| uploads finished after | {:.1} s |",
+        uploaded.as_secs_f64()
+    );
+    println!(
+        "| all indexed and published after | {:.1} s |",
+        total.as_secs_f64()
+    );
+    println!("| packages in the final state | {} |", state.len());
+    println!(
+        "| pkg_summary.gz rewrites | {} |",
+        store.count.load(Ordering::Relaxed)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let records = env_count("PKGSUM_BENCH_RECORDS", 20_000);
+    let on_localstack = std::env::var("PKGSUM_LOCALSTACK").as_deref() == Ok("1");
+    println!(
+        "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    single_event("memory", &Counting::new(MemoryStore::new()), records).await;
+    if !on_localstack {
+        println!("\n(LocalStack figures: run under localstack/run-with)");
+        return;
+    }
+    let client = client_from_env().await;
+    let make_bucket = |name: String| {
+        let client = client.clone();
+        async move {
+            client
+                .create_bucket()
+                .bucket(&name)
+                .send()
+                .await
+                .expect("bucket");
+            S3Store::new(client, name)
+        }
+    };
+    let store = make_bucket(format!("pkgsum-bench-{:08x}", fastrand::u32(..))).await;
+    single_event("LocalStack", &Counting::new(store), records).await;
+    let store = make_bucket(format!("pkgsum-burst-{:08x}", fastrand::u32(..))).await;
+    let uploads = env_count("PKGSUM_BENCH_BURST", 1000);
+    burst(
+        Arc::new(Rewrites {
+            inner: store,
+            count: AtomicU64::new(0),
+        }),
+        uploads,
+    )
+    .await;
+}
