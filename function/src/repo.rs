@@ -285,7 +285,16 @@ async fn look<S: Store>(
             return Seen::Changed(change.clone(), *bytes);
         }
         let (change, bytes) = match fetch_header(store, &meta, &config.fetch).await {
-            Ok(fetched) => (indexed(name, &meta, &fetched.header), fetched.fetched),
+            Ok(fetched) => {
+                tracing::info!(
+                    key = %meta.key,
+                    size = meta.size,
+                    fetched = fetched.fetched,
+                    requests = fetched.requests,
+                    "header read"
+                );
+                (indexed(name, &meta, &fetched.header), fetched.fetched)
+            }
             Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
             Err(FetchError::Store(err))
                 if err.is_precondition() || matches!(err, StoreError::NotFound { .. }) =>
