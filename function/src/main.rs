@@ -343,12 +343,17 @@ async fn apply_event(file: PathBuf) -> anyhow::Result<bool> {
     Ok(outcome.is_success())
 }
 
+/// The store and repository prefix an `s3://bucket/prefix/` URL names.
+async fn s3_repository(url: &str) -> anyhow::Result<(pkgsum::store::s3::S3Store, String)> {
+    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(url).map_err(|e| anyhow::anyhow!(e))?;
+    let client = pkgsum::store::s3::client_from_env().await;
+    Ok((pkgsum::store::s3::S3Store::new(client, bucket), prefix))
+}
+
 async fn rebuild(url: String, jobs: usize) -> anyhow::Result<bool> {
-    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(&url).map_err(|e| anyhow::anyhow!(e))?;
+    let (store, prefix) = s3_repository(&url).await?;
     let mut config = env_config()?;
     config.concurrency = jobs.max(1);
-    let client = pkgsum::store::s3::client_from_env().await;
-    let store = pkgsum::store::s3::S3Store::new(client, bucket);
     let bar = Bar(ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} looking at packages {pos}/{len} [{bar:30}] {per_sec} {eta}",
@@ -378,10 +383,8 @@ async fn rebuild(url: String, jobs: usize) -> anyhow::Result<bool> {
 }
 
 async fn verify(url: String) -> anyhow::Result<bool> {
-    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(&url).map_err(|e| anyhow::anyhow!(e))?;
+    let (store, prefix) = s3_repository(&url).await?;
     let config = env_config()?;
-    let client = pkgsum::store::s3::client_from_env().await;
-    let store = pkgsum::store::s3::S3Store::new(client, bucket);
     let drift = pkgsum::reconcile::verify(&store, &prefix, &config)
         .await
         .with_context(|| format!("verifying {url}"))?;

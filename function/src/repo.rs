@@ -608,15 +608,11 @@ async fn put_output<S: Store>(
         }
         let previous = current.as_ref().and_then(|m| m.last_modified);
         wait_for_later_second(previous).await;
-        let options = PutOptions {
-            mode: match &current {
-                Some(meta) => PutMode::Update(meta.etag.clone()),
-                None => PutMode::Create,
-            },
-            content_type: Some(format.content_type().to_owned()),
-            cache_control: Some("no-cache".to_owned()),
-            metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+        let mode = match &current {
+            Some(meta) => PutMode::Update(meta.etag.clone()),
+            None => PutMode::Create,
         };
+        let options = output_options(mode, format, generation);
         match store.put(key, body.clone(), options).await {
             Ok(_) => {
                 ensure_later(store, key, &body, previous, format, generation).await?;
@@ -632,6 +628,17 @@ async fn put_output<S: Store>(
         key: key.to_owned(),
         attempts,
     })
+}
+
+/// How a summary file is written: never cached stale by a CDN, typed for
+/// browsers and tools, stamped with its state generation.
+fn output_options(mode: PutMode, format: Compression, generation: u64) -> PutOptions {
+    PutOptions {
+        mode,
+        content_type: Some(format.content_type().to_owned()),
+        cache_control: Some("no-cache".to_owned()),
+        metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+    }
 }
 
 fn whole_seconds(t: SystemTime) -> u64 {
@@ -678,12 +685,7 @@ async fn ensure_later<S: Store>(
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let options = PutOptions {
-            mode: PutMode::Update(now.etag),
-            content_type: Some(format.content_type().to_owned()),
-            cache_control: Some("no-cache".to_owned()),
-            metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
-        };
+        let options = output_options(PutMode::Update(now.etag), format, generation);
         match store.put(key, body.clone(), options).await {
             Ok(_) => {}
             Err(err) if err.is_precondition() => return Ok(()),

@@ -56,33 +56,25 @@ impl<S> Counting<S> {
 
     /// The totals so far.
     pub fn counts(&self) -> Counts {
-        let c = &self.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Counts {
-            heads: get(&c.heads),
-            gets: get(&c.gets),
-            range_gets: get(&c.range_gets),
-            puts: get(&c.puts),
-            deletes: get(&c.deletes),
-            lists: get(&c.lists),
-            bytes_read: get(&c.bytes_read),
-            bytes_written: get(&c.bytes_written),
-        }
+        self.read_with(|a| a.load(Ordering::Relaxed))
     }
 
     /// The totals so far, resetting them to zero.
     pub fn take(&self) -> Counts {
+        self.read_with(|a| a.swap(0, Ordering::Relaxed))
+    }
+
+    fn read_with(&self, read: impl Fn(&AtomicU64) -> u64) -> Counts {
         let c = &self.counters;
-        let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
         Counts {
-            heads: take(&c.heads),
-            gets: take(&c.gets),
-            range_gets: take(&c.range_gets),
-            puts: take(&c.puts),
-            deletes: take(&c.deletes),
-            lists: take(&c.lists),
-            bytes_read: take(&c.bytes_read),
-            bytes_written: take(&c.bytes_written),
+            heads: read(&c.heads),
+            gets: read(&c.gets),
+            range_gets: read(&c.range_gets),
+            puts: read(&c.puts),
+            deletes: read(&c.deletes),
+            lists: read(&c.lists),
+            bytes_read: read(&c.bytes_read),
+            bytes_written: read(&c.bytes_written),
         }
     }
 }

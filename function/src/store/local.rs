@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ObjectMeta, PutMode, PutOptions, Store, StoreError, StoreResult};
+use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult, check_put_mode};
 
 const META_DIR: &str = ".pkgsum-meta";
 const TEMP_PREFIX: &str = ".pkgsum-tmp-";
@@ -97,24 +97,11 @@ impl LocalStore {
         let path = self.path(key)?;
         let _lock = self.write_lock(key)?;
         let current = self.meta(key, &path)?;
-        match (&options.mode, &current) {
-            (PutMode::Create, Some(_)) => {
-                return Err(StoreError::Precondition {
-                    key: key.to_owned(),
-                });
-            }
-            (PutMode::Update(_), None) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_owned(),
-                });
-            }
-            (PutMode::Update(want), Some(have)) if *want != have.etag => {
-                return Err(StoreError::Precondition {
-                    key: key.to_owned(),
-                });
-            }
-            _ => {}
-        }
+        check_put_mode(
+            key,
+            &options.mode,
+            current.as_ref().map(|m| m.etag.as_str()),
+        )?;
         let err = |e: io::Error| StoreError::other(key, e);
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(err)?;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{ObjectMeta, PutMode, PutOptions, Store, StoreError, StoreResult};
+use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult, check_put_mode};
 
 /// Objects in a map behind a mutex; conditional writes are atomic.
 #[derive(Debug, Default)]
@@ -72,24 +72,7 @@ impl Store for MemoryStore {
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
         let mut objects = self.lock();
         let current = objects.get(key).map(|(_, m)| m.etag.as_str());
-        match (&options.mode, current) {
-            (PutMode::Create, Some(_)) => {
-                return Err(StoreError::Precondition {
-                    key: key.to_owned(),
-                });
-            }
-            (PutMode::Update(_), None) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_owned(),
-                });
-            }
-            (PutMode::Update(want), Some(have)) if want != have => {
-                return Err(StoreError::Precondition {
-                    key: key.to_owned(),
-                });
-            }
-            _ => {}
-        }
+        check_put_mode(key, &options.mode, current)?;
         let etag = etag_of(&body);
         let meta = ObjectMeta {
             key: key.to_owned(),

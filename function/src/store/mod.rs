@@ -88,6 +88,20 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// S3's answer to a conditional PUT on `key`, which holds `current` (its
+/// ETag) or nothing: the semantics every local backend must copy.
+pub fn check_put_mode(key: &str, mode: &PutMode, current: Option<&str>) -> StoreResult<()> {
+    let key = key.to_owned();
+    match (mode, current) {
+        (PutMode::Create, Some(_)) => Err(StoreError::Precondition { key }),
+        (PutMode::Update(_), None) => Err(StoreError::NotFound { key }),
+        (PutMode::Update(want), Some(have)) if want != have => {
+            Err(StoreError::Precondition { key })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An object store.
 pub trait Store: Send + Sync {
     /// What `key` holds now, or `None`.
