@@ -147,18 +147,42 @@ async fn concurrent_handlers<S: Store + 'static>(
         max_attempts: 50,
         ..Config::default()
     });
+    // Like SQS: an event whose handling failed is delivered again, up to
+    // a bound; only an event that exhausts it is lost.
+    const DELIVERIES: u32 = 5;
     let (tx, rx) = async_channel();
+    let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (store, rx, config) = (Arc::clone(&store), rx.clone(), Arc::clone(&config));
+        let (store, rx, tx, config, outstanding, done) = (
+            Arc::clone(&store),
+            rx.clone(),
+            tx.clone(),
+            Arc::clone(&config),
+            Arc::clone(&outstanding),
+            Arc::clone(&done),
+        );
         handles.push(tokio::spawn(async move {
-            let mut errors = Vec::new();
-            while let Ok(event) = rx.recv().await {
+            let (mut lost, mut retried) = (Vec::new(), Vec::new());
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let wait = std::time::Duration::from_millis(100);
+                let Ok(Ok((event, delivery))) = tokio::time::timeout(wait, rx.recv()).await else {
+                    continue;
+                };
                 let messages = event::decode(&event);
                 let outcome = handle(&messages, |_| Arc::clone(&store), &config).await;
-                errors.extend(outcome.errors);
+                if outcome.is_success() {
+                    outstanding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                } else if delivery + 1 < DELIVERIES {
+                    retried.extend(outcome.errors);
+                    tx.send((event, delivery + 1)).await.unwrap();
+                } else {
+                    lost.extend(outcome.errors);
+                    outstanding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
             }
-            errors
+            (lost, retried)
         }));
     }
     let mut rng = fastrand::Rng::with_seed(42);
@@ -176,12 +200,23 @@ async fn concurrent_handlers<S: Store + 'static>(
             upload(store.as_ref(), key, body).await;
             common::s3_event(BUCKET, "ObjectCreated:Put", &[key])
         };
-        tx.send(event).await.unwrap();
+        outstanding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tx.send((event, 0)).await.unwrap();
     }
+    while outstanding.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(tx);
     for handle in handles {
-        let errors = handle.await.unwrap();
-        assert!(errors.is_empty(), "{errors:?}");
+        let (lost, retried) = handle.await.unwrap();
+        if !retried.is_empty() {
+            eprintln!("delivered again after: {retried:?}");
+        }
+        assert!(
+            lost.is_empty(),
+            "events failed {DELIVERIES} times: {lost:?}"
+        );
     }
     let want = common::truth(store.as_ref(), prefix, ".tgz").await;
     assert_all_formats(store.as_ref(), prefix, &want).await;
@@ -191,17 +226,19 @@ async fn concurrent_handlers<S: Store + 'static>(
     assert_eq!(state.summary(), want, "state differs from the bucket");
 }
 
+type Delivery = (serde_json::Value, u32);
+
 /// A tiny multi-consumer channel over tokio's mpsc.
-fn async_channel() -> (tokio::sync::mpsc::Sender<serde_json::Value>, Receiver) {
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+fn async_channel() -> (tokio::sync::mpsc::Sender<Delivery>, Receiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
     (tx, Receiver(Arc::new(tokio::sync::Mutex::new(rx))))
 }
 
 #[derive(Clone)]
-struct Receiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<serde_json::Value>>>);
+struct Receiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Delivery>>>);
 
 impl Receiver {
-    async fn recv(&self) -> Result<serde_json::Value, ()> {
+    async fn recv(&self) -> Result<Delivery, ()> {
         self.0.lock().await.recv().await.ok_or(())
     }
 }
