@@ -318,21 +318,12 @@ async fn apply_event(file: PathBuf) -> anyhow::Result<bool> {
         eprintln!("pkgsum: ignored: {line}");
     }
     for report in &outcome.reports {
-        eprintln!(
-            "pkgsum: {}: read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
-            if report.prefix.is_empty() {
-                "(top)"
-            } else {
-                &report.prefix
-            },
-            report.read.len(),
-            report.removed.len(),
-            report.unchanged,
-            report.failures.len(),
-            report.bytes_fetched,
-            report.generation,
-            if report.published { ", published" } else { "" }
-        );
+        let place = if report.prefix.is_empty() {
+            "(top)"
+        } else {
+            &report.prefix
+        };
+        eprintln!("pkgsum: {place}: {}", pass_summary(report));
         for (name, reason) in &report.failures {
             eprintln!("pkgsum: {}{name}: {reason}", report.prefix);
         }
@@ -341,6 +332,20 @@ async fn apply_event(file: PathBuf) -> anyhow::Result<bool> {
         eprintln!("pkgsum: {error}");
     }
     Ok(outcome.is_success())
+}
+
+/// One line on what a repository pass did.
+fn pass_summary(report: &pkgsum::repo::Report) -> String {
+    format!(
+        "read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
+        report.read.len(),
+        report.removed.len(),
+        report.unchanged,
+        report.failures.len(),
+        report.bytes_fetched,
+        report.generation,
+        if report.published { ", published" } else { "" }
+    )
 }
 
 /// The store and repository prefix an `s3://bucket/prefix/` URL names.
@@ -369,16 +374,7 @@ async fn rebuild(url: String, jobs: usize) -> anyhow::Result<bool> {
     for (name, error) in &unsure {
         eprintln!("pkgsum: {url}{name}: {error}");
     }
-    eprintln!(
-        "pkgsum: {url}: read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
-        report.read.len(),
-        report.removed.len(),
-        report.unchanged,
-        report.failures.len(),
-        report.bytes_fetched,
-        report.generation,
-        if report.published { ", published" } else { "" }
-    );
+    eprintln!("pkgsum: {url}: {}", pass_summary(&report));
     Ok(unsure.is_empty() && report.failures.is_empty())
 }
 
