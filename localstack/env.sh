@@ -4,6 +4,9 @@ PKGSUM_CACHE="${PKGSUM_CACHE:-$HOME/.cache/pkgsum}"
 LOCALSTACK_VENV="${LOCALSTACK_VENV:-$PKGSUM_CACHE/localstack-venv}"
 LOCALSTACK_RUN="${LOCALSTACK_RUN:-$PKGSUM_CACHE/localstack-run}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
+# S3 and SQS for the indexer; the rest for deploying infra/sam on
+# CloudFormation. Lambda functions run as host processes (executor/).
+LOCALSTACK_SERVICES="${LOCALSTACK_SERVICES:-s3,sqs,sts,cloudformation,iam,lambda,logs,cloudwatch,events}"
 # Pins measured to work together on Python 3.13 (../shared/docs/localstack-notes.md).
 LOCALSTACK_PINS=(
   'localstack-core[runtime]==2026.3.0'

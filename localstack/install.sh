@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # Installs LocalStack (pinned, from PyPI) into a Python 3.13 venv under
-# ~/.cache/pkgsum. Idempotent: does nothing when the same pins are there.
+# ~/.cache/pkgsum, with pkgsum's host-process Lambda executor (executor/).
+# Idempotent: does nothing when the same pins and executor are there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 
+# The executor is reinstalled whenever its source changes.
+install_executor() {
+  local want marker tmp
+  want="$(cat "$here"/executor/* | sha256sum | cut -d' ' -f1)"
+  marker="$LOCALSTACK_VENV/.pkgsum-executor"
+  [ "$(cat "$marker" 2>/dev/null)" = "$want" ] && return 0
+  # Built from a copy: setuptools leaves build files beside the source.
+  tmp="$(mktemp -d)"
+  cp -r "$here/executor" "$tmp/"
+  "$LOCALSTACK_VENV/bin/pip" install --quiet --no-deps --force-reinstall "$tmp/executor"
+  rm -rf "$tmp"
+  echo "$want" > "$marker"
+}
+
 marker="$LOCALSTACK_VENV/.pkgsum-pins"
 if [ -x "$LOCALSTACK_VENV/bin/python" ] && [ "$(cat "$marker" 2>/dev/null)" = "${LOCALSTACK_PINS[*]}" ]; then
+  install_executor
   exit 0
 fi
 
@@ -29,3 +45,4 @@ rm -rf "$LOCALSTACK_VENV"
 "$LOCALSTACK_VENV/bin/pip" install --quiet --upgrade pip
 "$LOCALSTACK_VENV/bin/pip" install --quiet "${LOCALSTACK_PINS[@]}"
 echo "${LOCALSTACK_PINS[*]}" > "$marker"
+install_executor

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts LocalStack (S3, SQS, CloudFormation) on 127.0.0.1 only, without
-# Docker, and waits until it is ready. Prints nothing if already running.
+# Starts LocalStack on 127.0.0.1 only, without Docker, and waits until it
+# is ready. Prints nothing if already running. The services are those the
+# tests and the deployed stack use (LOCALSTACK_SERVICES in env.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
@@ -19,9 +20,10 @@ rm -rf /var/lib/localstack /tmp/localstack-s3-storage 2>/dev/null || true
 GATEWAY_SERVER=hypercorn \
 GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
 LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
-SERVICES=s3,sqs,cloudformation \
+SERVICES="$LOCALSTACK_SERVICES" \
 PERSISTENCE=0 DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
 SQS_ENDPOINT_STRATEGY=path \
+LAMBDA_RUNTIME_EXECUTOR=pkgsum-process \
   setsid "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main >"$log" 2>&1 < /dev/null &
 echo $! > "$pidfile"
 

@@ -1,0 +1,118 @@
+"""Checks that the Terraform module matches the SAM template: every
+template parameter is a module variable with the same default, and the
+function's IAM policy has the same statements with the same actions.
+
+    python infra/parity.py   (in the venv infra/install.sh makes)
+
+Exits 1 and says what differs.
+"""
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import hcl2
+from cfnlint.decode import decode
+
+HERE = Path(__file__).resolve().parent
+# Module variables with no template parameter: the template gets its code
+# from `sam deploy` packaging and its names from CloudFormation.
+TERRAFORM_ONLY = {"name", "lambda_zip"}
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def template():
+    parsed, errors = decode(str(HERE / "sam" / "template.yaml"))
+    if errors:
+        sys.exit(f"template.yaml does not parse: {errors}")
+    return parsed
+
+
+def module():
+    blocks = {}
+    for path in sorted((HERE / "terraform").glob("*.tf")):
+        with open(path) as f:
+            parsed = hcl2.load(f)
+        for kind, items in parsed.items():
+            blocks.setdefault(kind, []).extend(items)
+    return blocks
+
+
+def attribute(body: dict, name: str):
+    """python-hcl2 wraps each attribute's value in a one-element list."""
+    value = body.get(name)
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def normal(value) -> str:
+    """A default as text, whatever its type in either language."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def parameters_match(tpl, mod) -> list[str]:
+    problems = []
+    variables = {}
+    for block in mod.get("variable", []):
+        for name, body in block.items():
+            variables[name] = attribute(body, "default")
+    for name, body in tpl["Parameters"].items():
+        var = snake(name)
+        if var not in variables:
+            problems.append(f"parameter {name}: no variable {var!r} in the module")
+        elif normal(variables[var]) != normal(body.get("Default")):
+            problems.append(
+                f"parameter {name}: default {body.get('Default')!r} but {var} = {variables[var]!r}"
+            )
+    expected = {snake(n) for n in tpl["Parameters"]} | TERRAFORM_ONLY
+    for var in sorted(set(variables) - expected):
+        problems.append(f"variable {var}: no parameter in the template")
+    return problems
+
+
+def actions(statement) -> tuple[str, ...]:
+    action = statement["Action"]
+    return tuple(sorted([action] if isinstance(action, str) else action))
+
+
+def template_statements(tpl) -> dict:
+    role = tpl["Resources"]["FunctionRole"]["Properties"]
+    (policy,) = role["Policies"]
+    return {s["Sid"]: actions(s) for s in policy["PolicyDocument"]["Statement"]}
+
+
+def module_statements(mod) -> dict:
+    for block in mod["resource"]:
+        if "aws_iam_role_policy" in block:
+            text = attribute(block["aws_iam_role_policy"]["function"], "policy")
+            body = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", text, re.S)
+            document = ast.literal_eval(body.group(1))
+            return {s["Sid"]: actions(s) for s in document["Statement"]}
+    sys.exit("the module has no aws_iam_role_policy")
+
+
+def main() -> None:
+    tpl, mod = template(), module()
+    problems = parameters_match(tpl, mod)
+    sam, tf = template_statements(tpl), module_statements(mod)
+    if sam != tf:
+        problems.append(f"IAM statements differ: template {sam} module {tf}")
+    for problem in problems:
+        print(f"parity: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print(
+        f"parity: {len(tpl['Parameters'])} parameters and {len(sam)} IAM statements "
+        "match between infra/sam and infra/terraform"
+    )
+
+
+if __name__ == "__main__":
+    main()

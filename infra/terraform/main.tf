@@ -1,0 +1,280 @@
+# pkgsum: a pkgsrc binary package repository in an S3 bucket. Uploads and
+# deletes of packages reach an SQS queue; a Lambda function reads each new
+# package's header and rewrites the repository's pkg_summary files.
+# The same resources as infra/sam/template.yaml.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  create_bucket = var.existing_bucket_name == ""
+  bucket        = local.create_bucket ? aws_s3_bucket.repository[0].id : var.existing_bucket_name
+  bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${local.bucket}"
+  prefix        = var.repository_prefix == "" ? "" : "${var.repository_prefix}/"
+  public        = local.create_bucket && var.public_read
+  # What a pass writes: the summaries, its state and its status report.
+  summaries = [for ext in ["gz", "bz2", "xz", "zst"] : "${local.bucket_arn}/${local.prefix}*pkg_summary.${ext}"]
+  own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/state", "${local.bucket_arn}/${local.prefix}*.pkgsum/status.json"]
+  repository_url = join("/", compact([
+    "https://${local.bucket}.s3.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}",
+    var.repository_prefix,
+  ]))
+}
+
+# ---- where packages and summaries live ------------------------------------
+
+resource "aws_s3_bucket" "repository" {
+  #checkov:skip=CKV_AWS_18:Access logging needs a second bucket the user chooses; S3 server access logs are not the index's concern.
+  #checkov:skip=CKV_AWS_21:Versioning keeps a copy of every summary rewrite (one per upload); the index is rebuilt from the packages anyway.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a user decision with its own bucket and role.
+  #checkov:skip=CKV_AWS_145:SSE-S3 keeps public pkgin downloads possible; SSE-KMS objects cannot be read anonymously.
+  #checkov:skip=CKV2_AWS_61:Packages must stay until their owner deletes them; no lifecycle rule applies.
+  #checkov:skip=CKV2_AWS_62:Event notifications are configured by aws_s3_bucket_notification.package_events below.
+  #checkov:skip=CKV2_AWS_6:The public access block below blocks all ACLs; it allows bucket policies only with public_read, for the read-only repository policy.
+  count         = local.create_bucket ? 1 : 0
+  bucket        = var.new_bucket_name != "" ? var.new_bucket_name : null
+  bucket_prefix = var.new_bucket_name == "" ? "pkgsum-" : null
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "repository" {
+  count  = local.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.repository[0].id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_ownership_controls" "repository" {
+  count  = local.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.repository[0].id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "repository" {
+  #checkov:skip=CKV_AWS_54:Public policies are allowed only when public_read is set, for the read-only policy on the repository prefix.
+  #checkov:skip=CKV_AWS_56:As above: pkgin reads a public repository anonymously when public_read is set.
+  count                   = local.create_bucket ? 1 : 0
+  bucket                  = aws_s3_bucket.repository[0].id
+  block_public_acls       = true
+  ignore_public_acls      = true
+  block_public_policy     = !local.public
+  restrict_public_buckets = !local.public
+}
+
+resource "aws_s3_bucket_policy" "public_read" {
+  count  = local.public ? 1 : 0
+  bucket = aws_s3_bucket.repository[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "PkgsrcRepositoryIsPublic"
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "s3:GetObject"
+      Resource  = "${local.bucket_arn}/${local.prefix}*"
+    }]
+  })
+  depends_on = [aws_s3_bucket_public_access_block.repository]
+}
+
+resource "aws_s3_bucket_notification" "package_events" {
+  count  = local.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.repository[0].id
+  queue {
+    queue_arn     = aws_sqs_queue.events.arn
+    events        = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    filter_prefix = local.prefix
+    filter_suffix = var.package_suffix
+  }
+  # S3 checks that it may send to the queue when the notification is set.
+  depends_on = [aws_sqs_queue_policy.events]
+}
+
+# ---- events ---------------------------------------------------------------
+
+resource "aws_sqs_queue" "events" {
+  name                    = "${var.name}-events"
+  sqs_managed_sse_enabled = true
+  # At least six times the function timeout plus the batching window.
+  visibility_timeout_seconds = 1020
+  message_retention_seconds  = 345600
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letters.arn
+    maxReceiveCount     = 5
+  })
+}
+
+resource "aws_sqs_queue" "dead_letters" {
+  name                      = "${var.name}-events-dlq"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = 1209600
+}
+
+resource "aws_sqs_queue_policy" "events" {
+  queue_url = aws_sqs_queue.events.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "PackageEvents"
+      Effect    = "Allow"
+      Principal = { Service = local.create_bucket ? "s3.amazonaws.com" : "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.events.arn
+      Condition = {
+        ArnEquals    = { "aws:SourceArn" = local.create_bucket ? local.bucket_arn : aws_cloudwatch_event_rule.package_events[0].arn }
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+      }
+    }]
+  })
+}
+
+# An existing bucket keeps its notification settings: its events come
+# through EventBridge instead, filtered the same way.
+resource "aws_cloudwatch_event_rule" "package_events" {
+  count       = local.create_bucket ? 0 : 1
+  name        = "${var.name}-package-events"
+  description = "Package uploads and deletes in the repository, to the pkgsum queue."
+  event_pattern = jsonencode({
+    source        = ["aws.s3"]
+    "detail-type" = ["Object Created", "Object Deleted"]
+    detail = {
+      bucket = { name = [var.existing_bucket_name] }
+      object = { key = [{ wildcard = "${local.prefix}*${var.package_suffix}" }] }
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "package_events" {
+  count     = local.create_bucket ? 0 : 1
+  rule      = aws_cloudwatch_event_rule.package_events[0].name
+  target_id = "pkgsum-queue"
+  arn       = aws_sqs_queue.events.arn
+}
+
+# ---- the function ---------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "function" {
+  #checkov:skip=CKV_AWS_158:The logs hold package names and errors only; AWS-managed encryption applies.
+  #checkov:skip=CKV_AWS_338:Retention is the user's choice (log_retention_days, default 30 days).
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "index" {
+  #checkov:skip=CKV_AWS_116:Failed events go to the queue's dead-letter queue (redrive policy); the schedule's failures are retried by the next run.
+  #checkov:skip=CKV_AWS_117:The function reaches only S3 and SQS public endpoints; a VPC would add NAT or endpoints for nothing.
+  #checkov:skip=CKV_AWS_115:Concurrency is bounded where it matters, by the event source mapping's maximum_concurrency.
+  #checkov:skip=CKV_AWS_173:The environment holds settings, no secrets.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile the user owns; the zip is built from source.
+  function_name    = var.name
+  description      = "Indexes pkgsrc packages into pkg_summary on upload and delete."
+  filename         = var.lambda_zip
+  source_code_hash = filebase64sha256(var.lambda_zip)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = [var.architecture]
+  memory_size      = var.memory_size
+  timeout          = 120
+  role             = aws_iam_role.function.arn
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.function.name
+  }
+  tracing_config {
+    mode = "PassThrough"
+  }
+  environment {
+    variables = {
+      PKGSUM_SUFFIXES     = var.package_suffix
+      PKGSUM_FORMATS      = join(",", var.summary_formats)
+      PKGSUM_REPOSITORIES = "s3://${local.bucket}/${local.prefix}"
+      RUST_LOG            = "info"
+      # aws-lc's jitter entropy source costs ~50 ms of every cold start.
+      AWS_LC_SYS_NO_JITTER_ENTROPY = "1"
+    }
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "events" {
+  event_source_arn                   = aws_sqs_queue.events.arn
+  function_name                      = aws_lambda_function.index.arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.batching_window
+  function_response_types            = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = var.maximum_concurrency
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "reconcile" {
+  name                = "${var.name}-reconcile"
+  description         = "Reconciles pkg_summary with a listing of the repository."
+  schedule_expression = var.reconcile_schedule
+}
+
+resource "aws_cloudwatch_event_target" "reconcile" {
+  rule      = aws_cloudwatch_event_rule.reconcile.name
+  target_id = "pkgsum-reconcile"
+  arn       = aws_lambda_function.index.arn
+  input     = jsonencode({ pkgsum = "reconcile" })
+}
+
+resource "aws_lambda_permission" "reconcile" {
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.index.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.reconcile.arn
+}
+
+# Only what a pass does: read packages (and its own files) under the
+# prefix, write and delete only the summaries and its state, list the
+# bucket (for the reconcile, and so a missing key is 404, not 403),
+# consume the queue, and write its own logs.
+resource "aws_iam_role" "function" {
+  name = "${var.name}-function"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "function" {
+  name = "pkgsum-index"
+  role = aws_iam_role.function.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "ReadRepository", Effect = "Allow", Action = "s3:GetObject", Resource = "${local.bucket_arn}/${local.prefix}*" },
+      { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files) },
+      { Sid = "RemoveStaleSummaries", Effect = "Allow", Action = "s3:DeleteObject", Resource = local.summaries },
+      { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
+      { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
+      { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },
+    ]
+  })
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${var.name}-dead-letters"
+  alarm_description   = "pkgsum could not apply some package events after 5 deliveries; they wait in the dead-letter queue. Fix the cause, then redrive them or run the reconcile."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
+}

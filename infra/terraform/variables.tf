@@ -1,0 +1,133 @@
+# The same settings as infra/sam/template.yaml's parameters, in snake_case.
+
+variable "name" {
+  description = "Prefix of the names of the queue, function, role, rules and alarm."
+  type        = string
+  default     = "pkgsum"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9-]{1,40}$", var.name))
+    error_message = "name: 1 to 40 letters, digits or dashes."
+  }
+}
+
+variable "lambda_zip" {
+  description = "The function's zip: cargo lambda build --release --arm64 --bin pkgsum-lambda --output-format zip."
+  type        = string
+  default     = "../../target/lambda/pkgsum-lambda/bootstrap.zip"
+}
+
+variable "existing_bucket_name" {
+  description = "Index a bucket you own already; its settings are left alone and its events come from EventBridge (turn on EventBridge notifications for it). Empty: create a bucket."
+  type        = string
+  default     = ""
+}
+
+variable "new_bucket_name" {
+  description = "Name of the bucket the module creates (empty: a generated pkgsum-... name)."
+  type        = string
+  default     = ""
+}
+
+variable "repository_prefix" {
+  description = "Key prefix of the repository, without the trailing slash (pkgsrc names it All). Empty: the bucket's top level."
+  type        = string
+  default     = "All"
+  validation {
+    condition     = can(regex("^$|^[^/*]([^*]*[^/*])?$", var.repository_prefix))
+    error_message = "repository_prefix: no leading or trailing slash, no '*'."
+  }
+}
+
+variable "package_suffix" {
+  description = "Suffix of package keys (pkgsrc names every package .tgz)."
+  type        = string
+  default     = ".tgz"
+  validation {
+    condition     = can(regex("^\\.[A-Za-z0-9.]+$", var.package_suffix))
+    error_message = "package_suffix: a dot and letters or digits, such as .tgz."
+  }
+}
+
+variable "summary_formats" {
+  description = "pkg_summary formats to publish. pkgin takes the first of zst, xz, bz2, gz; add zst only if every client has pkgin 26.2 or later."
+  type        = list(string)
+  default     = ["gz", "bz2", "xz"]
+  validation {
+    condition     = length(var.summary_formats) > 0 && alltrue([for f in var.summary_formats : contains(["gz", "bz2", "xz", "zst"], f)])
+    error_message = "summary_formats: some of gz, bz2, xz, zst."
+  }
+}
+
+variable "public_read" {
+  description = "Anyone may read objects under the repository prefix, so pkgin can fetch over plain HTTP(S). Applies to a bucket this module creates; the rest of the bucket stays private."
+  type        = bool
+  default     = false
+}
+
+variable "architecture" {
+  description = "The architecture the function was built for."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture: arm64 or x86_64."
+  }
+}
+
+variable "memory_size" {
+  description = "Function memory in MiB (CPU grows with it; xz compression is the hot spot)."
+  type        = number
+  default     = 512
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size: 128 to 10240."
+  }
+}
+
+variable "batch_size" {
+  description = "Most SQS messages per invocation. One batch costs one pass per repository, so larger batches coalesce bursts."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size: 1 to 10000."
+  }
+}
+
+variable "batching_window" {
+  description = "Seconds Lambda gathers messages before invoking (at least 1 when batch_size is over 10)."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.batching_window >= 0 && var.batching_window <= 300
+    error_message = "batching_window: 0 to 300."
+  }
+}
+
+variable "maximum_concurrency" {
+  description = "Most concurrent invocations from the queue. Writers of one repository contend for its state object, so few is best."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000
+    error_message = "maximum_concurrency: 2 to 1000."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "When the function reconciles the summary with a listing of the bucket (repairs lost events)."
+  type        = string
+  default     = "rate(1 day)"
+}
+
+variable "log_retention_days" {
+  description = "Days the function's logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic told when events land in the dead-letter queue (empty: none)."
+  type        = string
+  default     = ""
+}
