@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # The executor is reinstalled whenever its source changes.
 install_executor() {
   local want marker tmp
-  want="$(cat "$here"/executor/* | sha256sum | cut -d' ' -f1)"
+  want="$(cat "$here/executor/pyproject.toml" "$here"/executor/*.py | sha256sum | cut -d' ' -f1)"
   marker="$LOCALSTACK_VENV/.pkgsum-executor"
   [ "$(cat "$marker" 2>/dev/null)" = "$want" ] && return 0
   # Built from a copy: setuptools leaves build files beside the source.

@@ -118,6 +118,10 @@ variable "reconcile_schedule" {
   description = "When the function reconciles the summary with a listing of the bucket (repairs lost events)."
   type        = string
   default     = "rate(1 day)"
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
+    error_message = "reconcile_schedule: an EventBridge rate(...) or cron(...) expression."
+  }
 }
 
 variable "log_retention_days" {

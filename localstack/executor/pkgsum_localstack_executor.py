@@ -170,10 +170,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             self.api.deadline_ms = int((time.time() + timeout) * 1000)
             self.api.result = Future()
             self.api.pending.put(payload)
-            try:
-                request_id, body, is_error = self.api.result.result(timeout=INVOKE_SECONDS)
-            except TimeoutError as error:
-                raise LambdaRuntimeException("bootstrap did not answer") from error
+            request_id, body, is_error = self._wait_for_result(payload["invoke-id"])
             logs = self._read_logs(start)
             if is_error:
                 # The shape Lambda reports for a function error.
@@ -182,6 +179,22 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 except ValueError:
                     body = json.dumps({"errorMessage": body.decode(errors="replace")}).encode()
             return InvocationResult(request_id, body, is_error=is_error, logs=logs)
+
+    def _wait_for_result(self, request_id: str):
+        """The function's answer; an error if it exits or never answers."""
+        deadline = time.monotonic() + INVOKE_SECONDS
+        while True:
+            try:
+                return self.api.result.result(timeout=0.1)
+            except TimeoutError:
+                pass
+            if self.process.poll() is not None:
+                # What Lambda reports when the runtime dies mid-invocation.
+                message = f"Runtime exited with status {self.process.returncode}"
+                body = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message})
+                return request_id, body.encode(), True
+            if time.monotonic() > deadline:
+                raise LambdaRuntimeException("bootstrap did not answer")
 
     def _log_size(self) -> int:
         try:
