@@ -1,6 +1,7 @@
 """Checks that the Terraform module matches the SAM template: every
-template parameter is a module variable with the same default, and the
-function's IAM policy has the same statements with the same actions.
+template parameter is a module variable with the same default, the fixed
+settings (timeouts, retention, redrive) agree, and the function's IAM
+policy has the same statements with the same actions.
 
     python infra/parity.py   (in the venv infra/install.sh makes)
 
@@ -77,6 +78,43 @@ def parameters_match(tpl, mod) -> list[str]:
     return problems
 
 
+# (template resource, property path) -> (module resource type, name, attribute)
+SETTINGS = {
+    ("IndexFunction", "Timeout"): ("aws_lambda_function", "index", "timeout"),
+    ("IndexFunction", "MemorySize"): ("aws_lambda_function", "index", "memory_size"),
+    ("EventQueue", "VisibilityTimeout"): ("aws_sqs_queue", "events", "visibility_timeout_seconds"),
+    ("EventQueue", "MessageRetentionPeriod"): ("aws_sqs_queue", "events", "message_retention_seconds"),
+    ("DeadLetterQueue", "MessageRetentionPeriod"): (
+        "aws_sqs_queue",
+        "dead_letters",
+        "message_retention_seconds",
+    ),
+}
+
+
+def module_resource(mod, kind: str, name: str) -> dict:
+    for block in mod["resource"]:
+        if name in block.get(kind, {}):
+            return block[kind][name]
+    sys.exit(f"the module has no {kind}.{name}")
+
+
+def settings_match(tpl, mod) -> list[str]:
+    problems = []
+    for (logical, prop), (kind, name, attr) in SETTINGS.items():
+        want = tpl["Resources"][logical]["Properties"][prop]
+        have = attribute(module_resource(mod, kind, name), attr)
+        if isinstance(want, dict) and "Ref" in want:
+            want = "${var.%s}" % snake(want["Ref"])
+        if normal(want) != normal(have):
+            problems.append(f"{logical}.{prop} is {want!r} but {kind}.{name}.{attr} is {have!r}")
+    redrive = tpl["Resources"]["EventQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    module_redrive = attribute(module_resource(mod, "aws_sqs_queue", "events"), "redrive_policy")
+    if f"'maxReceiveCount': {redrive}" not in module_redrive:
+        problems.append(f"maxReceiveCount is {redrive} in the template but not in the module")
+    return problems
+
+
 def actions(statement) -> tuple[str, ...]:
     action = statement["Action"]
     return tuple(sorted([action] if isinstance(action, str) else action))
@@ -100,7 +138,7 @@ def module_statements(mod) -> dict:
 
 def main() -> None:
     tpl, mod = template(), module()
-    problems = parameters_match(tpl, mod)
+    problems = parameters_match(tpl, mod) + settings_match(tpl, mod)
     sam, tf = template_statements(tpl), module_statements(mod)
     if sam != tf:
         problems.append(f"IAM statements differ: template {sam} module {tf}")
@@ -109,8 +147,8 @@ def main() -> None:
     if problems:
         sys.exit(1)
     print(
-        f"parity: {len(tpl['Parameters'])} parameters and {len(sam)} IAM statements "
-        "match between infra/sam and infra/terraform"
+        f"parity: {len(tpl['Parameters'])} parameters, {len(SETTINGS) + 1} settings and "
+        f"{len(sam)} IAM statements match between infra/sam and infra/terraform"
     )
 
 

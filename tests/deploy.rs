@@ -395,7 +395,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         "5"
     );
     assert_eq!(queue["SqsManagedSseEnabled"], "true");
-    assert_eq!(queue["VisibilityTimeout"], "1020");
+    assert_eq!(queue["VisibilityTimeout"], "2100");
     let queue_policy: Value = serde_json::from_str(&queue["Policy"]).unwrap();
     let statement = &queue_policy["Statement"][0];
     assert_eq!(statement["Principal"]["Service"], "s3.amazonaws.com");

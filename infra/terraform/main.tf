@@ -102,7 +102,7 @@ resource "aws_sqs_queue" "events" {
   name                    = "${var.name}-events"
   sqs_managed_sse_enabled = true
   # At least six times the function timeout plus the batching window.
-  visibility_timeout_seconds = 1020
+  visibility_timeout_seconds = 2100
   message_retention_seconds  = 345600
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letters.arn
@@ -180,7 +180,7 @@ resource "aws_lambda_function" "index" {
   runtime          = "provided.al2023"
   architectures    = [var.architecture]
   memory_size      = var.memory_size
-  timeout          = 120
+  timeout          = 300
   role             = aws_iam_role.function.arn
   logging_config {
     log_format = "Text"
@@ -195,8 +195,6 @@ resource "aws_lambda_function" "index" {
       PKGSUM_FORMATS      = join(",", var.summary_formats)
       PKGSUM_REPOSITORIES = "s3://${local.bucket}/${local.prefix}"
       RUST_LOG            = "info"
-      # aws-lc's jitter entropy source costs ~50 ms of every cold start.
-      AWS_LC_SYS_NO_JITTER_ENTROPY = "1"
     }
   }
 }
