@@ -315,7 +315,7 @@ async fn assert_least_privilege(
 /// Waits until the repository's pkg_summary.gz says `want`.
 async fn wait_for_summary(store: &S3Store, want: &[u8], what: &str) {
     let key = format!("{PREFIX}pkg_summary.gz");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         let have = common::published(store, &key).await;
         if have == want {
@@ -328,6 +328,18 @@ async fn wait_for_summary(store: &S3Store, want: &[u8], what: &str) {
             String::from_utf8_lossy(&have)
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Deletes the repository's state and summaries, as a lost index.
+async fn forget_index(store: &S3Store) {
+    for key in [
+        "pkg_summary.gz",
+        "pkg_summary.bz2",
+        "pkg_summary.xz",
+        ".pkgsum/state",
+    ] {
+        store.delete(&format!("{PREFIX}{key}")).await.unwrap();
     }
 }
 
@@ -371,6 +383,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
             ("BatchSize", "20"),
             ("BatchingWindow", "1"),
             ("MaximumConcurrency", "3"),
+            ("ReconcileSchedule", "rate(1 minute)"),
         ],
     )
     .await;
@@ -581,16 +594,10 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
     wait_for_summary(&store, &want, "after a delete").await;
     assert!(store.head("Other/pkg_summary.gz").await.unwrap().is_none());
 
-    // The scheduled reconcile's payload repairs a repository whose state
-    // and summaries were lost.
-    for key in [
-        "pkg_summary.gz",
-        "pkg_summary.bz2",
-        "pkg_summary.xz",
-        ".pkgsum/state",
-    ] {
-        store.delete(&format!("{PREFIX}{key}")).await.unwrap();
-    }
+    // The reconcile payload repairs a repository whose state and
+    // summaries were lost: once invoked directly, once by the stack's
+    // own schedule (every minute here, daily by default).
+    forget_index(&store).await;
     let answer = lambda
         .invoke()
         .function_name(function)
@@ -607,6 +614,8 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         format!("s3://{bucket}/All/")
     );
     wait_for_summary(&store, &want, "after the reconcile").await;
+    forget_index(&store).await;
+    wait_for_summary(&store, &want, "after the scheduled reconcile").await;
     // Stops the stack's poller and function process (the bucket is kept).
     cfn.delete_stack().stack_name(&stack).send().await.unwrap();
 }
