@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{Capability, Parameter};
 use aws_sdk_sqs::types::QueueAttributeName;
+use bytes::Bytes;
+use pkgsum::compression::Compression;
+use pkgsum::repo::{Config, output_key, state_key};
 use pkgsum::store::s3::S3Store;
 use pkgsum::store::{PutOptions, Store};
 use serde_json::{Value, json};
@@ -90,7 +93,7 @@ async fn deploy(
     artifacts
         .put(
             "bootstrap.zip",
-            code_zip().to_vec().into(),
+            Bytes::from_static(code_zip()),
             PutOptions::default(),
         )
         .await
@@ -314,7 +317,7 @@ async fn assert_least_privilege(
 
 /// Waits until the repository's pkg_summary.gz says `want`.
 async fn wait_for_summary(store: &S3Store, want: &[u8], what: &str) {
-    let key = format!("{PREFIX}pkg_summary.gz");
+    let key = output_key(PREFIX, Compression::Gzip);
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         let have = common::published(store, &key).await;
@@ -331,22 +334,21 @@ async fn wait_for_summary(store: &S3Store, want: &[u8], what: &str) {
     }
 }
 
-/// Deletes the repository's state and summaries, as a lost index.
+/// Deletes the repository's state and summaries (the formats the stack
+/// publishes by default), as a lost index.
 async fn forget_index(store: &S3Store) {
-    for key in [
-        "pkg_summary.gz",
-        "pkg_summary.bz2",
-        "pkg_summary.xz",
-        ".pkgsum/state",
-    ] {
-        store.delete(&format!("{PREFIX}{key}")).await.unwrap();
+    let summaries = Config::default()
+        .formats
+        .into_iter()
+        .map(|format| output_key(PREFIX, format));
+    for key in summaries.chain([state_key(PREFIX)]) {
+        store.delete(&key).await.unwrap();
     }
 }
 
-/// Uploads oracle packages under `prefix` and returns their records.
-async fn upload(store: &S3Store, prefix: &str, names: &[&str]) -> Vec<u8> {
+/// Uploads oracle packages under `prefix`.
+async fn upload(store: &S3Store, prefix: &str, names: &[&str]) {
     let oracle = common::oracle();
-    let mut want = Vec::new();
     for name in names {
         let body = std::fs::read(oracle.join(name)).unwrap();
         store
@@ -357,9 +359,16 @@ async fn upload(store: &S3Store, prefix: &str, names: &[&str]) -> Vec<u8> {
             )
             .await
             .unwrap();
-        want.extend(std::fs::read(oracle.join(format!("{name}.expected"))).unwrap());
     }
-    want
+}
+
+/// The oracle's `pkg_info -X` records of `names`, in that order.
+fn records(names: &[&str]) -> Vec<u8> {
+    let oracle = common::oracle();
+    names
+        .iter()
+        .flat_map(|n| std::fs::read(oracle.join(format!("{n}.expected"))).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,7 +578,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         "rich-buildinfo-4.5.6nb2.tgz",
         "scripts-3.1.tgz",
     ];
-    let want = upload(&store, PREFIX, &names).await;
+    upload(&store, PREFIX, &names).await;
     upload(&store, "Other/", &names[2..]).await;
     store
         .put(
@@ -579,20 +588,17 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         )
         .await
         .unwrap();
-    wait_for_summary(&store, &want, "after three uploads").await;
+    wait_for_summary(&store, &records(&names), "after three uploads").await;
 
     // A delete, through the same wiring.
     store
         .delete(&format!("{PREFIX}scripts-3.1.tgz"))
         .await
         .unwrap();
-    let oracle = common::oracle();
-    let want: Vec<u8> = names[..2]
-        .iter()
-        .flat_map(|n| std::fs::read(oracle.join(format!("{n}.expected"))).unwrap())
-        .collect();
+    let want = records(&names[..2]);
     wait_for_summary(&store, &want, "after a delete").await;
-    assert!(store.head("Other/pkg_summary.gz").await.unwrap().is_none());
+    let other = output_key("Other/", Compression::Gzip);
+    assert!(store.head(&other).await.unwrap().is_none());
 
     // The reconcile payload repairs a repository whose state and
     // summaries were lost: once invoked directly, once by the stack's
@@ -677,10 +683,12 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     assert_least_privilege(&iam, role, &bucket, &queue["QueueArn"], log_group).await;
 
     let names = ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"];
-    let want = upload(&store, PREFIX, &names).await;
+    upload(&store, PREFIX, &names).await;
     upload(&store, "Other/", &names[..1]).await;
+    let want = records(&names);
     wait_for_summary(&store, &want, "after two uploads through EventBridge").await;
-    assert!(store.head("Other/pkg_summary.gz").await.unwrap().is_none());
+    let other = output_key("Other/", Compression::Gzip);
+    assert!(store.head(&other).await.unwrap().is_none());
 
     // The bucket's own settings are as the owner left them.
     let notifications = s3

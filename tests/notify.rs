@@ -8,10 +8,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
-};
 use pkgsum::compression::Compression;
 use pkgsum::handler::handle;
 use pkgsum::repo::Config;
@@ -19,61 +15,6 @@ use pkgsum::store::s3::S3Store;
 use pkgsum::store::{PutOptions, Store};
 use pkgsum::testkit::PackageBuilder;
 use serde_json::{Value, json};
-
-/// A queue receiving the bucket's `.tgz` created/removed notifications.
-async fn subscribe(store: &S3Store) -> (aws_sdk_sqs::Client, String) {
-    let config = aws_config::load_from_env().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("{}-events", store.bucket()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(
-                    FilterRule::builder()
-                        .name(FilterRuleName::Suffix)
-                        .value(".tgz")
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    let queue = QueueConfiguration::builder()
-        .queue_arn(arn)
-        .events(Event::from("s3:ObjectCreated:*"))
-        .events(Event::from("s3:ObjectRemoved:*"))
-        .filter(filter)
-        .build()
-        .unwrap();
-    store
-        .client()
-        .put_bucket_notification_configuration()
-        .bucket(store.bucket())
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    (sqs, url)
-}
 
 /// Receives messages until `records` S3 records have arrived (the test
 /// event included in what is returned, as a real queue delivers it).
@@ -145,7 +86,7 @@ async fn uploads_and_deletes_through_real_notifications_give_exact_summaries() {
     let Some(store) = common::s3_bucket().await else {
         return;
     };
-    let (sqs, url) = subscribe(&store).await;
+    let (sqs, url) = common::subscribe(&store).await;
     let config = Config::default();
     let oracle = common::oracle();
 
@@ -293,7 +234,7 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
     if !cargo_lambda_available() {
         return;
     }
-    let (sqs, url) = subscribe(&store).await;
+    let (sqs, url) = common::subscribe(&store).await;
     let port = 9100 + (std::process::id() % 500) as u16;
     let _emulator = Child(
         std::process::Command::new("cargo")

@@ -10,6 +10,10 @@
 //!    4 concurrent handlers in batches of 10 (Lambda's default batch size):
 //!    summary rewrites and total time.
 
+// The tests' helpers: the same S3 -> SQS subscription as tests/notify.rs.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,60 +184,7 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
 }
 
 async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
-    let config = aws_config::load_from_env().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let bucket = store.inner.bucket().to_owned();
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("{bucket}-q"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes()
-        .expect("arn")[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    use aws_sdk_s3::types::*;
-    let queue = QueueConfiguration::builder()
-        .queue_arn(arn)
-        .events(Event::from("s3:ObjectCreated:*"))
-        .filter(
-            NotificationConfigurationFilter::builder()
-                .key(
-                    S3KeyFilter::builder()
-                        .filter_rules(
-                            FilterRule::builder()
-                                .name(FilterRuleName::Suffix)
-                                .value(".tgz")
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-        .expect("queue config");
-    store
-        .inner
-        .client()
-        .put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("notification");
+    let (sqs, url) = common::subscribe(&store.inner).await;
 
     let start = Instant::now();
     let mut uploads_done = Vec::new();
