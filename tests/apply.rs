@@ -2,7 +2,7 @@
 //! stores: byte-exact summaries, deletes and overwrites, duplicated and
 //! shuffled events, many concurrent handlers, crashes between steps.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -122,16 +122,12 @@ async fn oracle_upload_delete_overwrite<S: Store>(store: &S, prefix: &str) {
     assert!(!want.windows(19).any(|w| w == b"PKGNAME=scripts-3.1"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_oracle_upload_delete_overwrite() {
     oracle_upload_delete_overwrite(&MemoryStore::new(), "pkgsrc/All/").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_oracle_upload_delete_overwrite() {
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let store = common::s3_bucket().await;
     oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
 }
 
@@ -243,20 +239,15 @@ impl Receiver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_eight_handlers_during_200_changes_lose_nothing() {
     concurrent_handlers(Arc::new(MemoryStore::new()), "All/", 200, 8).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_eight_handlers_during_200_changes_lose_nothing() {
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let store = common::s3_bucket().await;
     concurrent_handlers(Arc::new(store), "All/", 200, 8).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicated_delayed_and_shuffled_events_converge() {
     let store = MemoryStore::new();
     let config = Config::default();
@@ -291,7 +282,6 @@ async fn duplicated_delayed_and_shuffled_events_converge() {
     assert_all_formats(&store, "r/", &want).await;
 }
 
-#[tokio::test]
 async fn own_outputs_and_other_suffixes_never_start_work() {
     let store = Counting::new(MemoryStore::new());
     let config = Config::default();
@@ -315,7 +305,6 @@ async fn own_outputs_and_other_suffixes_never_start_work() {
     assert_eq!(outcome.ignored, ["s3:TestEvent"]);
 }
 
-#[tokio::test]
 async fn a_bad_package_is_reported_and_costs_only_itself() {
     let store = MemoryStore::new();
     let config = Config::default();
@@ -353,7 +342,6 @@ async fn a_bad_package_is_reported_and_costs_only_itself() {
     assert_eq!(common::split_records(&want).len(), 1);
 }
 
-#[tokio::test]
 async fn a_crash_between_commit_and_publish_is_repaired_by_the_next_event() {
     let store = Faulty::new(MemoryStore::new());
     let config = Config::default();
@@ -394,7 +382,6 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_next_event() {
     assert_all_formats(&store, "All/", &want).await;
 }
 
-#[tokio::test]
 async fn sqs_failures_name_only_the_failed_messages() {
     let store = Faulty::new(MemoryStore::new());
     let config = Config::default();
@@ -429,7 +416,6 @@ async fn sqs_failures_name_only_the_failed_messages() {
     );
 }
 
-#[tokio::test]
 async fn outputs_never_go_backwards() {
     let store = MemoryStore::new();
     let config = Config::default();
@@ -468,7 +454,6 @@ async fn outputs_never_go_backwards() {
     assert!(common::published(&store, "All/pkg_summary.xz").await == newer);
 }
 
-#[tokio::test]
 async fn each_publication_is_a_later_second() {
     let store = MemoryStore::new();
     let config = Config::default();
@@ -501,7 +486,6 @@ async fn each_publication_is_a_later_second() {
     }
 }
 
-#[tokio::test]
 async fn a_large_package_costs_its_header_only() {
     let store = Counting::new(MemoryStore::new());
     let config = Config::default();
@@ -519,3 +503,18 @@ async fn a_large_package_costs_its_header_only() {
     let names: BTreeSet<String> = outcome.reports[0].read.iter().cloned().collect();
     assert!(names.contains("bigpayload-1.0.tgz"));
 }
+
+crate::harness::trials![
+    tokio memory_oracle_upload_delete_overwrite,
+    s3 s3_oracle_upload_delete_overwrite,
+    tokio memory_eight_handlers_during_200_changes_lose_nothing,
+    s3 s3_eight_handlers_during_200_changes_lose_nothing,
+    tokio duplicated_delayed_and_shuffled_events_converge,
+    tokio own_outputs_and_other_suffixes_never_start_work,
+    tokio a_bad_package_is_reported_and_costs_only_itself,
+    tokio a_crash_between_commit_and_publish_is_repaired_by_the_next_event,
+    tokio sqs_failures_name_only_the_failed_messages,
+    tokio outputs_never_go_backwards,
+    tokio each_publication_is_a_later_second,
+    tokio a_large_package_costs_its_header_only,
+];

@@ -1,6 +1,6 @@
 //! The `pkgsum` binary as a user runs it: stdout, stderr, exit status.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
@@ -18,7 +18,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
 fn record_prints_what_pkg_info_prints_for_many_files() {
     let oracle = common::oracle();
     let mut names: Vec<String> = fs::read_dir(&oracle)
@@ -39,7 +38,6 @@ fn record_prints_what_pkg_info_prints_for_many_files() {
     );
 }
 
-#[test]
 fn record_reports_bad_files_and_goes_on() {
     let oracle = common::oracle();
     let out = pkgsum(
@@ -70,7 +68,6 @@ fn record_reports_bad_files_and_goes_on() {
     );
 }
 
-#[test]
 fn record_honours_the_metadata_limit() {
     let oracle = common::oracle();
     // manyfiles has a 765,117-byte +CONTENTS.
@@ -86,7 +83,6 @@ fn record_honours_the_metadata_limit() {
     );
 }
 
-#[test]
 fn index_writes_summaries_and_exits_1_on_a_bad_package() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -132,7 +128,6 @@ fn index_writes_summaries_and_exits_1_on_a_bad_package() {
     assert!(!dir.join("pkg_summary.zst").exists());
 }
 
-#[test]
 fn index_of_a_missing_directory_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let out = pkgsum(&["index", "nope"], tmp.path());
@@ -140,12 +135,9 @@ fn index_of_a_missing_directory_fails_clearly() {
     assert!(stderr(&out).contains("indexing nope"), "{}", stderr(&out));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_verify_and_apply_event_against_s3() {
     use pkgsum::store::{PutOptions, Store};
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let store = common::s3_bucket().await;
     let bucket = store.bucket().to_owned();
     let oracle = common::oracle();
     for name in ["minimal-1.0.tgz", "scripts-3.1.tgz", "desc-edge-1.0.tgz"] {
@@ -223,3 +215,12 @@ async fn rebuild_verify_and_apply_event_against_s3() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let _ = fs::remove_file(path);
 }
+
+crate::harness::trials![
+    test record_prints_what_pkg_info_prints_for_many_files,
+    test record_reports_bad_files_and_goes_on,
+    test record_honours_the_metadata_limit,
+    test index_writes_summaries_and_exits_1_on_a_bad_package,
+    test index_of_a_missing_directory_fails_clearly,
+    s3 rebuild_verify_and_apply_event_against_s3,
+];

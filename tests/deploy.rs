@@ -7,10 +7,10 @@
 //! (localstack/executor), so the code that runs is this build's
 //! `pkgsum-lambda`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{Capability, Parameter};
@@ -52,15 +52,20 @@ fn code_zip() -> &'static [u8] {
     ZIP.get_or_init(make_zip)
 }
 
+/// Zips the binary as `bootstrap` (mode 0755) with Python's own zipfile
+/// module, which keeps the file mode as Lambda needs it.
 fn make_zip() -> Vec<u8> {
-    let binary = std::fs::read(env!("CARGO_BIN_EXE_pkgsum-lambda")).unwrap();
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(0o755);
-    zip.start_file("bootstrap", options).unwrap();
-    zip.write_all(&binary).unwrap();
-    zip.finish().unwrap().into_inner()
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    std::fs::copy(env!("CARGO_BIN_EXE_pkgsum-lambda"), &bootstrap).unwrap();
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c", "bootstrap.zip", "bootstrap"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "python3 -m zipfile failed");
+    std::fs::read(dir.path().join("bootstrap.zip")).unwrap()
 }
 
 /// The template as `sam package` would leave it: code in a bucket.
@@ -371,12 +376,9 @@ fn records(names: &[&str]) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
     // A bucket of its own for the code, as `sam deploy` uses.
-    let Some(artifacts) = common::s3_bucket().await else {
-        return;
-    };
+    let artifacts = common::s3_bucket().await;
     let Clients {
         cfn,
         lambda,
@@ -628,14 +630,9 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
 
 /// With ExistingBucketName the stack leaves the bucket's settings alone and
 /// takes its events from EventBridge, which the owner turned on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() {
-    let Some(artifacts) = common::s3_bucket().await else {
-        return;
-    };
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let artifacts = common::s3_bucket().await;
+    let store = common::s3_bucket().await;
     let Clients { cfn, iam, sqs, .. } = Clients::new().await;
     let bucket = store.bucket().to_owned();
     let s3 = store.client();
@@ -702,3 +699,8 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     assert!(s3.get_bucket_policy().bucket(&bucket).send().await.is_err());
     cfn.delete_stack().stack_name(&stack).send().await.unwrap();
 }
+
+crate::harness::trials![
+    s3 the_sam_stack_deploys_with_least_privilege_and_indexes_uploads,
+    s3 an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was,
+];

@@ -1,7 +1,7 @@
 //! Header-only fetches through the store: same records as reading the
 //! whole file, a fraction of the bytes.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
@@ -22,7 +22,6 @@ async fn upload(store: &impl Store, key: &str, body: Vec<u8>) {
         .unwrap();
 }
 
-#[tokio::test]
 async fn every_oracle_package_gives_the_same_metadata_as_a_whole_read() {
     let store = Counting::new(MemoryStore::new());
     let oracle = common::oracle();
@@ -49,7 +48,6 @@ async fn every_oracle_package_gives_the_same_metadata_as_a_whole_read() {
     }
 }
 
-#[tokio::test]
 async fn a_large_package_is_never_downloaded_whole() {
     let store = Counting::new(MemoryStore::new());
     let path = common::oracle().join("bigpayload-1.0.tgz");
@@ -75,7 +73,6 @@ async fn a_large_package_is_never_downloaded_whole() {
     assert_eq!(fetched.requests, 1);
 }
 
-#[tokio::test]
 async fn ranges_grow_only_while_the_metadata_continues() {
     let store = MemoryStore::new();
     // manyfiles: a 765,117-byte +CONTENTS in a 250 KB package.
@@ -105,7 +102,6 @@ async fn ranges_grow_only_while_the_metadata_continues() {
     assert_eq!(again.header.metadata, fetched.header.metadata);
 }
 
-#[tokio::test]
 async fn a_bzip2_package_fits_under_the_fetch_bound_and_bad_ones_fail_clearly() {
     let store = MemoryStore::new();
     let bz = PackageBuilder::new("bz-1.0")
@@ -147,7 +143,6 @@ async fn a_bzip2_package_fits_under_the_fetch_bound_and_bad_ones_fail_clearly() 
     assert!(err.to_string().contains("truncated"), "{err}");
 }
 
-#[tokio::test]
 async fn an_overwrite_between_head_and_get_is_a_store_error() {
     let store = MemoryStore::new();
     upload(
@@ -171,3 +166,11 @@ async fn an_overwrite_between_head_and_get_is_a_store_error() {
         "{err}"
     );
 }
+
+crate::harness::trials![
+    tokio every_oracle_package_gives_the_same_metadata_as_a_whole_read,
+    tokio a_large_package_is_never_downloaded_whole,
+    tokio ranges_grow_only_while_the_metadata_continues,
+    tokio a_bzip2_package_fits_under_the_fetch_bound_and_bad_ones_fail_clearly,
+    tokio an_overwrite_between_head_and_get_is_a_store_error,
+];

@@ -3,7 +3,9 @@
 //! of the `NAME.expected` beside `NAME` kind are picked up with no code
 //! change; a file no rule understands fails the test.
 
-mod common;
+use crate::common;
+use crate::harness;
+use libtest_mimic::Trial;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,8 @@ use pkgsum::record;
 /// pkg_info could not read these; the fixture README gives the package
 /// whose record they must reproduce (with their own FILE_NAME/FILE_SIZE).
 const DERIVED: [(&str, &str); 1] = [(
-    "oracle/negative/compress-zstd-recompressed-1.0.tgz",
-    "oracle/compress-gzip-1.0.tgz",
+    "negative/compress-zstd-recompressed-1.0.tgz",
+    "compress-gzip-1.0.tgz",
 )];
 
 /// pkg_info runs under other configurations, kept for information only.
@@ -89,31 +91,33 @@ fn with_file_lines(record: &[u8], package: &Path) -> Vec<u8> {
     out
 }
 
-/// What pkgsum must print for one golden file, and what it printed; or
-/// `None` for an informational file.
-fn compare(fixtures: &Path, file: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+fn is_informational(file: &Path) -> bool {
     let name = file.file_name().unwrap().to_str().unwrap();
-    if INFORMATIONAL.iter().any(|s| name.ends_with(s)) {
-        return None;
-    }
+    INFORMATIONAL.iter().any(|s| name.ends_with(s))
+}
+
+/// What pkgsum must print for one golden file under `root` (a fixture
+/// set), and what it printed.
+fn compare(root: &Path, file: &Path) -> (Vec<u8>, Vec<u8>) {
+    let name = file.file_name().unwrap().to_str().unwrap();
     let expected = fs::read(file).unwrap();
     let dir = file.parent().unwrap();
     let stem = name.strip_suffix(".expected").unwrap();
     let beside = dir.join(stem);
     let relative = beside
-        .strip_prefix(fixtures)
+        .strip_prefix(root)
         .unwrap()
         .to_str()
         .unwrap()
         .to_owned();
 
     if let Some((_, source)) = DERIVED.iter().find(|(d, _)| *d == relative) {
-        let source = fixtures.join(source);
+        let source = root.join(source);
         let source_expected = fs::read(format!("{}.expected", source.display())).unwrap();
-        return Some((with_file_lines(&source_expected, &beside), ours(&beside)));
+        return (with_file_lines(&source_expected, &beside), ours(&beside));
     }
     if beside.is_file() {
-        return Some((expectation(&beside, &expected), ours(&beside)));
+        return (expectation(&beside, &expected), ours(&beside));
     }
     if stem == "all" && dir.ends_with("installed") {
         // readdir order, not sorted: compare as sorted lists of records.
@@ -127,7 +131,7 @@ fn compare(fixtures: &Path, file: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
             .collect();
         want.sort();
         got.sort();
-        return Some((want.concat(), got.concat()));
+        return (want.concat(), got.concat());
     }
     if stem == "all" {
         let (got, signed) = all_in(dir);
@@ -136,69 +140,79 @@ fn compare(fixtures: &Path, file: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
         } else {
             expected
         };
-        return Some((want, got));
+        return (want, got);
     }
     if dir.ends_with("installed") {
-        return Some((
+        return (
             expected,
             ours_installed(&dir.join("..").join(format!("{stem}.tgz"))),
-        ));
+        );
     }
     // variants/NAME.tgz.<form>.expected: the same package reached by
     // another path form.
     if let Some((package, _form)) = stem.rsplit_once('.') {
         let package = dir.join("..").join(package);
         if package.is_file() {
-            return Some((expectation(&package, &expected), ours(&package)));
+            return (expectation(&package, &expected), ours(&package));
         }
     }
     panic!("no rule for golden file {}", file.display());
 }
 
-#[test]
-fn every_expected_file_matches_byte_for_byte() {
-    let fixtures = common::fixtures();
-    let mut files = Vec::new();
-    expected_files(&fixtures.join("oracle"), &mut files);
-    expected_files(&fixtures.join("real"), &mut files);
-    files.sort();
-
-    let mut compared = 0;
-    let mut skipped = Vec::new();
-    let mut mismatches = Vec::new();
-    for file in &files {
-        match compare(&fixtures, file) {
-            None => skipped.push(file.display().to_string()),
-            Some((want, got)) => {
-                compared += 1;
-                assert!(!want.is_empty(), "{}: empty expectation", file.display());
-                if want != got {
-                    mismatches.push(format!(
-                        "{}\n--- want\n{}--- got\n{}",
-                        file.display(),
-                        String::from_utf8_lossy(&want),
-                        String::from_utf8_lossy(&got)
-                    ));
-                }
-            }
-        }
-    }
-    eprintln!(
-        "golden: {compared} compared, {} informational skipped",
-        skipped.len()
-    );
+/// One golden file: pkgsum's output must equal it byte for byte.
+fn golden_file(root: &Path, file: &Path) {
+    let (want, got) = compare(root, file);
+    assert!(!want.is_empty(), "{}: empty expectation", file.display());
     assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
+        want == got,
+        "{}\n--- want\n{}--- got\n{}",
+        file.display(),
+        String::from_utf8_lossy(&want),
+        String::from_utf8_lossy(&got)
     );
-    // 17 top-level oracle records, 2 signed, 7 real, and the derived,
-    // installed, variant and all-in-one files.
-    assert!(compared >= 30, "only {compared} golden files found");
 }
 
-#[test]
+/// One trial per golden file of a fixture set, named by its path.
+fn golden_trials(set: &str, root: PathBuf) -> Vec<Trial> {
+    let mut files = Vec::new();
+    expected_files(&root, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter(|file| !is_informational(file))
+        .map(|file| {
+            let relative = file.strip_prefix(&root).unwrap().display().to_string();
+            let root = root.clone();
+            Trial::test(format!("golden::{set}/{relative}"), move || {
+                golden_file(&root, &file);
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+/// Every golden file: the oracle set always; the third-party set when it
+/// is there, else one trial that says why it did not run.
+pub fn trials() -> Vec<Trial> {
+    let mut trials = golden_trials("oracle", common::oracle());
+    // 17 top-level oracle records, 2 signed, and the derived, installed,
+    // variant and all-in-one files: a lost directory must not go unseen.
+    assert!(
+        trials.len() >= 25,
+        "only {} oracle golden files",
+        trials.len()
+    );
+    match common::real_fixtures() {
+        Some(real) => trials.extend(golden_trials("real", real)),
+        None => trials.push(harness::ignored(
+            "golden::real",
+            "the third-party fixtures are not at ../shared/fixtures/real (set PKGSUM_REAL_FIXTURES)",
+        )),
+    }
+    trials.extend(more_trials());
+    trials
+}
+
 fn file_name_is_the_text_after_the_last_slash() {
     let oracle = common::oracle();
     let want = fs::read(oracle.join("variants/minimal-1.0.tgz.relpath.expected")).unwrap();
@@ -208,7 +222,6 @@ fn file_name_is_the_text_after_the_last_slash() {
     assert_eq!(ours(&absolute), want);
 }
 
-#[test]
 fn signed_packages_describe_the_outer_file() {
     let oracle = common::oracle();
     for name in ["signed-gpg-1.0.tgz", "signed-x509-1.0.tgz"] {
@@ -229,7 +242,6 @@ fn signed_packages_describe_the_outer_file() {
     }
 }
 
-#[test]
 fn only_the_front_of_a_large_package_is_read() {
     // bigpayload-1.0.tgz is 5 MiB of random payload after small metadata.
     let path = common::oracle().join("bigpayload-1.0.tgz");
@@ -243,4 +255,11 @@ fn only_the_front_of_a_large_package_is_read() {
         "read {} bytes",
         header.consumed
     );
+}
+
+crate::harness::trials! {
+    fn more_trials;
+    test file_name_is_the_text_after_the_last_slash,
+    test signed_packages_describe_the_outer_file,
+    test only_the_front_of_a_large_package_is_read,
 }

@@ -1,7 +1,7 @@
 //! `index_dir` on real directories: byte-exact outputs, incremental reads,
 //! bad packages, stale variants, odd names.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -56,7 +56,6 @@ fn assert_outputs(dir: &Path, want: &[u8]) {
     }
 }
 
-#[test]
 fn oracle_directory_gives_pkg_info_output_in_every_format() {
     let tmp = tempfile::tempdir().unwrap();
     copy_oracle(tmp.path());
@@ -76,7 +75,6 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     );
 }
 
-#[test]
 fn only_new_changed_and_deleted_packages_are_touched() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -169,7 +167,6 @@ fn only_new_changed_and_deleted_packages_are_touched() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-#[test]
 fn a_bad_package_costs_only_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -204,7 +201,6 @@ fn a_bad_package_costs_only_itself() {
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
 }
 
-#[test]
 fn stale_zstd_is_removed_and_written_only_on_request() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -226,7 +222,6 @@ fn stale_zstd_is_removed_and_written_only_on_request() {
     assert!(!dir.join("pkg_summary.zst").exists());
 }
 
-#[test]
 fn suffixes_select_packages() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -238,7 +233,6 @@ fn suffixes_select_packages() {
     assert_outputs(dir, &expected_summary(dir, &[".tgz", ".tbz"]));
 }
 
-#[test]
 fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -276,7 +270,6 @@ fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
     );
 }
 
-#[test]
 fn a_broken_state_or_missing_output_is_repaired() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -296,7 +289,6 @@ fn a_broken_state_or_missing_output_is_repaired() {
     assert_outputs(dir, &all);
 }
 
-#[test]
 fn each_new_summary_is_a_second_later_than_the_last() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -327,7 +319,6 @@ fn each_new_summary_is_a_second_later_than_the_last() {
     assert_eq!(secs(new), secs(future) + 1);
 }
 
-#[test]
 fn unusable_names_and_own_outputs_are_not_packages() {
     use std::os::unix::ffi::OsStrExt;
     let tmp = tempfile::tempdir().unwrap();
@@ -357,3 +348,15 @@ fn unusable_names_and_own_outputs_are_not_packages() {
         )]
     );
 }
+
+crate::harness::trials![
+    test oracle_directory_gives_pkg_info_output_in_every_format,
+    test only_new_changed_and_deleted_packages_are_touched,
+    test a_bad_package_costs_only_itself,
+    test stale_zstd_is_removed_and_written_only_on_request,
+    test suffixes_select_packages,
+    test odd_file_names_are_kept_verbatim_and_sorted_bytewise,
+    test a_broken_state_or_missing_output_is_repaired,
+    test each_new_summary_is_a_second_later_than_the_last,
+    test unusable_names_and_own_outputs_are_not_packages,
+];

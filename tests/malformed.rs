@@ -2,7 +2,7 @@
 //! metadata is intact, the same record as the whole package), and none
 //! panics or reads without bound.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
@@ -54,7 +54,6 @@ fn package(compression: Compression) -> Vec<u8> {
         .unwrap()
 }
 
-#[test]
 fn truncation_anywhere_is_an_error_or_the_full_record() {
     for codec in CODECS {
         let whole = package(codec);
@@ -85,7 +84,6 @@ fn truncation_anywhere_is_an_error_or_the_full_record() {
     }
 }
 
-#[test]
 fn truncated_compressed_streams_name_their_codec() {
     for codec in [
         Compression::Gzip,
@@ -99,7 +97,6 @@ fn truncated_compressed_streams_name_their_codec() {
     }
 }
 
-#[test]
 fn corrupt_streams_are_reported_as_such() {
     for codec in [
         Compression::Gzip,
@@ -126,7 +123,6 @@ fn corrupt_streams_are_reported_as_such() {
     }
 }
 
-#[test]
 fn empty_random_and_text_files() {
     assert!(matches!(read(b""), Err(Error::Empty)));
     let msg = read_err(&noise(99, 4096));
@@ -144,7 +140,6 @@ fn empty_random_and_text_files() {
     assert!(msg.contains("neither a tar nor an ar archive"), "{msg}");
 }
 
-#[test]
 fn a_tarball_without_required_members_is_invalid() {
     for member in ["+CONTENTS", "+COMMENT", "+DESC"] {
         let bytes = PackageBuilder::new("x-1").without(member).build().unwrap();
@@ -162,7 +157,6 @@ fn a_tarball_without_required_members_is_invalid() {
     ));
 }
 
-#[test]
 fn duplicate_member_is_fatal_and_misorder_a_warning() {
     let msg = read_err(&raw_tar(&[
         ("+CONTENTS", "@name d-1\n"),
@@ -181,7 +175,6 @@ fn duplicate_member_is_fatal_and_misorder_a_warning() {
     assert_eq!(header.metadata.comment, b"late\n");
 }
 
-#[test]
 fn metadata_after_the_payload_is_never_seen() {
     // pkg_info stops at the first non-metadata member; so does pkgsum.
     let tar = raw_tar(&[
@@ -193,7 +186,6 @@ fn metadata_after_the_payload_is_never_seen() {
     assert!(matches!(read(&tar), Err(Error::MissingMember("+DESC"))));
 }
 
-#[test]
 fn decompression_bombs_stop_at_the_limit() {
     // 80 MiB of zeros in +CONTENTS compresses to well under 1 MiB.
     let zeros = vec![0u8; 80 << 20];
@@ -237,7 +229,6 @@ fn decompression_bombs_stop_at_the_limit() {
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
-#[test]
 fn the_limit_is_configurable_and_counts_skipped_members() {
     let bytes = PackageBuilder::new("big-1")
         .member("+INSTALL", vec![b'#'; 2 << 20])
@@ -252,7 +243,6 @@ fn the_limit_is_configurable_and_counts_skipped_members() {
     );
 }
 
-#[test]
 fn a_forged_member_size_is_refused_before_allocating() {
     let mut tar = PackageBuilder::new("forged-1")
         .compression(Compression::None)
@@ -272,7 +262,6 @@ fn a_forged_member_size_is_refused_before_allocating() {
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
-#[test]
 fn signed_packages_read_through_the_ar_wrapper() {
     let inner = PackageBuilder::new("s-1.0")
         .compression(Compression::Xz)
@@ -296,7 +285,6 @@ fn signed_packages_read_through_the_ar_wrapper() {
     assert!(read(&long).is_ok());
 }
 
-#[test]
 fn ar_archives_missing_members_are_refused() {
     let inner = PackageBuilder::new("s-1.0").build().unwrap();
     let hash = pkg_hash("s-1.0", inner.len() as u64);
@@ -357,7 +345,6 @@ fn ar_archives_missing_members_are_refused() {
     assert!(read_err(&nested).contains("itself an ar archive"));
 }
 
-#[test]
 fn non_utf8_metadata_passes_through_byte_for_byte() {
     // pkg_info copies bytes: a Latin-1 comment stays Latin-1.
     let bytes = PackageBuilder::new("latin-1.0")
@@ -382,9 +369,25 @@ fn non_utf8_metadata_passes_through_byte_for_byte() {
     );
 }
 
-#[test]
 fn the_zstd_fixture_reads_although_pkg_info_cannot() {
     let path = common::oracle().join("negative/compress-zstd-recompressed-1.0.tgz");
     let header = read_header(fs::File::open(path).unwrap(), &Limits::default()).unwrap();
     assert_eq!(header.compression, Compression::Zstd);
 }
+
+crate::harness::trials![
+    test truncation_anywhere_is_an_error_or_the_full_record,
+    test truncated_compressed_streams_name_their_codec,
+    test corrupt_streams_are_reported_as_such,
+    test empty_random_and_text_files,
+    test a_tarball_without_required_members_is_invalid,
+    test duplicate_member_is_fatal_and_misorder_a_warning,
+    test metadata_after_the_payload_is_never_seen,
+    test decompression_bombs_stop_at_the_limit,
+    test the_limit_is_configurable_and_counts_skipped_members,
+    test a_forged_member_size_is_refused_before_allocating,
+    test signed_packages_read_through_the_ar_wrapper,
+    test ar_archives_missing_members_are_refused,
+    test non_utf8_metadata_passes_through_byte_for_byte,
+    test the_zstd_fixture_reads_although_pkg_info_cannot,
+];

@@ -2,7 +2,7 @@
 //! notifications read from SQS, handled in Lambda-sized batches, and the
 //! published summaries compared byte for byte.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -81,11 +81,8 @@ async fn assert_formats(store: &S3Store, prefix: &str, want: &[u8]) {
     assert!(store.head(&zst).await.unwrap().is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_and_deletes_through_real_notifications_give_exact_summaries() {
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let store = common::s3_bucket().await;
     let (sqs, url) = common::subscribe(&store).await;
     let config = Config::default();
     let oracle = common::oracle();
@@ -171,21 +168,6 @@ impl Drop for Child {
     }
 }
 
-fn cargo_lambda_available() -> bool {
-    let found = std::process::Command::new("cargo")
-        .args(["lambda", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("PKGSUM_REQUIRE_CARGO_LAMBDA").as_deref() != Ok("1"),
-            "cargo-lambda is required here: cargo install --locked cargo-lambda"
-        );
-        eprintln!("Lambda runtime test skipped: cargo-lambda is not installed");
-    }
-    found
-}
-
 /// Waits until something accepts connections on the port.
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -226,14 +208,8 @@ fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_function_runs_behind_the_real_lambda_runtime_api() {
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
-    if !cargo_lambda_available() {
-        return;
-    }
+    let store = common::s3_bucket().await;
     let (sqs, url) = common::subscribe(&store).await;
     let port = 9100 + (std::process::id() % 500) as u16;
     let _emulator = Child(
@@ -312,3 +288,8 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
     let want = fs::read(oracle.join("rich-buildinfo-4.5.6nb2.tgz.expected")).unwrap();
     assert_formats(&store, "All/", &want).await;
 }
+
+crate::harness::trials![
+    s3 uploads_and_deletes_through_real_notifications_give_exact_summaries,
+    lambda the_function_runs_behind_the_real_lambda_runtime_api,
+];

@@ -1,7 +1,7 @@
 //! One conformance suite for every store backend: the semantics the
 //! indexer relies on (conditional writes above all) must hold for each.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,14 +175,12 @@ async fn one_winner<S: Store + 'static>(store: Arc<S>, base: &str) {
     assert_eq!(wins, 1, "If-Match let {wins} writers win");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
     let store = Arc::new(MemoryStore::new());
     basic_semantics(store.as_ref(), "").await;
     one_winner(store, "").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LocalStore::new(dir.path()));
@@ -190,7 +188,6 @@ async fn local_store_conforms() {
     one_winner(store, "").await;
 }
 
-#[tokio::test]
 async fn local_store_refuses_escaping_keys() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path());
@@ -205,12 +202,16 @@ async fn local_store_refuses_escaping_keys() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_store_conforms() {
-    let Some(store) = common::s3_bucket().await else {
-        return;
-    };
+    let store = common::s3_bucket().await;
     let store = Arc::new(store);
     basic_semantics(store.as_ref(), "repo/").await;
     one_winner(store, "repo/").await;
 }
+
+crate::harness::trials![
+    tokio memory_store_conforms,
+    tokio local_store_conforms,
+    tokio local_store_refuses_escaping_keys,
+    s3 s3_store_conforms,
+];

@@ -6,17 +6,22 @@ use std::path::PathBuf;
 
 use pkgsum::compression::Compression;
 
-/// `../shared/fixtures` beside the checkout, or `$PKGSUM_FIXTURES`.
-pub fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("PKGSUM_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    assert!(dir.is_dir(), "fixtures not found at {}", dir.display());
-    dir
+/// The oracle fixtures made for this project by NetBSD's own `pkg_create`
+/// and `pkg_info` (see their README.md), kept in the repository.
+pub fn oracle() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/oracle")
 }
 
-pub fn oracle() -> PathBuf {
-    fixtures().join("oracle")
+/// The third-party packages from a public repository, which are never
+/// committed: `$PKGSUM_REAL_FIXTURES`, or `../shared/fixtures/real` beside
+/// the checkout. `None` when they are not there.
+pub fn real_fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("PKGSUM_REAL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real")
+        });
+    dir.is_dir().then_some(dir)
 }
 
 /// Decompresses a whole summary file of any format.
@@ -60,14 +65,9 @@ pub fn split_records(summary: &[u8]) -> Vec<Vec<u8>> {
     records
 }
 
-/// A fresh bucket on the S3 endpoint `localstack/run-with` provides, or
-/// `None` (with a note) when the tests run without it. Under run-with
-/// (`PKGSUM_LOCALSTACK=1`, as in CI) failing to reach it is a failure.
-pub async fn s3_bucket() -> Option<pkgsum::store::s3::S3Store> {
-    if std::env::var("PKGSUM_LOCALSTACK").as_deref() != Ok("1") {
-        eprintln!("S3 test skipped: run under localstack/run-with to include it");
-        return None;
-    }
+/// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
+/// the harness runs S3 tests only there).
+pub async fn s3_bucket() -> pkgsum::store::s3::S3Store {
     let client = pkgsum::store::s3::client_from_env().await;
     let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
     client
@@ -76,7 +76,7 @@ pub async fn s3_bucket() -> Option<pkgsum::store::s3::S3Store> {
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
-    Some(pkgsum::store::s3::S3Store::new(client, bucket))
+    pkgsum::store::s3::S3Store::new(client, bucket)
 }
 
 /// A new queue receiving the bucket's `.tgz` created/removed notifications,

@@ -1,0 +1,45 @@
+//! pkgsum's integration tests: one binary, one module per concern, run
+//! by libtest-mimic (see `harness.rs`) so that a test which cannot
+//! run here is reported as ignored, with its reason, never as passed.
+//!
+//! - `golden`: every `pkg_info -X` golden file, byte for byte.
+//! - `malformed`: bad packages give clear errors and bounded reads.
+//! - `index`: `pkgsum index` on real directories.
+//! - `cli`: the `pkgsum` binary as a user runs it.
+//! - `store`: the store conformance suite on every backend.
+//! - `fetch`: header-only ranged reads.
+//! - `apply`: the repository pass and the event handler.
+//! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
+//! - `deploy`: the SAM stack on LocalStack's CloudFormation.
+
+mod common;
+mod harness;
+
+mod apply;
+mod cli;
+mod deploy;
+mod fetch;
+mod golden;
+mod index;
+mod malformed;
+mod notify;
+mod store;
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials: Vec<_> = [
+        golden::trials(),
+        malformed::trials(),
+        index::trials(),
+        cli::trials(),
+        store::trials(),
+        fetch::trials(),
+        apply::trials(),
+        notify::trials(),
+        deploy::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
