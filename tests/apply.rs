@@ -504,6 +504,98 @@ async fn a_large_package_costs_its_header_only() {
     assert!(names.contains("bigpayload-1.0.tgz"));
 }
 
+/// Uploads `name` (a package of that PKGNAME) under `All/` and delivers
+/// its created event.
+async fn upload_and_deliver<S: Store>(store: &S, name: &str, config: &Config) {
+    let key = format!("All/{name}.tgz");
+    upload(store, &key, PackageBuilder::new(name).build().unwrap()).await;
+    let outcome = deliver(
+        store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &[&key]),
+        config,
+    )
+    .await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+}
+
+async fn published_records<S: Store>(store: &S) -> usize {
+    common::split_records(&common::published(store, "All/pkg_summary.gz").await).len()
+}
+
+/// The repository's state is lost (deleted, or replaced by garbage) while
+/// its published summaries say generation 3: rebuild repairs it, and
+/// every later upload still reaches the summaries.
+async fn lost_state_keeps_publishing(
+    lose: impl Fn(&MemoryStore) -> futures::future::BoxFuture<'_, ()>,
+) {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    for name in ["a-1", "b-1", "c-1"] {
+        upload_and_deliver(&store, name, &config).await;
+    }
+    assert_eq!(published_records(&store).await, 3);
+
+    lose(&store).await;
+    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+        .await
+        .unwrap();
+    assert!(
+        drift
+            .lines
+            .iter()
+            .any(|l| l.starts_with("All/.pkgsum/state: ")),
+        "{:?}",
+        drift.lines
+    );
+    let (report, unsure) = pkgsum::reconcile::rebuild(&store, "All/", &config, &())
+        .await
+        .unwrap();
+    assert!(unsure.is_empty());
+    assert!(report.published, "rebuild did not publish");
+    assert!(report.generation > 3, "generation {}", report.generation);
+    assert!(report.state_lost.is_some());
+    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{:?}", drift.lines);
+
+    upload_and_deliver(&store, "d-1", &config).await;
+    assert_eq!(published_records(&store).await, 4);
+
+    // Lost again, with no rebuild: the next event alone brings it back
+    // whole, from a listing, and publishes.
+    lose(&store).await;
+    upload_and_deliver(&store, "e-1", &config).await;
+    assert_eq!(published_records(&store).await, 5);
+    let want = common::truth(&store, "All/", ".tgz").await;
+    assert_all_formats(&store, "All/", &want).await;
+    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{:?}", drift.lines);
+}
+
+async fn a_deleted_state_never_stops_publishing() {
+    lost_state_keeps_publishing(|store| {
+        Box::pin(async move { store.delete(&state_key("All/")).await.unwrap() })
+    })
+    .await;
+}
+
+async fn a_corrupt_state_never_stops_publishing() {
+    lost_state_keeps_publishing(|store| {
+        Box::pin(async move {
+            upload(
+                store,
+                &state_key("All/"),
+                b"pkgsum-state\n\x02garbage".to_vec(),
+            )
+            .await
+        })
+    })
+    .await;
+}
+
 crate::harness::trials![
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
@@ -517,4 +609,6 @@ crate::harness::trials![
     tokio outputs_never_go_backwards,
     tokio each_publication_is_a_later_second,
     tokio a_large_package_costs_its_header_only,
+    tokio a_deleted_state_never_stops_publishing,
+    tokio a_corrupt_state_never_stops_publishing,
 ];

@@ -170,7 +170,9 @@ async fn rebuild_verify_and_apply_event_against_s3() {
     store.delete("All/scripts-3.1.tgz").await.unwrap();
     let out = pkgsum(&["verify", &url], &here);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("All/scripts-3.1.tgz: indexed but gone"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("All/scripts-3.1.tgz: indexed, but gone")
+    );
     let event =
         common::s3_event(&bucket, "ObjectRemoved:Delete", &["All/scripts-3.1.tgz"]).to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkgsum"))

@@ -390,7 +390,7 @@ async fn verify(url: String) -> anyhow::Result<bool> {
     eprintln!(
         "pkgsum: {url}: {} packages, {} unreadable, generation {}: {}",
         drift.packages,
-        drift.failures,
+        drift.unreadable.len(),
         drift.generation,
         if drift.is_clean() {
             "no drift".to_owned()

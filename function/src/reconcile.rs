@@ -2,11 +2,9 @@
 //! repository from a listing) and `verify` (report drift between the
 //! bucket, the state and the published summaries without writing).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::index::Progress;
-use crate::repo::{self, Config, PassError, Report};
-use crate::state::State;
+use crate::repo::{self, Config, PassError, Report, Scope};
+use crate::state::{Listed, State};
 use crate::store::{Store, StoreError};
 use crate::summary;
 
@@ -27,52 +25,36 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_owned(), prefix))
 }
 
-/// The package file names directly under `prefix`, from a listing.
-async fn listed_packages<S: Store>(
-    store: &S,
-    prefix: &str,
-    config: &Config,
-) -> Result<BTreeMap<String, (u64, String)>, StoreError> {
-    Ok(store
-        .list(prefix)
-        .await?
-        .into_iter()
-        .filter(|m| config.wants(&m.key))
-        .filter_map(|m| {
-            let name = m.key[prefix.len()..].to_owned();
-            (!name.contains('/')).then_some((name, (m.size, m.etag)))
-        })
-        .collect())
-}
-
 /// Brings a repository's state and summaries in line with its listing:
 /// every listed package is looked at (read only if new or changed), every
-/// state entry no longer listed is looked at and dropped if gone.
+/// state entry no longer listed is looked at and dropped if gone. A lost
+/// state is recreated above the published generation. A listing with no
+/// package at all is refused unless `config.allow_empty`.
 pub async fn rebuild<S: Store>(
     store: &S,
     prefix: &str,
     config: &Config,
     progress: &dyn Progress,
 ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
-    let listed = listed_packages(store, prefix, config).await?;
-    let state = repo::read_state(store, prefix, config).await?;
-    let mut names: BTreeSet<String> = listed.into_keys().collect();
-    names.extend(state.names().map(str::to_owned));
-    repo::apply_with_progress(store, prefix, &names, config, progress).await
+    repo::apply_with_progress(store, prefix, Scope::Listing, config, progress).await
 }
 
-/// Differences found by [`verify`], one line each.
+/// What [`verify`] found.
 #[derive(Debug, Default, Clone)]
 pub struct Drift {
+    /// Differences between the bucket, the state and the summaries, one
+    /// line each.
     pub lines: Vec<String>,
+    /// Packages that are there but cannot be indexed, with the reason.
+    pub unreadable: Vec<(String, String)>,
     pub packages: usize,
-    pub failures: usize,
     pub generation: u64,
 }
 
 impl Drift {
+    /// No drift and nothing unreadable.
     pub fn is_clean(&self) -> bool {
-        self.lines.is_empty()
+        self.lines.is_empty() && self.unreadable.is_empty()
     }
 }
 
@@ -82,30 +64,54 @@ pub async fn verify<S: Store>(
     prefix: &str,
     config: &Config,
 ) -> Result<Drift, PassError> {
-    let listed = listed_packages(store, prefix, config).await?;
-    let state = repo::read_state(store, prefix, config).await?;
+    let listing: Vec<Listed> = repo::list_packages(store, prefix, config)
+        .await?
+        .into_iter()
+        .map(|(name, meta)| Listed {
+            name,
+            size: meta.size,
+            token: meta.etag,
+        })
+        .collect();
+    let (state, loss, published) = repo::inspect_state(store, prefix, config).await?;
     let mut drift = Drift {
         packages: state.len(),
-        failures: state.failures().count(),
+        unreadable: state
+            .failures()
+            .map(|(name, f)| (name.to_owned(), f.error.clone()))
+            .collect(),
         generation: state.generation(),
         ..Drift::default()
     };
-    for (name, (size, etag)) in &listed {
-        if !state.is_current(name, *size, etag) {
-            let why = if state.names().any(|n| n == name) {
-                "changed since it was indexed"
-            } else {
-                "not indexed"
-            };
-            drift.lines.push(format!("{prefix}{name}: {why}"));
-        }
+    let state_key = repo::state_key(prefix);
+    if let Some(loss) = loss {
+        drift.lines.push(format!(
+            "{state_key}: {loss}, while the summaries are at generation {published}: the next pass recreates it from a listing"
+        ));
+    } else if published > state.generation() {
+        drift.lines.push(format!(
+            "{state_key}: generation {} is behind the published {published}: `pkgsum rebuild` repairs it",
+            state.generation()
+        ));
     }
-    for name in state.names() {
-        if !listed.contains_key(name) {
-            drift
-                .lines
-                .push(format!("{prefix}{name}: indexed but gone from the bucket"));
-        }
+    let plan = state.plan(&listing);
+    for file in &plan.read {
+        let why = if state.failure(&file.name).is_some() || state.package(&file.name).is_some() {
+            "changed since it was indexed"
+        } else {
+            "not indexed"
+        };
+        drift.lines.push(format!("{prefix}{}: {why}", file.name));
+    }
+    for name in &plan.removed {
+        let what = if state.package(name).is_some() {
+            "indexed"
+        } else {
+            "recorded as unreadable"
+        };
+        drift
+            .lines
+            .push(format!("{prefix}{name}: {what}, but gone from the bucket"));
     }
     check_outputs(store, prefix, &state, config, &mut drift).await?;
     Ok(drift)

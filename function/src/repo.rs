@@ -52,6 +52,9 @@ pub struct Config {
     pub state_limit: u64,
     /// HEADs and header fetches in flight at once.
     pub concurrency: usize,
+    /// Whether a pass over a listing that finds no package at all may
+    /// publish an empty summary (`PKGSUM_ALLOW_EMPTY`, `--allow-empty`).
+    pub allow_empty: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             max_records: 200_000,
             state_limit: state::DEFAULT_STATE_LIMIT,
             concurrency: 16,
+            allow_empty: false,
         }
     }
 }
@@ -127,6 +131,13 @@ impl Config {
         if let Some(n) = number("PKGSUM_CONCURRENCY")? {
             config.concurrency = n.clamp(1, 1024) as usize;
         }
+        if let Some(flag) = var("PKGSUM_ALLOW_EMPTY").filter(|v| !v.trim().is_empty()) {
+            config.allow_empty = match flag.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                other => return Err(format!("PKGSUM_ALLOW_EMPTY={other:?} is not 1 or 0")),
+            };
+        }
         if config.suffixes.is_empty() || config.formats.is_empty() {
             return Err("PKGSUM_SUFFIXES and PKGSUM_FORMATS must not be empty".to_owned());
         }
@@ -151,9 +162,15 @@ pub fn is_own_key(key: &str) -> bool {
 }
 
 impl Config {
-    /// Whether an event on `key` concerns a package.
+    /// Whether an event on `key` concerns a package. Hidden files (`.x.tgz`)
+    /// never do: pkgsrc never names a package so, upload tools use such
+    /// names for partial files, `pkg_info -X *.tgz` skips them, and pkgin
+    /// could not install one (it fetches `PKGNAME.tgz`).
     pub fn wants(&self, key: &str) -> bool {
-        !is_own_key(key) && self.suffixes.iter().any(|s| key.ends_with(s.as_str()))
+        let (_, name) = split_key(key);
+        !is_own_key(key)
+            && !name.starts_with('.')
+            && self.suffixes.iter().any(|s| name.ends_with(s.as_str()))
     }
 }
 
@@ -179,7 +196,9 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Names the state already reflected.
     pub unchanged: usize,
-    /// Packages that are there but could not be indexed, with the reason.
+    /// Every package of the repository that is there but cannot be
+    /// indexed, with the reason: those found in this pass and those
+    /// remembered from earlier ones, so they are reported every time.
     pub failures: Vec<(String, String)>,
     /// Bytes fetched from package headers.
     pub bytes_fetched: u64,
@@ -190,6 +209,30 @@ pub struct Report {
     pub committed: bool,
     /// Whether this pass wrote summary files.
     pub published: bool,
+    /// Set when the pass found the state lost (missing while summaries
+    /// were published, or unreadable) and recreated it from a listing.
+    pub state_lost: Option<StateLoss>,
+    /// The highest generation the published files carried, when the pass
+    /// had to move the state's generation past it.
+    pub published_generation: Option<u64>,
+}
+
+/// How a repository's state was found lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLoss {
+    /// No state, although summaries had been published.
+    Missing,
+    /// A state that cannot be read, with the reason.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for StateLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLoss::Missing => f.write_str("missing"),
+            StateLoss::Unreadable(reason) => write!(f, "unreadable ({reason})"),
+        }
+    }
 }
 
 /// Why a pass could not finish. Nothing is lost: the bucket still holds
@@ -198,8 +241,6 @@ pub struct Report {
 pub enum PassError {
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("state {key}: {error}")]
-    State { key: String, error: Error },
     #[error("state {key}: still contended after {attempts} attempts")]
     Contended { key: String, attempts: u32 },
     #[error("repository {prefix:?} would hold {count} packages, more than the limit of {limit}")]
@@ -208,43 +249,96 @@ pub enum PassError {
         count: usize,
         limit: usize,
     },
+    /// A listing found no package, which is far more often a mistyped
+    /// prefix than a repository emptied on purpose.
+    #[error("{}", no_packages_message(*.indexed))]
+    NoPackages { prefix: String, indexed: usize },
     #[error("rendering the summary: {0}")]
     Render(std::io::Error),
+}
+
+fn no_packages_message(indexed: usize) -> String {
+    let kept = match indexed {
+        0 => "nothing was published".to_owned(),
+        n => format!(
+            "the index still lists {n} package{}, left as it is",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    format!(
+        "no packages found: {kept} (is the prefix right? --allow-empty or PKGSUM_ALLOW_EMPTY=1 publishes an empty summary)"
+    )
 }
 
 /// The state as stored, with the ETag to commit against.
 struct Loaded {
     state: State,
     etag: Option<String>,
+    /// No usable state: the pass must look at the whole repository.
+    fresh: Option<StateLoss>,
 }
 
-async fn load_state<S: Store>(
-    store: &S,
-    prefix: &str,
-    config: &Config,
-) -> Result<Loaded, PassError> {
+async fn load_state<S: Store>(store: &S, prefix: &str, limit: u64) -> Result<Loaded, StoreError> {
     let key = state_key(prefix);
     match store.get(&key).await? {
         None => Ok(Loaded {
             state: State::default(),
             etag: None,
+            fresh: Some(StateLoss::Missing),
         }),
-        Some((body, meta)) => match State::from_bytes(&body, config.state_limit) {
+        Some((body, meta)) => match State::from_bytes(&body, limit) {
             Ok(state) => Ok(Loaded {
                 state,
                 etag: Some(meta.etag),
+                fresh: None,
             }),
             // The state is a cache: an unreadable one is replaced (by a
-            // conditional write on its ETag) and `rebuild` refills it.
-            Err(error) => {
-                tracing::error!(%key, %error, "unreadable state; starting from empty");
-                Ok(Loaded {
-                    state: State::default(),
-                    etag: Some(meta.etag),
-                })
-            }
+            // conditional write on its ETag) from a listing.
+            Err(error) => Ok(Loaded {
+                state: State::default(),
+                etag: Some(meta.etag),
+                fresh: Some(StateLoss::Unreadable(error.to_string())),
+            }),
         },
     }
+}
+
+/// The highest generation carried by anything the repository published:
+/// every summary variant, the status and the state object itself. A state
+/// recreated after a loss must start above it, or the generation guard
+/// would refuse every publication until the counter caught up.
+async fn published_generation<S: Store>(store: &S, prefix: &str) -> Result<u64, StoreError> {
+    let mut keys: Vec<String> = summary::PKGIN_ORDER
+        .iter()
+        .map(|&format| output_key(prefix, format))
+        .collect();
+    keys.push(status_key(prefix));
+    keys.push(state_key(prefix));
+    let mut highest = 0;
+    for key in keys {
+        if let Some(meta) = store.head(&key).await? {
+            highest = highest.max(generation_of(&meta));
+        }
+    }
+    Ok(highest)
+}
+
+/// The package file names directly under `prefix`, from a listing.
+pub async fn list_packages<S: Store>(
+    store: &S,
+    prefix: &str,
+    config: &Config,
+) -> Result<BTreeMap<String, ObjectMeta>, StoreError> {
+    Ok(store
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|m| config.wants(&m.key))
+        .filter_map(|m| {
+            let name = m.key[prefix.len()..].to_owned();
+            (!name.contains('/')).then_some((name, m))
+        })
+        .collect())
 }
 
 /// What looking at one name found.
@@ -354,39 +448,85 @@ fn failed(name: &str, meta: &ObjectMeta, error: &Error) -> Change {
     }
 }
 
-/// Applies `names` of the repository at `prefix` to its state and
-/// publishes the result. Names that could not be looked at (store errors)
-/// are returned in the error list of the report's caller via `Err` only if
-/// nothing could be done; otherwise they are logged and left for a retry.
+/// Which names a pass looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The names an event gave (and the whole repository if its state
+    /// turns out to be lost).
+    Names(&'a BTreeSet<String>),
+    /// Every package a listing shows and every name the state knows:
+    /// `rebuild` and the scheduled reconcile.
+    Listing,
+}
+
+/// Applies names of the repository at `prefix` to its state and publishes
+/// the result. Returns what the pass did, and the names it could not look
+/// at because the store failed for them (left as they were, to be retried
+/// by whoever asked).
 pub async fn apply<S: Store>(
     store: &S,
     prefix: &str,
     names: &BTreeSet<String>,
     config: &Config,
 ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
-    apply_with_progress(store, prefix, names, config, &()).await
+    apply_with_progress(store, prefix, Scope::Names(names), config, &()).await
 }
 
-/// [`apply`], advancing `progress` once per name looked at.
+/// [`apply`] over a [`Scope`], advancing `progress` once per name looked at.
 pub async fn apply_with_progress<S: Store>(
     store: &S,
     prefix: &str,
-    names: &BTreeSet<String>,
+    scope: Scope<'_>,
     config: &Config,
     progress: &dyn Progress,
 ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
     let cache = tokio::sync::Mutex::new(HeaderCache::new());
+    let mut listing: Option<BTreeSet<String>> = None;
     let mut report = Report {
         prefix: prefix.to_owned(),
         ..Report::default()
     };
     for attempt in 1..=config.max_attempts {
         report.attempts = attempt;
-        let loaded = load_state(store, prefix, config).await?;
+        let loaded = load_state(store, prefix, config.state_limit).await?;
+        let whole = matches!(scope, Scope::Listing) || loaded.fresh.is_some();
+        let mut names = match scope {
+            Scope::Names(names) => names.clone(),
+            Scope::Listing => BTreeSet::new(),
+        };
+        // Published generations matter only where the state may lag them.
+        let mut published = 0;
+        if whole {
+            // Listed after the state was read, and each name is looked at
+            // again (HEAD) anyway, so nothing older than the state counts.
+            if listing.is_none() {
+                listing = Some(
+                    list_packages(store, prefix, config)
+                        .await?
+                        .into_keys()
+                        .collect(),
+                );
+            }
+            let listed = listing.as_ref().map_or(0, BTreeSet::len);
+            if listed == 0 && matches!(scope, Scope::Listing) && !config.allow_empty {
+                return Err(PassError::NoPackages {
+                    prefix: prefix.to_owned(),
+                    indexed: loaded.state.len(),
+                });
+            }
+            names.extend(listing.iter().flatten().cloned());
+            names.extend(loaded.state.names().map(str::to_owned));
+            published = published_generation(store, prefix).await?;
+        }
+        report.state_lost = loaded
+            .fresh
+            .clone()
+            .filter(|loss| published > 0 || *loss != StateLoss::Missing);
+
         // Futures built in a loop, not in a `map` closure: a closure here
         // makes the pass's future fail rustc's `Send` proof for spawned tasks.
         let mut lookups = Vec::with_capacity(names.len());
-        for name in names {
+        for name in &names {
             lookups.push(look_named(
                 store,
                 prefix,
@@ -407,8 +547,7 @@ pub async fn apply_with_progress<S: Store>(
         let mut next = loaded.state.clone();
         let mut changes = Vec::new();
         let mut unsure = Vec::new();
-        let (mut read, mut removed, mut unchanged, mut failures, mut bytes) =
-            (Vec::new(), Vec::new(), 0, Vec::new(), 0);
+        let (mut read, mut removed, mut unchanged, mut bytes) = (Vec::new(), Vec::new(), 0, 0);
         for (name, seen) in looked {
             match seen {
                 Seen::Gone => {
@@ -419,9 +558,6 @@ pub async fn apply_with_progress<S: Store>(
                 }
                 Seen::Current => unchanged += 1,
                 Seen::Changed(change, n) => {
-                    if let Change::Failed { failure, .. } = &change {
-                        failures.push((name.clone(), failure.error.clone()));
-                    }
                     read.push(name);
                     bytes += n;
                     changes.push(change);
@@ -429,7 +565,14 @@ pub async fn apply_with_progress<S: Store>(
                 Seen::Unsure(err) => unsure.push((name, err)),
             }
         }
-        let changed = next.apply(changes);
+        let mut changed = next.apply(changes);
+        // Outputs ahead of the state (it was lost, or restored from an old
+        // copy): move past them, or no publication would ever replace them.
+        report.published_generation = None;
+        if published > loaded.state.generation() && next.advance_past(published) {
+            changed = true;
+            report.published_generation = Some(published);
+        }
         if next.len() > config.max_records && next.len() > loaded.state.len() {
             return Err(PassError::TooManyPackages {
                 prefix: prefix.to_owned(),
@@ -439,12 +582,7 @@ pub async fn apply_with_progress<S: Store>(
         }
         read.sort();
         removed.sort();
-        (
-            report.read,
-            report.removed,
-            report.unchanged,
-            report.failures,
-        ) = (read, removed, unchanged, failures);
+        (report.read, report.removed, report.unchanged) = (read, removed, unchanged);
         report.bytes_fetched = bytes;
         if changed {
             match commit(store, prefix, &next, loaded.etag.as_deref()).await {
@@ -457,6 +595,18 @@ pub async fn apply_with_progress<S: Store>(
                 Err(err) => return Err(err.into()),
             }
         }
+        if let Some(loss) = &report.state_lost {
+            tracing::warn!(
+                prefix,
+                state = %loss,
+                generation = next.generation(),
+                "state was lost; recreated from a listing"
+            );
+        }
+        report.failures = next
+            .failures()
+            .map(|(name, f)| (name.to_owned(), f.error.clone()))
+            .collect();
         report.generation = next.generation();
         report.published = publish(store, prefix, &next, config).await?;
         return Ok((report, unsure));
@@ -724,11 +874,26 @@ async fn write_status<S: Store>(store: &S, prefix: &str, state: &State) -> Resul
     Ok(())
 }
 
-/// Loads a repository's state (for `verify` and tests).
+/// Loads a repository's state; a missing or unreadable one is empty.
 pub async fn read_state<S: Store>(
     store: &S,
     prefix: &str,
     config: &Config,
 ) -> Result<State, PassError> {
-    Ok(load_state(store, prefix, config).await?.state)
+    Ok(load_state(store, prefix, config.state_limit).await?.state)
+}
+
+/// A repository's state as `verify` reports it: the state (empty when
+/// lost), how it was lost, and the highest published generation.
+pub async fn inspect_state<S: Store>(
+    store: &S,
+    prefix: &str,
+    config: &Config,
+) -> Result<(State, Option<StateLoss>, u64), PassError> {
+    let loaded = load_state(store, prefix, config.state_limit).await?;
+    let published = published_generation(store, prefix).await?;
+    let loss = loaded
+        .fresh
+        .filter(|loss| published > 0 || *loss != StateLoss::Missing);
+    Ok((loaded.state, loss, published))
 }

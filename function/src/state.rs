@@ -178,6 +178,21 @@ impl State {
         }
     }
 
+    /// Moves the generation past `published`, the highest generation the
+    /// repository's published files carry, if it is not already past it,
+    /// and marks the summary as to be republished. A state recreated after
+    /// a loss restarts above what is out there, so the publication guard
+    /// (never replace a newer generation) cannot lock it out. Returns
+    /// whether the generation moved.
+    pub fn advance_past(&mut self, published: u64) -> bool {
+        if self.generation > published {
+            return false;
+        }
+        self.generation = published + 1;
+        self.records_generation = self.generation;
+        true
+    }
+
     /// Merges changes; returns whether anything changed, in which case the
     /// generation has advanced by one.
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
@@ -326,6 +341,17 @@ mod tests {
             name: "a-1.tgz".to_owned(),
         }]);
         assert_eq!((state.generation(), state.records_generation()), (4, 4));
+    }
+
+    #[test]
+    fn advancing_past_published_outputs_republishes() {
+        let mut state = State::default();
+        state.apply([indexed("a-1.tgz", "PKGNAME=a-1\n\n", "1")]);
+        assert!(state.advance_past(7));
+        assert_eq!((state.generation(), state.records_generation()), (8, 8));
+        assert!(!state.advance_past(7));
+        assert!(!state.advance_past(3));
+        assert_eq!(state.generation(), 8);
     }
 
     #[test]
