@@ -5,6 +5,7 @@
 use crate::common;
 
 use std::fs;
+use std::io::Read;
 
 use pkgsum::Error;
 use pkgsum::compression::Compression;
@@ -115,9 +116,11 @@ fn corrupt_streams_are_reported_as_such() {
         for b in &mut bytes[magic..magic + 20] {
             *b ^= 0xa5;
         }
+        // A damaged zstd frame header may declare a huge window, and is
+        // refused for that, by name.
         let msg = read_err(&bytes);
         assert!(
-            msg.contains("corrupt") && msg.contains(codec.name()),
+            msg.contains(codec.name()) && (msg.contains("corrupt") || msg.contains("memory limit")),
             "{codec:?}: {msg}"
         );
     }
@@ -375,6 +378,79 @@ fn the_zstd_fixture_reads_although_pkg_info_cannot() {
     assert_eq!(header.compression, Compression::Zstd);
 }
 
+/// An xz stream whose first block claims `dict_bits` (the LZMA2
+/// dictionary property byte), with a valid block header checksum: what a
+/// 24-byte upload can carry.
+fn xz_with_dictionary(data: &[u8], dict_bits: u8) -> Vec<u8> {
+    let mut xz = Compression::Xz.compress(data).unwrap();
+    // Stream header (12 bytes), then the block header: its size byte,
+    // flags, and (no optional sizes here) filter id 0x21, props size 1,
+    // the dictionary byte; then padding and a CRC32 of it all.
+    let size = (usize::from(xz[12]) + 1) * 4;
+    let header = &mut xz[12..12 + size];
+    assert_eq!((header[1], header[2], header[3]), (0, 0x21, 1));
+    header[4] = dict_bits;
+    let mut crc = flate2::Crc::new();
+    crc.update(&header[..size - 4]);
+    header[size - 4..].copy_from_slice(&crc.sum().to_le_bytes());
+    xz
+}
+
+fn a_huge_xz_dictionary_is_refused_before_allocating() {
+    // 40 is the largest dictionary xz can name: 4 GiB.
+    let bytes = xz_with_dictionary(b"x", 40);
+    let err = read_err(&bytes[..24]);
+    assert_eq!(
+        err,
+        "xz dictionary of 4 GiB exceeds the 128 MiB memory limit"
+    );
+    // The whole package: the same, whatever follows the header.
+    let package = PackageBuilder::new("huge-1")
+        .compression(Compression::Xz)
+        .build()
+        .unwrap();
+    let mut huge = xz_with_dictionary(b"x", 40);
+    huge.extend_from_slice(&package[24.min(package.len())..]);
+    assert!(read_err(&huge).contains("exceeds the 128 MiB memory limit"));
+    // 64 MiB (property 28) is within the limit and decodes.
+    let ok = xz_with_dictionary(b"PKGNAME=a-1\n\n", 28);
+    let mut out = Vec::new();
+    Compression::Xz
+        .decoder(&ok[..])
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, b"PKGNAME=a-1\n\n");
+}
+
+fn a_later_stream_over_the_memory_limit_fails_by_name() {
+    // The first stream is fine; the concatenated second one asks for
+    // 4 GiB, which only liblzma's own memlimit sees.
+    let mut joined = Compression::Xz.compress(b"first\n").unwrap();
+    joined.extend(xz_with_dictionary(b"second\n", 40));
+    let mut out = Vec::new();
+    let err = Compression::Xz
+        .decoder(&joined[..])
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("xz stream needs more than the 128 MiB memory limit"),
+        "{err}"
+    );
+}
+
+fn a_huge_zstd_window_is_refused() {
+    // Frame header with no single segment and a window of 2^31 (2 GiB),
+    // then one empty raw last block.
+    let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x01, 0x00, 0x00];
+    assert_eq!(
+        read_err(&frame),
+        "zstd window of 2 GiB exceeds the 128 MiB memory limit"
+    );
+}
+
 crate::harness::trials![
     test truncation_anywhere_is_an_error_or_the_full_record,
     test truncated_compressed_streams_name_their_codec,
@@ -390,4 +466,7 @@ crate::harness::trials![
     test ar_archives_missing_members_are_refused,
     test non_utf8_metadata_passes_through_byte_for_byte,
     test the_zstd_fixture_reads_although_pkg_info_cannot,
+    test a_huge_xz_dictionary_is_refused_before_allocating,
+    test a_later_stream_over_the_memory_limit_fails_by_name,
+    test a_huge_zstd_window_is_refused,
 ];

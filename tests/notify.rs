@@ -180,7 +180,23 @@ fn wait_for_port(port: u16) {
 /// Sends a payload through `cargo lambda invoke` to the function behind
 /// the emulated runtime API and returns its answer.
 fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
-    let out = std::process::Command::new("cargo")
+    let out = invoke_raw(port, payload);
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "invoke answered {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `cargo lambda invoke`, whatever the function answers.
+fn invoke_raw(port: u16, payload: &Value) -> std::process::Output {
+    std::process::Command::new("cargo")
         .args([
             "lambda",
             "invoke",
@@ -194,18 +210,7 @@ fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
         ])
         .args(["--data-ascii", &payload.to_string()])
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo lambda invoke failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "invoke answered {:?}: {e}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+        .unwrap()
 }
 
 async fn the_function_runs_behind_the_real_lambda_runtime_api() {
@@ -229,6 +234,8 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
             .unwrap(),
     );
     wait_for_port(port);
+    let logs = tempfile::tempdir().unwrap();
+    let function_log = logs.path().join("function.log");
     let _function = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum-lambda"))
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
@@ -239,7 +246,7 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
             )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("PKGSUM_FORMATS", "gz,bz2,xz")
-            .stdout(std::process::Stdio::null())
+            .stdout(fs::File::create(&function_log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -285,11 +292,138 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
         .await
         .unwrap();
     assert_eq!(answer["reconciled"][0]["removed"], 1, "{answer}");
+    assert_eq!(answer["reconciled"][0]["unreadable"], 0, "{answer}");
+    assert_eq!(answer["verdict"], "indexed", "{answer}");
     let want = fs::read(oracle.join("rich-buildinfo-4.5.6nb2.tgz.expected")).unwrap();
     assert_formats(&store, "All/", &want).await;
+
+    // A reconcile naming no repository fails by name, in one line, and
+    // the function's log holds no Debug dump of it.
+    let payload = json!({"pkgsum": "reconcile"});
+    let out = tokio::task::spawn_blocking(move || invoke_raw(port, &payload))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).replace(['\n', '│'], " ");
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(said.contains("pkgsum::NoRepositories"), "{said}");
+    assert!(said.contains("reconcile: no repositories given"), "{said}");
+    let log = fs::read_to_string(&function_log).unwrap();
+    assert!(
+        log.contains("pkgsum::NoRepositories: reconcile: no repositories"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Diagnostic {") && !log.contains("alloc::boxed"),
+        "{log}"
+    );
+}
+
+/// `pkgsum poll` on a queue fed by the bucket's own notifications: what
+/// can be applied is applied and deleted; what cannot stays for SQS to
+/// deliver again; SIGTERM ends it between batches.
+async fn poll_consumes_the_queue_as_lambdas_event_source_does() {
+    let store = common::s3_bucket().await;
+    let (sqs, url) = common::subscribe(&store).await;
+    let oracle = common::oracle();
+    for name in ["minimal-1.0.tgz", "scripts-3.1.tgz"] {
+        let body = fs::read(oracle.join(name)).unwrap();
+        store
+            .put(&format!("All/{name}"), body.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            "All/bad-1.0.tgz",
+            b"\x1f\x8bjunk".to_vec().into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    // A message naming a bucket that does not exist cannot be applied.
+    let doomed = common::s3_event(
+        "no-such-bucket-pkgsum",
+        "ObjectCreated:Put",
+        &["All/x-1.tgz"],
+    );
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(doomed.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let queue = url.clone();
+    let poll = move |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+            .args(["poll", "--wait", "1", "--visibility-timeout", "3"])
+            .args(extra)
+            .arg(&queue)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let drain = poll.clone();
+    let out = tokio::task::spawn_blocking(move || drain(&["--until-empty"]).wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The doomed message makes the drain exit 2, after the rest applied.
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad-1.0.tgz: truncated: the gzip stream ended"), "{err}");
+    assert!(
+        err.contains("the bucket \"no-such-bucket-pkgsum\" does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("1 left for redelivery"), "{err}");
+    let want = [
+        fs::read(oracle.join("minimal-1.0.tgz.expected")).unwrap(),
+        fs::read(oracle.join("scripts-3.1.tgz.expected")).unwrap(),
+    ]
+    .concat();
+    assert_formats(&store, "All/", &want).await;
+
+    // Only the doomed message is left, back once its visibility ends.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let left = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = left.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("no-such-bucket-pkgsum"));
+    sqs.delete_message()
+        .queue_url(&url)
+        .receipt_handle(left.messages()[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    // As a service: SIGTERM stops it, with exit 0.
+    let child = poll(&[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopping after the batch at hand"), "{err}");
 }
 
 crate::harness::trials![
     s3 uploads_and_deletes_through_real_notifications_give_exact_summaries,
     lambda the_function_runs_behind_the_real_lambda_runtime_api,
+    s3 poll_consumes_the_queue_as_lambdas_event_source_does,
 ];

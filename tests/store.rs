@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pkgsum::store::local::LocalStore;
 use pkgsum::store::memory::MemoryStore;
-use pkgsum::store::{PutMode, PutOptions, Store, StoreError};
+use pkgsum::store::{PutMode, PutOptions, Store};
 
 fn put_opts(mode: PutMode) -> PutOptions {
     PutOptions {
@@ -98,10 +98,7 @@ async fn basic_semantics<S: Store>(store: &S, base: &str) {
         .put(&missing, body.clone(), put_opts(PutMode::Update(etag)))
         .await
         .unwrap_err();
-    assert!(
-        err.is_precondition() || matches!(err, StoreError::NotFound { .. }),
-        "{err}"
-    );
+    assert!(err.is_precondition() || err.is_not_found(), "{err}");
 
     // Listing: sorted, prefix-bounded.
     store

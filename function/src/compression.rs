@@ -6,8 +6,20 @@
 
 use std::io::{self, BufReader, Read, Write};
 
+use crate::error::MemoryLimitExceeded;
+
 /// Input buffer of every decoder.
 const INPUT_BUFFER: usize = 8 * 1024;
+
+/// Most memory one decoder may take: liblzma's memlimit and zstd's window
+/// (2^27, zstd's own default). Real packages and summaries need a few
+/// MiB; without a bound, a 24-byte xz header declaring a 4 GiB dictionary
+/// makes liblzma try to allocate it.
+pub const DECODER_MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
+const ZSTD_WINDOW_LOG_LIMIT: u32 = 27;
+/// Bytes read ahead to find the declared size: an xz stream header and a
+/// block header with a filter or two, a zstd frame header.
+const HEADER_PEEK: u64 = 64;
 
 /// A compression format of a package or of a `pkg_summary` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,14 +101,38 @@ impl Compression {
     /// the crates' defaults (32 KiB for gzip, 128 KiB for zstd), so a
     /// header read takes few bytes beyond the metadata: that is what a
     /// ranged S3 read pays for.
-    pub fn decoder<'a, R: Read + 'a>(self, input: R) -> io::Result<Box<dyn Read + 'a>> {
-        let buffered = BufReader::with_capacity(INPUT_BUFFER, input);
+    ///
+    /// xz and zstd decoders may use at most [`DECODER_MEMORY_LIMIT`]: a
+    /// stream whose header declares more is refused before anything is
+    /// allocated, naming the size it declared.
+    pub fn decoder<'a, R: Read + 'a>(self, mut input: R) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
-            Compression::None => Box::new(buffered),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
-            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buffered)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+            Compression::None => Box::new(BufReader::with_capacity(INPUT_BUFFER, input)),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+                BufReader::with_capacity(INPUT_BUFFER, input),
+            )),
+            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(
+                BufReader::with_capacity(INPUT_BUFFER, input),
+            )),
+            Compression::Xz | Compression::Zstd => {
+                let mut head = Vec::with_capacity(HEADER_PEEK as usize);
+                input.by_ref().take(HEADER_PEEK).read_to_end(&mut head)?;
+                check_declared(self, &head)?;
+                let buffered =
+                    BufReader::with_capacity(INPUT_BUFFER, io::Cursor::new(head).chain(input));
+                if self == Compression::Xz {
+                    let stream = liblzma::stream::Stream::new_stream_decoder(
+                        DECODER_MEMORY_LIMIT,
+                        liblzma::stream::CONCATENATED,
+                    )?;
+                    let decoder = liblzma::bufread::XzDecoder::new_stream(buffered, stream);
+                    Box::new(MemoryBounded::new(decoder, self))
+                } else {
+                    let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered)?;
+                    decoder.window_log_max(ZSTD_WINDOW_LOG_LIMIT)?;
+                    Box::new(MemoryBounded::new(decoder, self))
+                }
+            }
         })
     }
 
@@ -131,6 +167,134 @@ impl Compression {
     }
 }
 
+/// Refuses a stream whose first header declares a dictionary (xz) or
+/// window (zstd) over the limit, naming its size.
+fn check_declared(format: Compression, head: &[u8]) -> io::Result<()> {
+    let declared = match format {
+        Compression::Xz => xz_dictionary(head),
+        Compression::Zstd => zstd_window(head),
+        _ => None,
+    };
+    match declared {
+        Some(size) if size > DECODER_MEMORY_LIMIT => Err(io::Error::other(MemoryLimitExceeded {
+            codec: format.name(),
+            declared: Some(size),
+            limit: DECODER_MEMORY_LIMIT,
+        })),
+        _ => Ok(()),
+    }
+}
+
+/// The LZMA2 dictionary size the first block of an xz stream declares, if
+/// `head` holds its header (xz file format 1.1.0, sections 2.1.1, 3.1 and
+/// 5.3.1).
+fn xz_dictionary(head: &[u8]) -> Option<u64> {
+    const STREAM_HEADER: usize = 12;
+    const LZMA2: u64 = 0x21;
+    let block = head.get(STREAM_HEADER..)?;
+    let size = (usize::from(*block.first()?) + 1) * 4;
+    let header = block.get(..size)?;
+    // Only a header that checks out is believed.
+    let mut crc = flate2::Crc::new();
+    crc.update(&header[..size - 4]);
+    if crc.sum().to_le_bytes() != header[size - 4..] {
+        return None;
+    }
+    let flags = *header.get(1)?;
+    let mut at = 2;
+    for present in [flags & 0x40 != 0, flags & 0x80 != 0] {
+        if present {
+            varint(header, &mut at)?; // compressed / uncompressed size
+        }
+    }
+    let mut dictionary = None;
+    for _ in 0..=(flags & 0x03) {
+        let id = varint(header, &mut at)?;
+        let props_len = usize::try_from(varint(header, &mut at)?).ok()?;
+        let props = header.get(at..at + props_len)?;
+        at += props_len;
+        if id == LZMA2 {
+            let bits = u32::from(*props.first()? & 0x3f);
+            dictionary = Some(match bits {
+                40.. => u64::from(u32::MAX),
+                _ => (2 | u64::from(bits & 1)) << (bits / 2 + 11),
+            });
+        }
+    }
+    dictionary
+}
+
+/// A multibyte integer of the xz format.
+fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..63).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The window size the first frame of a zstd stream declares, if `head`
+/// holds its header (RFC 8878, section 3.1.1.1).
+fn zstd_window(head: &[u8]) -> Option<u64> {
+    let descriptor = *head.get(4)?;
+    if descriptor & 0x20 != 0 {
+        // Single segment: the window is the content size that follows.
+        let field = [0usize, 2, 4, 8][usize::from(descriptor >> 6)];
+        let dict_id = [0usize, 1, 2, 4][usize::from(descriptor & 0x03)];
+        let start = 5 + dict_id;
+        let bytes = head.get(start..start + field.max(1))?;
+        let mut value = bytes
+            .iter()
+            .rev()
+            .fold(0u64, |v, &b| (v << 8) | u64::from(b));
+        if field == 2 {
+            value += 256;
+        }
+        return Some(value);
+    }
+    let window = *head.get(5)?;
+    let log = 10 + u32::from(window >> 3);
+    let base = 1u64 << log;
+    Some(base + (base / 8) * u64::from(window & 0x07))
+}
+
+/// Names a decoder's "out of memory budget" error (liblzma's memlimit,
+/// zstd's window limit) as the limit it is, for later frames or streams
+/// whose size the first header did not tell.
+struct MemoryBounded<R> {
+    inner: R,
+    format: Compression,
+}
+
+impl<R> MemoryBounded<R> {
+    fn new(inner: R, format: Compression) -> Self {
+        MemoryBounded { inner, format }
+    }
+}
+
+impl<R: Read> Read for MemoryBounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|err| {
+            let text = err.to_string();
+            let over = text.contains("memory limit") || text.contains("too much memory");
+            if over {
+                io::Error::other(MemoryLimitExceeded {
+                    codec: self.format.name(),
+                    declared: None,
+                    limit: DECODER_MEMORY_LIMIT,
+                })
+            } else {
+                err
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +313,22 @@ mod tests {
         );
         assert_eq!(Compression::detect(b"+CONTENTS"), Compression::None);
         assert_eq!(Compression::detect(b""), Compression::None);
+    }
+
+    #[test]
+    fn declared_sizes_are_read_from_the_first_header() {
+        let data = b"PKGNAME=a-1\n\n".repeat(10);
+        // xz -6 uses an 8 MiB dictionary; zstd -9 a window of a few KiB
+        // for data this small (single segment: the content size).
+        assert_eq!(
+            xz_dictionary(&Compression::Xz.compress(&data).unwrap()),
+            Some(8 << 20)
+        );
+        assert_eq!(
+            zstd_window(&Compression::Zstd.compress(&data).unwrap()),
+            Some(data.len() as u64)
+        );
+        assert_eq!(xz_dictionary(b"\xfd7zXZ\0"), None);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Error {
     #[error("empty file")]
     Empty,
 
+    #[error("not a package file: it is {0}")]
+    NotAFile(&'static str),
+
     #[error("not a pkgsrc package: unrecognised format (first bytes: {0})")]
     UnknownFormat(String),
 
@@ -35,6 +38,13 @@ pub enum Error {
 
     #[error("more than {limit} bytes of decompressed data (the limit)")]
     TooLarge { limit: u64 },
+
+    #[error("{}", memory_message(codec, *declared, *limit))]
+    MemoryLimit {
+        codec: &'static str,
+        declared: Option<u64>,
+        limit: u64,
+    },
 
     #[error("invalid package: required member {0} is missing")]
     MissingMember(&'static str),
@@ -48,6 +58,11 @@ pub enum Error {
     #[error("invalid state: {0}")]
     State(String),
 
+    /// A listing found no package: far more often a mistyped directory or
+    /// prefix than a repository emptied on purpose.
+    #[error("{repository}: {}", no_packages_message(*.indexed))]
+    NoPackages { repository: String, indexed: usize },
+
     /// Only from a partial read: the bytes fetched so far ended before the
     /// metadata did, and the object has more.
     #[error("the fetched prefix ended before the metadata")]
@@ -55,6 +70,20 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What refusing an empty listing says, for a directory and a bucket alike.
+pub(crate) fn no_packages_message(indexed: usize) -> String {
+    let kept = match indexed {
+        0 => "nothing was published".to_owned(),
+        n => format!(
+            "the index still lists {n} package{}, left as it is",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    format!(
+        "no packages found: {kept} (is the path right? --allow-empty or PKGSUM_ALLOW_EMPTY=1 publishes an empty summary)"
+    )
+}
 
 impl Error {
     /// An I/O error on a named local path.
@@ -98,6 +127,52 @@ impl std::fmt::Display for Layer {
 #[error("need more bytes")]
 pub(crate) struct NeedMoreBytes;
 
+/// Raised by a decoder whose stream needs more memory than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", memory_message(codec, *declared, *limit))]
+pub(crate) struct MemoryLimitExceeded {
+    pub codec: &'static str,
+    /// The dictionary (xz) or window (zstd) size the stream declared.
+    pub declared: Option<u64>,
+    pub limit: u64,
+}
+
+fn memory_message(codec: &str, declared: Option<u64>, limit: u64) -> String {
+    let what = if codec == "xz" {
+        "dictionary"
+    } else {
+        "window"
+    };
+    match declared {
+        Some(size) => format!(
+            "{codec} {what} of {} exceeds the {} memory limit",
+            human_bytes(size),
+            human_bytes(limit)
+        ),
+        None => format!(
+            "{codec} stream needs more than the {} memory limit to decode (its {what} is too large)",
+            human_bytes(limit)
+        ),
+    }
+}
+
+/// "4 GiB", "128 MiB", "1.5 KiB", "12 bytes".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let shown = format!("{value:.1}");
+    let shown = shown.strip_suffix(".0").unwrap_or(&shown);
+    format!("{shown} {}", UNITS[unit])
+}
+
 /// Raised by [`crate::limit::Limited`] when the byte budget is spent.
 #[derive(Debug, thiserror::Error)]
 #[error("more than {limit} bytes")]
@@ -135,6 +210,13 @@ pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
     }
     if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
         return Error::TooLarge { limit: limit.limit };
+    }
+    if let Some(over) = find_in_chain::<MemoryLimitExceeded>(&err) {
+        return Error::MemoryLimit {
+            codec: over.codec,
+            declared: over.declared,
+            limit: over.limit,
+        };
     }
     match find_in_chain::<LayerError>(&err) {
         Some(LayerError {

@@ -29,6 +29,9 @@ pub struct Message {
     pub ignored: Vec<String>,
 }
 
+/// Why a body was ignored when it is no event shape pkgsum knows.
+pub const UNRECOGNIZED: &str = "not an S3 event";
+
 /// Decodes an event of any supported shape into delivery units.
 pub fn decode(event: &Value) -> Vec<Message> {
     let records = event.get("Records").and_then(Value::as_array);
@@ -36,6 +39,13 @@ pub fn decode(event: &Value) -> Vec<Message> {
         Some(records) if records.iter().any(is_sqs_record) => {
             records.iter().map(decode_sqs_record).collect()
         }
+        // `aws sqs receive-message` output: {"Messages": [{"MessageId", "Body"}]}.
+        _ if event.get("Messages").is_some_and(Value::is_array) => event["Messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| decode_queue_message(m.get("MessageId"), m.get("Body")))
+            .collect(),
         _ => {
             let mut message = Message::default();
             decode_body(event, &mut message);
@@ -54,14 +64,16 @@ fn is_sqs_record(record: &Value) -> bool {
 }
 
 fn decode_sqs_record(record: &Value) -> Message {
+    decode_queue_message(record.get("messageId"), record.get("body"))
+}
+
+/// One SQS message, whichever spelling its id and body fields have.
+fn decode_queue_message(id: Option<&Value>, body: Option<&Value>) -> Message {
     let mut message = Message {
-        id: record
-            .get("messageId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        id: id.and_then(Value::as_str).map(str::to_owned),
         ..Message::default()
     };
-    match record.get("body").and_then(Value::as_str) {
+    match body.and_then(Value::as_str) {
         None => message
             .ignored
             .push("SQS message without a body".to_owned()),
@@ -98,7 +110,7 @@ fn decode_body(body: &Value, message: &mut Message) {
                 .push("SNS envelope without a JSON Message".to_owned()),
         }
     } else {
-        message.ignored.push("not an S3 event".to_owned());
+        message.ignored.push(UNRECOGNIZED.to_owned());
     }
 }
 
@@ -240,6 +252,17 @@ mod tests {
     }
 
     #[test]
+    fn aws_cli_receive_message_output_is_a_batch() {
+        let body = json!({"Records": [s3_record("ObjectCreated:Put", "All/a-1.tgz")]}).to_string();
+        let output = json!({"Messages": [
+            {"MessageId": "m1", "ReceiptHandle": "r", "MD5OfBody": "x", "Body": body},
+        ]});
+        let messages = decode(&output);
+        assert_eq!(messages[0].id.as_deref(), Some("m1"));
+        assert_eq!(keys(&messages), ["All/a-1.tgz"]);
+    }
+
+    #[test]
     fn minio_keeps_the_prefix_and_encodes_slashes() {
         let event = json!({
             "EventName": "s3:ObjectCreated:Put", "Key": "bucket/All/x-1.tgz",
@@ -272,7 +295,7 @@ mod tests {
     fn test_events_and_strangers_are_ignored() {
         let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent"});
         assert_eq!(decode(&test_event)[0].ignored, ["s3:TestEvent"]);
-        assert_eq!(decode(&json!({"hello": 1}))[0].ignored, ["not an S3 event"]);
+        assert_eq!(decode(&json!({"hello": 1}))[0].ignored, [UNRECOGNIZED]);
         let bad = json!({"Records": [s3_record("ObjectCreated:Put", "%FF%FE.tgz")]});
         assert!(decode(&bad)[0].ignored[0].contains("does not decode"));
         let restore = json!({"Records": [s3_record("ObjectRestore:Completed", "a.tgz")]});

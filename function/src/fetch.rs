@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use crate::error::Error;
 use crate::header::{Header, read_header_prefix};
 use crate::limit::Limits;
-use crate::store::{ObjectMeta, Store, StoreError};
+use crate::store::{ObjectMeta, Op, Store, StoreError};
 
 /// How much to fetch.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,13 @@ pub async fn fetch_header<S: Store>(
         let parsed =
             tokio::task::spawn_blocking(move || read_header_prefix(&snapshot, complete, &limits))
                 .await
-                .map_err(|e| StoreError::other(&meta.key, format!("header task failed: {e}")))?;
+                .map_err(|e| {
+                    StoreError::other(
+                        Op::GetRange,
+                        store.location(&meta.key),
+                        format!("header task failed: {e}"),
+                    )
+                })?;
         match parsed {
             Ok(header) => {
                 return Ok(Fetched {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::event::Message;
 use crate::repo::{self, Config, Report};
 use crate::store::Store;
+use crate::verdict::Verdict;
 
 /// What handling a set of messages did.
 #[derive(Debug, Default)]
@@ -29,6 +30,16 @@ impl Outcome {
     /// True when every key was applied.
     pub fn is_success(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// Failed if any key could not be applied; otherwise Unreadable if a
+    /// repository it touched holds unreadable packages.
+    pub fn verdict(&self) -> Verdict {
+        if !self.is_success() {
+            Verdict::Failed
+        } else {
+            Verdict::from_unreadable(self.reports.iter().map(|r| r.failures.len()).sum())
+        }
     }
 }
 
@@ -68,9 +79,8 @@ where
         match repo::apply(&store, &prefix, &wanted, config).await {
             Ok((report, unsure)) => {
                 for (name, error) in unsure {
-                    outcome
-                        .errors
-                        .push(format!("s3://{bucket}/{prefix}{name}: {error}"));
+                    tracing::warn!(%error, "key not applied; to be retried");
+                    outcome.errors.push(error.to_string());
                     failed.extend(names.get(&name).into_iter().flatten().copied());
                 }
                 tracing::info!(
@@ -79,23 +89,18 @@ where
                     read = report.read.len(),
                     removed = report.removed.len(),
                     unchanged = report.unchanged,
-                    failed = report.failures.len(),
+                    unreadable = report.failures.len(),
                     bytes_fetched = report.bytes_fetched,
                     attempts = report.attempts,
                     generation = report.generation,
                     published = report.published,
                     "repository updated"
                 );
-                for (name, reason) in &report.failures {
-                    tracing::warn!(key = %format!("{prefix}{name}"), %reason, "package not indexed");
-                }
                 outcome.reports.push(report);
             }
             Err(error) => {
-                tracing::error!(bucket = %bucket, prefix = %prefix, %error, "repository pass failed");
-                outcome
-                    .errors
-                    .push(format!("s3://{bucket}/{prefix}: {error}"));
+                tracing::error!(%error, "repository pass failed");
+                outcome.errors.push(error.to_string());
                 failed.extend(names.values().flatten().copied());
             }
         }

@@ -36,6 +36,8 @@ pub struct Options {
     pub limits: Limits,
     /// Bound on the decoded size of the stored state.
     pub state_limit: u64,
+    /// Whether a directory with no package may get an empty summary.
+    pub allow_empty: bool,
 }
 
 impl Default for Options {
@@ -45,15 +47,19 @@ impl Default for Options {
             formats: summary::DEFAULT_FORMATS.to_vec(),
             limits: Limits::default(),
             state_limit: state::DEFAULT_STATE_LIMIT,
+            allow_empty: false,
         }
     }
 }
 
-/// Progress of header reads, for a progress bar.
+/// Progress of a pass, for a person watching: a progress bar over the
+/// header reads, and a word when the pass has to wait for another.
 pub trait Progress: Sync {
     fn begin(&self, _total: u64) {}
     fn advance(&self) {}
     fn end(&self) {}
+    /// Another run holds the repository's lock; `holder` says which.
+    fn waiting(&self, _holder: &str) {}
 }
 
 /// No progress shown.
@@ -83,9 +89,16 @@ pub struct Report {
     pub bytes_read: u64,
     /// Why a stored state was discarded, if it was.
     pub state_reset: Option<String>,
+    /// Suffixes indexed because earlier runs were given them, although
+    /// this run was not.
+    pub remembered_suffixes: Vec<String>,
 }
 
 /// Indexes the packages in `dir` and publishes its summary files.
+///
+/// A directory with no package file is refused (nothing is written, not
+/// even `.pkgsum/`) unless `options.allow_empty`: an empty summary is far
+/// more often a mistyped directory than an emptied repository.
 pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Result<Report> {
     let meta = fs::metadata(dir).map_err(|e| Error::path(dir, e))?;
     if !meta.is_dir() {
@@ -93,19 +106,47 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
         return Err(Error::path(dir, err));
     }
     let state_dir = dir.join(STATE_DIR);
+    let state_path = state_dir.join(STATE_FILE);
+    let refuse = |indexed| Error::NoPackages {
+        repository: dir.display().to_string(),
+        indexed,
+    };
+    if !options.allow_empty
+        && !state_path.exists()
+        && list_packages(dir, &options.suffixes)?.is_empty()
+    {
+        return Err(refuse(0));
+    }
     fs::create_dir_all(&state_dir).map_err(|e| Error::path(&state_dir, e))?;
-    let lock_path = state_dir.join(LOCK_FILE);
-    let lock = File::create(&lock_path).map_err(|e| Error::path(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::path(&lock_path, e))?;
+    let _lock = lock(&state_dir, progress)?;
 
     let mut report = Report::default();
-    let (mut state, reset) = load_state(&state_dir.join(STATE_FILE), options.state_limit)?;
+    let (mut state, reset) = load_state(&state_path, options.state_limit)?;
     report.state_reset = reset;
+    report.remembered_suffixes = state
+        .suffixes()
+        .filter(|s| !options.suffixes.iter().any(|o| o == s))
+        .map(str::to_owned)
+        .collect();
+    let mut suffixes = options.suffixes.clone();
+    suffixes.extend(report.remembered_suffixes.iter().cloned());
+    let new_suffixes = state.remember_suffixes(suffixes.iter().map(String::as_str));
 
-    let listing = list_packages(dir, &options.suffixes)?;
+    let listing = list_packages(dir, &suffixes)?;
+    if listing.is_empty() && !options.allow_empty {
+        return Err(refuse(state.len()));
+    }
     let plan = state.plan(&listing.files);
     report.unchanged = plan.unchanged;
     report.removed = plan.removed.clone();
+    tracing::info!(
+        dir = %dir.display(),
+        listed = listing.files.len(),
+        to_read = plan.read.len(),
+        gone = plan.removed.len(),
+        generation = state.generation(),
+        "planned"
+    );
 
     progress.begin(plan.read.len() as u64);
     let results: Vec<(Change, u64, Vec<String>)> = plan
@@ -143,8 +184,9 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
     if records_changed || !outputs_complete(dir, &options.formats) {
         publish(dir, &state, &options.formats)?;
         report.published = true;
+        tracing::info!(dir = %dir.display(), generation = state.generation(), "published");
     }
-    if changed || report.published {
+    if changed || new_suffixes || report.published {
         save_state(&state_dir, &state)?;
     }
 
@@ -156,6 +198,40 @@ pub fn index_dir(dir: &Path, options: &Options, progress: &dyn Progress) -> Resu
     report.packages = state.len();
     report.generation = state.generation();
     Ok(report)
+}
+
+/// Takes the repository's lock, saying who holds it if it must wait, and
+/// records this process as the holder.
+fn lock(state_dir: &Path, progress: &dyn Progress) -> Result<File> {
+    let path = state_dir.join(LOCK_FILE);
+    let err = |e| Error::path(&path, e);
+    let mut lock = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(err)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another pkgsum run"
+            } else {
+                holder
+            };
+            tracing::info!(lock = %path.display(), holder, "waiting for the lock");
+            progress.waiting(holder);
+            lock.lock().map_err(err)?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    let holder = format!("pkgsum index (pid {})", std::process::id());
+    lock.set_len(0).map_err(err)?;
+    lock.write_all(holder.as_bytes()).map_err(err)?;
+    Ok(lock)
 }
 
 /// Loads the stored state; a missing one is empty, an unreadable one is
@@ -185,8 +261,17 @@ struct Listing {
     unlistable: Vec<(String, String)>,
 }
 
+impl Listing {
+    /// No package file at all, readable or not.
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.unlistable.is_empty()
+    }
+}
+
 /// Lists package files: regular files (symlinks followed) with one of the
-/// suffixes. Names that are not UTF-8 cannot be keyed and are returned as
+/// suffixes, not hidden (`.x.tgz` is an upload in progress or a leftover,
+/// never a package pkgin could fetch, and `pkg_info -X *.tgz` skips it
+/// too). Names that are not UTF-8 cannot be keyed and are returned as
 /// failures instead.
 fn list_packages(dir: &Path, suffixes: &[String]) -> Result<Listing> {
     let mut listing = Vec::new();
@@ -196,7 +281,10 @@ fn list_packages(dir: &Path, suffixes: &[String]) -> Result<Listing> {
         let entry = entry.map_err(|e| Error::path(dir, e))?;
         let raw = entry.file_name();
         let lossy = raw.to_string_lossy();
-        if !suffixes.iter().any(|s| lossy.ends_with(s.as_str())) || summary::is_own_file(&lossy) {
+        if lossy.starts_with('.')
+            || !suffixes.iter().any(|s| lossy.ends_with(s.as_str()))
+            || summary::is_own_file(&lossy)
+        {
             continue;
         }
         let Some(name) = raw.to_str() else {
@@ -252,6 +340,7 @@ fn read_package(dir: &Path, file: &Listed, limits: &Limits) -> (Change, u64, Vec
         .and_then(|f| read_header(f, limits));
     match result {
         Ok(header) => {
+            tracing::info!(file = %path.display(), read = header.consumed, size = file.size, "header read");
             let info = FileInfo {
                 name: file.name.as_bytes(),
                 size: file.size,
@@ -268,6 +357,7 @@ fn read_package(dir: &Path, file: &Listed, limits: &Limits) -> (Change, u64, Vec
             (change, header.consumed, header.warnings)
         }
         Err(err) => {
+            tracing::info!(file = %path.display(), error = %err, "unreadable package");
             let failure = Failure {
                 size: file.size,
                 token: file.token.clone(),

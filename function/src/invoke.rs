@@ -8,25 +8,64 @@
 //! - Direct S3 or EventBridge invocations fail as a whole, so Lambda's
 //!   asynchronous retries apply.
 //! - `{"pkgsum": "reconcile", "repositories": ["s3://bucket/prefix/"]}`
-//!   (the scheduled repair) rebuilds each repository from its listing.
+//!   (the scheduled repair) rebuilds each repository from its listing;
+//!   without `repositories`, those of `PKGSUM_REPOSITORIES`.
+//!
+//! Every answer that is not an error carries `"verdict"`: `indexed`, or
+//! `unreadable` when a repository holds packages that cannot be read (as
+//! the CLI's exit status 1; the packages are in the status object).
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde_json::{Value, json};
 
 use crate::event;
 use crate::handler::handle;
-use crate::reconcile::{parse_s3_url, rebuild};
+use crate::reconcile::{UrlError, parse_s3_url, rebuild};
 use crate::repo::Config;
 use crate::store::Store;
+use crate::verdict::Verdict;
 
-/// Handles one payload. `Err` carries the message Lambda reports.
-pub async fn invoke<S, F>(payload: &Value, store_for: F, config: &Config) -> Result<Value, String>
+/// Why an invocation failed; Lambda reports it (and retries the event).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error(
+        "reconcile: no repositories given (the payload's \"repositories\", or PKGSUM_REPOSITORIES)"
+    )]
+    NoRepositories,
+    #[error("reconcile: {0}")]
+    BadRepository(#[from] UrlError),
+    /// Keys or repositories that could not be applied, one line each.
+    #[error("{}", .0.join("; "))]
+    NotApplied(Vec<String>),
+    #[error("encoding the answer: {0}")]
+    Answer(#[from] serde_json::Error),
+}
+
+impl InvokeError {
+    /// A short name for the error, as Lambda's `errorType`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::NoRepositories => "NoRepositories",
+            InvokeError::BadRepository(_) => "BadRepository",
+            InvokeError::NotApplied(_) => "NotApplied",
+            InvokeError::Answer(_) => "Answer",
+        }
+    }
+}
+
+/// Handles one payload.
+pub async fn invoke<S, F>(
+    payload: &Value,
+    store_for: F,
+    config: &Config,
+    repositories: &[String],
+) -> Result<Value, InvokeError>
 where
     S: Store,
     F: Fn(&str) -> S,
 {
     if payload.get("pkgsum").and_then(Value::as_str) == Some("reconcile") {
-        return reconcile(payload, store_for, config).await;
+        return reconcile(payload, store_for, config, repositories).await;
     }
     let messages = event::decode(payload);
     let from_sqs = messages.iter().any(|m| m.id.is_some());
@@ -46,70 +85,80 @@ where
                 failure
             })
             .collect();
-        return serde_json::to_value(response).map_err(|e| e.to_string());
+        return Ok(serde_json::to_value(response)?);
     }
     if !outcome.is_success() {
-        return Err(outcome.errors.join("; "));
+        return Err(InvokeError::NotApplied(outcome.errors));
     }
     Ok(json!({
+        "verdict": outcome.verdict().as_str(),
         "repositories": outcome.reports.len(),
         "read": outcome.reports.iter().map(|r| r.read.len()).sum::<usize>(),
         "removed": outcome.reports.iter().map(|r| r.removed.len()).sum::<usize>(),
+        "unreadable": outcome.reports.iter().map(|r| r.failures.len()).sum::<usize>(),
         "ignored": outcome.ignored.len(),
     }))
 }
 
-async fn reconcile<S, F>(payload: &Value, store_for: F, config: &Config) -> Result<Value, String>
+async fn reconcile<S, F>(
+    payload: &Value,
+    store_for: F,
+    config: &Config,
+    repositories: &[String],
+) -> Result<Value, InvokeError>
 where
     S: Store,
     F: Fn(&str) -> S,
 {
-    let from_env = std::env::var("PKGSUM_REPOSITORIES").unwrap_or_default();
     let urls: Vec<String> = match payload.get("repositories").and_then(Value::as_array) {
         Some(list) => list
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        None => from_env
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        None => repositories.to_vec(),
     };
     if urls.is_empty() {
-        return Err(
-            "reconcile: no repositories given (payload \"repositories\" or PKGSUM_REPOSITORIES)"
-                .to_owned(),
-        );
+        return Err(InvokeError::NoRepositories);
     }
     let mut results = Vec::new();
     let mut errors = Vec::new();
+    let mut verdict = Verdict::Indexed;
     for url in urls {
         let (bucket, prefix) = parse_s3_url(&url)?;
         let store = store_for(&bucket);
         match rebuild(&store, &prefix, config, &()).await {
             Ok((report, unsure)) => {
-                for (name, error) in unsure {
-                    errors.push(format!("{url}{name}: {error}"));
-                }
+                errors.extend(unsure.iter().map(|(_, error)| error.to_string()));
+                verdict = verdict.max(Verdict::from_unreadable(report.failures.len()));
                 results.push(json!({
                     "repository": url,
                     "read": report.read.len(),
                     "removed": report.removed.len(),
                     "unchanged": report.unchanged,
-                    "failures": report.failures.len(),
+                    "unreadable": report.failures.len(),
                     "generation": report.generation,
                     "published": report.published,
+                    "state_lost": report.state_lost.map(|loss| loss.to_string()),
                 }));
             }
-            Err(error) => errors.push(format!("{url}: {error}")),
+            Err(error) => errors.push(error.to_string()),
         }
     }
-    if errors.is_empty() {
-        Ok(json!({ "reconciled": results }))
-    } else {
-        Err(errors.join("; "))
+    if !errors.is_empty() {
+        return Err(InvokeError::NotApplied(errors));
     }
+    Ok(json!({ "verdict": verdict.as_str(), "reconciled": results }))
+}
+
+/// `PKGSUM_REPOSITORIES`: the comma-separated `s3://bucket/prefix/` list
+/// the reconcile payload covers when it names none.
+pub fn repositories_from_env() -> Vec<String> {
+    std::env::var("PKGSUM_REPOSITORIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

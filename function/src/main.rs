@@ -1,23 +1,38 @@
-//! The `pkgsum` command line: a thin shell over the library.
+//! The `pkgsum` command line: a thin shell over the library. Every command
+//! ends with the same exit status ([`pkgsum::verdict`]): 0 everything
+//! indexed, 1 done but some packages unreadable, 2 could not run.
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pkgsum::compression::Compression;
+use pkgsum::handler::Outcome;
 use pkgsum::index::{self, Options, Progress};
 use pkgsum::limit::{DEFAULT_METADATA_LIMIT, Limits};
+use pkgsum::repo::{Config, Report};
+use pkgsum::store::s3::{S3Store, client_from_env};
+use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
+
+const S3_SETTINGS_HELP: &str = "\
+Settings come from the environment, as for the Lambda function:
+  PKGSUM_SUFFIXES (.tgz), PKGSUM_FORMATS (gz,bz2,xz), PKGSUM_CONCURRENCY (16),
+  PKGSUM_MAX_RECORDS, PKGSUM_METADATA_LIMIT, PKGSUM_FETCH_INITIAL,
+  PKGSUM_MAX_ATTEMPTS, PKGSUM_ALLOW_EMPTY; the store and credentials from the
+  AWS SDK's own (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ...).";
 
 #[derive(Parser)]
 #[command(
     name = "pkgsum",
     version,
-    about = "Index pkgsrc binary packages into pkg_summary files"
+    about = "Index pkgsrc binary packages into pkg_summary files, byte for byte as pkg_info -X",
+    after_help = EXIT_STATUS_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,53 +41,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print each package's summary record, exactly as `pkg_info -X FILE...`.
-    Record {
-        /// Package files.
-        #[arg(required = true)]
-        files: Vec<OsString>,
-        /// Most decompressed metadata bytes read from one package.
-        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
-        metadata_limit: u64,
-    },
-    /// Apply an S3/SQS/EventBridge event (JSON, from FILE or - for stdin) to
-    /// the bucket, exactly as the Lambda function does. The store and the
-    /// PKGSUM_* settings come from the environment. Exits 1 if any key
-    /// could not be applied.
-    ApplyEvent {
-        /// The event JSON file, or - for standard input.
-        file: PathBuf,
-    },
-    /// Build or repair a repository's state and summaries from a listing of
-    /// s3://BUCKET/PREFIX/ (reads only new and changed packages).
-    Rebuild {
-        /// s3://bucket/prefix/
-        url: String,
-        /// Parallel HEADs and header fetches.
-        #[arg(long, short, default_value_t = 32)]
-        jobs: usize,
-    },
-    /// Report drift between s3://BUCKET/PREFIX/, its state and its
-    /// summaries; exits 1 when there is any.
-    Verify {
-        /// s3://bucket/prefix/
-        url: String,
-    },
-    /// Build a small sample repository and index it: a first look at what
-    /// pkgsum does, with nothing to download.
-    Demo {
-        /// Where to build it (default: a new directory under the system
-        /// temporary directory).
-        dir: Option<PathBuf>,
-    },
-    /// Index the packages in DIR and write DIR/pkg_summary.{gz,bz2,xz}.
-    ///
-    /// Only new and changed packages are read; the state is kept in
-    /// DIR/.pkgsum/. Exits 1 if any package could not be read.
+    /// Index a package directory and write its pkg_summary files
+    #[command(
+        long_about = "Index the packages in DIR and write DIR/pkg_summary.{gz,bz2,xz} (and .zst \
+            with --zstd) atomically. Only new and changed packages are read; the state is kept \
+            in DIR/.pkgsum/. Unreadable packages are listed on every run. Suffixes given once \
+            are remembered. Hidden files (.name.tgz) are never packages.",
+        after_help = EXIT_STATUS_HELP
+    )]
     Index {
         /// The repository directory.
         dir: PathBuf,
-        /// Another file suffix to treat as a package (".tgz" always is).
+        /// Another file suffix to treat as a package (".tgz" always is);
+        /// remembered for later runs.
         #[arg(long = "suffix", value_name = "SUFFIX")]
         suffixes: Vec<String>,
         /// Also write pkg_summary.zst (pkgin 26.2 and later prefer it).
@@ -84,37 +65,157 @@ enum Command {
         /// Most decompressed metadata bytes read from one package.
         #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
         metadata_limit: u64,
+        /// Publish an empty summary when DIR holds no package.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Print each package's record, exactly as pkg_info -X FILE...
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Record {
+        /// Package files; - reads one package from standard input.
+        #[arg(required = true)]
+        files: Vec<OsString>,
+        /// Most decompressed metadata bytes read from one package.
+        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
+        metadata_limit: u64,
+        /// FILE_NAME for a package read from standard input (default:
+        /// PKGNAME.tgz, the name pkgin fetches it by).
+        #[arg(long, value_name = "NAME")]
+        file_name: Option<String>,
+    },
+    /// Build or repair a bucket repository's index from a listing
+    #[command(
+        long_about = "Build or repair the index of s3://BUCKET/PREFIX/ from a listing: every \
+            new or changed package is read, every vanished one dropped, a lost or damaged \
+            state recreated, and the summaries published.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    Rebuild {
+        /// s3://BUCKET/PREFIX/
+        url: String,
+        /// HEADs and header fetches in flight (default: PKGSUM_CONCURRENCY, 16).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Publish an empty summary when the prefix holds no package.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Report differences between a bucket, its index and its summaries
+    #[command(
+        long_about = "Compare s3://BUCKET/PREFIX/ with its state and its published summaries, \
+            without writing anything. Differences go to standard output, one per line, as do \
+            unreadable packages; exit status 1 when there is any.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    Verify {
+        /// s3://BUCKET/PREFIX/
+        url: String,
+    },
+    /// Apply an S3, SQS, SNS or EventBridge event, as the Lambda function does
+    #[command(
+        long_about = "Apply an event (S3 notification, SQS batch, `aws sqs receive-message` \
+            output, SNS envelope or EventBridge event) from FILE, or - for standard input, \
+            exactly as the Lambda function does.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    ApplyEvent {
+        /// The event JSON file, or - for standard input.
+        file: PathBuf,
+    },
+    /// Consume an SQS queue of S3 notifications, as Lambda's event source does
+    #[command(
+        long_about = "Consume QUEUE_URL, an SQS queue receiving a bucket's S3 notifications: \
+            messages are taken in batches, each applied as the Lambda function would, and \
+            deleted once applied; a message that could not be applied stays, so SQS delivers \
+            it again after its visibility timeout (and to the dead-letter queue in the end). \
+            Runs until SIGTERM or Ctrl-C, which finish the batch at hand first.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    Poll {
+        /// The queue's URL (`aws sqs get-queue-url`).
+        queue_url: String,
+        /// Most messages in one batch.
+        #[arg(long, default_value_t = 10)]
+        batch_size: usize,
+        /// Seconds to keep gathering a batch after its first message.
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        batching_window: u64,
+        /// Long-poll time of one receive, 1 to 20 seconds.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        wait: u64,
+        /// Visibility timeout to ask for (default: the queue's).
+        #[arg(long, value_name = "SECONDS")]
+        visibility_timeout: Option<u64>,
+        /// Stop once the queue is empty instead of waiting for more.
+        #[arg(long)]
+        until_empty: bool,
+    },
+    /// Build a small sample repository and index it
+    #[command(
+        long_about = "Build a small sample repository (one package per compression, one \
+            signed) in DIR, which must be new or empty, index it, print its summary, and \
+            index it again to show nothing is read twice.",
+        after_help = EXIT_STATUS_HELP
+    )]
+    Demo {
+        /// Where to build it (default: a new directory under the system
+        /// temporary directory).
+        dir: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
+    // Library logs are detail for those who ask (RUST_LOG=info); what a
+    // user needs is printed by the commands themselves, once.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
         )
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr)
         .init();
-    let result = match Cli::parse().command {
-        Command::Record {
-            files,
-            metadata_limit,
-        } => record(
-            &files,
-            &Limits {
-                metadata: metadata_limit,
-            },
-        ),
-        Command::Demo { dir } => demo(dir),
-        Command::ApplyEvent { file } => remote(apply_event(file)),
-        Command::Rebuild { url, jobs } => remote(rebuild(url, jobs)),
-        Command::Verify { url } => remote(verify(url)),
+    let verdict = match run(Cli::parse().command) {
+        Ok(verdict) => verdict,
+        Err(err) if is_broken_pipe(&err) => Verdict::Indexed,
+        Err(err) => {
+            eprintln!("pkgsum: {}", one_line(&err));
+            Verdict::Failed
+        }
+    };
+    ExitCode::from(verdict.exit_code())
+}
+
+/// An error and the context around it, in one line. pkgsum's own errors
+/// say all there is to say (the object, the operation, the cause), so the
+/// chain stops at the first of them rather than repeating what they keep
+/// as their source (an SDK error's layers).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        let complete = cause.is::<pkgsum::Error>()
+            || cause.is::<pkgsum::store::StoreError>()
+            || cause.is::<pkgsum::repo::PassError>()
+            || cause.is::<pkgsum::repo::ConfigError>()
+            || cause.is::<pkgsum::reconcile::UrlError>()
+            || cause.is::<pkgsum::poll::PollError>();
+        if complete {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+fn run(command: Command) -> anyhow::Result<Verdict> {
+    match command {
         Command::Index {
             dir,
             suffixes,
             zstd,
             jobs,
             metadata_limit,
+            allow_empty,
         } => {
             let mut options = Options::default();
             options.suffixes.extend(suffixes);
@@ -122,82 +223,157 @@ fn main() -> ExitCode {
                 options.formats.push(Compression::Zstd);
             }
             options.limits.metadata = metadata_limit;
+            options.allow_empty = allow_empty;
             run_index(&dir, &options, jobs)
         }
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(err) => {
-            eprintln!("pkgsum: {err:#}");
-            ExitCode::from(2)
+        Command::Record {
+            files,
+            metadata_limit,
+            file_name,
+        } => record(
+            &files,
+            file_name.as_deref(),
+            &Limits {
+                metadata: metadata_limit,
+            },
+        ),
+        Command::Rebuild {
+            url,
+            jobs,
+            allow_empty,
+        } => remote(rebuild(url, jobs, allow_empty)),
+        Command::Verify { url } => remote(verify(url)),
+        Command::ApplyEvent { file } => remote(apply_event(file)),
+        Command::Poll {
+            queue_url,
+            batch_size,
+            batching_window,
+            wait,
+            visibility_timeout,
+            until_empty,
+        } => {
+            let options = pkgsum::poll::PollOptions {
+                batch_size: batch_size.clamp(1, 10_000),
+                window: Duration::from_secs(batching_window.min(300)),
+                wait: Duration::from_secs(wait.clamp(1, 20)),
+                visibility_timeout: visibility_timeout.map(Duration::from_secs),
+                until_empty,
+            };
+            remote(poll(queue_url, options))
         }
+        Command::Demo { dir } => demo(dir),
+    }
+}
+
+/// Whether writing to stdout failed because the reader went away
+/// (`pkgsum record ... | head`): that ends the command quietly.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// "1 package", "2 packages".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
 /// Prints records in argument order; a bad file is reported and skipped.
-/// Returns whether every file gave a record.
-fn record(files: &[OsString], limits: &Limits) -> anyhow::Result<bool> {
+fn record(files: &[OsString], file_name: Option<&str>, limits: &Limits) -> anyhow::Result<Verdict> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut ok = true;
+    let mut verdict = Verdict::Indexed;
     for file in files {
-        let path = Path::new(file);
-        match pkgsum::record_file(path, limits) {
+        let (shown, result) = if file == "-" {
+            let name = file_name.map(str::as_bytes);
+            let stdin = io::stdin().lock();
+            (
+                "(stdin)".to_owned(),
+                pkgsum::record_stream(stdin, name, limits),
+            )
+        } else {
+            let path = Path::new(file);
+            (
+                path.display().to_string(),
+                pkgsum::record_file(path, limits),
+            )
+        };
+        match result {
             Ok((record, warnings)) => {
                 for warning in warnings {
-                    eprintln!("pkgsum: {}: {warning}", path.display());
+                    eprintln!("pkgsum: {shown}: {warning}");
                 }
                 out.write_all(&record).context("writing to stdout")?;
             }
             Err(err) => {
-                ok = false;
+                verdict = Verdict::Unreadable;
                 // Flush first so messages follow the records before them.
                 out.flush().context("writing to stdout")?;
-                eprintln!("pkgsum: {}: {err}", path.display());
+                eprintln!("pkgsum: {shown}: {err}");
             }
         }
     }
     out.flush().context("writing to stdout")?;
-    Ok(ok)
+    Ok(verdict)
 }
 
 /// A progress bar on stderr; indicatif draws nothing when stderr is not a
 /// terminal, so logs never fill with it.
-struct Bar(ProgressBar);
+struct Bar {
+    bar: ProgressBar,
+    /// What the pass is about, for the note when it must wait.
+    place: String,
+}
 
-impl Progress for Bar {
-    fn begin(&self, total: u64) {
-        self.0.set_length(total);
-    }
-    fn advance(&self) {
-        self.0.inc(1);
-    }
-    fn end(&self) {
-        self.0.finish_and_clear();
+impl Bar {
+    fn new(what: &str, place: &str) -> anyhow::Result<Bar> {
+        let style = ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{per_sec}} {{eta}}"
+        ))
+        .context("progress bar template")?;
+        Ok(Bar {
+            bar: ProgressBar::new(0).with_style(style),
+            place: place.to_owned(),
+        })
     }
 }
 
-fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Result<bool> {
+impl Progress for Bar {
+    fn begin(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+    fn advance(&self) {
+        self.bar.inc(1);
+    }
+    fn end(&self) {
+        self.bar.finish_and_clear();
+    }
+    fn waiting(&self, holder: &str) {
+        eprintln!("pkgsum: {}: waiting for {holder} to finish", self.place);
+    }
+}
+
+fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Result<Verdict> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = jobs {
         pool = pool.num_threads(jobs);
     }
     let pool = pool.build().context("starting worker threads")?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{spinner} reading headers {pos}/{len} [{bar:30}] {per_sec} {eta}",
-        )
-        .context("progress bar template")?,
-    );
-    let report = pool
-        .install(|| index::index_dir(dir, options, &Bar(bar)))
-        .with_context(|| format!("indexing {}", dir.display()))?;
+    let place = dir.display().to_string();
+    let bar = Bar::new("reading headers", &place)?;
+    let report = pool.install(|| index::index_dir(dir, options, &bar))?;
 
     if let Some(reason) = &report.state_reset {
+        eprintln!("pkgsum: {place}: discarded an unreadable state ({reason}); rebuilt it");
+    }
+    if !report.remembered_suffixes.is_empty() {
         eprintln!(
-            "pkgsum: {}: discarded unreadable state ({reason}); rebuilt",
-            dir.display()
+            "pkgsum: {place}: also indexing *{}, as earlier runs were told to",
+            report.remembered_suffixes.join(", *")
         );
     }
     for (name, warning) in &report.warnings {
@@ -212,9 +388,8 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
         .map(|f| f.suffix().trim_start_matches('.'))
         .collect();
     eprintln!(
-        "pkgsum: {}: {} packages (read {}, unchanged {}, removed {}, failed {}); {} pkg_summary.{{{}}} generation {}",
-        dir.display(),
-        report.packages,
+        "pkgsum: {place}: {} (read {}, unchanged {}, removed {}, unreadable {}); {} pkg_summary.{{{}}} generation {}",
+        count(report.packages, "package"),
         report.read.len(),
         report.unchanged,
         report.removed.len(),
@@ -223,7 +398,7 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
         formats.join(","),
         report.generation,
     );
-    Ok(report.failures.is_empty())
+    Ok(Verdict::from_unreadable(report.failures.len()))
 }
 
 /// Sample packages in every compression pkgsum reads, one of them signed.
@@ -260,20 +435,29 @@ fn write_demo_packages(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo(dir: Option<PathBuf>) -> anyhow::Result<bool> {
+fn demo(dir: Option<PathBuf>) -> anyhow::Result<Verdict> {
     let dir = match dir {
-        Some(dir) => dir,
+        Some(dir) => {
+            let occupied = fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+            if occupied {
+                bail!(
+                    "{}: not empty; the demo writes sample packages only into a new or empty directory",
+                    dir.display()
+                );
+            }
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        }
         None => tempfile::Builder::new()
             .prefix("pkgsum-demo-")
             .tempdir()
             .context("creating a temporary directory")?
             .keep(),
     };
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     write_demo_packages(&dir)
         .with_context(|| format!("writing sample packages to {}", dir.display()))?;
     eprintln!("pkgsum: sample repository in {}", dir.display());
-    let ok = run_index(&dir, &Options::default(), None)?;
+    let first = run_index(&dir, &Options::default(), None)?;
     let gz = fs::read(dir.join("pkg_summary.gz")).context("reading pkg_summary.gz")?;
     let mut summary = Vec::new();
     Compression::Gzip
@@ -283,11 +467,13 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<bool> {
         .write_all(&summary)
         .context("writing to stdout")?;
     eprintln!("pkgsum: indexing again reads nothing new:");
-    Ok(ok && run_index(&dir, &Options::default(), None)?)
+    Ok(first.max(run_index(&dir, &Options::default(), None)?))
 }
 
 /// Runs an S3 command on a fresh async runtime.
-fn remote(job: impl std::future::Future<Output = anyhow::Result<bool>>) -> anyhow::Result<bool> {
+fn remote(
+    job: impl std::future::Future<Output = anyhow::Result<Verdict>>,
+) -> anyhow::Result<Verdict> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -295,49 +481,11 @@ fn remote(job: impl std::future::Future<Output = anyhow::Result<bool>>) -> anyho
         .block_on(job)
 }
 
-fn env_config() -> anyhow::Result<pkgsum::repo::Config> {
-    pkgsum::repo::Config::from_env().map_err(|e| anyhow::anyhow!(e))
-}
-
-async fn apply_event(file: PathBuf) -> anyhow::Result<bool> {
-    let text = if file.as_os_str() == "-" {
-        let mut text = String::new();
-        io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the event from stdin")?;
-        text
-    } else {
-        fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
-    };
-    let messages = pkgsum::event::decode_str(&text).context("the event is not JSON")?;
-    let config = env_config()?;
-    let client = pkgsum::store::s3::client_from_env().await;
-    let store_for = |bucket: &str| pkgsum::store::s3::S3Store::new(client.clone(), bucket);
-    let outcome = pkgsum::handler::handle(&messages, store_for, &config).await;
-    for line in &outcome.ignored {
-        eprintln!("pkgsum: ignored: {line}");
-    }
-    for report in &outcome.reports {
-        let place = if report.prefix.is_empty() {
-            "(top)"
-        } else {
-            &report.prefix
-        };
-        eprintln!("pkgsum: {place}: {}", pass_summary(report));
-        for (name, reason) in &report.failures {
-            eprintln!("pkgsum: {}{name}: {reason}", report.prefix);
-        }
-    }
-    for error in &outcome.errors {
-        eprintln!("pkgsum: {error}");
-    }
-    Ok(outcome.is_success())
-}
-
 /// One line on what a repository pass did.
-fn pass_summary(report: &pkgsum::repo::Report) -> String {
+fn pass_summary(report: &Report) -> String {
     format!(
-        "read {}, removed {}, unchanged {}, failed {}; {} bytes fetched; generation {}{}",
+        "{}: read {}, removed {}, unchanged {}, unreadable {}; {} bytes fetched; generation {}{}",
+        count(report.packages, "package"),
         report.read.len(),
         report.removed.len(),
         report.unchanged,
@@ -348,55 +496,173 @@ fn pass_summary(report: &pkgsum::repo::Report) -> String {
     )
 }
 
-/// The store and repository prefix an `s3://bucket/prefix/` URL names.
-async fn s3_repository(url: &str) -> anyhow::Result<(pkgsum::store::s3::S3Store, String)> {
-    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(url).map_err(|e| anyhow::anyhow!(e))?;
-    let client = pkgsum::store::s3::client_from_env().await;
-    Ok((pkgsum::store::s3::S3Store::new(client, bucket), prefix))
-}
-
-async fn rebuild(url: String, jobs: usize) -> anyhow::Result<bool> {
-    let (store, prefix) = s3_repository(&url).await?;
-    let mut config = env_config()?;
-    config.concurrency = jobs.max(1);
-    let bar = Bar(ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{spinner} looking at packages {pos}/{len} [{bar:30}] {per_sec} {eta}",
-        )
-        .context("progress bar template")?,
-    ));
-    let (report, unsure) = pkgsum::reconcile::rebuild(&store, &prefix, &config, &bar)
-        .await
-        .with_context(|| format!("rebuilding {url}"))?;
+/// What a pass did, for people: a recreated state, every unreadable
+/// package, and the summary line.
+fn print_report(report: &Report) {
+    let place = &report.repository;
+    if let Some(loss) = &report.state_lost {
+        let above = report
+            .published_generation
+            .map(|g| format!(", above the published generation {g}"))
+            .unwrap_or_default();
+        eprintln!(
+            "pkgsum: {place}.pkgsum/state was {loss}; recreated from a listing at generation {}{above}",
+            report.generation
+        );
+    } else if let Some(g) = report.published_generation {
+        eprintln!(
+            "pkgsum: {place}.pkgsum/state was behind the published generation {g}; moved to {}",
+            report.generation
+        );
+    }
     for (name, reason) in &report.failures {
-        eprintln!("pkgsum: {url}{name}: {reason}");
+        eprintln!("pkgsum: {place}{name}: {reason}");
     }
-    for (name, error) in &unsure {
-        eprintln!("pkgsum: {url}{name}: {error}");
-    }
-    eprintln!("pkgsum: {url}: {}", pass_summary(&report));
-    Ok(unsure.is_empty() && report.failures.is_empty())
+    eprintln!("pkgsum: {place}: {}", pass_summary(report));
 }
 
-async fn verify(url: String) -> anyhow::Result<bool> {
+fn print_outcome(outcome: &Outcome) {
+    for line in &outcome.ignored {
+        eprintln!("pkgsum: ignored: {line}");
+    }
+    for report in &outcome.reports {
+        print_report(report);
+    }
+    for error in &outcome.errors {
+        eprintln!("pkgsum: {error}");
+    }
+}
+
+async fn apply_event(file: PathBuf) -> anyhow::Result<Verdict> {
+    let (shown, text) = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the event from standard input")?;
+        ("(stdin)".to_owned(), text)
+    } else {
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        (file.display().to_string(), text)
+    };
+    let messages =
+        pkgsum::event::decode_str(&text).with_context(|| format!("{shown}: not JSON"))?;
+    let unrecognized = messages.iter().all(|m| {
+        m.targets.is_empty() && m.ignored.iter().all(|i| i == pkgsum::event::UNRECOGNIZED)
+    });
+    if unrecognized {
+        bail!("{shown}: not an S3, SQS, SNS or EventBridge event; nothing applied");
+    }
+    let config = Config::from_env()?;
+    let client = client_from_env().await;
+    let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
+    let outcome = pkgsum::handler::handle(&messages, store_for, &config).await;
+    print_outcome(&outcome);
+    Ok(outcome.verdict())
+}
+
+/// The store and repository prefix an `s3://bucket/prefix/` URL names.
+async fn s3_repository(url: &str) -> anyhow::Result<(S3Store, String)> {
+    let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(url)?;
+    let client = client_from_env().await;
+    Ok((S3Store::new(client, bucket), prefix))
+}
+
+async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow::Result<Verdict> {
+    let mut config = Config::from_env()?;
+    if let Some(jobs) = jobs {
+        config.concurrency = jobs.max(1);
+    }
+    config.allow_empty |= allow_empty;
     let (store, prefix) = s3_repository(&url).await?;
-    let config = env_config()?;
-    let drift = pkgsum::reconcile::verify(&store, &prefix, &config)
-        .await
-        .with_context(|| format!("verifying {url}"))?;
+    let bar = Bar::new("looking at packages", &url)?;
+    let (report, unsure) = pkgsum::reconcile::rebuild(&store, &prefix, &config, &bar).await?;
+    print_report(&report);
+    for (_, error) in &unsure {
+        eprintln!("pkgsum: {error}");
+    }
+    if !unsure.is_empty() {
+        return Ok(Verdict::Failed);
+    }
+    Ok(Verdict::from_unreadable(report.failures.len()))
+}
+
+async fn verify(url: String) -> anyhow::Result<Verdict> {
+    let config = Config::from_env()?;
+    let (store, prefix) = s3_repository(&url).await?;
+    let drift = pkgsum::reconcile::verify(&store, &prefix, &config).await?;
     for line in &drift.lines {
         println!("{line}");
     }
+    for (name, reason) in &drift.unreadable {
+        println!("{prefix}{name}: unreadable: {reason}");
+    }
+    let differences = if drift.lines.is_empty() {
+        "no drift".to_owned()
+    } else {
+        count(drift.lines.len(), "difference")
+    };
     eprintln!(
-        "pkgsum: {url}: {} packages, {} unreadable, generation {}: {}",
-        drift.packages,
+        "pkgsum: {url}: {}, {} unreadable, generation {}: {differences}",
+        count(drift.packages, "package"),
         drift.unreadable.len(),
         drift.generation,
-        if drift.is_clean() {
-            "no drift".to_owned()
-        } else {
-            format!("{} differences", drift.lines.len())
-        }
     );
-    Ok(drift.is_clean())
+    Ok(if drift.is_clean() {
+        Verdict::Indexed
+    } else {
+        Verdict::Unreadable
+    })
+}
+
+async fn poll(queue: String, options: pkgsum::poll::PollOptions) -> anyhow::Result<Verdict> {
+    let config = Config::from_env()?;
+    let sdk = pkgsum::store::s3::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let client = client_from_env().await;
+    let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        eprintln!("pkgsum: stopping after the batch at hand");
+        let _ = stop_tx.send(true);
+    });
+    eprintln!("pkgsum: polling {queue}");
+    let verdict = pkgsum::poll::poll(
+        &sqs,
+        &queue,
+        store_for,
+        &config,
+        &options,
+        stop_rx,
+        |batch| {
+            print_outcome(&batch.outcome);
+            eprintln!(
+                "pkgsum: {}: {} deleted, {} left for redelivery",
+                count(batch.received, "message"),
+                batch.deleted,
+                batch.received - batch.deleted
+            );
+        },
+    )
+    .await?;
+    // A service that was told to stop ended well; a drain reports what
+    // its batches found.
+    Ok(if options.until_empty {
+        verdict
+    } else {
+        Verdict::Indexed
+    })
+}
+
+/// SIGTERM (as systemd, ECS and Kubernetes stop a service) or Ctrl-C.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -3,20 +3,29 @@
 //! bucket, the state and the published summaries without writing).
 
 use crate::index::Progress;
+use crate::limit::Limited;
 use crate::repo::{self, Config, PassError, Report, Scope};
 use crate::state::{Listed, State};
 use crate::store::{Store, StoreError};
 use crate::summary;
 
+/// A repository URL that is not `s3://BUCKET/PREFIX/`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?} is not an s3://BUCKET/PREFIX/ URL")]
+pub struct UrlError {
+    pub url: String,
+}
+
 /// Parses `s3://bucket/prefix/` into the bucket and a repository prefix
 /// (empty, or ending in `/`).
-pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("{url:?} is not an s3://bucket/prefix/ URL"))?;
+pub fn parse_s3_url(url: &str) -> Result<(String, String), UrlError> {
+    let error = || UrlError {
+        url: url.to_owned(),
+    };
+    let rest = url.strip_prefix("s3://").ok_or_else(error)?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("{url:?} names no bucket"));
+        return Err(error());
     }
     let mut prefix = prefix.to_owned();
     if !prefix.is_empty() && !prefix.ends_with('/') {
@@ -131,10 +140,11 @@ async fn check_outputs<S: Store>(
             drift.lines.push(format!("{key}: missing"));
             continue;
         };
+        // Bounded: a summary larger than any state could be is damage.
         let mut got = Vec::new();
-        let decoded = format
-            .decoder(&body[..])
-            .and_then(|mut d| std::io::Read::read_to_end(&mut d, &mut got));
+        let decoded = format.decoder(&body[..]).and_then(|d| {
+            std::io::Read::read_to_end(&mut Limited::new(d, config.state_limit), &mut got)
+        });
         match decoded {
             Err(err) => drift.lines.push(format!("{key}: unreadable ({err})")),
             Ok(_) if got != want => drift.lines.push(format!(

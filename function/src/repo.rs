@@ -28,7 +28,7 @@ use crate::fetch::{FetchError, FetchOptions, fetch_header};
 use crate::index::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{self, Change, Failure, Package, State};
-use crate::store::{ObjectMeta, PutMode, PutOptions, Store, StoreError};
+use crate::store::{ObjectMeta, Op, PutMode, PutOptions, Store, StoreError};
 use crate::summary;
 
 /// Object metadata name carrying the state generation of an output.
@@ -80,20 +80,25 @@ impl Config {
     /// (`gz,bz2,xz` by default; add `zst`), `PKGSUM_FETCH_INITIAL` (bytes,
     /// 65536), `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS`
     /// (10), `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16).
-    pub fn from_env() -> Result<Config, String> {
+    pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// [`Config::from_env`] over any variable lookup (testable).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        let number = |name: &str| -> Result<Option<u64>, String> {
+        let bad = |name: &'static str, value: &str, expected: &'static str| ConfigError {
+            name,
+            value: value.to_owned(),
+            expected,
+        };
+        let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
             var(name)
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| {
                     v.trim()
                         .parse::<u64>()
-                        .map_err(|_| format!("{name}={v:?} is not a number"))
+                        .map_err(|_| bad(name, &v, "a number"))
                 })
                 .transpose()
         };
@@ -112,7 +117,7 @@ impl Config {
                     "bz2" | "bzip2" => Ok(Compression::Bzip2),
                     "xz" => Ok(Compression::Xz),
                     "zst" | "zstd" => Ok(Compression::Zstd),
-                    other => Err(format!("PKGSUM_FORMATS: unknown format {other:?}")),
+                    _ => Err(bad("PKGSUM_FORMATS", &list, "a list of gz, bz2, xz, zst")),
                 })
                 .collect::<Result<_, _>>()?;
         }
@@ -135,14 +140,24 @@ impl Config {
             config.allow_empty = match flag.trim() {
                 "1" | "true" | "yes" => true,
                 "0" | "false" | "no" => false,
-                other => return Err(format!("PKGSUM_ALLOW_EMPTY={other:?} is not 1 or 0")),
+                _ => return Err(bad("PKGSUM_ALLOW_EMPTY", &flag, "1 or 0")),
             };
         }
-        if config.suffixes.is_empty() || config.formats.is_empty() {
-            return Err("PKGSUM_SUFFIXES and PKGSUM_FORMATS must not be empty".to_owned());
+        if config.suffixes.is_empty() {
+            let value = var("PKGSUM_SUFFIXES").unwrap_or_default();
+            return Err(bad("PKGSUM_SUFFIXES", &value, "at least one suffix"));
         }
         Ok(config)
     }
+}
+
+/// A `PKGSUM_*` setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
 }
 
 /// Splits a key into its repository prefix (ending in `/`, or empty) and
@@ -190,6 +205,10 @@ pub fn output_key(prefix: &str, format: Compression) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub prefix: String,
+    /// The repository as people read it, e.g. `s3://bucket/All/`.
+    pub repository: String,
+    /// Packages indexed after the pass.
+    pub packages: usize,
     /// Names whose headers were read.
     pub read: Vec<String>,
     /// Names dropped because they are gone.
@@ -239,35 +258,29 @@ impl std::fmt::Display for StateLoss {
 /// the truth and the next event or reconcile redoes the work.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("state {key}: still contended after {attempts} attempts")]
-    Contended { key: String, attempts: u32 },
-    #[error("repository {prefix:?} would hold {count} packages, more than the limit of {limit}")]
+    #[error("{object}: still contended after {attempts} attempts (other writers kept winning)")]
+    Contended { object: String, attempts: u32 },
+    #[error(
+        "{repository}: would hold {count} packages, more than the limit of {limit} (PKGSUM_MAX_RECORDS)"
+    )]
     TooManyPackages {
-        prefix: String,
+        repository: String,
         count: usize,
         limit: usize,
     },
     /// A listing found no package, which is far more often a mistyped
     /// prefix than a repository emptied on purpose.
-    #[error("{}", no_packages_message(*.indexed))]
-    NoPackages { prefix: String, indexed: usize },
-    #[error("rendering the summary: {0}")]
-    Render(std::io::Error),
-}
-
-fn no_packages_message(indexed: usize) -> String {
-    let kept = match indexed {
-        0 => "nothing was published".to_owned(),
-        n => format!(
-            "the index still lists {n} package{}, left as it is",
-            if n == 1 { "" } else { "s" }
-        ),
-    };
-    format!(
-        "no packages found: {kept} (is the prefix right? --allow-empty or PKGSUM_ALLOW_EMPTY=1 publishes an empty summary)"
-    )
+    #[error("{repository}: {}", crate::error::no_packages_message(*.indexed))]
+    NoPackages { repository: String, indexed: usize },
+    #[error("{object}: encoding the state: {error}")]
+    EncodeState { object: String, error: Error },
+    #[error("{repository}: rendering the summary: {error}")]
+    Render {
+        repository: String,
+        error: std::io::Error,
+    },
 }
 
 /// The state as stored, with the ETag to commit against.
@@ -390,9 +403,7 @@ async fn look<S: Store>(
                 (indexed(name, &meta, &fetched.header), fetched.fetched)
             }
             Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
-            Err(FetchError::Store(err))
-                if err.is_precondition() || matches!(err, StoreError::NotFound { .. }) =>
-            {
+            Err(FetchError::Store(err)) if err.is_precondition() || err.is_not_found() => {
                 last_error = Some(err);
                 continue;
             }
@@ -404,7 +415,13 @@ async fn look<S: Store>(
             .insert(cache_key, (change.clone(), bytes));
         return Seen::Changed(change, bytes);
     }
-    Seen::Unsure(last_error.unwrap_or_else(|| StoreError::other(&key, "kept changing while read")))
+    Seen::Unsure(last_error.unwrap_or_else(|| {
+        StoreError::other(
+            Op::GetRange,
+            store.location(&key),
+            "kept changing while read",
+        )
+    }))
 }
 
 async fn look_named<S: Store>(
@@ -484,6 +501,7 @@ pub async fn apply_with_progress<S: Store>(
     let mut listing: Option<BTreeSet<String>> = None;
     let mut report = Report {
         prefix: prefix.to_owned(),
+        repository: store.location(prefix),
         ..Report::default()
     };
     for attempt in 1..=config.max_attempts {
@@ -510,7 +528,7 @@ pub async fn apply_with_progress<S: Store>(
             let listed = listing.as_ref().map_or(0, BTreeSet::len);
             if listed == 0 && matches!(scope, Scope::Listing) && !config.allow_empty {
                 return Err(PassError::NoPackages {
-                    prefix: prefix.to_owned(),
+                    repository: store.location(prefix),
                     indexed: loaded.state.len(),
                 });
             }
@@ -575,7 +593,7 @@ pub async fn apply_with_progress<S: Store>(
         }
         if next.len() > config.max_records && next.len() > loaded.state.len() {
             return Err(PassError::TooManyPackages {
-                prefix: prefix.to_owned(),
+                repository: store.location(prefix),
                 count: next.len(),
                 limit: config.max_records,
             });
@@ -587,12 +605,12 @@ pub async fn apply_with_progress<S: Store>(
         if changed {
             match commit(store, prefix, &next, loaded.etag.as_deref()).await {
                 Ok(()) => report.committed = true,
-                Err(err) if err.is_precondition() => {
+                Err(PassError::Store(err)) if err.is_precondition() => {
                     tracing::info!(prefix, attempt, "state changed under us; retrying");
                     backoff(config, attempt).await;
                     continue;
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(err),
             }
         }
         if let Some(loss) = &report.state_lost {
@@ -608,11 +626,12 @@ pub async fn apply_with_progress<S: Store>(
             .map(|(name, f)| (name.to_owned(), f.error.clone()))
             .collect();
         report.generation = next.generation();
+        report.packages = next.len();
         report.published = publish(store, prefix, &next, config).await?;
         return Ok((report, unsure));
     }
     Err(PassError::Contended {
-        key: state_key(prefix),
+        object: store.location(&state_key(prefix)),
         attempts: config.max_attempts,
     })
 }
@@ -622,9 +641,12 @@ async fn commit<S: Store>(
     prefix: &str,
     state: &State,
     etag: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let key = state_key(prefix);
-    let body = state.to_bytes().map_err(|e| StoreError::other(&key, e))?;
+    let body = state.to_bytes().map_err(|error| PassError::EncodeState {
+        object: store.location(&key),
+        error,
+    })?;
     let mode = match etag {
         Some(etag) => PutMode::Update(etag.to_owned()),
         None => PutMode::Create,
@@ -635,10 +657,8 @@ async fn commit<S: Store>(
         cache_control: Some("no-cache".to_owned()),
         metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
     };
-    store
-        .put(&key, Bytes::from(body), options)
-        .await
-        .map(|_| ())
+    store.put(&key, Bytes::from(body), options).await?;
+    Ok(())
 }
 
 /// Full-jitter exponential backoff, capped at 5 s.
@@ -696,10 +716,14 @@ pub async fn publish<S: Store>(
     if !behind.is_empty() {
         let summary = state.summary();
         let formats = behind.clone();
+        let render_error = |error| PassError::Render {
+            repository: store.location(prefix),
+            error,
+        };
         let rendered = tokio::task::spawn_blocking(move || summary::render(&summary, &formats))
             .await
-            .map_err(|e| PassError::Render(std::io::Error::other(e)))?
-            .map_err(PassError::Render)?;
+            .map_err(|e| render_error(std::io::Error::other(e)))?
+            .map_err(render_error)?;
         // Least preferred first: by the time the variant pkgin tries first
         // changes, the others already say the same.
         for output in rendered.into_iter().rev() {
@@ -768,14 +792,14 @@ async fn put_output<S: Store>(
                 ensure_later(store, key, &body, previous, format, generation).await?;
                 return Ok(true);
             }
-            Err(err) if err.is_precondition() || matches!(err, StoreError::NotFound { .. }) => {
+            Err(err) if err.is_precondition() || err.is_not_found() => {
                 continue;
             }
             Err(err) => return Err(err.into()),
         }
     }
     Err(PassError::Contended {
-        key: key.to_owned(),
+        object: store.location(key),
         attempts,
     })
 }
@@ -869,7 +893,8 @@ async fn write_status<S: Store>(store: &S, prefix: &str, state: &State) -> Resul
         cache_control: Some("no-cache".to_owned()),
         metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
     };
-    let body = serde_json::to_vec_pretty(&status).map_err(|e| StoreError::other(&key, e))?;
+    let body = serde_json::to_vec_pretty(&status)
+        .map_err(|e| StoreError::other(Op::Put, store.location(&key), e))?;
     store.put(&key, Bytes::from(body), options).await?;
     Ok(())
 }

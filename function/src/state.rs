@@ -6,7 +6,7 @@
 //! [`State::apply`]; every effective merge advances the generation number
 //! that published outputs carry. Stored as a small versioned binary file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,30 @@ pub struct State {
     records_generation: u64,
     packages: BTreeMap<String, Package>,
     failures: BTreeMap<String, Failure>,
+    /// The package suffixes the repository has been indexed with, so a
+    /// run that forgets `--suffix .tbz` does not drop those packages.
+    suffixes: BTreeSet<String>,
+}
+
+/// Version 2 of the stored state, read and carried forward.
+#[derive(Deserialize)]
+struct StateV2 {
+    generation: u64,
+    records_generation: u64,
+    packages: BTreeMap<String, Package>,
+    failures: BTreeMap<String, Failure>,
+}
+
+impl From<StateV2> for State {
+    fn from(old: StateV2) -> State {
+        State {
+            generation: old.generation,
+            records_generation: old.records_generation,
+            packages: old.packages,
+            failures: old.failures,
+            suffixes: BTreeSet::new(),
+        }
+    }
 }
 
 /// A file as a listing of the repository shows it.
@@ -80,7 +104,7 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 /// Default bound on a stored state's decoded size (about 200,000 records).
 pub const DEFAULT_STATE_LIMIT: u64 = 1 << 30;
@@ -134,6 +158,19 @@ impl State {
                 .failures
                 .get(name)
                 .is_some_and(|f| same(f.size, &f.token))
+    }
+
+    /// The package suffixes remembered from earlier runs.
+    pub fn suffixes(&self) -> impl Iterator<Item = &str> {
+        self.suffixes.iter().map(String::as_str)
+    }
+
+    /// Adds to the remembered suffixes; returns whether any was new.
+    pub fn remember_suffixes<'a>(&mut self, suffixes: impl IntoIterator<Item = &'a str>) -> bool {
+        let before = self.suffixes.len();
+        self.suffixes
+            .extend(suffixes.into_iter().map(str::to_owned));
+        self.suffixes.len() != before
     }
 
     /// Every file name the state knows, indexed or failed.
@@ -259,17 +296,23 @@ impl State {
         let (&version, packed) = rest
             .split_first()
             .ok_or_else(|| Error::State("no version byte".to_owned()))?;
-        if version != VERSION {
+        if version != VERSION && version != 2 {
             return Err(Error::State(format!(
-                "unsupported state version {version} (this pkgsum reads version {VERSION})"
+                "unsupported state version {version} (this pkgsum reads versions 2 and {VERSION})"
             )));
         }
-        let decoder = zstd::stream::read::Decoder::new(packed).map_err(Error::Io)?;
+        let decoder = crate::compression::Compression::Zstd
+            .decoder(packed)
+            .map_err(|e| crate::error::classify(e, "state"))?;
         let mut body = Vec::new();
         Limited::new(decoder, limit)
             .read_to_end(&mut body)
             .map_err(|e| crate::error::classify(e, "state"))?;
-        postcard::from_bytes(&body).map_err(|e| Error::State(e.to_string()))
+        let state = match version {
+            2 => postcard::from_bytes::<StateV2>(&body).map(State::from),
+            _ => postcard::from_bytes(&body),
+        };
+        state.map_err(|e| Error::State(e.to_string()))
     }
 }
 
@@ -411,6 +454,19 @@ mod tests {
             State::from_bytes(&bytes, DEFAULT_STATE_LIMIT).unwrap(),
             state
         );
+
+        // A version-2 state (before suffixes were kept) still reads.
+        let v2 = {
+            let old = (
+                state.generation,
+                state.records_generation,
+                &state.packages,
+                &state.failures,
+            );
+            let packed = zstd::bulk::compress(&postcard::to_stdvec(&old).unwrap(), 3).unwrap();
+            [MAGIC, &[2], &packed].concat()
+        };
+        assert_eq!(State::from_bytes(&v2, DEFAULT_STATE_LIMIT).unwrap(), state);
 
         let mut other = bytes.clone();
         other[MAGIC.len()] = 9;

@@ -5,10 +5,31 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use pkgsum::invoke::{InvokeError, invoke, repositories_from_env};
 use pkgsum::repo::Config;
 use pkgsum::store::s3::{S3Store, client_from_env};
 use serde_json::Value;
+
+/// A failed invocation. The runtime logs a handler's error with `Debug`
+/// before reporting it, so `Debug` here is the same readable line.
+struct Failure(InvokeError);
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pkgsum::{}: {}", self.0.kind(), self.0)
+    }
+}
+
+/// Lambda's error report: a short type and the one-line message.
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Diagnostic {
+        Diagnostic {
+            error_type: format!("pkgsum::{}", failure.0.kind()),
+            error_message: failure.0.to_string(),
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,17 +42,18 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .with_target(false)
         .init();
-    let config = Config::from_env().map_err(Error::from)?;
+    let config = Config::from_env()?;
+    let repositories = repositories_from_env();
     let client = client_from_env().await;
-    let shared = Arc::new((config, client));
+    let shared = Arc::new((config, repositories, client));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let shared = Arc::clone(&shared);
         async move {
-            let (config, client) = shared.as_ref();
+            let (config, repositories, client) = shared.as_ref();
             let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
-            pkgsum::invoke::invoke(&event.payload, store_for, config)
+            invoke(&event.payload, store_for, config, repositories)
                 .await
-                .map_err(Error::from)
+                .map_err(Failure)
         }
     }))
     .await

@@ -120,4 +120,8 @@ impl<S: Store> Store for Counting<S> {
         add(&self.counters.lists, 1);
         self.inner.list(prefix).await
     }
+
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
+    }
 }

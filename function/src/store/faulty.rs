@@ -6,18 +6,8 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+pub use super::Op;
 use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult};
-
-/// An operation of the [`Store`] trait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Head,
-    Get,
-    GetRange,
-    Put,
-    Delete,
-    List,
-}
 
 /// Fail `times` calls of `op` on keys containing `key_contains`, after
 /// letting `skip` such calls through.
@@ -61,7 +51,9 @@ impl<S> Faulty<S> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Fault>> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl<S: Store> Faulty<S> {
     fn check(&self, op: Op, key: &str) -> StoreResult<()> {
         let mut faults = self.lock();
         for fault in faults.iter_mut() {
@@ -73,7 +65,11 @@ impl<S> Faulty<S> {
                 continue;
             }
             fault.times -= 1;
-            return Err(StoreError::other(key, format!("injected fault on {op:?}")));
+            return Err(StoreError::other(
+                op,
+                self.inner.location(key),
+                "injected fault",
+            ));
         }
         Ok(())
     }
@@ -108,5 +104,9 @@ impl<S: Store> Store for Faulty<S> {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         self.check(Op::List, prefix)?;
         self.inner.list(prefix).await
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
     }
 }

@@ -17,7 +17,9 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult, check_put_mode};
+use super::{
+    ErrorKind, ObjectMeta, Op, PutOptions, Store, StoreError, StoreResult, check_put_mode,
+};
 
 const META_DIR: &str = ".pkgsum-meta";
 const TEMP_PREFIX: &str = ".pkgsum-tmp-";
@@ -41,7 +43,17 @@ impl LocalStore {
         LocalStore { root: root.into() }
     }
 
-    fn path(&self, key: &str) -> StoreResult<PathBuf> {
+    /// A failed filesystem call on `key`'s object, with the cause kept.
+    fn io_error(&self, op: Op, key: &str, error: io::Error) -> StoreError {
+        let kind = match error.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::PermissionDenied => ErrorKind::Denied(error.to_string()),
+            _ => ErrorKind::Other(error.to_string()),
+        };
+        StoreError::new(op, self.location(key), kind).with_source(error)
+    }
+
+    fn path(&self, op: Op, key: &str) -> StoreResult<PathBuf> {
         let relative = Path::new(key);
         let plain = !key.is_empty()
             && relative
@@ -49,7 +61,11 @@ impl LocalStore {
                 .all(|c| matches!(c, Component::Normal(_)))
             && !key.starts_with(META_DIR);
         if !plain {
-            return Err(StoreError::other(key, "not a plain relative key"));
+            return Err(StoreError::other(
+                op,
+                self.location(key),
+                "not a plain relative key",
+            ));
         }
         Ok(self.root.join(relative))
     }
@@ -58,12 +74,12 @@ impl LocalStore {
         self.root.join(META_DIR).join(format!("{key}.json"))
     }
 
-    fn meta(&self, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
+    fn meta(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
         let stat = match fs::metadata(path) {
             Ok(stat) if stat.is_file() => stat,
             Ok(_) => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::other(key, e)),
+            Err(e) => return Err(self.io_error(op, key, e)),
         };
         let sidecar: Sidecar = fs::read(self.sidecar_path(key))
             .ok()
@@ -85,24 +101,25 @@ impl LocalStore {
     }
 
     /// Holds the store-wide write lock (across processes too).
-    fn write_lock(&self, key: &str) -> StoreResult<File> {
+    fn write_lock(&self, op: Op, key: &str) -> StoreResult<File> {
         let dir = self.root.join(META_DIR);
-        fs::create_dir_all(&dir).map_err(|e| StoreError::other(key, e))?;
-        let lock = File::create(dir.join(".lock")).map_err(|e| StoreError::other(key, e))?;
-        lock.lock().map_err(|e| StoreError::other(key, e))?;
+        let err = |e| self.io_error(op, key, e);
+        fs::create_dir_all(&dir).map_err(err)?;
+        let lock = File::create(dir.join(".lock")).map_err(err)?;
+        lock.lock().map_err(err)?;
         Ok(lock)
     }
 
     fn put_sync(&self, key: &str, body: &[u8], options: PutOptions) -> StoreResult<String> {
-        let path = self.path(key)?;
-        let _lock = self.write_lock(key)?;
-        let current = self.meta(key, &path)?;
+        let path = self.path(Op::Put, key)?;
+        let _lock = self.write_lock(Op::Put, key)?;
+        let current = self.meta(Op::Put, key, &path)?;
         check_put_mode(
-            key,
+            &self.location(key),
             &options.mode,
             current.as_ref().map(|m| m.etag.as_str()),
         )?;
-        let err = |e: io::Error| StoreError::other(key, e);
+        let err = |e: io::Error| self.io_error(Op::Put, key, e);
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(err)?;
         let sidecar = Sidecar {
@@ -114,7 +131,8 @@ impl LocalStore {
         if let Some(parent) = sidecar_path.parent() {
             fs::create_dir_all(parent).map_err(err)?;
         }
-        let json = serde_json::to_vec(&sidecar).map_err(|e| StoreError::other(key, e))?;
+        let json = serde_json::to_vec(&sidecar)
+            .map_err(|e| StoreError::other(Op::Put, self.location(key), e))?;
         fs::write(&sidecar_path, json).map_err(err)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
@@ -126,9 +144,9 @@ impl LocalStore {
             .map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&path).map_err(|e| err(e.error))?;
-        let meta = self
-            .meta(key, &path)?
-            .ok_or_else(|| StoreError::other(key, "vanished after write"))?;
+        let meta = self.meta(Op::Put, key, &path)?.ok_or_else(|| {
+            StoreError::other(Op::Put, self.location(key), "vanished after write")
+        })?;
         Ok(meta.etag)
     }
 
@@ -139,10 +157,10 @@ impl LocalStore {
             let entries = match fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::other(prefix, e)),
+                Err(e) => return Err(self.io_error(Op::List, prefix, e)),
             };
             for entry in entries {
-                let entry = entry.map_err(|e| StoreError::other(prefix, e))?;
+                let entry = entry.map_err(|e| self.io_error(Op::List, prefix, e))?;
                 let path = entry.path();
                 let Ok(relative) = path.strip_prefix(&self.root) else {
                     continue;
@@ -155,11 +173,13 @@ impl LocalStore {
                 if key == META_DIR || name.starts_with(TEMP_PREFIX) {
                     continue;
                 }
-                let kind = entry.file_type().map_err(|e| StoreError::other(key, e))?;
+                let kind = entry
+                    .file_type()
+                    .map_err(|e| self.io_error(Op::List, key, e))?;
                 if kind.is_dir() {
                     dirs.push(path);
                 } else if key.starts_with(prefix)
-                    && let Some(meta) = self.meta(key, &path)?
+                    && let Some(meta) = self.meta(Op::List, key, &path)?
                 {
                     out.push(meta);
                 }
@@ -172,33 +192,32 @@ impl LocalStore {
 
 impl Store for LocalStore {
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        let path = self.path(key)?;
-        self.meta(key, &path)
+        let path = self.path(Op::Head, key)?;
+        self.meta(Op::Head, key, &path)
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
-        let path = self.path(key)?;
-        let Some(meta) = self.meta(key, &path)? else {
+        let path = self.path(Op::Get, key)?;
+        let Some(meta) = self.meta(Op::Get, key, &path)? else {
             return Ok(None);
         };
         match fs::read(&path) {
             Ok(body) => Ok(Some((Bytes::from(body), meta))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::other(key, e)),
+            Err(e) => Err(self.io_error(Op::Get, key, e)),
         }
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
-        let path = self.path(key)?;
-        let meta = self.meta(key, &path)?.ok_or_else(|| StoreError::NotFound {
-            key: key.to_owned(),
-        })?;
+        let path = self.path(Op::GetRange, key)?;
+        let fail = |kind| StoreError::new(Op::GetRange, self.location(key), kind);
+        let meta = self
+            .meta(Op::GetRange, key, &path)?
+            .ok_or_else(|| fail(ErrorKind::NotFound))?;
         if meta.etag != etag {
-            return Err(StoreError::Precondition {
-                key: key.to_owned(),
-            });
+            return Err(fail(ErrorKind::Precondition));
         }
-        let err = |e: io::Error| StoreError::other(key, e);
+        let err = |e: io::Error| self.io_error(Op::GetRange, key, e);
         let mut file = File::open(&path).map_err(err)?;
         let end = range.end.min(meta.size);
         let start = range.start.min(end);
@@ -213,13 +232,13 @@ impl Store for LocalStore {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        let path = self.path(key)?;
-        let _lock = self.write_lock(key)?;
+        let path = self.path(Op::Delete, key)?;
+        let _lock = self.write_lock(Op::Delete, key)?;
         for p in [path, self.sidecar_path(key)] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::other(key, e)),
+                Err(e) => return Err(self.io_error(Op::Delete, key, e)),
             }
         }
         Ok(())
@@ -227,5 +246,9 @@ impl Store for LocalStore {
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         self.list_sync(prefix)
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult, check_put_mode};
+use super::{
+    ErrorKind, ObjectMeta, Op, PutOptions, Store, StoreError, StoreResult, check_put_mode,
+};
 
 /// Objects in a map behind a mutex; conditional writes are atomic.
 #[derive(Debug, Default)]
@@ -56,13 +58,11 @@ impl Store for MemoryStore {
 
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
         let objects = self.lock();
-        let (body, meta) = objects.get(key).ok_or_else(|| StoreError::NotFound {
-            key: key.to_owned(),
-        })?;
+        let (body, meta) = objects
+            .get(key)
+            .ok_or_else(|| StoreError::new(Op::GetRange, key, ErrorKind::NotFound))?;
         if meta.etag != etag {
-            return Err(StoreError::Precondition {
-                key: key.to_owned(),
-            });
+            return Err(StoreError::new(Op::GetRange, key, ErrorKind::Precondition));
         }
         let end = range.end.min(body.len() as u64) as usize;
         let start = (range.start as usize).min(end);

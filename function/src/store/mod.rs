@@ -53,36 +53,104 @@ pub struct PutOptions {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Why a store operation failed. Preconditions are named so callers can
-/// retry exactly those.
+/// An operation of the [`Store`] trait, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Head,
+    Get,
+    GetRange,
+    Put,
+    Delete,
+    List,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Head => "HEAD",
+            Op::Get => "GET",
+            Op::GetRange => "ranged GET",
+            Op::Put => "PUT",
+            Op::Delete => "DELETE",
+            Op::List => "LIST",
+        })
+    }
+}
+
+/// Why a store operation failed, in one line: the operation, the object
+/// (as the store names it, e.g. `s3://bucket/key`) and the cause.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{key}: not found")]
-    NotFound { key: String },
+#[error("{op} {object}: {kind}")]
+pub struct StoreError {
+    pub op: Op,
+    pub object: String,
+    pub kind: ErrorKind,
+    /// What the backend reported, kept for callers that walk the chain.
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// The causes callers act on or people must be told apart. Preconditions
+/// are named so callers can retry exactly those.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("not found")]
+    NotFound,
     /// 412: the key changed (or exists, for `Create`).
-    #[error("{key}: precondition failed")]
-    Precondition { key: String },
+    #[error("precondition failed (the object changed)")]
+    Precondition,
     /// 409: a concurrent conditional write won the race; retry.
-    #[error("{key}: conflicting concurrent write")]
-    Conflict { key: String },
-    #[error("{key}: {message}")]
-    Other { key: String, message: String },
+    #[error("conflicting concurrent write")]
+    Conflict,
+    #[error("the bucket {0:?} does not exist")]
+    NoSuchBucket(String),
+    #[error("access denied ({0})")]
+    Denied(String),
+    #[error(
+        "no credentials: {0} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+    )]
+    NoCredentials(String),
+    #[error("the credentials were refused ({0})")]
+    BadCredentials(String),
+    #[error("cannot reach the store: {0}")]
+    Unreachable(String),
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    #[error("{0}")]
+    Other(String),
 }
 
 impl StoreError {
-    /// True for 412 and 409: the caller lost a race and should re-read.
-    pub fn is_precondition(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Precondition { .. } | StoreError::Conflict { .. }
-        )
+    pub fn new(op: Op, object: impl Into<String>, kind: ErrorKind) -> StoreError {
+        StoreError {
+            op,
+            object: object.into(),
+            kind,
+            source: None,
+        }
     }
 
-    pub fn other(key: &str, message: impl std::fmt::Display) -> StoreError {
-        StoreError::Other {
-            key: key.to_owned(),
-            message: message.to_string(),
-        }
+    /// Keeps `source` behind the error, for callers that walk the chain.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Any other failure, described by `cause`.
+    pub fn other(op: Op, object: impl Into<String>, cause: impl std::fmt::Display) -> StoreError {
+        StoreError::new(op, object, ErrorKind::Other(cause.to_string()))
+    }
+
+    /// True for 412 and 409: the caller lost a race and should re-read.
+    pub fn is_precondition(&self) -> bool {
+        matches!(self.kind, ErrorKind::Precondition | ErrorKind::Conflict)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
     }
 }
 
@@ -91,15 +159,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// S3's answer to a conditional PUT on `key`, which holds `current` (its
 /// ETag) or nothing: the semantics every local backend must copy.
 pub fn check_put_mode(key: &str, mode: &PutMode, current: Option<&str>) -> StoreResult<()> {
-    let key = key.to_owned();
-    match (mode, current) {
-        (PutMode::Create, Some(_)) => Err(StoreError::Precondition { key }),
-        (PutMode::Update(_), None) => Err(StoreError::NotFound { key }),
-        (PutMode::Update(want), Some(have)) if want != have => {
-            Err(StoreError::Precondition { key })
-        }
-        _ => Ok(()),
-    }
+    let kind = match (mode, current) {
+        (PutMode::Create, Some(_)) => ErrorKind::Precondition,
+        (PutMode::Update(_), None) => ErrorKind::NotFound,
+        (PutMode::Update(want), Some(have)) if want != have => ErrorKind::Precondition,
+        _ => return Ok(()),
+    };
+    Err(StoreError::new(Op::Put, key, kind))
 }
 
 /// An object store.
@@ -136,6 +202,11 @@ pub trait Store: Send + Sync {
 
     /// Every object whose key starts with `prefix`, sorted by key.
     fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send;
+
+    /// How people should read the object `key` names, e.g. `s3://b/key`.
+    fn location(&self, key: &str) -> String {
+        key.to_owned()
+    }
 }
 
 /// Implements [`Store`] for a pointer type by delegating to its target:
@@ -178,6 +249,10 @@ macro_rules! delegate_store {
 
             fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send {
                 (**self).list(prefix)
+            }
+
+            fn location(&self, key: &str) -> String {
+                (**self).location(key)
             }
         }
     )*};

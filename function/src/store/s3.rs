@@ -8,15 +8,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::{ObjectMeta, PutMode, PutOptions, Store, StoreError, StoreResult};
+use super::{ErrorKind, ObjectMeta, Op, PutMode, PutOptions, Store, StoreError, StoreResult};
 
 /// One bucket through one shared client.
 #[derive(Debug, Clone)]
@@ -25,9 +26,24 @@ pub struct S3Store {
     bucket: String,
 }
 
+/// The standard AWS configuration (environment, profile, instance role),
+/// with time bounds: a store that does not answer fails the request
+/// instead of hanging the pass. The SDK's own retries (3 attempts) apply.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Between bytes of an answer; above SQS's 20 s long poll.
+        .read_timeout(Duration::from_secs(60))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
 /// Builds the client from the standard AWS configuration.
 pub async fn client_from_env() -> Client {
-    let config = aws_config::load_from_env().await;
+    let config = sdk_config().await;
     let forced = std::env::var("AWS_S3_FORCE_PATH_STYLE")
         .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
         .unwrap_or(false);
@@ -55,23 +71,121 @@ impl S3Store {
     }
 }
 
-/// Maps an SDK error by its HTTP status: 404, 412 and 409 have meanings
-/// the indexer acts on; the rest keep the SDK's full message.
-fn map_error<E>(key: &str, err: SdkError<E, HttpResponse>) -> StoreError
+impl S3Store {
+    /// An SDK error as one readable line: the operation, the object, and
+    /// the cause (see [`classify`]). The SDK's error stays behind it as
+    /// source.
+    fn error<E>(&self, op: Op, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let kind = classify(&err, &self.bucket);
+        StoreError::new(op, self.location(key), kind).with_source(err)
+    }
+}
+
+/// Tells apart the causes people act on differently: a missing bucket,
+/// denied access, missing or refused credentials, an endpoint that does
+/// not answer, a timeout; anything else keeps the service's code and
+/// message. Never the SDK's `Debug` form.
+pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>, bucket: &str) -> ErrorKind
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::TimeoutError(_) => ErrorKind::TimedOut(innermost(err)),
+        SdkError::DispatchFailure(failure) => {
+            if has_in_chain::<CredentialsError>(err) {
+                ErrorKind::NoCredentials(innermost(err))
+            } else if failure.is_timeout() {
+                ErrorKind::TimedOut(innermost(err))
+            } else if failure.is_io() {
+                ErrorKind::Unreachable(format!("{}: {}", endpoint_name(), innermost(err)))
+            } else {
+                ErrorKind::Other(innermost(err))
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            ErrorKind::Other(format!("cannot make the request: {}", innermost(err)))
+        }
+        _ => classify_answer(err, bucket),
+    }
+}
+
+/// An error the service answered with: its status and error code.
+fn classify_answer<E>(err: &SdkError<E, HttpResponse>, bucket: &str) -> ErrorKind
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let key = key.to_owned();
-    match status {
-        Some(404) => StoreError::NotFound { key },
-        Some(412) => StoreError::Precondition { key },
-        Some(409) => StoreError::Conflict { key },
-        _ => StoreError::Other {
-            key,
-            message: DisplayErrorContext(&err).to_string(),
-        },
+    let code = err.code().unwrap_or_default();
+    let said = match err.message() {
+        Some(message) if !message.is_empty() => format!("{code}: {message}"),
+        _ if !code.is_empty() => code.to_owned(),
+        _ => format!("HTTP {}", status.unwrap_or_default()),
+    };
+    match (status, code) {
+        (_, "NoSuchBucket") => ErrorKind::NoSuchBucket(bucket.to_owned()),
+        (Some(404), _) => ErrorKind::NotFound,
+        (Some(412), _) => ErrorKind::Precondition,
+        (Some(409), _) => ErrorKind::Conflict,
+        (
+            _,
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException",
+        ) => ErrorKind::BadCredentials(said),
+        (Some(403), _) | (_, "AccessDenied" | "AccessDeniedException") => ErrorKind::Denied(said),
+        (Some(301), _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => {
+            ErrorKind::Other(format!(
+                "the bucket is in another region than the one configured (AWS_REGION): {said}"
+            ))
+        }
+        (Some(status), _) => ErrorKind::Other(format!("HTTP {status}, {said}")),
+        (None, _) => ErrorKind::Other(said),
     }
+}
+
+/// Any SDK error (S3's, SQS's) as one readable line.
+pub fn error_line<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    classify(err, "").to_string()
+}
+
+/// The endpoint the SDK talks to, for messages.
+fn endpoint_name() -> String {
+    std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|_| "the AWS S3 endpoint".to_owned())
+}
+
+/// Whether an error of type `T` is somewhere behind `err`.
+fn has_in_chain<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<T>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The last message of an error chain: the SDK's outer layers say
+/// "dispatch failure" or "io error", the innermost says what happened
+/// ("Connection refused (os error 111)").
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 fn unquote(etag: Option<&str>) -> String {
@@ -109,9 +223,9 @@ impl Store for S3Store {
                 last_modified: to_system_time(out.last_modified()),
                 metadata: to_btree(out.metadata()),
             })),
-            Err(err) => match map_error(key, err) {
-                StoreError::NotFound { .. } => Ok(None),
-                other => Err(other),
+            Err(err) => match self.error(Op::Head, key, err) {
+                e if e.is_not_found() => Ok(None),
+                e => Err(e),
             },
         }
     }
@@ -127,9 +241,9 @@ impl Store for S3Store {
         let out = match result {
             Ok(out) => out,
             Err(err) => {
-                return match map_error(key, err) {
-                    StoreError::NotFound { .. } => Ok(None),
-                    other => Err(other),
+                return match self.error(Op::Get, key, err) {
+                    e if e.is_not_found() => Ok(None),
+                    e => Err(e),
                 };
             }
         };
@@ -144,7 +258,7 @@ impl Store for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::other(key, e))?
+            .map_err(|e| StoreError::other(Op::Get, self.location(key), innermost(&e)))?
             .into_bytes();
         Ok(Some((body, meta)))
     }
@@ -167,7 +281,7 @@ impl Store for S3Store {
                 .body
                 .collect()
                 .await
-                .map_err(|e| StoreError::other(key, e))?
+                .map_err(|e| StoreError::other(Op::GetRange, self.location(key), innermost(&e)))?
                 .into_bytes()),
             // 416: the range starts at or past the end.
             Err(err)
@@ -177,7 +291,7 @@ impl Store for S3Store {
             {
                 Ok(Bytes::new())
             }
-            Err(err) => Err(map_error(key, err)),
+            Err(err) => Err(self.error(Op::GetRange, key, err)),
         }
     }
 
@@ -198,7 +312,10 @@ impl Store for S3Store {
             PutMode::Create => request.if_none_match("*"),
             PutMode::Update(etag) => request.if_match(format!("\"{etag}\"")),
         };
-        let out = request.send().await.map_err(|e| map_error(key, e))?;
+        let out = request
+            .send()
+            .await
+            .map_err(|e| self.error(Op::Put, key, e))?;
         Ok(unquote(out.e_tag()))
     }
 
@@ -209,7 +326,7 @@ impl Store for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| map_error(key, e))?;
+            .map_err(|e| self.error(Op::Delete, key, e))?;
         Ok(())
     }
 
@@ -223,7 +340,7 @@ impl Store for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_error(prefix, e))?;
+            let page = page.map_err(|e| self.error(Op::List, prefix, e))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 out.push(ObjectMeta {
@@ -237,5 +354,9 @@ impl Store for S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
     }
 }
