@@ -372,7 +372,10 @@ async fn poll_consumes_the_queue_as_lambdas_event_source_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     // The doomed message makes the drain exit 2, after the rest applied.
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad-1.0.tgz: truncated: the gzip stream ended"), "{err}");
+    assert!(
+        err.contains("bad-1.0.tgz: truncated: the gzip stream ended"),
+        "{err}"
+    );
     assert!(
         err.contains("the bucket \"no-such-bucket-pkgsum\" does not exist"),
         "{err}"

@@ -10,6 +10,7 @@
 //! - `fetch`: header-only ranged reads.
 //! - `apply`: the repository pass and the event handler.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
+//! - `walkthrough`: the README's LocalStack walkthrough, run as written.
 //! - `deploy`: the SAM stack on LocalStack's CloudFormation.
 
 mod common;
@@ -24,6 +25,7 @@ mod index;
 mod malformed;
 mod notify;
 mod store;
+mod walkthrough;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         fetch::trials(),
         apply::trials(),
         notify::trials(),
+        walkthrough::trials(),
         deploy::trials(),
     ]
     .into_iter()

@@ -360,3 +360,54 @@ impl Store for S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    /// An error as S3 answers it: a status and an error code.
+    fn answered(status: u16, code: &str, message: &str) -> SdkError<GetObjectError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(GetObjectError::generic(meta), response)
+    }
+
+    #[test]
+    fn answers_are_told_apart_by_status_and_code() {
+        let kind = |status, code| classify(&answered(status, code, "said so"), "b");
+        assert_eq!(
+            kind(404, "NoSuchBucket"),
+            ErrorKind::NoSuchBucket("b".into())
+        );
+        assert_eq!(kind(404, "NoSuchKey"), ErrorKind::NotFound);
+        assert_eq!(kind(412, "PreconditionFailed"), ErrorKind::Precondition);
+        assert_eq!(kind(409, "ConditionalRequestConflict"), ErrorKind::Conflict);
+        assert_eq!(
+            kind(403, "AccessDenied"),
+            ErrorKind::Denied("AccessDenied: said so".into())
+        );
+        assert_eq!(
+            kind(403, "InvalidAccessKeyId"),
+            ErrorKind::BadCredentials("InvalidAccessKeyId: said so".into())
+        );
+        assert_eq!(
+            kind(403, "SignatureDoesNotMatch"),
+            ErrorKind::BadCredentials("SignatureDoesNotMatch: said so".into())
+        );
+        assert!(
+            matches!(kind(301, "PermanentRedirect"), ErrorKind::Other(m) if m.contains("AWS_REGION"))
+        );
+        assert_eq!(
+            kind(503, "SlowDown"),
+            ErrorKind::Other("HTTP 503, SlowDown: said so".into())
+        );
+        let err = StoreError::new(Op::Get, "s3://b/k", kind(403, "AccessDenied"));
+        assert_eq!(
+            err.to_string(),
+            "GET s3://b/k: access denied (AccessDenied: said so)"
+        );
+    }
+}
