@@ -459,17 +459,16 @@ fn store_errors_are_one_readable_line() {
 }
 
 async fn rebuild_verify_and_apply_event_against_s3() {
-    use pkgsum::store::{PutOptions, Store};
+    use pkgsum::store::Store;
     let store = common::s3_bucket().await;
     let bucket = store.bucket().to_owned();
     let oracle = common::oracle();
-    for name in ["minimal-1.0.tgz", "scripts-3.1.tgz", "desc-edge-1.0.tgz"] {
-        let body = fs::read(oracle.join(name)).unwrap();
-        store
-            .put(&format!("All/{name}"), body.into(), PutOptions::default())
-            .await
-            .unwrap();
-    }
+    common::upload_oracle(
+        &store,
+        "All/",
+        &["minimal-1.0.tgz", "scripts-3.1.tgz", "desc-edge-1.0.tgz"],
+    )
+    .await;
     let url = format!("s3://{bucket}/All/");
     let here = std::env::current_dir().unwrap();
 
@@ -678,11 +677,7 @@ async fn rebuild_repairs_a_lost_state_and_says_so() {
     let url = format!("s3://{}/All/", store.bucket());
     let here = std::env::current_dir().unwrap();
     for name in ["minimal-1.0.tgz", "scripts-3.1.tgz", "desc-edge-1.0.tgz"] {
-        let body = fs::read(common::oracle().join(name)).unwrap();
-        store
-            .put(&format!("All/{name}"), body.into(), PutOptions::default())
-            .await
-            .unwrap();
+        common::upload_oracle(&store, "All/", &[name]).await;
         assert!(pkgsum(&["rebuild", &url], &here).status.success());
     }
     store.delete("All/.pkgsum/state").await.unwrap();

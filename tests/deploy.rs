@@ -351,22 +351,6 @@ async fn forget_index(store: &S3Store) {
     }
 }
 
-/// Uploads oracle packages under `prefix`.
-async fn upload(store: &S3Store, prefix: &str, names: &[&str]) {
-    let oracle = common::oracle();
-    for name in names {
-        let body = std::fs::read(oracle.join(name)).unwrap();
-        store
-            .put(
-                &format!("{prefix}{name}"),
-                body.into(),
-                PutOptions::default(),
-            )
-            .await
-            .unwrap();
-    }
-}
-
 /// The oracle's `pkg_info -X` records of `names`, in that order.
 fn records(names: &[&str]) -> Vec<u8> {
     let oracle = common::oracle();
@@ -580,8 +564,8 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         "rich-buildinfo-4.5.6nb2.tgz",
         "scripts-3.1.tgz",
     ];
-    upload(&store, PREFIX, &names).await;
-    upload(&store, "Other/", &names[2..]).await;
+    common::upload_oracle(&store, PREFIX, &names).await;
+    common::upload_oracle(&store, "Other/", &names[2..]).await;
     store
         .put(
             &format!("{PREFIX}README.txt"),
@@ -680,8 +664,8 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     assert_least_privilege(&iam, role, &bucket, &queue["QueueArn"], log_group).await;
 
     let names = ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"];
-    upload(&store, PREFIX, &names).await;
-    upload(&store, "Other/", &names[..1]).await;
+    common::upload_oracle(&store, PREFIX, &names).await;
+    common::upload_oracle(&store, "Other/", &names[..1]).await;
     let want = records(&names);
     wait_for_summary(&store, &want, "after two uploads through EventBridge").await;
     let other = output_key("Other/", Compression::Gzip);

@@ -252,13 +252,12 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
     );
 
     let oracle = common::oracle();
-    for name in ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"] {
-        let body = fs::read(oracle.join(name)).unwrap();
-        store
-            .put(&format!("All/{name}"), body.into(), PutOptions::default())
-            .await
-            .unwrap();
-    }
+    common::upload_oracle(
+        &store,
+        "All/",
+        &["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"],
+    )
+    .await;
     let mut records = receive(&sqs, &url, 2).await;
     // One message naming a bucket that does not exist: only it fails.
     let bad = common::s3_event(
@@ -326,13 +325,7 @@ async fn poll_consumes_the_queue_as_lambdas_event_source_does() {
     let store = common::s3_bucket().await;
     let (sqs, url) = common::subscribe(&store).await;
     let oracle = common::oracle();
-    for name in ["minimal-1.0.tgz", "scripts-3.1.tgz"] {
-        let body = fs::read(oracle.join(name)).unwrap();
-        store
-            .put(&format!("All/{name}"), body.into(), PutOptions::default())
-            .await
-            .unwrap();
-    }
+    common::upload_oracle(&store, "All/", &["minimal-1.0.tgz", "scripts-3.1.tgz"]).await;
     store
         .put(
             "All/bad-1.0.tgz",

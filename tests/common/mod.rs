@@ -24,6 +24,21 @@ pub fn real_fixtures() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// Uploads oracle packages under `prefix`.
+pub async fn upload_oracle<S: pkgsum::store::Store>(store: &S, prefix: &str, names: &[&str]) {
+    for name in names {
+        let body = std::fs::read(oracle().join(name)).unwrap();
+        store
+            .put(
+                &format!("{prefix}{name}"),
+                body.into(),
+                pkgsum::store::PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// Decompresses a whole summary file of any format.
 pub fn decompress(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
