@@ -596,6 +596,37 @@ async fn a_corrupt_state_never_stops_publishing() {
     .await;
 }
 
+/// pkg_info's warnings reach the report, the status object and the CLI
+/// on the bucket path as on the directory path.
+async fn pkg_info_warnings_reach_the_status_object() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    common::upload_oracle(&store, "All/", &["minimal-1.0.tgz", "scripts-3.1.tgz"]).await;
+    let outcome = deliver(
+        &store,
+        common::s3_event(
+            BUCKET,
+            "ObjectCreated:Put",
+            &["All/minimal-1.0.tgz", "All/scripts-3.1.tgz"],
+        ),
+        &config,
+    )
+    .await;
+    assert_eq!(
+        outcome.reports[0].warnings,
+        [(
+            "minimal-1.0.tgz".to_owned(),
+            "build information missing".to_owned()
+        )]
+    );
+    let (status, _) = store.get(&repo::status_key("All/")).await.unwrap().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(
+        status["warnings"],
+        serde_json::json!([{"file": "minimal-1.0.tgz", "warning": "build information missing"}])
+    );
+}
+
 crate::harness::trials![
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
@@ -611,4 +642,5 @@ crate::harness::trials![
     tokio a_large_package_costs_its_header_only,
     tokio a_deleted_state_never_stops_publishing,
     tokio a_corrupt_state_never_stops_publishing,
+    tokio pkg_info_warnings_reach_the_status_object,
 ];

@@ -174,6 +174,53 @@ fn index_writes_summaries_and_exits_1_on_a_bad_package() {
     assert!(!dir.join("pkg_summary.zst").exists());
 }
 
+/// `pkgsum index` and `record` read the same PKGSUM_* settings as the
+/// bucket commands and the function; flags override them when given.
+fn index_and_record_read_the_shared_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_oracle(dir, &["minimal-1.0.tgz", "compress-suffix-1.0.tbz"]);
+    let settings = [
+        ("PKGSUM_FORMATS", "gz,zst"),
+        ("PKGSUM_SUFFIXES", ".tgz,.tbz"),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .args(["index", "."])
+        .current_dir(dir)
+        .envs(settings)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 packages"), "{}", stderr(&out));
+    assert!(dir.join("pkg_summary.zst").is_file() && dir.join("pkg_summary.gz").is_file());
+    assert!(!dir.join("pkg_summary.xz").exists() && !dir.join("pkg_summary.bz2").exists());
+
+    let oracle = common::oracle();
+    let limited = [("PKGSUM_METADATA_LIMIT", "100000")];
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+            .args(args)
+            .current_dir(&oracle)
+            .envs(limited)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["record", "manyfiles-1.0.tgz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("more than 100000 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "record",
+        "--metadata-limit",
+        "10000000",
+        "manyfiles-1.0.tgz",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn index_of_a_missing_directory_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let out = pkgsum(&["index", "nope"], tmp.path());
@@ -731,6 +778,7 @@ crate::harness::trials![
     test record_into_a_closed_pipe_ends_quietly,
     test index_writes_summaries_and_exits_1_on_a_bad_package,
     test index_of_a_missing_directory_fails_clearly,
+    test index_and_record_read_the_shared_settings,
     test index_refuses_an_empty_directory_unless_allowed,
     test index_says_who_holds_the_lock,
     test index_leaves_hidden_files_alone,

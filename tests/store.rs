@@ -199,6 +199,31 @@ async fn local_store_refuses_escaping_keys() {
     }
 }
 
+/// A rewrite in place that keeps the size and puts the mtime back (as
+/// some copy tools do) is still a new version: its ETag changes.
+async fn local_store_sees_a_rewrite_that_keeps_size_and_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let path = dir.path().join("a-1.tgz");
+    std::fs::write(&path, b"first").unwrap();
+    let before = store.head("a-1.tgz").await.unwrap().unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&path, b"other").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let after = store.head("a-1.tgz").await.unwrap().unwrap();
+    assert_eq!(
+        (after.size, after.last_modified),
+        (before.size, before.last_modified)
+    );
+    assert_ne!(after.etag, before.etag);
+}
+
 async fn s3_store_conforms() {
     let store = common::s3_bucket().await;
     let store = Arc::new(store);
@@ -210,5 +235,6 @@ crate::harness::trials![
     tokio memory_store_conforms,
     tokio local_store_conforms,
     tokio local_store_refuses_escaping_keys,
+    tokio local_store_sees_a_rewrite_that_keeps_size_and_mtime,
     s3 s3_store_conforms,
 ];

@@ -292,6 +292,7 @@ fn bench_render(records: usize) {
                 size: record.len() as u64,
                 record,
                 token: format!("\"{i:032x}\""),
+                warnings: Vec::new(),
             },
         }
     }));

@@ -123,6 +123,7 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
                 size: 4096 + i as u64,
                 record,
                 token: format!("{i:032x}"),
+                warnings: Vec::new(),
             },
         }
     }));

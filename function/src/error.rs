@@ -62,11 +62,6 @@ pub enum Error {
     /// prefix than a repository emptied on purpose.
     #[error("{repository}: {}", no_packages_message(*.indexed))]
     NoPackages { repository: String, indexed: usize },
-
-    /// Only from a partial read: the bytes fetched so far ended before the
-    /// metadata did, and the object has more.
-    #[error("the fetched prefix ended before the metadata")]
-    NeedMore,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -121,11 +116,6 @@ impl std::fmt::Display for Layer {
         }
     }
 }
-
-/// Raised by a partial input when it runs out of fetched bytes.
-#[derive(Debug, thiserror::Error)]
-#[error("need more bytes")]
-pub(crate) struct NeedMoreBytes;
 
 /// Raised by a decoder whose stream needs more memory than allowed.
 #[derive(Debug, thiserror::Error)]
@@ -205,9 +195,6 @@ pub(crate) fn find_in_chain<T: StdError + 'static>(err: &io::Error) -> Option<&T
 /// `container` names the structure parsed when no layer claims the error
 /// (for example "tar archive").
 pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
-    if find_in_chain::<NeedMoreBytes>(&err).is_some() {
-        return Error::NeedMore;
-    }
     if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
         return Error::TooLarge { limit: limit.limit };
     }

@@ -83,19 +83,17 @@ pub async fn fetch_header<S: Store>(
                     )
                 })?;
         match parsed {
-            Ok(header) => {
+            Ok(Some(header)) => {
                 return Ok(Fetched {
                     header,
                     fetched: data.len() as u64,
                     requests,
                 });
             }
-            Err(Error::NeedMore) if (data.len() as u64) < options.max => {
+            Ok(None) if (data.len() as u64) < options.max => {
                 want = (data.len() as u64 * 2).min(options.max).min(meta.size);
             }
-            Err(Error::NeedMore) => {
-                return Err(Error::TooLarge { limit: options.max }.into());
-            }
+            Ok(None) => return Err(Error::TooLarge { limit: options.max }.into()),
             Err(err) => return Err(err.into()),
         }
     }

@@ -17,6 +17,7 @@ use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::header::read_header;
 use crate::limit::Limits;
+use crate::progress::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{self, Change, Failure, Listed, Package, State};
 use crate::summary;
@@ -40,6 +41,19 @@ pub struct Options {
     pub allow_empty: bool,
 }
 
+impl Options {
+    /// The options the shared `PKGSUM_*` configuration gives a directory.
+    pub fn from_config(config: &crate::repo::Config) -> Options {
+        Options {
+            suffixes: config.suffixes.clone(),
+            formats: config.formats.clone(),
+            limits: config.fetch.limits,
+            state_limit: config.state_limit,
+            allow_empty: config.allow_empty,
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -51,19 +65,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Progress of a pass, for a person watching: a progress bar over the
-/// header reads, and a word when the pass has to wait for another.
-pub trait Progress: Sync {
-    fn begin(&self, _total: u64) {}
-    fn advance(&self) {}
-    fn end(&self) {}
-    /// Another run holds the repository's lock; `holder` says which.
-    fn waiting(&self, _holder: &str) {}
-}
-
-/// No progress shown.
-impl Progress for () {}
 
 /// What a pass did.
 #[derive(Debug, Clone, Default)]
@@ -349,6 +350,7 @@ fn read_package(dir: &Path, file: &Listed, limits: &Limits) -> (Change, u64, Vec
                 record: record::render(&header.metadata, Some(info)),
                 size: file.size,
                 token: file.token.clone(),
+                warnings: header.warnings.clone(),
             };
             let change = Change::Indexed {
                 name: file.name.clone(),

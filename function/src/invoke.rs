@@ -58,14 +58,13 @@ pub async fn invoke<S, F>(
     payload: &Value,
     store_for: F,
     config: &Config,
-    repositories: &[String],
 ) -> Result<Value, InvokeError>
 where
     S: Store,
     F: Fn(&str) -> S,
 {
     if payload.get("pkgsum").and_then(Value::as_str) == Some("reconcile") {
-        return reconcile(payload, store_for, config, repositories).await;
+        return reconcile(payload, store_for, config).await;
     }
     let messages = event::decode(payload);
     let from_sqs = messages.iter().any(|m| m.id.is_some());
@@ -104,7 +103,6 @@ async fn reconcile<S, F>(
     payload: &Value,
     store_for: F,
     config: &Config,
-    repositories: &[String],
 ) -> Result<Value, InvokeError>
 where
     S: Store,
@@ -116,7 +114,7 @@ where
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        None => repositories.to_vec(),
+        None => config.repositories.clone(),
     };
     if urls.is_empty() {
         return Err(InvokeError::NoRepositories);
@@ -149,16 +147,4 @@ where
         return Err(InvokeError::NotApplied(errors));
     }
     Ok(json!({ "verdict": verdict.as_str(), "reconciled": results }))
-}
-
-/// `PKGSUM_REPOSITORIES`: the comma-separated `s3://bucket/prefix/` list
-/// the reconcile payload covers when it names none.
-pub fn repositories_from_env() -> Vec<String> {
-    std::env::var("PKGSUM_REPOSITORIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }

@@ -17,6 +17,7 @@ pub mod invoke;
 pub mod limit;
 pub mod plist;
 pub mod poll;
+pub mod progress;
 pub mod reconcile;
 pub mod record;
 pub mod repo;

@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pkgsum::compression::Compression;
 use pkgsum::handler::Outcome;
-use pkgsum::index::{self, Options, Progress};
-use pkgsum::limit::{DEFAULT_METADATA_LIMIT, Limits};
+use pkgsum::index::{self, Options};
+use pkgsum::limit::Limits;
+use pkgsum::progress::Progress;
 use pkgsum::repo::{Config, Report};
 use pkgsum::store::s3::{S3Store, client_from_env};
 use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
@@ -62,9 +63,10 @@ enum Command {
         /// Parallel header reads (default: one per CPU).
         #[arg(long, short)]
         jobs: Option<usize>,
-        /// Most decompressed metadata bytes read from one package.
-        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
-        metadata_limit: u64,
+        /// Most decompressed metadata bytes read from one package
+        /// (default: PKGSUM_METADATA_LIMIT, 64 MiB).
+        #[arg(long)]
+        metadata_limit: Option<u64>,
         /// Publish an empty summary when DIR holds no package.
         #[arg(long)]
         allow_empty: bool,
@@ -75,9 +77,10 @@ enum Command {
         /// Package files; - reads one package from standard input.
         #[arg(required = true)]
         files: Vec<OsString>,
-        /// Most decompressed metadata bytes read from one package.
-        #[arg(long, default_value_t = DEFAULT_METADATA_LIMIT)]
-        metadata_limit: u64,
+        /// Most decompressed metadata bytes read from one package
+        /// (default: PKGSUM_METADATA_LIMIT, 64 MiB).
+        #[arg(long)]
+        metadata_limit: Option<u64>,
         /// FILE_NAME for a package read from standard input (default:
         /// PKGNAME.tgz, the name pkgin fetches it by).
         #[arg(long, value_name = "NAME")]
@@ -217,26 +220,32 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             metadata_limit,
             allow_empty,
         } => {
-            let mut options = Options::default();
-            options.suffixes.extend(suffixes);
-            if zstd {
+            let mut options = Options::from_config(&Config::from_env()?);
+            for suffix in suffixes {
+                if !options.suffixes.contains(&suffix) {
+                    options.suffixes.push(suffix);
+                }
+            }
+            if zstd && !options.formats.contains(&Compression::Zstd) {
                 options.formats.push(Compression::Zstd);
             }
-            options.limits.metadata = metadata_limit;
-            options.allow_empty = allow_empty;
+            if let Some(limit) = metadata_limit {
+                options.limits.metadata = limit;
+            }
+            options.allow_empty |= allow_empty;
             run_index(&dir, &options, jobs)
         }
         Command::Record {
             files,
             metadata_limit,
             file_name,
-        } => record(
-            &files,
-            file_name.as_deref(),
-            &Limits {
-                metadata: metadata_limit,
-            },
-        ),
+        } => {
+            let mut limits = Config::from_env()?.fetch.limits;
+            if let Some(limit) = metadata_limit {
+                limits.metadata = limit;
+            }
+            record(&files, file_name.as_deref(), &limits)
+        }
         Command::Rebuild {
             url,
             jobs,
@@ -514,6 +523,9 @@ fn print_report(report: &Report) {
             "pkgsum: {place}.pkgsum/state was behind the published generation {g}; moved to {}",
             report.generation
         );
+    }
+    for (name, warning) in &report.warnings {
+        eprintln!("pkgsum: {place}{name}: warning: {warning}");
     }
     for (name, reason) in &report.failures {
         eprintln!("pkgsum: {place}{name}: {reason}");

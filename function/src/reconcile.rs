@@ -2,8 +2,8 @@
 //! repository from a listing) and `verify` (report drift between the
 //! bucket, the state and the published summaries without writing).
 
-use crate::index::Progress;
 use crate::limit::Limited;
+use crate::progress::Progress;
 use crate::repo::{self, Config, PassError, Report, Scope};
 use crate::state::{Listed, State};
 use crate::store::{Store, StoreError};

@@ -25,7 +25,7 @@ use futures::stream::{self, StreamExt};
 use crate::compression::Compression;
 use crate::error::Error;
 use crate::fetch::{FetchError, FetchOptions, fetch_header};
-use crate::index::Progress;
+use crate::progress::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{self, Change, Failure, Package, State};
 use crate::store::{ObjectMeta, Op, PutMode, PutOptions, Store, StoreError};
@@ -55,6 +55,9 @@ pub struct Config {
     /// Whether a pass over a listing that finds no package at all may
     /// publish an empty summary (`PKGSUM_ALLOW_EMPTY`, `--allow-empty`).
     pub allow_empty: bool,
+    /// `s3://bucket/prefix/` repositories the scheduled reconcile covers
+    /// when its payload names none (`PKGSUM_REPOSITORIES`).
+    pub repositories: Vec<String>,
 }
 
 impl Default for Config {
@@ -69,17 +72,21 @@ impl Default for Config {
             state_limit: state::DEFAULT_STATE_LIMIT,
             concurrency: 16,
             allow_empty: false,
+            repositories: Vec::new(),
         }
     }
 }
 
 impl Config {
-    /// The configuration from `PKGSUM_*` environment variables, shared by
-    /// the Lambda function and the CLI so both behave the same:
-    /// `PKGSUM_SUFFIXES` (comma list, default `.tgz`), `PKGSUM_FORMATS`
-    /// (`gz,bz2,xz` by default; add `zst`), `PKGSUM_FETCH_INITIAL` (bytes,
-    /// 65536), `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS`
-    /// (10), `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16).
+    /// The configuration from `PKGSUM_*` environment variables: the one
+    /// place every entry point (the CLI's commands, the Lambda function)
+    /// reads its settings, so all behave the same; command-line flags
+    /// override them only when given. `PKGSUM_SUFFIXES` (comma list,
+    /// default `.tgz`), `PKGSUM_FORMATS` (`gz,bz2,xz` by default; add
+    /// `zst`), `PKGSUM_FETCH_INITIAL` (bytes, 65536),
+    /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS` (10),
+    /// `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16),
+    /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none).
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -142,6 +149,14 @@ impl Config {
                 "0" | "false" | "no" => false,
                 _ => return Err(bad("PKGSUM_ALLOW_EMPTY", &flag, "1 or 0")),
             };
+        }
+        if let Some(list) = var("PKGSUM_REPOSITORIES") {
+            config.repositories = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if config.suffixes.is_empty() {
             let value = var("PKGSUM_SUFFIXES").unwrap_or_default();
@@ -219,6 +234,8 @@ pub struct Report {
     /// indexed, with the reason: those found in this pass and those
     /// remembered from earlier ones, so they are reported every time.
     pub failures: Vec<(String, String)>,
+    /// What pkg_info would warn about the packages read in this pass.
+    pub warnings: Vec<(String, String)>,
     /// Bytes fetched from package headers.
     pub bytes_fetched: u64,
     /// State commits tried (1 when uncontended).
@@ -443,12 +460,16 @@ fn indexed(name: &str, meta: &ObjectMeta, header: &crate::header::Header) -> Cha
         name: name.as_bytes(),
         size: meta.size,
     };
+    for warning in &header.warnings {
+        tracing::warn!(key = %meta.key, %warning, "indexed with a warning");
+    }
     Change::Indexed {
         name: name.to_owned(),
         package: Package {
             record: record::render(&header.metadata, Some(info)),
             size: meta.size,
             token: meta.etag.clone(),
+            warnings: header.warnings.clone(),
         },
     }
 }
@@ -566,6 +587,7 @@ pub async fn apply_with_progress<S: Store>(
         let mut changes = Vec::new();
         let mut unsure = Vec::new();
         let (mut read, mut removed, mut unchanged, mut bytes) = (Vec::new(), Vec::new(), 0, 0);
+        let mut warnings = Vec::new();
         for (name, seen) in looked {
             match seen {
                 Seen::Gone => {
@@ -576,6 +598,9 @@ pub async fn apply_with_progress<S: Store>(
                 }
                 Seen::Current => unchanged += 1,
                 Seen::Changed(change, n) => {
+                    if let Change::Indexed { package, .. } = &change {
+                        warnings.extend(package.warnings.iter().map(|w| (name.clone(), w.clone())));
+                    }
                     read.push(name);
                     bytes += n;
                     changes.push(change);
@@ -601,6 +626,7 @@ pub async fn apply_with_progress<S: Store>(
         read.sort();
         removed.sort();
         (report.read, report.removed, report.unchanged) = (read, removed, unchanged);
+        report.warnings = warnings;
         report.bytes_fetched = bytes;
         if changed {
             match commit(store, prefix, &next, loaded.etag.as_deref()).await {
@@ -882,10 +908,19 @@ async fn write_status<S: Store>(store: &S, prefix: &str, state: &State) -> Resul
         .failures()
         .map(|(name, f)| serde_json::json!({"file": name, "size": f.size, "error": f.error}))
         .collect();
+    let warnings: Vec<serde_json::Value> = state
+        .packages()
+        .flat_map(|(name, p)| {
+            p.warnings
+                .iter()
+                .map(move |w| serde_json::json!({"file": name, "warning": w}))
+        })
+        .collect();
     let status = serde_json::json!({
         "generation": state.generation(),
         "packages": state.len(),
         "failures": failures,
+        "warnings": warnings,
     });
     let options = PutOptions {
         mode: PutMode::Overwrite,

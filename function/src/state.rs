@@ -25,6 +25,8 @@ pub struct Package {
     /// What identifies this version of the file: an ETag, or mtime and
     /// inode for a local file.
     pub token: String,
+    /// What pkg_info would warn about it ("build information missing").
+    pub warnings: Vec<String>,
 }
 
 /// A package that could not be read, remembered so an unchanged bad file
@@ -67,16 +69,38 @@ pub struct State {
 struct StateV2 {
     generation: u64,
     records_generation: u64,
-    packages: BTreeMap<String, Package>,
+    packages: BTreeMap<String, PackageV2>,
     failures: BTreeMap<String, Failure>,
+}
+
+/// A package as version 2 kept it: no warnings.
+#[derive(Deserialize)]
+struct PackageV2 {
+    #[serde(with = "serde_bytes")]
+    record: Vec<u8>,
+    size: u64,
+    token: String,
 }
 
 impl From<StateV2> for State {
     fn from(old: StateV2) -> State {
+        let packages = old
+            .packages
+            .into_iter()
+            .map(|(name, p)| {
+                let package = Package {
+                    record: p.record,
+                    size: p.size,
+                    token: p.token,
+                    warnings: Vec::new(),
+                };
+                (name, package)
+            })
+            .collect();
         State {
             generation: old.generation,
             records_generation: old.records_generation,
-            packages: old.packages,
+            packages,
             failures: old.failures,
             suffixes: BTreeSet::new(),
         }
@@ -325,6 +349,7 @@ mod tests {
             record: record.as_bytes().to_vec(),
             size: 10,
             token: token.to_owned(),
+            warnings: Vec::new(),
         }
     }
 
@@ -447,6 +472,7 @@ mod tests {
                 record: b"PKGNAME=a\xff-1\n\n".to_vec(),
                 size: 1,
                 token: "\"etag\"".to_owned(),
+                warnings: Vec::new(),
             },
         }]);
         let bytes = state.to_bytes().unwrap();
@@ -457,10 +483,15 @@ mod tests {
 
         // A version-2 state (before suffixes were kept) still reads.
         let v2 = {
+            let packages: BTreeMap<&String, (&serde_bytes::Bytes, u64, &String)> = state
+                .packages
+                .iter()
+                .map(|(n, p)| (n, (serde_bytes::Bytes::new(&p.record), p.size, &p.token)))
+                .collect();
             let old = (
                 state.generation,
                 state.records_generation,
-                &state.packages,
+                packages,
                 &state.failures,
             );
             let packed = zstd::bulk::compress(&postcard::to_stdvec(&old).unwrap(), 3).unwrap();

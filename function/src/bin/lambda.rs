@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use pkgsum::invoke::{InvokeError, invoke, repositories_from_env};
+use pkgsum::invoke::{InvokeError, invoke};
 use pkgsum::repo::Config;
 use pkgsum::store::s3::{S3Store, client_from_env};
 use serde_json::Value;
@@ -43,15 +43,14 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .init();
     let config = Config::from_env()?;
-    let repositories = repositories_from_env();
     let client = client_from_env().await;
-    let shared = Arc::new((config, repositories, client));
+    let shared = Arc::new((config, client));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let shared = Arc::clone(&shared);
         async move {
-            let (config, repositories, client) = shared.as_ref();
+            let (config, client) = shared.as_ref();
             let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
-            invoke(&event.payload, store_for, config, repositories)
+            invoke(&event.payload, store_for, config)
                 .await
                 .map_err(Failure)
         }

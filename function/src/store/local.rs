@@ -88,10 +88,14 @@ impl LocalStore {
         Ok(Some(ObjectMeta {
             key: key.to_owned(),
             size: stat.len(),
+            // A replacement by rename changes the inode; a rewrite in
+            // place changes ctime even where mtime is put back.
             etag: format!(
-                "{:x}.{:x}-{:x}-{:x}",
+                "{:x}.{:x}-{:x}.{:x}-{:x}-{:x}",
                 stat.mtime(),
                 stat.mtime_nsec(),
+                stat.ctime(),
+                stat.ctime_nsec(),
                 stat.len(),
                 stat.ino()
             ),
@@ -190,13 +194,13 @@ impl LocalStore {
     }
 }
 
-impl Store for LocalStore {
-    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+impl LocalStore {
+    fn head_sync(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
         let path = self.path(Op::Head, key)?;
         self.meta(Op::Head, key, &path)
     }
 
-    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+    fn get_sync(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
         let path = self.path(Op::Get, key)?;
         let Some(meta) = self.meta(Op::Get, key, &path)? else {
             return Ok(None);
@@ -208,7 +212,7 @@ impl Store for LocalStore {
         }
     }
 
-    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+    fn get_range_sync(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
         let path = self.path(Op::GetRange, key)?;
         let fail = |kind| StoreError::new(Op::GetRange, self.location(key), kind);
         let meta = self
@@ -227,11 +231,7 @@ impl Store for LocalStore {
         Ok(Bytes::from(body))
     }
 
-    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
-        self.put_sync(key, &body, options)
-    }
-
-    async fn delete(&self, key: &str) -> StoreResult<()> {
+    fn delete_sync(&self, key: &str) -> StoreResult<()> {
         let path = self.path(Op::Delete, key)?;
         let _lock = self.write_lock(Op::Delete, key)?;
         for p in [path, self.sidecar_path(key)] {
@@ -244,8 +244,58 @@ impl Store for LocalStore {
         Ok(())
     }
 
+    /// Runs filesystem work on tokio's blocking pool, as object_store's
+    /// local backend does, so a slow disk never stalls the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: Op,
+        key: &str,
+        work: impl FnOnce(&LocalStore) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| StoreError::other(op, self.location(key), e))?
+    }
+}
+
+impl Store for LocalStore {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        let owned = key.to_owned();
+        self.blocking(Op::Head, key, move |s| s.head_sync(&owned))
+            .await
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        let owned = key.to_owned();
+        self.blocking(Op::Get, key, move |s| s.get_sync(&owned))
+            .await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        let (owned, etag) = (key.to_owned(), etag.to_owned());
+        self.blocking(Op::GetRange, key, move |s| {
+            s.get_range_sync(&owned, range, &etag)
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        let owned = key.to_owned();
+        self.blocking(Op::Put, key, move |s| s.put_sync(&owned, &body, options))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let owned = key.to_owned();
+        self.blocking(Op::Delete, key, move |s| s.delete_sync(&owned))
+            .await
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        self.list_sync(prefix)
+        let owned = prefix.to_owned();
+        self.blocking(Op::List, prefix, move |s| s.list_sync(&owned))
+            .await
     }
 
     fn location(&self, key: &str) -> String {
