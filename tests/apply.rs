@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pkgsum::compression::Compression;
+use pkgsum::config::Config;
 use pkgsum::event;
 use pkgsum::handler::handle;
-use pkgsum::repo::{self, Config, output_key, state_key};
+use pkgsum::repo::{self, Repo, output_key, state_key};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::faulty::{Fault, Faulty, Op};
 use pkgsum::store::memory::MemoryStore;
@@ -216,7 +217,8 @@ async fn concurrent_handlers<S: Store + 'static>(
     }
     let want = common::truth(store.as_ref(), prefix, ".tgz").await;
     assert_all_formats(store.as_ref(), prefix, &want).await;
-    let state = repo::read_state(store.as_ref(), prefix, &config)
+    let state = Repo::new(store.as_ref(), prefix, &config)
+        .read_state()
         .await
         .unwrap();
     assert_eq!(state.summary(), want, "state differs from the bucket");
@@ -431,7 +433,8 @@ async fn outputs_never_go_backwards() {
         &config,
     )
     .await;
-    let old = repo::read_state(&store, "All/", &config).await.unwrap();
+    let repo = Repo::new(&store, "All/", &config);
+    let old = repo.read_state().await.unwrap();
 
     upload(
         &store,
@@ -449,7 +452,7 @@ async fn outputs_never_go_backwards() {
     assert_eq!(common::split_records(&newer).len(), 2);
 
     // A slow writer still holding the old state publishes: nothing changes.
-    let wrote = repo::publish(&store, "All/", &old, &config).await.unwrap();
+    let wrote = repo.publish(&old).await.unwrap();
     assert!(!wrote);
     assert!(common::published(&store, "All/pkg_summary.xz").await == newer);
 }
@@ -536,7 +539,7 @@ async fn lost_state_keeps_publishing(
     assert_eq!(published_records(&store).await, 3);
 
     lose(&store).await;
-    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+    let drift = pkgsum::reconcile::verify(&Repo::new(&store, "All/", &config))
         .await
         .unwrap();
     assert!(
@@ -547,14 +550,14 @@ async fn lost_state_keeps_publishing(
         "{:?}",
         drift.lines
     );
-    let (report, unsure) = pkgsum::reconcile::rebuild(&store, "All/", &config, &())
+    let (report, unsure) = pkgsum::reconcile::rebuild(&Repo::new(&store, "All/", &config), &())
         .await
         .unwrap();
     assert!(unsure.is_empty());
     assert!(report.published, "rebuild did not publish");
     assert!(report.generation > 3, "generation {}", report.generation);
     assert!(report.state_lost.is_some());
-    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+    let drift = pkgsum::reconcile::verify(&Repo::new(&store, "All/", &config))
         .await
         .unwrap();
     assert!(drift.is_clean(), "{:?}", drift.lines);
@@ -569,7 +572,7 @@ async fn lost_state_keeps_publishing(
     assert_eq!(published_records(&store).await, 5);
     let want = common::truth(&store, "All/", ".tgz").await;
     assert_all_formats(&store, "All/", &want).await;
-    let drift = pkgsum::reconcile::verify(&store, "All/", &config)
+    let drift = pkgsum::reconcile::verify(&Repo::new(&store, "All/", &config))
         .await
         .unwrap();
     assert!(drift.is_clean(), "{:?}", drift.lines);

@@ -9,8 +9,8 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use pkgsum::compression::Compression;
+use pkgsum::config::Config;
 use pkgsum::handler::handle;
-use pkgsum::repo::Config;
 use pkgsum::store::s3::S3Store;
 use pkgsum::store::{PutOptions, Store};
 use pkgsum::testkit::PackageBuilder;

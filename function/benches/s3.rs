@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pkgsum::config::Config;
 use pkgsum::handler::handle;
 use pkgsum::record::{self, FileInfo, Metadata};
-use pkgsum::repo::{self, Config};
+use pkgsum::repo::{self, Repo};
 use pkgsum::state::{Change, Package, State};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
@@ -136,7 +137,8 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
         .put(&repo::state_key(prefix), Bytes::from(body), options)
         .await
         .expect("seed state");
-    repo::publish(store, prefix, &state, config)
+    Repo::new(store, prefix, config)
+        .publish(&state)
         .await
         .expect("seed outputs");
 }
@@ -253,7 +255,9 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
         worker.await.expect("worker");
     }
     let total = start.elapsed();
-    let state = repo::read_state(store.as_ref(), "All/", &Config::default())
+    let config = Config::default();
+    let state = Repo::new(store.as_ref(), "All/", &config)
+        .read_state()
         .await
         .expect("state");
     println!();

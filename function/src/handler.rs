@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::Config;
 use crate::event::Message;
-use crate::repo::{self, Config, Report};
+use crate::repo::{self, Repo, Report, Scope};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -76,7 +77,8 @@ where
     for ((bucket, prefix), names) in groups {
         let store = store_for(&bucket);
         let wanted: BTreeSet<String> = names.keys().cloned().collect();
-        match repo::apply(&store, &prefix, &wanted, config).await {
+        let repo = Repo::new(&store, &prefix, config);
+        match repo.apply(Scope::Names(&wanted), &()).await {
             Ok((report, unsure)) => {
                 for (name, error) in unsure {
                     tracing::warn!(%error, "key not applied; to be retried");

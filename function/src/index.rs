@@ -43,7 +43,7 @@ pub struct Options {
 
 impl Options {
     /// The options the shared `PKGSUM_*` configuration gives a directory.
-    pub fn from_config(config: &crate::repo::Config) -> Options {
+    pub fn from_config(config: &crate::config::Config) -> Options {
         Options {
             suffixes: config.suffixes.clone(),
             formats: config.formats.clone(),

@@ -18,10 +18,11 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::event;
 use crate::handler::handle;
 use crate::reconcile::{UrlError, parse_s3_url, rebuild};
-use crate::repo::Config;
+use crate::repo::Repo;
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -125,7 +126,7 @@ where
     for url in urls {
         let (bucket, prefix) = parse_s3_url(&url)?;
         let store = store_for(&bucket);
-        match rebuild(&store, &prefix, config, &()).await {
+        match rebuild(&Repo::new(&store, &prefix, config), &()).await {
             Ok((report, unsure)) => {
                 errors.extend(unsure.iter().map(|(_, error)| error.to_string()));
                 verdict = verdict.max(Verdict::from_unreadable(report.failures.len()));

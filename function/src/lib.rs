@@ -1,12 +1,32 @@
 //! pkgsum: a pkgsrc binary package repository index that updates itself.
 //!
-//! The library is the functional core: [`header`] reads a package's
-//! metadata from any byte stream, [`record`] turns it into the exact
-//! `pkg_info -X` record, [`state`] keeps the records of a repository and
-//! merges changes into them, and [`summary`] renders `pkg_summary` files.
-//! [`index`] is the local-directory shell around that core.
+//! # How the parts fit
+//!
+//! A functional core turns bytes into records and records into summaries,
+//! with no I/O of its own:
+//!
+//! - [`header`] reads a package's metadata members from any byte stream
+//!   (through [`compression`], [`signed`] and the bounded readers of
+//!   [`limit`]); [`plist`] and [`record`] turn them into the exact
+//!   `pkg_info -X` record.
+//! - [`state`] keeps a repository's records and merges changes into them;
+//!   [`summary`] renders the `pkg_summary` files.
+//!
+//! A thin shell does the I/O, level-triggered: an event only names keys to
+//! look at, and the store is the truth.
+//!
+//! - [`store`] is the one narrow object-store trait and its backends.
+//! - [`repo`] is a repository in a store and the pass over it: look, read
+//!   headers ([`fetch`]), commit by compare-and-swap, publish.
+//! - The entry points feed it: [`event`] decodes notifications and
+//!   [`handler`] turns them into passes, for the Lambda function
+//!   ([`invoke`]), `pkgsum apply-event` and [`poll`]; [`reconcile`] is
+//!   `rebuild` and `verify`; [`index`] is `pkgsum index` on a directory.
+//! - All read their settings from [`config`], report progress through
+//!   [`progress`] and sum up the same way ([`verdict`]).
 
 pub mod compression;
+pub mod config;
 pub mod error;
 pub mod event;
 pub mod fetch;

@@ -13,11 +13,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pkgsum::compression::Compression;
+use pkgsum::config::Config;
 use pkgsum::handler::Outcome;
 use pkgsum::index::{self, Options};
 use pkgsum::limit::Limits;
 use pkgsum::progress::Progress;
-use pkgsum::repo::{Config, Report};
+use pkgsum::repo::{Repo, Report};
 use pkgsum::store::s3::{S3Store, client_from_env};
 use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
 
@@ -200,7 +201,7 @@ fn one_line(err: &anyhow::Error) -> String {
         let complete = cause.is::<pkgsum::Error>()
             || cause.is::<pkgsum::store::StoreError>()
             || cause.is::<pkgsum::repo::PassError>()
-            || cause.is::<pkgsum::repo::ConfigError>()
+            || cause.is::<pkgsum::config::ConfigError>()
             || cause.is::<pkgsum::reconcile::UrlError>()
             || cause.is::<pkgsum::poll::PollError>();
         if complete {
@@ -588,7 +589,8 @@ async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow:
     config.allow_empty |= allow_empty;
     let (store, prefix) = s3_repository(&url).await?;
     let bar = Bar::new("looking at packages", &url)?;
-    let (report, unsure) = pkgsum::reconcile::rebuild(&store, &prefix, &config, &bar).await?;
+    let repo = Repo::new(&store, &prefix, &config);
+    let (report, unsure) = pkgsum::reconcile::rebuild(&repo, &bar).await?;
     print_report(&report);
     for (_, error) in &unsure {
         eprintln!("pkgsum: {error}");
@@ -602,7 +604,7 @@ async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow:
 async fn verify(url: String) -> anyhow::Result<Verdict> {
     let config = Config::from_env()?;
     let (store, prefix) = s3_repository(&url).await?;
-    let drift = pkgsum::reconcile::verify(&store, &prefix, &config).await?;
+    let drift = pkgsum::reconcile::verify(&Repo::new(&store, &prefix, &config)).await?;
     for line in &drift.lines {
         println!("{line}");
     }

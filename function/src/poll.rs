@@ -20,9 +20,9 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::event;
 use crate::handler::{Outcome, handle};
-use crate::repo::Config;
 use crate::store::Store;
 use crate::verdict::Verdict;
 

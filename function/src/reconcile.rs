@@ -4,7 +4,7 @@
 
 use crate::limit::Limited;
 use crate::progress::Progress;
-use crate::repo::{self, Config, PassError, Report, Scope};
+use crate::repo::{PassError, Repo, Report, Scope, output_key, state_key};
 use crate::state::{Listed, State};
 use crate::store::{Store, StoreError};
 use crate::summary;
@@ -40,12 +40,10 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), UrlError> {
 /// state is recreated above the published generation. A listing with no
 /// package at all is refused unless `config.allow_empty`.
 pub async fn rebuild<S: Store>(
-    store: &S,
-    prefix: &str,
-    config: &Config,
+    repo: &Repo<'_, S>,
     progress: &dyn Progress,
 ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
-    repo::apply_with_progress(store, prefix, Scope::Listing, config, progress).await
+    repo.apply(Scope::Listing, progress).await
 }
 
 /// What [`verify`] found.
@@ -68,12 +66,10 @@ impl Drift {
 }
 
 /// Compares bucket, state and outputs. Reads every summary file whole.
-pub async fn verify<S: Store>(
-    store: &S,
-    prefix: &str,
-    config: &Config,
-) -> Result<Drift, PassError> {
-    let listing: Vec<Listed> = repo::list_packages(store, prefix, config)
+pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
+    let prefix = repo.prefix();
+    let listing: Vec<Listed> = repo
+        .list_packages()
         .await?
         .into_iter()
         .map(|(name, meta)| Listed {
@@ -82,7 +78,7 @@ pub async fn verify<S: Store>(
             token: meta.etag,
         })
         .collect();
-    let (state, loss, published) = repo::inspect_state(store, prefix, config).await?;
+    let (state, loss, published) = repo.inspect_state().await?;
     let mut drift = Drift {
         packages: state.len(),
         unreadable: state
@@ -92,7 +88,7 @@ pub async fn verify<S: Store>(
         generation: state.generation(),
         ..Drift::default()
     };
-    let state_key = repo::state_key(prefix);
+    let state_key = state_key(prefix);
     if let Some(loss) = loss {
         drift.lines.push(format!(
             "{state_key}: {loss}, while the summaries are at generation {published}: the next pass recreates it from a listing"
@@ -122,20 +118,19 @@ pub async fn verify<S: Store>(
             .lines
             .push(format!("{prefix}{name}: {what}, but gone from the bucket"));
     }
-    check_outputs(store, prefix, &state, config, &mut drift).await?;
+    check_outputs(repo, &state, &mut drift).await?;
     Ok(drift)
 }
 
 async fn check_outputs<S: Store>(
-    store: &S,
-    prefix: &str,
+    repo: &Repo<'_, S>,
     state: &State,
-    config: &Config,
     drift: &mut Drift,
 ) -> Result<(), PassError> {
+    let (store, prefix, config) = (repo.store(), repo.prefix(), repo.config());
     let want = state.summary();
     for &format in &config.formats {
-        let key = repo::output_key(prefix, format);
+        let key = output_key(prefix, format);
         let Some((body, _)) = store.get(&key).await? else {
             drift.lines.push(format!("{key}: missing"));
             continue;
@@ -155,7 +150,7 @@ async fn check_outputs<S: Store>(
         }
     }
     for format in summary::unwritten(&config.formats) {
-        let key = repo::output_key(prefix, format);
+        let key = output_key(prefix, format);
         if store.head(&key).await?.is_some() {
             drift.lines.push(format!(
                 "{key}: present but not written by this configuration (pkgin may prefer it)"

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use pkgsum::config::Config;
 use pkgsum::invoke::{InvokeError, invoke};
-use pkgsum::repo::Config;
 use pkgsum::store::s3::{S3Store, client_from_env};
 use serde_json::Value;
 

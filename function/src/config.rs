@@ -1,0 +1,165 @@
+//! The settings every entry point shares, read in one place: the CLI's
+//! commands, the Lambda function and `pkgsum poll` all take a [`Config`]
+//! from the `PKGSUM_*` environment variables, and command-line flags
+//! override it only where they are given.
+
+use std::time::Duration;
+
+use crate::compression::Compression;
+use crate::fetch::FetchOptions;
+use crate::repo::{is_own_key, split_key};
+use crate::{state, summary};
+
+/// How passes behave.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Key suffixes that are packages.
+    pub suffixes: Vec<String>,
+    /// Summary formats to publish; pkgin's others are removed.
+    pub formats: Vec<Compression>,
+    pub fetch: FetchOptions,
+    /// Commit attempts before giving up on a contended state.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with full jitter.
+    pub backoff: Duration,
+    /// Most packages one repository may hold.
+    pub max_records: usize,
+    /// Bound on the decoded size of a stored state.
+    pub state_limit: u64,
+    /// HEADs and header fetches in flight at once.
+    pub concurrency: usize,
+    /// Whether a pass over a listing that finds no package at all may
+    /// publish an empty summary (`PKGSUM_ALLOW_EMPTY`, `--allow-empty`).
+    pub allow_empty: bool,
+    /// `s3://bucket/prefix/` repositories the scheduled reconcile covers
+    /// when its payload names none (`PKGSUM_REPOSITORIES`).
+    pub repositories: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            suffixes: vec![".tgz".to_owned()],
+            formats: summary::DEFAULT_FORMATS.to_vec(),
+            fetch: FetchOptions::default(),
+            max_attempts: 10,
+            backoff: Duration::from_millis(50),
+            max_records: 200_000,
+            state_limit: state::DEFAULT_STATE_LIMIT,
+            concurrency: 16,
+            allow_empty: false,
+            repositories: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The configuration from `PKGSUM_*` environment variables: the one
+    /// place every entry point (the CLI's commands, the Lambda function)
+    /// reads its settings, so all behave the same; command-line flags
+    /// override them only when given. `PKGSUM_SUFFIXES` (comma list,
+    /// default `.tgz`), `PKGSUM_FORMATS` (`gz,bz2,xz` by default; add
+    /// `zst`), `PKGSUM_FETCH_INITIAL` (bytes, 65536),
+    /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS` (10),
+    /// `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16),
+    /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] over any variable lookup (testable).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let bad = |name: &'static str, value: &str, expected: &'static str| ConfigError {
+            name,
+            value: value.to_owned(),
+            expected,
+        };
+        let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map_err(|_| bad(name, &v, "a number"))
+                })
+                .transpose()
+        };
+        if let Some(list) = var("PKGSUM_SUFFIXES").filter(|v| !v.trim().is_empty()) {
+            config.suffixes = list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(list) = var("PKGSUM_FORMATS").filter(|v| !v.trim().is_empty()) {
+            config.formats = list
+                .split(',')
+                .map(|f| match f.trim() {
+                    "gz" | "gzip" => Ok(Compression::Gzip),
+                    "bz2" | "bzip2" => Ok(Compression::Bzip2),
+                    "xz" => Ok(Compression::Xz),
+                    "zst" | "zstd" => Ok(Compression::Zstd),
+                    _ => Err(bad("PKGSUM_FORMATS", &list, "a list of gz, bz2, xz, zst")),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(n) = number("PKGSUM_FETCH_INITIAL")? {
+            config.fetch.initial = n;
+        }
+        if let Some(n) = number("PKGSUM_METADATA_LIMIT")? {
+            config.fetch.limits.metadata = n;
+        }
+        if let Some(n) = number("PKGSUM_MAX_ATTEMPTS")? {
+            config.max_attempts = n.clamp(1, 100) as u32;
+        }
+        if let Some(n) = number("PKGSUM_MAX_RECORDS")? {
+            config.max_records = n as usize;
+        }
+        if let Some(n) = number("PKGSUM_CONCURRENCY")? {
+            config.concurrency = n.clamp(1, 1024) as usize;
+        }
+        if let Some(flag) = var("PKGSUM_ALLOW_EMPTY").filter(|v| !v.trim().is_empty()) {
+            config.allow_empty = match flag.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(bad("PKGSUM_ALLOW_EMPTY", &flag, "1 or 0")),
+            };
+        }
+        if let Some(list) = var("PKGSUM_REPOSITORIES") {
+            config.repositories = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if config.suffixes.is_empty() {
+            let value = var("PKGSUM_SUFFIXES").unwrap_or_default();
+            return Err(bad("PKGSUM_SUFFIXES", &value, "at least one suffix"));
+        }
+        Ok(config)
+    }
+}
+
+/// A `PKGSUM_*` setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Config {
+    /// Whether an event on `key` concerns a package. Hidden files (`.x.tgz`)
+    /// never do: pkgsrc never names a package so, upload tools use such
+    /// names for partial files, `pkg_info -X *.tgz` skips them, and pkgin
+    /// could not install one (it fetches `PKGNAME.tgz`).
+    pub fn wants(&self, key: &str) -> bool {
+        let (_, name) = split_key(key);
+        !is_own_key(key)
+            && !name.starts_with('.')
+            && self.suffixes.iter().any(|s| name.ends_with(s.as_str()))
+    }
+}

@@ -1,0 +1,51 @@
+//! Where a repository's files live, relative to its prefix: the packages
+//! (`<prefix><name>`), pkgsum's own state and status under
+//! `<prefix>.pkgsum/`, and the summaries `<prefix>pkg_summary.*`, whose
+//! object metadata carries the generation they were rendered from.
+
+use crate::compression::Compression;
+use crate::store::ObjectMeta;
+use crate::summary;
+
+/// Object metadata name carrying the state generation of an output.
+pub const GENERATION: &str = "pkgsum-generation";
+
+/// Splits a key into its repository prefix (ending in `/`, or empty) and
+/// the file name.
+pub fn split_key(key: &str) -> (&str, &str) {
+    match key.rfind('/') {
+        Some(i) => (&key[..=i], &key[i + 1..]),
+        None => ("", key),
+    }
+}
+
+/// Whether the key is one pkgsum writes: its state and status, and the
+/// summaries. Events on these must never start work (no loops).
+pub fn is_own_key(key: &str) -> bool {
+    let (_, name) = split_key(key);
+    key.split('/').any(|part| part == ".pkgsum") || summary::is_own_file(name)
+}
+
+/// The state object of the repository at `prefix`.
+pub fn state_key(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/state")
+}
+
+/// Its status object, for people and monitoring.
+pub fn status_key(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/status.json")
+}
+
+/// Its summary in `format`.
+pub fn output_key(prefix: &str, format: Compression) -> String {
+    format!("{prefix}{}", summary::file_name(format))
+}
+
+/// The generation an object of the repository was written with (0 if
+/// none).
+pub(crate) fn generation_of(meta: &ObjectMeta) -> u64 {
+    meta.metadata
+        .get(GENERATION)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+}

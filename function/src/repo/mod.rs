@@ -1,0 +1,157 @@
+//! One repository in an object store, and the pass that brings it up to
+//! date: the level-triggered heart of the indexer.
+//!
+//! A repository is a key prefix up to the last `/` ([`keys`]). A [`Repo`]
+//! is a handle on one: its store, its prefix and the settings. A pass over
+//! some names ([`pass`]):
+//!
+//! 1. reads the state and remembers its ETag ([`commit`]); a lost state
+//!    turns the pass into one over the whole listing;
+//! 2. asks the bucket what each name holds now (HEAD), after reading the
+//!    state, so nothing older than the state is ever applied;
+//! 3. fetches headers of new or changed packages only;
+//! 4. commits the state with If-Match (If-None-Match `*` when new); on
+//!    412/409 it waits a jittered, growing delay and starts over, a bounded
+//!    number of times, reusing headers already fetched for the same ETag;
+//! 5. publishes every format from the committed state ([`publish`]), each
+//!    write guarded by the generation recorded in the object's metadata,
+//!    so an older state never replaces a newer one's outputs, and each at a
+//!    later second than the last; then the status object ([`status`]).
+
+mod commit;
+mod keys;
+mod pass;
+mod publish;
+mod status;
+
+pub use keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
+pub use pass::Scope;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::{Store, StoreError};
+
+/// A repository: a store, the prefix its keys start with (empty, or
+/// ending in `/`), and the settings its passes follow.
+#[derive(Debug, Clone, Copy)]
+pub struct Repo<'a, S> {
+    store: &'a S,
+    prefix: &'a str,
+    config: &'a Config,
+}
+
+impl<'a, S: Store> Repo<'a, S> {
+    pub fn new(store: &'a S, prefix: &'a str, config: &'a Config) -> Self {
+        Repo {
+            store,
+            prefix,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &'a S {
+        self.store
+    }
+
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+
+    pub fn config(&self) -> &'a Config {
+        self.config
+    }
+
+    /// The repository as people read it, e.g. `s3://bucket/All/`.
+    pub fn location(&self) -> String {
+        self.store.location(self.prefix)
+    }
+
+    /// The key of the file `name` in the repository.
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub prefix: String,
+    /// The repository as people read it, e.g. `s3://bucket/All/`.
+    pub repository: String,
+    /// Packages indexed after the pass.
+    pub packages: usize,
+    /// Names whose headers were read.
+    pub read: Vec<String>,
+    /// Names dropped because they are gone.
+    pub removed: Vec<String>,
+    /// Names the state already reflected.
+    pub unchanged: usize,
+    /// Every package of the repository that is there but cannot be
+    /// indexed, with the reason: those found in this pass and those
+    /// remembered from earlier ones, so they are reported every time.
+    pub failures: Vec<(String, String)>,
+    /// What pkg_info would warn about the packages read in this pass.
+    pub warnings: Vec<(String, String)>,
+    /// Bytes fetched from package headers.
+    pub bytes_fetched: u64,
+    /// State commits tried (1 when uncontended).
+    pub attempts: u32,
+    pub generation: u64,
+    /// Whether this pass committed a new state.
+    pub committed: bool,
+    /// Whether this pass wrote summary files.
+    pub published: bool,
+    /// Set when the pass found the state lost (missing while summaries
+    /// were published, or unreadable) and recreated it from a listing.
+    pub state_lost: Option<StateLoss>,
+    /// The highest generation the published files carried, when the pass
+    /// had to move the state's generation past it.
+    pub published_generation: Option<u64>,
+}
+
+/// How a repository's state was found lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLoss {
+    /// No state, although summaries had been published.
+    Missing,
+    /// A state that cannot be read, with the reason.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for StateLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLoss::Missing => f.write_str("missing"),
+            StateLoss::Unreadable(reason) => write!(f, "unreadable ({reason})"),
+        }
+    }
+}
+
+/// Why a pass could not finish. Nothing is lost: the bucket still holds
+/// the truth and the next event or reconcile redoes the work.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{object}: still contended after {attempts} attempts (other writers kept winning)")]
+    Contended { object: String, attempts: u32 },
+    #[error(
+        "{repository}: would hold {count} packages, more than the limit of {limit} (PKGSUM_MAX_RECORDS)"
+    )]
+    TooManyPackages {
+        repository: String,
+        count: usize,
+        limit: usize,
+    },
+    /// A listing found no package, which is far more often a mistyped
+    /// prefix than a repository emptied on purpose.
+    #[error("{repository}: {}", crate::error::no_packages_message(*.indexed))]
+    NoPackages { repository: String, indexed: usize },
+    #[error("{object}: encoding the state: {error}")]
+    EncodeState { object: String, error: Error },
+    #[error("{repository}: rendering the summary: {error}")]
+    Render {
+        repository: String,
+        error: std::io::Error,
+    },
+}

@@ -1,0 +1,339 @@
+//! The pass: what the bucket holds now for some names (or all of them),
+//! merged into the state, committed by compare-and-swap, and published.
+//! Events, `rebuild` and the scheduled reconcile all run it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::stream::{self, StreamExt};
+
+use super::commit::Loaded;
+use super::keys::state_key;
+use super::{PassError, Repo, Report, StateLoss};
+use crate::error::Error;
+use crate::fetch::{FetchError, fetch_header};
+use crate::header::Header;
+use crate::progress::Progress;
+use crate::record::{self, FileInfo};
+use crate::state::{Change, Failure, Package, State};
+use crate::store::{ObjectMeta, Op, Store, StoreError};
+
+/// Which names a pass looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The names an event gave (and the whole repository if its state
+    /// turns out to be lost).
+    Names(&'a BTreeSet<String>),
+    /// Every package a listing shows and every name the state knows:
+    /// `rebuild` and the scheduled reconcile.
+    Listing,
+}
+
+/// What looking at one name found.
+enum Seen {
+    Gone,
+    Current,
+    Changed(Change, u64),
+    /// The object changed while we read it, or the store failed: the name
+    /// is left as the state has it, and the error is reported.
+    Unsure(StoreError),
+}
+
+/// Headers already read, by (name, ETag), kept across commit attempts.
+type HeaderCache = tokio::sync::Mutex<HashMap<(String, String), (Change, u64)>>;
+
+impl<S: Store> Repo<'_, S> {
+    /// Brings the state up to what the bucket holds for `scope` and
+    /// publishes it. Returns what the pass did, and the names it could not
+    /// look at because the store failed for them (left as they were, for
+    /// whoever asked to retry).
+    pub async fn apply(
+        &self,
+        scope: Scope<'_>,
+        progress: &dyn Progress,
+    ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
+        let cache = HeaderCache::default();
+        let mut listing = None;
+        let mut report = Report {
+            prefix: self.prefix.to_owned(),
+            repository: self.location(),
+            ..Report::default()
+        };
+        for attempt in 1..=self.config.max_attempts {
+            report.attempts = attempt;
+            let loaded = self.load_state().await?;
+            let (names, published) = self.names(scope, &loaded, &mut listing).await?;
+            report.state_lost = loaded
+                .fresh
+                .clone()
+                .filter(|loss| published > 0 || *loss != StateLoss::Missing);
+            let looked = self.look_all(&names, &loaded.state, &cache, progress).await;
+            let mut next = loaded.state.clone();
+            let (changes, unsure) = tally(looked, &next, &mut report);
+            let mut changed = next.apply(changes);
+            // Outputs ahead of the state (it was lost, or restored from an
+            // old copy): move past them, or no publication would replace them.
+            report.published_generation = None;
+            if published > loaded.state.generation() && next.advance_past(published) {
+                changed = true;
+                report.published_generation = Some(published);
+            }
+            self.check_size(&next, &loaded.state)?;
+            if changed {
+                match self.commit(&next, loaded.etag.as_deref()).await {
+                    Ok(()) => report.committed = true,
+                    Err(PassError::Store(err)) if err.is_precondition() => {
+                        tracing::info!(
+                            prefix = self.prefix,
+                            attempt,
+                            "state changed under us; retrying"
+                        );
+                        self.backoff(attempt).await;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            self.finish(&mut report, &next).await?;
+            return Ok((report, unsure));
+        }
+        Err(PassError::Contended {
+            object: self.store.location(&state_key(self.prefix)),
+            attempts: self.config.max_attempts,
+        })
+    }
+
+    /// The names to look at, and the highest published generation where
+    /// the state may lag it (0 otherwise). A lost state, or a listing
+    /// scope, means every listed package and every name the state knows;
+    /// the listing is taken once per pass, after the first state read
+    /// (each name is looked at again anyway, so nothing older counts).
+    async fn names(
+        &self,
+        scope: Scope<'_>,
+        loaded: &Loaded,
+        listing: &mut Option<BTreeSet<String>>,
+    ) -> Result<(BTreeSet<String>, u64), PassError> {
+        let mut names = match scope {
+            Scope::Names(names) => names.clone(),
+            Scope::Listing => BTreeSet::new(),
+        };
+        if matches!(scope, Scope::Names(_)) && loaded.fresh.is_none() {
+            return Ok((names, 0));
+        }
+        if listing.is_none() {
+            *listing = Some(self.list_packages().await?.into_keys().collect());
+        }
+        let listed = listing.iter().flatten();
+        if listed.clone().next().is_none()
+            && matches!(scope, Scope::Listing)
+            && !self.config.allow_empty
+        {
+            return Err(PassError::NoPackages {
+                repository: self.location(),
+                indexed: loaded.state.len(),
+            });
+        }
+        names.extend(listed.cloned());
+        names.extend(loaded.state.names().map(str::to_owned));
+        Ok((names, self.published_generation().await?))
+    }
+
+    /// The package file names directly under the prefix, from a listing.
+    pub async fn list_packages(&self) -> Result<BTreeMap<String, ObjectMeta>, StoreError> {
+        Ok(self
+            .store
+            .list(self.prefix)
+            .await?
+            .into_iter()
+            .filter(|m| self.config.wants(&m.key))
+            .filter_map(|m| {
+                let name = m.key[self.prefix.len()..].to_owned();
+                (!name.contains('/')).then_some((name, m))
+            })
+            .collect())
+    }
+
+    /// Looks at every name, `concurrency` at a time.
+    async fn look_all(
+        &self,
+        names: &BTreeSet<String>,
+        state: &State,
+        cache: &HeaderCache,
+        progress: &dyn Progress,
+    ) -> Vec<(String, Seen)> {
+        // Futures built in a loop, not in a `map` closure: a closure here
+        // makes the pass's future fail rustc's `Send` proof for spawned tasks.
+        let mut lookups = Vec::with_capacity(names.len());
+        for name in names {
+            lookups.push(async move {
+                let seen = self.look(name, state, cache).await;
+                progress.advance();
+                (name.clone(), seen)
+            });
+        }
+        progress.begin(names.len() as u64);
+        let looked = stream::iter(lookups)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        progress.end();
+        looked
+    }
+
+    /// What the bucket holds for `name` now, against the state: a HEAD,
+    /// and the header of a new or changed package.
+    async fn look(&self, name: &str, state: &State, cache: &HeaderCache) -> Seen {
+        let key = self.key(name);
+        let mut last_error = None;
+        // An object replaced or deleted between our HEAD and our ranged GET
+        // (412 or 404) is simply looked at again: the bucket moved on.
+        for _ in 0..3 {
+            let meta = match self.store.head(&key).await {
+                Ok(Some(meta)) => meta,
+                Ok(None) => return Seen::Gone,
+                Err(err) => return Seen::Unsure(err),
+            };
+            if state.is_current(name, meta.size, &meta.etag) {
+                return Seen::Current;
+            }
+            let cache_key = (name.to_owned(), meta.etag.clone());
+            if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
+                return Seen::Changed(change.clone(), *bytes);
+            }
+            let (change, bytes) = match fetch_header(self.store, &meta, &self.config.fetch).await {
+                Ok(fetched) => {
+                    tracing::info!(
+                        key = %meta.key,
+                        size = meta.size,
+                        fetched = fetched.fetched,
+                        requests = fetched.requests,
+                        "header read"
+                    );
+                    (indexed(name, &meta, &fetched.header), fetched.fetched)
+                }
+                Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
+                Err(FetchError::Store(err)) if err.is_precondition() || err.is_not_found() => {
+                    last_error = Some(err);
+                    continue;
+                }
+                Err(FetchError::Store(err)) => return Seen::Unsure(err),
+            };
+            cache
+                .lock()
+                .await
+                .insert(cache_key, (change.clone(), bytes));
+            return Seen::Changed(change, bytes);
+        }
+        Seen::Unsure(last_error.unwrap_or_else(|| {
+            StoreError::other(
+                Op::GetRange,
+                self.store.location(&key),
+                "kept changing while read",
+            )
+        }))
+    }
+
+    /// Refuses a pass that would grow the repository past its bound.
+    fn check_size(&self, next: &State, before: &State) -> Result<(), PassError> {
+        let limit = self.config.max_records;
+        if next.len() > limit && next.len() > before.len() {
+            return Err(PassError::TooManyPackages {
+                repository: self.location(),
+                count: next.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// After a commit (or with nothing to commit): the report's totals,
+    /// then publishing.
+    async fn finish(&self, report: &mut Report, next: &State) -> Result<(), PassError> {
+        if let Some(loss) = &report.state_lost {
+            tracing::warn!(
+                prefix = self.prefix,
+                state = %loss,
+                generation = next.generation(),
+                "state was lost; recreated from a listing"
+            );
+        }
+        report.failures = next
+            .failures()
+            .map(|(name, f)| (name.to_owned(), f.error.clone()))
+            .collect();
+        report.generation = next.generation();
+        report.packages = next.len();
+        report.published = self.publish(next).await?;
+        Ok(())
+    }
+}
+
+/// Sorts what the lookups found into changes for the state, names to
+/// retry, and the report's counts.
+fn tally(
+    looked: Vec<(String, Seen)>,
+    state: &State,
+    report: &mut Report,
+) -> (Vec<Change>, Vec<(String, StoreError)>) {
+    let mut changes = Vec::new();
+    let mut unsure = Vec::new();
+    let (mut read, mut removed, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut unchanged, mut bytes) = (0, 0);
+    for (name, seen) in looked {
+        match seen {
+            Seen::Gone => {
+                if state.package(&name).is_some() || state.failure(&name).is_some() {
+                    removed.push(name.clone());
+                }
+                changes.push(Change::Removed { name });
+            }
+            Seen::Current => unchanged += 1,
+            Seen::Changed(change, n) => {
+                if let Change::Indexed { package, .. } = &change {
+                    warnings.extend(package.warnings.iter().map(|w| (name.clone(), w.clone())));
+                }
+                read.push(name);
+                bytes += n;
+                changes.push(change);
+            }
+            Seen::Unsure(err) => unsure.push((name, err)),
+        }
+    }
+    read.sort();
+    removed.sort();
+    warnings.sort();
+    (report.read, report.removed, report.warnings) = (read, removed, warnings);
+    (report.unchanged, report.bytes_fetched) = (unchanged, bytes);
+    (changes, unsure)
+}
+
+fn indexed(name: &str, meta: &ObjectMeta, header: &Header) -> Change {
+    let info = FileInfo {
+        name: name.as_bytes(),
+        size: meta.size,
+    };
+    for warning in &header.warnings {
+        tracing::warn!(key = %meta.key, %warning, "indexed with a warning");
+    }
+    Change::Indexed {
+        name: name.to_owned(),
+        package: Package {
+            record: record::render(&header.metadata, Some(info)),
+            size: meta.size,
+            token: meta.etag.clone(),
+            warnings: header.warnings.clone(),
+        },
+    }
+}
+
+fn failed(name: &str, meta: &ObjectMeta, error: &Error) -> Change {
+    tracing::warn!(key = %meta.key, %error, "package skipped");
+    Change::Failed {
+        name: name.to_owned(),
+        failure: Failure {
+            size: meta.size,
+            token: meta.etag.clone(),
+            error: error.to_string(),
+        },
+    }
+}

@@ -1,0 +1,206 @@
+//! Publishing a committed state's summaries, with the rules that keep
+//! what pkgin reads right: all formats from one generation, an output of a
+//! newer generation never replaced, a variant pkgsum does not write
+//! removed (pkgin would prefer it), and each new version at a later second
+//! than the last (pkgin ignores a Last-Modified it has seen).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::keys::{GENERATION, generation_of, output_key};
+use super::{PassError, Repo};
+use crate::compression::Compression;
+use crate::state::State;
+use crate::store::{PutMode, PutOptions, Store};
+use crate::summary;
+
+impl<S: Store> Repo<'_, S> {
+    /// Publishes the summaries of `state` unless outputs that say the same (of
+    /// its records' generation or later) are there already. Returns whether
+    /// anything was written.
+    ///
+    /// Outputs carry the generation of the state they were rendered from.
+    /// Generations form one line (commits are compare-and-swap), so an output
+    /// of generation at least `records_generation` holds these very records
+    /// or newer ones: it is never replaced by this pass.
+    pub async fn publish(&self, state: &State) -> Result<bool, PassError> {
+        let (store, prefix, config) = (self.store, self.prefix, self.config);
+        let generation = state.generation();
+        let current_from = state.records_generation();
+        let mut stale = Vec::new();
+        for format in summary::unwritten(&config.formats) {
+            let key = output_key(prefix, format);
+            if let Some(meta) = store.head(&key).await? {
+                stale.push((key, meta));
+            }
+        }
+        let mut behind = Vec::new();
+        for &format in &config.formats {
+            let key = output_key(prefix, format);
+            let current = store.head(&key).await?;
+            if current
+                .as_ref()
+                .is_none_or(|m| generation_of(m) < current_from)
+            {
+                behind.push(format);
+            }
+        }
+        let mut wrote = false;
+        if !behind.is_empty() {
+            let summary = state.summary();
+            let formats = behind.clone();
+            let render_error = |error| PassError::Render {
+                repository: store.location(prefix),
+                error,
+            };
+            let rendered = tokio::task::spawn_blocking(move || summary::render(&summary, &formats))
+                .await
+                .map_err(|e| render_error(std::io::Error::other(e)))?
+                .map_err(render_error)?;
+            // Least preferred first: by the time the variant pkgin tries first
+            // changes, the others already say the same.
+            for output in rendered.into_iter().rev() {
+                let key = output_key(prefix, output.format);
+                let stamp = Stamp {
+                    generation,
+                    current_from,
+                    attempts: config.max_attempts,
+                };
+                wrote |= put_output(store, &key, output.bytes, output.format, stamp).await?;
+            }
+        }
+        for (key, meta) in stale {
+            if generation_of(&meta) <= generation {
+                store.delete(&key).await?;
+                tracing::info!(%key, "removed a summary variant this configuration does not write");
+                wrote = true;
+            }
+        }
+        self.write_status(state).await?;
+        Ok(wrote)
+    }
+}
+
+/// The generation an output is written with, and the oldest generation
+/// whose outputs already hold the same records.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    generation: u64,
+    current_from: u64,
+    attempts: u32,
+}
+
+/// Writes one output unless one holding these records or newer is already
+/// there; keeps its Last-Modified strictly after the previous one's, in
+/// whole seconds.
+async fn put_output<S: Store>(
+    store: &S,
+    key: &str,
+    body: Vec<u8>,
+    format: Compression,
+    stamp: Stamp,
+) -> Result<bool, PassError> {
+    let Stamp {
+        generation,
+        current_from,
+        attempts,
+    } = stamp;
+    let body = Bytes::from(body);
+    for _ in 0..attempts {
+        let current = store.head(key).await?;
+        if current
+            .as_ref()
+            .is_some_and(|m| generation_of(m) >= current_from)
+        {
+            return Ok(false);
+        }
+        let previous = current.as_ref().and_then(|m| m.last_modified);
+        wait_for_later_second(previous).await;
+        let mode = match &current {
+            Some(meta) => PutMode::Update(meta.etag.clone()),
+            None => PutMode::Create,
+        };
+        let options = output_options(mode, format, generation);
+        match store.put(key, body.clone(), options).await {
+            Ok(_) => {
+                ensure_later(store, key, &body, previous, format, generation).await?;
+                return Ok(true);
+            }
+            Err(err) if err.is_precondition() || err.is_not_found() => {
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(PassError::Contended {
+        object: store.location(key),
+        attempts,
+    })
+}
+
+/// How a summary file is written: never cached stale by a CDN, typed for
+/// browsers and tools, stamped with its state generation.
+fn output_options(mode: PutMode, format: Compression, generation: u64) -> PutOptions {
+    PutOptions {
+        mode,
+        content_type: Some(format.content_type().to_owned()),
+        cache_control: Some("no-cache".to_owned()),
+        metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+    }
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sleeps until the clock is in a later second than `previous`.
+async fn wait_for_later_second(previous: Option<SystemTime>) {
+    let Some(previous) = previous else { return };
+    let target = SystemTime::UNIX_EPOCH + Duration::from_secs(whole_seconds(previous) + 1);
+    if let Ok(wait) = target.duration_since(SystemTime::now()) {
+        // Bounded: a Last-Modified far in the future (clock trouble) must
+        // not stall publishing.
+        tokio::time::sleep(wait.min(Duration::from_secs(2)) + Duration::from_millis(20)).await;
+    }
+}
+
+/// If the store's clock gave the new object the same second as the one it
+/// replaced, pkgin would never see it: write it again a second later.
+async fn ensure_later<S: Store>(
+    store: &S,
+    key: &str,
+    body: &Bytes,
+    previous: Option<SystemTime>,
+    format: Compression,
+    generation: u64,
+) -> Result<(), PassError> {
+    let Some(previous) = previous else {
+        return Ok(());
+    };
+    for _ in 0..3 {
+        let Some(now) = store.head(key).await? else {
+            return Ok(());
+        };
+        if generation_of(&now) != generation {
+            return Ok(());
+        }
+        let Some(modified) = now.last_modified else {
+            return Ok(());
+        };
+        if whole_seconds(modified) > whole_seconds(previous) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let options = output_options(PutMode::Update(now.etag), format, generation);
+        match store.put(key, body.clone(), options).await {
+            Ok(_) => {}
+            Err(err) if err.is_precondition() => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
