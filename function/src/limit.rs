@@ -29,7 +29,8 @@ impl Default for Limits {
     }
 }
 
-/// Fails with [`LimitExceeded`] once more than `limit` bytes were read.
+/// Fails (with a "limit exceeded" error) once more than `limit` bytes were
+/// read.
 pub struct Limited<R> {
     inner: R,
     limit: u64,

@@ -1,11 +1,11 @@
 //! One repository in an object store, and the pass that brings it up to
 //! date: the level-triggered heart of the indexer.
 //!
-//! A repository is a key prefix up to the last `/` ([`keys`]). A [`Repo`]
+//! A repository is a key prefix up to the last `/` (`keys.rs`). A [`Repo`]
 //! is a handle on one: its store, its prefix and the settings. A pass over
-//! some names ([`pass`]):
+//! some names (`pass.rs`):
 //!
-//! 1. reads the state and remembers its ETag ([`commit`]); a lost state
+//! 1. reads the state and remembers its ETag (`commit.rs`); a lost state
 //!    turns the pass into one over the whole listing;
 //! 2. asks the bucket what each name holds now (HEAD), after reading the
 //!    state, so nothing older than the state is ever applied;
@@ -13,10 +13,10 @@
 //! 4. commits the state with If-Match (If-None-Match `*` when new); on
 //!    412/409 it waits a jittered, growing delay and starts over, a bounded
 //!    number of times, reusing headers already fetched for the same ETag;
-//! 5. publishes every format from the committed state ([`publish`]), each
+//! 5. publishes every format from the committed state (`publish.rs`), each
 //!    write guarded by the generation recorded in the object's metadata,
 //!    so an older state never replaces a newer one's outputs, and each at a
-//!    later second than the last; then the status object ([`status`]).
+//!    later second than the last; then the status object (`status.rs`).
 
 mod commit;
 mod keys;

@@ -180,7 +180,7 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Option<(Bytes, ObjectMeta)>>> + Send;
 
     /// Bytes `range` of `key`, only if it still has `etag`
-    /// ([`StoreError::Precondition`] otherwise). The range is clipped to the
+    /// (a precondition error, [`ErrorKind::Precondition`], otherwise). The range is clipped to the
     /// object's end.
     fn get_range(
         &self,
