@@ -33,6 +33,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The command's standard error holds `text`.
+fn assert_said(out: &Output, text: &str) {
+    let err = stderr(out);
+    assert!(err.contains(text), "{err}");
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -117,11 +123,7 @@ fn record_honours_the_metadata_limit() {
         &oracle,
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("manyfiles-1.0.tgz: more than 100000 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "manyfiles-1.0.tgz: more than 100000 bytes");
 }
 
 fn index_writes_summaries_and_exits_1_on_a_bad_package() {
@@ -191,7 +193,7 @@ fn index_and_record_read_the_shared_settings() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 packages"), "{}", stderr(&out));
+    assert_said(&out, "2 packages");
     assert!(dir.join("pkg_summary.zst").is_file() && dir.join("pkg_summary.gz").is_file());
     assert!(!dir.join("pkg_summary.xz").exists() && !dir.join("pkg_summary.bz2").exists());
 
@@ -207,11 +209,7 @@ fn index_and_record_read_the_shared_settings() {
     };
     let out = run(&["record", "manyfiles-1.0.tgz"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("more than 100000 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "more than 100000 bytes");
     let out = run(&[
         "record",
         "--metadata-limit",
@@ -236,11 +234,7 @@ fn index_refuses_an_empty_directory_unless_allowed() {
     let dir = tmp.path();
     let out = pkgsum(&["index", "."], dir);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no packages found: nothing was published"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "no packages found: nothing was published");
     assert_eq!(fs::read_dir(dir).unwrap().count(), 0, "it wrote something");
 
     let out = pkgsum(&["index", ".", "--allow-empty"], dir);
@@ -256,11 +250,7 @@ fn index_refuses_an_empty_directory_unless_allowed() {
     }
     let out = pkgsum(&["index", "."], dir);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("the index still lists 2 packages, left as it is"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "the index still lists 2 packages, left as it is");
     assert_eq!(fs::read(dir.join("pkg_summary.xz")).unwrap(), before);
 }
 
@@ -392,7 +382,7 @@ fn demo_refuses_a_directory_that_is_not_empty() {
     copy_oracle(tmp.path(), &["minimal-1.0.tgz"]);
     let out = pkgsum(&["demo", "."], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+    assert_said(&out, "not empty");
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
 
@@ -481,11 +471,7 @@ fn store_errors_are_one_readable_line() {
     let out = command.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_one_readable_line(&out);
-    assert!(
-        stderr(&out).contains("s3://b/All/.pkgsum/state: no credentials: "),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "s3://b/All/.pkgsum/state: no credentials: ");
 
     // Settings and arguments that cannot be used.
     let out = pkgsum_with(&["verify", "s3://b/"], &[("PKGSUM_FORMATS", "gz,rar")], b"");
@@ -526,11 +512,7 @@ async fn rebuild_verify_and_apply_event_against_s3() {
 
     let out = pkgsum(&["rebuild", &url], &here);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("3 packages: read 3"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "3 packages: read 3");
     let out = pkgsum(&["verify", &url], &here);
     assert!(
         out.status.success(),
@@ -563,7 +545,7 @@ async fn rebuild_verify_and_apply_event_against_s3() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("removed 1"), "{}", stderr(&out));
+    assert_said(&out, "removed 1");
     let out = pkgsum(&["verify", &url], &here);
     assert!(
         out.status.success(),
@@ -595,7 +577,7 @@ async fn rebuild_verify_and_apply_event_against_s3() {
         let out = pkgsum(&[command, "s3://no-such-bucket-pkgsum/All/"], &here);
         assert_eq!(out.status.code(), Some(2), "{command}");
         assert_one_readable_line(&out);
-        assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+        assert_said(&out, "does not exist");
     }
 
     // `aws sqs receive-message` output is an event too.
@@ -606,11 +588,7 @@ async fn rebuild_verify_and_apply_event_against_s3() {
     ]});
     let out = pkgsum_with(&["apply-event", "-"], &[], output.to_string().as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("1 package: read 0, removed 1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "1 package: read 0, removed 1");
 }
 
 /// One rule for every command: 1 while a package is unreadable, and each
@@ -644,35 +622,22 @@ async fn exit_codes_and_counts_agree_between_commands() {
     );
     let out = pkgsum_with(&["apply-event", "-"], &[], event.to_string().as_bytes());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("pkgsum: {url}bad-1.0.tgz: corrupt gzip")),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, &format!("pkgsum: {url}bad-1.0.tgz: corrupt gzip"));
 
     // An event for the good package only still lists the bad one.
     let event = common::s3_event(&bucket, "ObjectCreated:Put", &["All/good-1.0.tgz"]);
     let out = pkgsum_with(&["apply-event", "-"], &[], event.to_string().as_bytes());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("bad-1.0.tgz: corrupt gzip"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("1 package: read 0, removed 0, unchanged 1, unreadable 1"),
-        "{}",
-        stderr(&out)
+    assert_said(&out, "bad-1.0.tgz: corrupt gzip");
+    assert_said(
+        &out,
+        "1 package: read 0, removed 0, unchanged 1, unreadable 1",
     );
 
     let out = pkgsum(&["rebuild", &url], &here);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unreadable 1"), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("bad-1.0.tgz: corrupt gzip"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "unreadable 1");
+    assert_said(&out, "bad-1.0.tgz: corrupt gzip");
 
     let out = pkgsum(&["verify", &url], &here);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -738,12 +703,11 @@ async fn rebuild_repairs_a_lost_state_and_says_so() {
     );
     let out = pkgsum(&["rebuild", &url], &here);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
+    assert_said(
+        &out,
+        &format!(
             "pkgsum: {url}.pkgsum/state was missing; recreated from a listing at generation 4, above the published generation 3"
-        )),
-        "{}",
-        stderr(&out)
+        ),
     );
     assert_eq!(pkgsum(&["verify", &url], &here).status.code(), Some(0));
     let body = fs::read(common::oracle().join("comment-empty-1.0.tgz")).unwrap();

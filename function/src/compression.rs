@@ -280,9 +280,13 @@ impl<R> MemoryBounded<R> {
 impl<R: Read> Read for MemoryBounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|err| {
-            let text = err.to_string();
-            let over = text.contains("memory limit") || text.contains("too much memory");
-            if over {
+            // liblzma's error is typed; zstd's only has its text.
+            let xz_over = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<liblzma::stream::Error>())
+                .is_some_and(|e| matches!(e, liblzma::stream::Error::MemLimit));
+            let zstd_over = err.to_string().contains("too much memory");
+            if xz_over || zstd_over {
                 io::Error::other(MemoryLimitExceeded {
                     codec: self.format.name(),
                     declared: None,

@@ -633,7 +633,7 @@ async fn poll(queue: String, options: pkgsum::poll::PollOptions) -> anyhow::Resu
     let config = Config::from_env()?;
     let sdk = pkgsum::store::s3::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let client = client_from_env().await;
+    let client = pkgsum::store::s3::client_from_config(&sdk);
     let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

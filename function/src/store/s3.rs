@@ -43,12 +43,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// Builds the client from the standard AWS configuration.
 pub async fn client_from_env() -> Client {
-    let config = sdk_config().await;
+    client_from_config(&sdk_config().await)
+}
+
+/// Builds the S3 client from a loaded configuration (shared with other
+/// services' clients, as `pkgsum poll` shares it with SQS).
+pub fn client_from_config(config: &aws_config::SdkConfig) -> Client {
     let forced = std::env::var("AWS_S3_FORCE_PATH_STYLE")
         .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
         .unwrap_or(false);
     let path_style = forced || config.endpoint_url().is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(&config)
+    let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(path_style)
         .build();
     Client::from_conf(s3)
