@@ -450,7 +450,7 @@ fn store_errors_are_one_readable_line() {
     assert_one_readable_line(&out);
     assert!(
         stderr(&out).starts_with(
-            "pkgsum: LIST s3://b/All/: cannot reach the store: http://127.0.0.1:1: Connection refused"
+            "pkgsum: GET s3://b/All/.pkgsum/state: cannot reach the store: http://127.0.0.1:1: Connection refused"
         ),
         "{}",
         stderr(&out)

@@ -7,13 +7,13 @@ use std::fs;
 
 use bytes::Bytes;
 use pkgsum::compression::Compression;
+use pkgsum::create::{PackageBuilder, noise};
 use pkgsum::fetch::{FetchError, FetchOptions, fetch_header};
 use pkgsum::limit::Limits;
 use pkgsum::record;
 use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
 use pkgsum::store::{PutOptions, Store};
-use pkgsum::testkit::{PackageBuilder, noise};
 
 async fn upload(store: &impl Store, key: &str, body: Vec<u8>) {
     store

@@ -1,4 +1,4 @@
-//! `index_dir` on real directories: byte-exact outputs, incremental reads,
+//! `index_directory` on real directories: byte-exact outputs, incremental reads,
 //! bad packages, stale variants, odd names.
 
 use crate::common;
@@ -9,9 +9,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use pkgsum::compression::Compression;
-use pkgsum::index::{Options, Report, index_dir};
+use pkgsum::config::Config;
+use pkgsum::create::PackageBuilder;
+use pkgsum::directory::index_directory;
 use pkgsum::limit::Limits;
-use pkgsum::testkit::PackageBuilder;
+use pkgsum::repo::Report;
 
 fn copy_oracle(dir: &Path) {
     for entry in fs::read_dir(common::oracle()).unwrap() {
@@ -23,8 +25,12 @@ fn copy_oracle(dir: &Path) {
     }
 }
 
-fn index(dir: &Path, options: &Options) -> Report {
-    index_dir(dir, options, &()).unwrap()
+fn index(dir: &Path, config: &Config) -> Report {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(index_directory(dir, config, &())).unwrap()
 }
 
 fn output(dir: &Path, format: Compression) -> Vec<u8> {
@@ -59,7 +65,7 @@ fn assert_outputs(dir: &Path, want: &[u8]) {
 fn oracle_directory_gives_pkg_info_output_in_every_format() {
     let tmp = tempfile::tempdir().unwrap();
     copy_oracle(tmp.path());
-    let report = index(tmp.path(), &Options::default());
+    let report = index(tmp.path(), &Config::default());
     assert_eq!(report.read.len(), 16);
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert!(report.published);
@@ -79,7 +85,7 @@ fn only_new_changed_and_deleted_packages_are_touched() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_oracle(dir);
-    let first = index(dir, &Options::default());
+    let first = index(dir, &Config::default());
     assert_eq!(first.read.len(), 16);
 
     // Unchanged: nothing read, nothing rewritten.
@@ -87,10 +93,10 @@ fn only_new_changed_and_deleted_packages_are_touched() {
         .unwrap()
         .modified()
         .unwrap();
-    let again = index(dir, &Options::default());
+    let again = index(dir, &Config::default());
     assert!(again.read.is_empty() && again.removed.is_empty());
     assert_eq!(again.unchanged, 16);
-    assert_eq!(again.bytes_read, 0);
+    assert_eq!(again.bytes_fetched, 0);
     assert!(!again.published);
     assert_eq!(
         fs::metadata(dir.join("pkg_summary.gz"))
@@ -107,7 +113,7 @@ fn only_new_changed_and_deleted_packages_are_touched() {
         .build()
         .unwrap();
     fs::write(dir.join("added-2.0.tgz"), &added).unwrap();
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert_eq!(report.read, vec!["added-2.0.tgz"]);
     assert!(report.published);
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
@@ -119,7 +125,7 @@ fn only_new_changed_and_deleted_packages_are_touched() {
         .unwrap();
     fs::write(dir.join(".tmp-upload"), &replacement).unwrap();
     fs::rename(dir.join(".tmp-upload"), dir.join("minimal-1.0.tgz")).unwrap();
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert_eq!(report.read, vec!["minimal-1.0.tgz"]);
     let summary = output(dir, Compression::Gzip);
     assert!(summary.windows(17).any(|w| w == b"COMMENT=Replaced\n"));
@@ -142,13 +148,13 @@ fn only_new_changed_and_deleted_packages_are_touched() {
         .set_modified(before.modified().unwrap())
         .unwrap();
     assert_eq!(fs::metadata(&path).unwrap().ino(), before.ino());
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert_eq!(report.read, vec!["added-2.0.tgz"]);
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
 
     // Deleted.
     fs::remove_file(dir.join("scripts-3.1.tgz")).unwrap();
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert!(report.read.is_empty());
     assert_eq!(report.removed, vec!["scripts-3.1.tgz"]);
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
@@ -175,7 +181,7 @@ fn a_bad_package_costs_only_itself() {
     fs::write(dir.join("broken-1.0.tgz"), &good[..good.len() / 3]).unwrap();
     fs::write(dir.join("empty-1.0.tgz"), b"").unwrap();
 
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     let failed: Vec<&str> = report.failures.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(failed, vec!["broken-1.0.tgz", "empty-1.0.tgz"]);
     assert!(
@@ -189,13 +195,13 @@ fn a_bad_package_costs_only_itself() {
     assert_outputs(dir, &all);
 
     // Unchanged bad files are reported again without being read again.
-    let again = index(dir, &Options::default());
+    let again = index(dir, &Config::default());
     assert!(again.read.is_empty());
     assert_eq!(again.failures.len(), 2);
 
     // Fixing it indexes it.
     fs::write(dir.join("broken-1.0.tgz"), &good).unwrap();
-    let fixed = index(dir, &Options::default());
+    let fixed = index(dir, &Config::default());
     assert_eq!(fixed.read, vec!["broken-1.0.tgz"]);
     assert_eq!(fixed.failures.len(), 1);
     assert_outputs(dir, &expected_summary(dir, &[".tgz"]));
@@ -206,10 +212,10 @@ fn stale_zstd_is_removed_and_written_only_on_request() {
     let dir = tmp.path();
     copy_oracle(dir);
     fs::write(dir.join("pkg_summary.zst"), b"stale").unwrap();
-    index(dir, &Options::default());
+    index(dir, &Config::default());
     assert!(!dir.join("pkg_summary.zst").exists());
 
-    let mut with_zstd = Options::default();
+    let mut with_zstd = Config::default();
     with_zstd.formats.push(Compression::Zstd);
     let report = index(dir, &with_zstd);
     assert!(report.published && report.read.is_empty());
@@ -217,7 +223,7 @@ fn stale_zstd_is_removed_and_written_only_on_request() {
     assert!(output(dir, Compression::Zstd) == all);
 
     // Turning zstd off again removes it rather than leaving it stale.
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert!(report.published);
     assert!(!dir.join("pkg_summary.zst").exists());
 }
@@ -226,7 +232,7 @@ fn suffixes_select_packages() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_oracle(dir);
-    let mut options = Options::default();
+    let mut options = Config::default();
     options.suffixes.push(".tbz".to_owned());
     let report = index(dir, &options);
     assert_eq!(report.packages, 17);
@@ -247,7 +253,7 @@ fn odd_file_names_are_kept_verbatim_and_sorted_bytewise() {
             .unwrap();
         fs::write(dir.join(name), bytes).unwrap();
     }
-    index(dir, &Options::default());
+    index(dir, &Config::default());
     let summary = output(dir, Compression::Gzip);
     let names: Vec<String> = common::split_records(&summary)
         .iter()
@@ -274,16 +280,16 @@ fn a_broken_state_or_missing_output_is_repaired() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_oracle(dir);
-    index(dir, &Options::default());
+    index(dir, &Config::default());
 
     fs::remove_file(dir.join("pkg_summary.bz2")).unwrap();
-    let report = index(dir, &Options::default());
+    let report = index(dir, &Config::default());
     assert!(report.published && report.read.is_empty());
     assert!(dir.join("pkg_summary.bz2").is_file());
 
     fs::write(dir.join(".pkgsum/state"), b"pkgsum-state\n\x01garbage").unwrap();
-    let report = index(dir, &Options::default());
-    assert!(report.state_reset.is_some());
+    let report = index(dir, &Config::default());
+    assert!(report.state_lost.is_some());
     assert_eq!(report.read.len(), 16);
     let all = fs::read(common::oracle().join("all.expected")).unwrap();
     assert_outputs(dir, &all);
@@ -299,7 +305,7 @@ fn each_new_summary_is_a_second_later_than_the_last() {
         PackageBuilder::new("a-1").build().unwrap(),
     )
     .unwrap();
-    index(dir, &Options::default());
+    index(dir, &Config::default());
     let future = SystemTime::now() + Duration::from_secs(3600);
     fs::File::options()
         .write(true)
@@ -313,7 +319,7 @@ fn each_new_summary_is_a_second_later_than_the_last() {
         PackageBuilder::new("b-1").build().unwrap(),
     )
     .unwrap();
-    index(dir, &Options::default());
+    index(dir, &Config::default());
     let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     let new = fs::metadata(&summary).unwrap().modified().unwrap();
     assert_eq!(secs(new), secs(future) + 1);
@@ -335,7 +341,7 @@ fn unusable_names_and_own_outputs_are_not_packages() {
     )
     .unwrap();
     // Even a suffix that matches the summary files must not index them.
-    let mut options = Options::default();
+    let mut options = Config::default();
     options.suffixes.push(".gz".to_owned());
     index(dir, &options);
     let report = index(dir, &options);

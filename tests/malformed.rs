@@ -9,10 +9,10 @@ use std::io::Read;
 
 use pkgsum::Error;
 use pkgsum::compression::Compression;
+use pkgsum::create::{PackageBuilder, Signature, ar_archive, noise, pkg_hash, sign};
 use pkgsum::header::{Header, read_header};
 use pkgsum::limit::Limits;
 use pkgsum::record;
-use pkgsum::testkit::{PackageBuilder, Signature, ar_archive, noise, pkg_hash, sign};
 
 const CODECS: [Compression; 5] = [
     Compression::None,

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use pkgsum::compression::Compression;
 use pkgsum::config::Config;
-use pkgsum::handler::handle;
+use pkgsum::create::PackageBuilder;
+use pkgsum::dispatch::apply_messages;
 use pkgsum::store::s3::S3Store;
 use pkgsum::store::{PutOptions, Store};
-use pkgsum::testkit::PackageBuilder;
 use serde_json::{Value, json};
 
 /// Receives messages until `records` S3 records have arrived (the test
@@ -61,7 +61,7 @@ async fn handle_batches(store: &S3Store, messages: Vec<Value>, config: &Config) 
     for batch in messages.chunks(10) {
         let event = json!({ "Records": batch });
         let decoded = pkgsum::event::decode(&event);
-        let outcome = handle(&decoded, |_| store.clone(), config).await;
+        let outcome = apply_messages(&decoded, |_| store.clone(), config).await;
         assert!(outcome.is_success(), "{:?}", outcome.errors);
         assert!(outcome.failed_messages.is_empty());
     }

@@ -1,7 +1,7 @@
 //! `cargo bench`: figures for the README, not pass/fail.
 //!
 //! Builds a corpus of packages with the project's own test kit, then
-//! measures `index_dir` cold (no state) and warm (nothing changed), the
+//! measures `pkgsum index` (`index_directory`) cold (no state) and warm (nothing changed), the
 //! bytes read per package against package size, and the time to render
 //! a 20,000-record summary in each format.
 //!
@@ -13,12 +13,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pkgsum::compression::Compression;
+use pkgsum::config::Config;
+use pkgsum::create::{PackageBuilder, noise};
+use pkgsum::directory::index_directory;
 use pkgsum::header::read_header;
-use pkgsum::index::{Options, index_dir};
 use pkgsum::limit::Limits;
 use pkgsum::record::{self, FileInfo, Metadata};
+use pkgsum::repo::Report;
 use pkgsum::state::{Change, Package, State};
-use pkgsum::testkit::{PackageBuilder, noise};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -95,16 +97,23 @@ fn bench_index(count: usize) {
         largest as f64 / 1048576.0,
         start.elapsed().as_secs_f64()
     );
-    let options = Options::default();
+    // The CLI's settings (PKGSUM_CONCURRENCY, ...) apply here too.
+    let config = Config::from_env().expect("PKGSUM_* settings");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let index = |what: &str| -> Report {
+        runtime
+            .block_on(index_directory(dir, &config, &()))
+            .expect(what)
+    };
     let dropped = drop_page_cache();
 
     let start = Instant::now();
-    let cold = index_dir(dir, &options, &()).expect("cold index");
+    let cold = index("cold index");
     let cold_time = start.elapsed();
     assert_eq!(cold.packages, count, "{:?}", cold.failures);
 
     let start = Instant::now();
-    let warm = index_dir(dir, &options, &()).expect("warm index");
+    let warm = index("warm index");
     let warm_time = start.elapsed();
     assert!(warm.read.is_empty());
 
@@ -114,7 +123,7 @@ fn bench_index(count: usize) {
         .expect("package");
     fs::write(dir.join("bench00000-1.0.tgz"), one).expect("write");
     let start = Instant::now();
-    let single = index_dir(dir, &options, &()).expect("single update");
+    let single = index("single update");
     let single_time = start.elapsed();
     assert_eq!(single.read.len(), 1);
 
@@ -148,11 +157,11 @@ fn bench_index(count: usize) {
     );
     println!(
         "| mean bytes read (cold) | {:.1} KiB |",
-        cold.bytes_read as f64 / count as f64 / 1024.0
+        cold.bytes_fetched as f64 / count as f64 / 1024.0
     );
     println!(
         "| bytes read / bytes stored | {:.2} % |",
-        100.0 * cold.bytes_read as f64 / total as f64
+        100.0 * cold.bytes_fetched as f64 / total as f64
     );
     println!(
         "| pkg_summary.gz for {count} records | {:.1} KiB |",

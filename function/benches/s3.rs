@@ -10,10 +10,6 @@
 //!    4 concurrent handlers in batches of 10 (Lambda's default batch size):
 //!    summary rewrites and total time.
 
-// The tests' helpers: the same S3 -> SQS subscription as tests/notify.rs.
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pkgsum::config::Config;
-use pkgsum::handler::handle;
+use pkgsum::create::PackageBuilder;
+use pkgsum::dispatch::apply_messages;
 use pkgsum::record::{self, FileInfo, Metadata};
 use pkgsum::repo::{self, Repo};
 use pkgsum::state::{Change, Package, State};
@@ -29,7 +26,6 @@ use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
 use pkgsum::store::s3::{S3Store, client_from_env};
 use pkgsum::store::{ObjectMeta, PutMode, PutOptions, Store, StoreResult};
-use pkgsum::testkit::PackageBuilder;
 use serde_json::json;
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -168,7 +164,7 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
     }]});
     let messages = pkgsum::event::decode(&event);
     let (cpu, start) = (cpu_time(), Instant::now());
-    let outcome = handle(&messages, |_| store, &config).await;
+    let outcome = apply_messages(&messages, |_| store, &config).await;
     let (wall, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu));
     assert!(outcome.is_success(), "{:?}", outcome.errors);
     let counts = store.take();
@@ -187,7 +183,7 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
 }
 
 async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
-    let (sqs, url) = common::subscribe(&store.inner).await;
+    let (sqs, url) = pkgsum::testing::subscribe(&store.inner).await;
 
     let start = Instant::now();
     let mut uploads_done = Vec::new();
@@ -242,7 +238,7 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
                     .map(|b| b["Records"].as_array().map_or(0, Vec::len))
                     .sum();
                 let messages = pkgsum::event::decode(&json!({ "Records": records }));
-                let outcome = handle(&messages, |_| Arc::clone(&store), &config).await;
+                let outcome = apply_messages(&messages, |_| Arc::clone(&store), &config).await;
                 assert!(outcome.failed_messages.is_empty(), "{:?}", outcome.errors);
                 for m in out.messages() {
                     sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await.expect("delete");

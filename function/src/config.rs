@@ -157,9 +157,14 @@ impl Config {
     /// names for partial files, `pkg_info -X *.tgz` skips them, and pkgin
     /// could not install one (it fetches `PKGNAME.tgz`).
     pub fn wants(&self, key: &str) -> bool {
-        let (_, name) = split_key(key);
-        !is_own_key(key)
-            && !name.starts_with('.')
-            && self.suffixes.iter().any(|s| name.ends_with(s.as_str()))
+        let suffixes: Vec<&str> = self.suffixes.iter().map(String::as_str).collect();
+        is_package_key(key, &suffixes)
     }
+}
+
+/// Whether `key` names a package with one of `suffixes`: not one of
+/// pkgsum's own files, not hidden (see [`Config::wants`]).
+pub fn is_package_key(key: &str, suffixes: &[&str]) -> bool {
+    let (_, name) = split_key(key);
+    !is_own_key(key) && !name.starts_with('.') && suffixes.iter().any(|s| name.ends_with(s))
 }

@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pkgsum::compression::Compression;
 use pkgsum::config::Config;
-use pkgsum::handler::Outcome;
-use pkgsum::index::{self, Options};
+use pkgsum::directory::{IndexError, index_directory};
+use pkgsum::dispatch::Outcome;
 use pkgsum::limit::Limits;
 use pkgsum::progress::Progress;
 use pkgsum::repo::{Repo, Report};
@@ -201,6 +201,7 @@ fn one_line(err: &anyhow::Error) -> String {
         let complete = cause.is::<pkgsum::Error>()
             || cause.is::<pkgsum::store::StoreError>()
             || cause.is::<pkgsum::repo::PassError>()
+            || cause.is::<IndexError>()
             || cause.is::<pkgsum::config::ConfigError>()
             || cause.is::<pkgsum::reconcile::UrlError>()
             || cause.is::<pkgsum::poll::PollError>();
@@ -221,20 +222,23 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             metadata_limit,
             allow_empty,
         } => {
-            let mut options = Options::from_config(&Config::from_env()?);
+            let mut config = Config::from_env()?;
             for suffix in suffixes {
-                if !options.suffixes.contains(&suffix) {
-                    options.suffixes.push(suffix);
+                if !config.suffixes.contains(&suffix) {
+                    config.suffixes.push(suffix);
                 }
             }
-            if zstd && !options.formats.contains(&Compression::Zstd) {
-                options.formats.push(Compression::Zstd);
+            if zstd && !config.formats.contains(&Compression::Zstd) {
+                config.formats.push(Compression::Zstd);
             }
             if let Some(limit) = metadata_limit {
-                options.limits.metadata = limit;
+                config.fetch.limits.metadata = limit;
             }
-            options.allow_empty |= allow_empty;
-            run_index(&dir, &options, jobs)
+            if let Some(jobs) = jobs {
+                config.concurrency = jobs.max(1);
+            }
+            config.allow_empty |= allow_empty;
+            run_async(run_index(&dir, &config))
         }
         Command::Record {
             files,
@@ -251,9 +255,9 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             url,
             jobs,
             allow_empty,
-        } => remote(rebuild(url, jobs, allow_empty)),
-        Command::Verify { url } => remote(verify(url)),
-        Command::ApplyEvent { file } => remote(apply_event(file)),
+        } => run_async(rebuild(url, jobs, allow_empty)),
+        Command::Verify { url } => run_async(verify(url)),
+        Command::ApplyEvent { file } => run_async(apply_event(file)),
         Command::Poll {
             queue_url,
             batch_size,
@@ -269,7 +273,7 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
                 visibility_timeout: visibility_timeout.map(Duration::from_secs),
                 until_empty,
             };
-            remote(poll(queue_url, options))
+            run_async(poll(queue_url, options))
         }
         Command::Demo { dir } => demo(dir),
     }
@@ -367,18 +371,13 @@ impl Progress for Bar {
     }
 }
 
-fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Result<Verdict> {
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(jobs) = jobs {
-        pool = pool.num_threads(jobs);
-    }
-    let pool = pool.build().context("starting worker threads")?;
+async fn run_index(dir: &Path, config: &Config) -> anyhow::Result<Verdict> {
     let place = dir.display().to_string();
     let bar = Bar::new("reading headers", &place)?;
-    let report = pool.install(|| index::index_dir(dir, options, &bar))?;
+    let report = index_directory(dir, config, &bar).await?;
 
-    if let Some(reason) = &report.state_reset {
-        eprintln!("pkgsum: {place}: discarded an unreadable state ({reason}); rebuilt it");
+    if let Some(loss) = &report.state_lost {
+        eprintln!("pkgsum: {place}: the state was {loss}; rebuilt it");
     }
     if !report.remembered_suffixes.is_empty() {
         eprintln!(
@@ -392,7 +391,7 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
     for (name, error) in &report.failures {
         eprintln!("pkgsum: {}: {error}", dir.join(name).display());
     }
-    let formats: Vec<&str> = options
+    let formats: Vec<&str> = config
         .formats
         .iter()
         .map(|f| f.suffix().trim_start_matches('.'))
@@ -413,7 +412,7 @@ fn run_index(dir: &Path, options: &Options, jobs: Option<usize>) -> anyhow::Resu
 
 /// Sample packages in every compression pkgsum reads, one of them signed.
 fn write_demo_packages(dir: &Path) -> anyhow::Result<()> {
-    use pkgsum::testkit::{PackageBuilder, Signature, sign};
+    use pkgsum::create::{PackageBuilder, Signature, sign};
     let samples = [
         (
             "hello-2.12nb1",
@@ -467,7 +466,7 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<Verdict> {
     write_demo_packages(&dir)
         .with_context(|| format!("writing sample packages to {}", dir.display()))?;
     eprintln!("pkgsum: sample repository in {}", dir.display());
-    let first = run_index(&dir, &Options::default(), None)?;
+    let first = run_async(run_index(&dir, &Config::default()))?;
     let gz = fs::read(dir.join("pkg_summary.gz")).context("reading pkg_summary.gz")?;
     let mut summary = Vec::new();
     Compression::Gzip
@@ -477,11 +476,11 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<Verdict> {
         .write_all(&summary)
         .context("writing to stdout")?;
     eprintln!("pkgsum: indexing again reads nothing new:");
-    Ok(first.max(run_index(&dir, &Options::default(), None)?))
+    Ok(first.max(run_async(run_index(&dir, &Config::default()))?))
 }
 
 /// Runs an S3 command on a fresh async runtime.
-fn remote(
+fn run_async(
     job: impl std::future::Future<Output = anyhow::Result<Verdict>>,
 ) -> anyhow::Result<Verdict> {
     tokio::runtime::Builder::new_multi_thread()
@@ -569,7 +568,7 @@ async fn apply_event(file: PathBuf) -> anyhow::Result<Verdict> {
     let config = Config::from_env()?;
     let client = client_from_env().await;
     let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
-    let outcome = pkgsum::handler::handle(&messages, store_for, &config).await;
+    let outcome = pkgsum::dispatch::apply_messages(&messages, store_for, &config).await;
     print_outcome(&outcome);
     Ok(outcome.verdict())
 }

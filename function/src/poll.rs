@@ -5,7 +5,7 @@
 //! - messages are gathered into a batch of up to `batch_size`, waiting at
 //!   most `window` after the first one arrives;
 //! - the batch goes through the same handler as the function
-//!   ([`crate::handler::handle`]): one pass per repository;
+//!   ([`crate::dispatch::apply_messages`]): one pass per repository;
 //! - the messages that were applied (or named nothing to do) are deleted;
 //!   those that failed are left alone, so SQS delivers them again once
 //!   their visibility timeout ends, and moves them to the queue's
@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::dispatch::{Outcome, apply_messages};
 use crate::event;
-use crate::handler::{Outcome, handle};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -67,8 +67,14 @@ pub struct Batch {
 /// Why polling stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("receiving from {queue}: {message}")]
-    Receive { queue: String, message: String },
+    /// `cause` is the SDK error in one line; `source` keeps it whole.
+    #[error("receiving from {queue}: {cause}")]
+    Receive {
+        queue: String,
+        cause: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Polls `queue` until `stop` says so (or, with `until_empty`, until the
@@ -96,16 +102,11 @@ where
                 failures = 0;
                 messages
             }
-            Err(message) if options.until_empty => {
-                return Err(PollError::Receive {
-                    queue: queue.to_owned(),
-                    message,
-                });
-            }
-            Err(message) => {
+            Err(err) if options.until_empty => return Err(err),
+            Err(err) => {
                 failures += 1;
                 let delay = Duration::from_secs(1 << failures.min(5));
-                tracing::warn!(queue, %message, retry_in = ?delay, "receive failed");
+                tracing::warn!(queue, error = %err, retry_in = ?delay, "receive failed");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}
@@ -133,7 +134,7 @@ async fn gather(
     queue: &str,
     options: &PollOptions,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Vec<Message>, String> {
+) -> Result<Vec<Message>, PollError> {
     let mut batch: Vec<Message> = Vec::new();
     let mut deadline: Option<Instant> = None;
     let batch_size = options.batch_size.max(1);
@@ -152,7 +153,11 @@ async fn gather(
             received = request.send() => received,
             _ = stop.changed() => return Ok(batch),
         };
-        let received = received.map_err(|e| crate::store::s3::error_line(&e))?;
+        let received = received.map_err(|e| PollError::Receive {
+            queue: queue.to_owned(),
+            cause: crate::store::s3::error_line(&e),
+            source: Box::new(e),
+        })?;
         let got = received.messages.unwrap_or_default();
         if !got.is_empty() && deadline.is_none() {
             deadline = Some(Instant::now() + options.window);
@@ -190,7 +195,7 @@ where
         })
         .collect();
     let decoded = event::decode(&json!({ "Records": records }));
-    let outcome = handle(&decoded, store_for, config).await;
+    let outcome = apply_messages(&decoded, store_for, config).await;
     let failed: BTreeSet<&str> = outcome.failed_messages.iter().map(String::as_str).collect();
     let done: Vec<&Message> = messages
         .iter()

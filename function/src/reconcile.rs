@@ -68,8 +68,9 @@ impl Drift {
 /// Compares bucket, state and outputs. Reads every summary file whole.
 pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
     let prefix = repo.prefix();
+    let (state, loss, published) = repo.inspect_state().await?;
     let listing: Vec<Listed> = repo
-        .list_packages()
+        .list_packages(&repo.remembered_suffixes(&state))
         .await?
         .into_iter()
         .map(|(name, meta)| Listed {
@@ -78,7 +79,6 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
             token: meta.etag,
         })
         .collect();
-    let (state, loss, published) = repo.inspect_state().await?;
     let mut drift = Drift {
         packages: state.len(),
         unreadable: state

@@ -1,19 +1,19 @@
 #![recursion_limit = "256"]
 //! The Lambda function (`bootstrap` on provided.al2023): a thin shell that
 //! builds the S3 client once, reads `PKGSUM_*` settings, logs JSON, and
-//! hands each payload to [`pkgsum::invoke::invoke`].
+//! hands each payload to [`pkgsum::payload::apply_payload`].
 
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use pkgsum::config::Config;
-use pkgsum::invoke::{InvokeError, invoke};
+use pkgsum::payload::{PayloadError, apply_payload};
 use pkgsum::store::s3::{S3Store, client_from_env};
 use serde_json::Value;
 
 /// A failed invocation. The runtime logs a handler's error with `Debug`
 /// before reporting it, so `Debug` here is the same readable line.
-struct Failure(InvokeError);
+struct Failure(PayloadError);
 
 impl std::fmt::Debug for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +50,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let (config, client) = shared.as_ref();
             let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
-            invoke(&event.payload, store_for, config)
+            apply_payload(&event.payload, store_for, config)
                 .await
                 .map_err(Failure)
         }

@@ -85,6 +85,7 @@ impl<S: Store> Repo<'_, S> {
             content_type: Some("application/octet-stream".to_owned()),
             cache_control: Some("no-cache".to_owned()),
             metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
+            ..PutOptions::default()
         };
         self.store.put(&key, Bytes::from(body), options).await?;
         Ok(())

@@ -104,6 +104,9 @@ pub struct Report {
     /// Set when the pass found the state lost (missing while summaries
     /// were published, or unreadable) and recreated it from a listing.
     pub state_lost: Option<StateLoss>,
+    /// Suffixes indexed because earlier passes were given them, although
+    /// this one was not.
+    pub remembered_suffixes: Vec<String>,
     /// The highest generation the published files carried, when the pass
     /// had to move the state's generation past it.
     pub published_generation: Option<u64>,
@@ -145,7 +148,7 @@ pub enum PassError {
     },
     /// A listing found no package, which is far more often a mistyped
     /// prefix than a repository emptied on purpose.
-    #[error("{repository}: {}", crate::error::no_packages_message(*.indexed))]
+    #[error("{repository}: {}", no_packages_message(*.indexed))]
     NoPackages { repository: String, indexed: usize },
     #[error("{object}: encoding the state: {error}")]
     EncodeState { object: String, error: Error },
@@ -154,4 +157,18 @@ pub enum PassError {
         repository: String,
         error: std::io::Error,
     },
+}
+
+/// What refusing an empty listing says, for a directory and a bucket alike.
+fn no_packages_message(indexed: usize) -> String {
+    let kept = match indexed {
+        0 => "nothing was published".to_owned(),
+        n => format!(
+            "the index still lists {n} package{}, left as it is",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    format!(
+        "no packages found: {kept} (is the path right? --allow-empty or PKGSUM_ALLOW_EMPTY=1 publishes an empty summary)"
+    )
 }

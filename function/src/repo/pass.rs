@@ -9,6 +9,7 @@ use futures::stream::{self, StreamExt};
 use super::commit::Loaded;
 use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
+use crate::config::is_package_key;
 use crate::error::Error;
 use crate::fetch::{FetchError, fetch_header};
 use crate::header::Header;
@@ -61,15 +62,23 @@ impl<S: Store> Repo<'_, S> {
         for attempt in 1..=self.config.max_attempts {
             report.attempts = attempt;
             let loaded = self.load_state().await?;
+            report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
+            let listed_now = listing.is_none();
             let (names, published) = self.names(scope, &loaded, &mut listing).await?;
+            // A listing taken after this attempt's state read is as fresh
+            // as a HEAD would be: no HEAD per name (on a retry, there is).
+            let listed = listing.as_ref().filter(|_| listed_now);
             report.state_lost = loaded
                 .fresh
                 .clone()
                 .filter(|loss| published > 0 || *loss != StateLoss::Missing);
-            let looked = self.look_all(&names, &loaded.state, &cache, progress).await;
+            let looked = self
+                .look_all(&names, &loaded.state, listed, &cache, progress)
+                .await;
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
+            changed |= next.remember_suffixes(self.config.suffixes.iter().map(String::as_str));
             // Outputs ahead of the state (it was lost, or restored from an
             // old copy): move past them, or no publication would replace them.
             report.published_generation = None;
@@ -111,7 +120,7 @@ impl<S: Store> Repo<'_, S> {
         &self,
         scope: Scope<'_>,
         loaded: &Loaded,
-        listing: &mut Option<BTreeSet<String>>,
+        listing: &mut Option<BTreeMap<String, ObjectMeta>>,
     ) -> Result<(BTreeSet<String>, u64), PassError> {
         let mut names = match scope {
             Scope::Names(names) => names.clone(),
@@ -121,9 +130,10 @@ impl<S: Store> Repo<'_, S> {
             return Ok((names, 0));
         }
         if listing.is_none() {
-            *listing = Some(self.list_packages().await?.into_keys().collect());
+            let also = self.remembered_suffixes(&loaded.state);
+            *listing = Some(self.list_packages(&also).await?);
         }
-        let listed = listing.iter().flatten();
+        let listed = listing.iter().flat_map(|l| l.keys());
         if listed.clone().next().is_none()
             && matches!(scope, Scope::Listing)
             && !self.config.allow_empty
@@ -138,14 +148,36 @@ impl<S: Store> Repo<'_, S> {
         Ok((names, self.published_generation().await?))
     }
 
-    /// The package file names directly under the prefix, from a listing.
-    pub async fn list_packages(&self) -> Result<BTreeMap<String, ObjectMeta>, StoreError> {
+    /// Suffixes the state remembers from earlier passes that this
+    /// configuration lacks: their packages stay indexed (a run that forgets
+    /// `--suffix .tbz` must not drop them).
+    pub fn remembered_suffixes(&self, state: &State) -> Vec<String> {
+        state
+            .suffixes()
+            .filter(|s| !self.config.suffixes.iter().any(|c| c == s))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The package file names directly under the prefix, from a listing:
+    /// those with a configured suffix or one of `also`.
+    pub async fn list_packages(
+        &self,
+        also: &[String],
+    ) -> Result<BTreeMap<String, ObjectMeta>, StoreError> {
+        let suffixes: Vec<&str> = self
+            .config
+            .suffixes
+            .iter()
+            .chain(also)
+            .map(String::as_str)
+            .collect();
         Ok(self
             .store
             .list(self.prefix)
             .await?
             .into_iter()
-            .filter(|m| self.config.wants(&m.key))
+            .filter(|m| is_package_key(&m.key, &suffixes))
             .filter_map(|m| {
                 let name = m.key[self.prefix.len()..].to_owned();
                 (!name.contains('/')).then_some((name, m))
@@ -153,11 +185,13 @@ impl<S: Store> Repo<'_, S> {
             .collect())
     }
 
-    /// Looks at every name, `concurrency` at a time.
+    /// Looks at every name, `concurrency` at a time; `listed`, if given,
+    /// is a listing fresh enough to stand for a HEAD of each name.
     async fn look_all(
         &self,
         names: &BTreeSet<String>,
         state: &State,
+        listed: Option<&BTreeMap<String, ObjectMeta>>,
         cache: &HeaderCache,
         progress: &dyn Progress,
     ) -> Vec<(String, Seen)> {
@@ -166,7 +200,8 @@ impl<S: Store> Repo<'_, S> {
         let mut lookups = Vec::with_capacity(names.len());
         for name in names {
             lookups.push(async move {
-                let seen = self.look(name, state, cache).await;
+                let known = listed.map(|l| l.get(name).cloned());
+                let seen = self.look(name, known, state, cache).await;
                 progress.advance();
                 (name.clone(), seen)
             });
@@ -180,15 +215,26 @@ impl<S: Store> Repo<'_, S> {
         looked
     }
 
-    /// What the bucket holds for `name` now, against the state: a HEAD,
-    /// and the header of a new or changed package.
-    async fn look(&self, name: &str, state: &State, cache: &HeaderCache) -> Seen {
+    /// What the bucket holds for `name` now, against the state: a HEAD
+    /// (unless `known`, from a fresh listing, says already), and the header
+    /// of a new or changed package.
+    async fn look(
+        &self,
+        name: &str,
+        mut known: Option<Option<ObjectMeta>>,
+        state: &State,
+        cache: &HeaderCache,
+    ) -> Seen {
         let key = self.key(name);
         let mut last_error = None;
         // An object replaced or deleted between our HEAD and our ranged GET
         // (412 or 404) is simply looked at again: the bucket moved on.
         for _ in 0..3 {
-            let meta = match self.store.head(&key).await {
+            let head = match known.take() {
+                Some(listed) => Ok(listed),
+                None => self.store.head(&key).await,
+            };
+            let meta = match head {
                 Ok(Some(meta)) => meta,
                 Ok(None) => return Seen::Gone,
                 Err(err) => return Seen::Unsure(err),

@@ -117,12 +117,19 @@ async fn put_output<S: Store>(
             return Ok(false);
         }
         let previous = current.as_ref().and_then(|m| m.last_modified);
-        wait_for_later_second(previous).await;
         let mode = match &current {
             Some(meta) => PutMode::Update(meta.etag.clone()),
             None => PutMode::Create,
         };
-        let options = output_options(mode, format, generation);
+        let mut options = output_options(mode, format, generation);
+        // A store that sets modification times is given the later second;
+        // on any other, the write waits for it.
+        let later = previous.and_then(|p| later_second(p, SystemTime::now()));
+        if store.sets_modified() {
+            options.modified = later;
+        } else if let Some(later) = later {
+            wait_until(later).await;
+        }
         match store.put(key, body.clone(), options).await {
             Ok(_) => {
                 ensure_later(store, key, &body, previous, format, generation).await?;
@@ -148,6 +155,7 @@ fn output_options(mode: PutMode, format: Compression, generation: u64) -> PutOpt
         content_type: Some(format.content_type().to_owned()),
         cache_control: Some("no-cache".to_owned()),
         metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+        modified: None,
     }
 }
 
@@ -157,13 +165,18 @@ fn whole_seconds(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sleeps until the clock is in a later second than `previous`.
-async fn wait_for_later_second(previous: Option<SystemTime>) {
-    let Some(previous) = previous else { return };
-    let target = SystemTime::UNIX_EPOCH + Duration::from_secs(whole_seconds(previous) + 1);
-    if let Ok(wait) = target.duration_since(SystemTime::now()) {
-        // Bounded: a Last-Modified far in the future (clock trouble) must
-        // not stall publishing.
+/// pkgin's rule for a new version of a summary: it must be modified in a
+/// later whole second than the version it replaces, or pkgin keeps its
+/// cached copy. The start of that second if `now` is not already in it.
+pub(crate) fn later_second(previous: SystemTime, now: SystemTime) -> Option<SystemTime> {
+    let next = whole_seconds(previous) + 1;
+    (whole_seconds(now) < next).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(next))
+}
+
+/// Sleeps until `time`, but never long: a Last-Modified far in the future
+/// (clock trouble) must not stall publishing.
+async fn wait_until(time: SystemTime) {
+    if let Ok(wait) = time.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait.min(Duration::from_secs(2)) + Duration::from_millis(20)).await;
     }
 }
@@ -191,7 +204,7 @@ async fn ensure_later<S: Store>(
         let Some(modified) = now.last_modified else {
             return Ok(());
         };
-        if whole_seconds(modified) > whole_seconds(previous) {
+        if later_second(previous, modified).is_none() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;

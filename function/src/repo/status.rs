@@ -45,6 +45,7 @@ impl<S: Store> Repo<'_, S> {
             content_type: Some("application/json".to_owned()),
             cache_control: Some("no-cache".to_owned()),
             metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
+            ..PutOptions::default()
         };
         let body = serde_json::to_vec_pretty(&status)
             .map_err(|e| StoreError::other(Op::Put, self.store.location(&key), e))?;

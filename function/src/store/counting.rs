@@ -124,4 +124,8 @@ impl<S: Store> Store for Counting<S> {
     fn location(&self, key: &str) -> String {
         self.inner.location(key)
     }
+
+    fn sets_modified(&self) -> bool {
+        self.inner.sets_modified()
+    }
 }

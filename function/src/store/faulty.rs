@@ -109,4 +109,8 @@ impl<S: Store> Store for Faulty<S> {
     fn location(&self, key: &str) -> String {
         self.inner.location(key)
     }
+
+    fn sets_modified(&self) -> bool {
+        self.inner.sets_modified()
+    }
 }

@@ -17,12 +17,13 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::summary::TEMP_PREFIX;
+
 use super::{
     ErrorKind, ObjectMeta, Op, PutOptions, Store, StoreError, StoreResult, check_put_mode,
 };
 
 const META_DIR: &str = ".pkgsum-meta";
-const TEMP_PREFIX: &str = ".pkgsum-tmp-";
 
 /// A directory holding objects.
 #[derive(Debug, Clone)]
@@ -146,6 +147,9 @@ impl LocalStore {
         tmp.as_file()
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .map_err(err)?;
+        if let Some(modified) = options.modified {
+            tmp.as_file().set_modified(modified).map_err(err)?;
+        }
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&path).map_err(|e| err(e.error))?;
         let meta = self.meta(Op::Put, key, &path)?.ok_or_else(|| {
@@ -300,5 +304,9 @@ impl Store for LocalStore {
 
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
+    }
+
+    fn sets_modified(&self) -> bool {
+        true
     }
 }

@@ -1,13 +1,18 @@
 //! The object-store edge: one narrow trait, backends behind it (`local`,
 //! `memory`, `s3`), and behaviour added by wrapping (`counting`,
-//! `faulty`) rather than by flags inside backends.
+//! `faulty`, test-only) rather than by flags inside backends. With the
+//! `testing` feature, `conformance` is the suite every backend passes.
 //!
 //! The operations are the ones the indexer needs and nothing more: HEAD
 //! to learn what a key holds now, ranged GET pinned to an ETag for
 //! headers, whole GET for the state, conditional PUT for compare-and-swap
 //! commits, DELETE for stale variants, and a listing for `rebuild`.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
+#[cfg(feature = "testing")]
 pub mod counting;
+#[cfg(feature = "testing")]
 pub mod faulty;
 pub mod local;
 pub mod memory;
@@ -51,6 +56,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// The modification time to give the object, on stores that can set
+    /// one ([`Store::sets_modified`]); others stamp their own clock.
+    pub modified: Option<SystemTime>,
 }
 
 /// An operation of the [`Store`] trait, as errors name it.
@@ -207,6 +215,12 @@ pub trait Store: Send + Sync {
     fn location(&self, key: &str) -> String {
         key.to_owned()
     }
+
+    /// Whether a PUT honours [`PutOptions::modified`] (a local directory
+    /// does; S3 sets Last-Modified itself).
+    fn sets_modified(&self) -> bool {
+        false
+    }
 }
 
 /// Implements [`Store`] for a pointer type by delegating to its target:
@@ -253,6 +267,10 @@ macro_rules! delegate_store {
 
             fn location(&self, key: &str) -> String {
                 (**self).location(key)
+            }
+
+            fn sets_modified(&self) -> bool {
+                (**self).sets_modified()
             }
         }
     )*};

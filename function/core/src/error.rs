@@ -57,28 +57,9 @@ pub enum Error {
 
     #[error("invalid state: {0}")]
     State(String),
-
-    /// A listing found no package: far more often a mistyped directory or
-    /// prefix than a repository emptied on purpose.
-    #[error("{repository}: {}", no_packages_message(*.indexed))]
-    NoPackages { repository: String, indexed: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What refusing an empty listing says, for a directory and a bucket alike.
-pub(crate) fn no_packages_message(indexed: usize) -> String {
-    let kept = match indexed {
-        0 => "nothing was published".to_owned(),
-        n => format!(
-            "the index still lists {n} package{}, left as it is",
-            if n == 1 { "" } else { "s" }
-        ),
-    };
-    format!(
-        "no packages found: {kept} (is the path right? --allow-empty or PKGSUM_ALLOW_EMPTY=1 publishes an empty summary)"
-    )
-}
 
 impl Error {
     /// An I/O error on a named local path.

@@ -19,8 +19,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::dispatch::apply_messages;
 use crate::event;
-use crate::handler::handle;
 use crate::reconcile::{UrlError, parse_s3_url, rebuild};
 use crate::repo::Repo;
 use crate::store::Store;
@@ -28,7 +28,7 @@ use crate::verdict::Verdict;
 
 /// Why an invocation failed; Lambda reports it (and retries the event).
 #[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
+pub enum PayloadError {
     #[error(
         "reconcile: no repositories given (the payload's \"repositories\", or PKGSUM_REPOSITORIES)"
     )]
@@ -42,24 +42,24 @@ pub enum InvokeError {
     Answer(#[from] serde_json::Error),
 }
 
-impl InvokeError {
+impl PayloadError {
     /// A short name for the error, as Lambda's `errorType`.
     pub fn kind(&self) -> &'static str {
         match self {
-            InvokeError::NoRepositories => "NoRepositories",
-            InvokeError::BadRepository(_) => "BadRepository",
-            InvokeError::NotApplied(_) => "NotApplied",
-            InvokeError::Answer(_) => "Answer",
+            PayloadError::NoRepositories => "NoRepositories",
+            PayloadError::BadRepository(_) => "BadRepository",
+            PayloadError::NotApplied(_) => "NotApplied",
+            PayloadError::Answer(_) => "Answer",
         }
     }
 }
 
 /// Handles one payload.
-pub async fn invoke<S, F>(
+pub async fn apply_payload<S, F>(
     payload: &Value,
     store_for: F,
     config: &Config,
-) -> Result<Value, InvokeError>
+) -> Result<Value, PayloadError>
 where
     S: Store,
     F: Fn(&str) -> S,
@@ -69,7 +69,7 @@ where
     }
     let messages = event::decode(payload);
     let from_sqs = messages.iter().any(|m| m.id.is_some());
-    let outcome = handle(&messages, store_for, config).await;
+    let outcome = apply_messages(&messages, store_for, config).await;
     for reason in &outcome.ignored {
         tracing::info!(%reason, "ignored");
     }
@@ -88,7 +88,7 @@ where
         return Ok(serde_json::to_value(response)?);
     }
     if !outcome.is_success() {
-        return Err(InvokeError::NotApplied(outcome.errors));
+        return Err(PayloadError::NotApplied(outcome.errors));
     }
     Ok(json!({
         "verdict": outcome.verdict().as_str(),
@@ -104,7 +104,7 @@ async fn reconcile<S, F>(
     payload: &Value,
     store_for: F,
     config: &Config,
-) -> Result<Value, InvokeError>
+) -> Result<Value, PayloadError>
 where
     S: Store,
     F: Fn(&str) -> S,
@@ -118,7 +118,7 @@ where
         None => config.repositories.clone(),
     };
     if urls.is_empty() {
-        return Err(InvokeError::NoRepositories);
+        return Err(PayloadError::NoRepositories);
     }
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -145,7 +145,7 @@ where
         }
     }
     if !errors.is_empty() {
-        return Err(InvokeError::NotApplied(errors));
+        return Err(PayloadError::NotApplied(errors));
     }
     Ok(json!({ "verdict": verdict.as_str(), "reconciled": results }))
 }

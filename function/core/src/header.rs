@@ -83,7 +83,7 @@ pub fn read_header<R: Read>(input: R, limits: &Limits) -> Result<Header> {
 /// Reads a header from the first bytes of a package. When `complete` is
 /// false the package continues past `prefix`; `Ok(None)` then says the
 /// metadata runs past it too, so the caller fetches more and tries again.
-pub(crate) fn read_header_prefix(
+pub fn read_header_prefix(
     prefix: &[u8],
     complete: bool,
     limits: &Limits,

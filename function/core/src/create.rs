@@ -1,9 +1,10 @@
-//! Synthetic pkgsrc packages for tests and benchmarks, laid out as
-//! pkg_create writes them: pax tar with a `hdrcharset=BINARY` extended
-//! header before every member, metadata first, then the payload.
+//! pkg_create in miniature: builds pkgsrc packages laid out as
+//! pkg_create writes them (pax tar with a `hdrcharset=BINARY` extended
+//! header before every member, metadata first, then the payload), and
+//! signed ones (the `ar` wrapper with `+PKG_HASH`).
 //!
-//! Public (not `cfg(test)`) because integration tests and the benchmark
-//! binary build their corpora with it.
+//! Part of the product: `pkgsum demo` builds its sample repository with
+//! it. Tests and benchmarks build their corpora with it too.
 
 use std::io::{self, Write};
 

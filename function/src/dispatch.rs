@@ -46,7 +46,7 @@ impl Outcome {
 
 /// Applies the keys named by `messages`. `store_for` gives the store of a
 /// bucket (one shared client behind it).
-pub async fn handle<S, F>(messages: &[Message], store_for: F, config: &Config) -> Outcome
+pub async fn apply_messages<S, F>(messages: &[Message], store_for: F, config: &Config) -> Outcome
 where
     S: Store,
     F: Fn(&str) -> S,

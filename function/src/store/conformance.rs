@@ -1,0 +1,202 @@
+//! The store conformance suite: the semantics the indexer relies on
+//! (conditional writes above all), checked against any backend. Each
+//! backend's tests call [`check`] (as object_store's `integration.rs` is
+//! used); the suite lives here, beside the trait it specifies.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{PutMode, PutOptions, Store};
+
+/// Runs the whole suite on `store`, under keys starting with `base`.
+pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
+    basic_semantics(store.as_ref(), base).await;
+    modification_time(store.as_ref(), base).await;
+    one_winner(store, base).await;
+}
+
+/// A store that says it sets modification times sets the one asked for.
+async fn modification_time<S: Store>(store: &S, base: &str) {
+    let key = format!("{base}dir/stamped");
+    let wanted = SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000);
+    let options = PutOptions {
+        modified: Some(wanted),
+        ..put_opts(PutMode::Overwrite)
+    };
+    store
+        .put(&key, Bytes::from_static(b"x"), options)
+        .await
+        .unwrap();
+    let got = store.head(&key).await.unwrap().unwrap().last_modified;
+    if store.sets_modified() {
+        assert_eq!(got, Some(wanted));
+    } else {
+        assert_ne!(got, Some(wanted));
+    }
+    store.delete(&key).await.unwrap();
+}
+
+fn put_opts(mode: PutMode) -> PutOptions {
+    PutOptions {
+        mode,
+        content_type: Some("application/gzip".to_owned()),
+        cache_control: Some("no-cache".to_owned()),
+        metadata: BTreeMap::from([("pkgsum-generation".to_owned(), "7".to_owned())]),
+        modified: None,
+    }
+}
+
+async fn basic_semantics<S: Store>(store: &S, base: &str) {
+    let key = format!("{base}dir/a b+c ü-1.0.tgz");
+    assert!(store.head(&key).await.unwrap().is_none());
+    assert!(store.get(&key).await.unwrap().is_none());
+
+    let body = Bytes::from_static(b"0123456789");
+    let etag = store
+        .put(&key, body.clone(), put_opts(PutMode::Create))
+        .await
+        .unwrap();
+    let meta = store.head(&key).await.unwrap().unwrap();
+    assert_eq!((meta.size, meta.etag.as_str()), (10, etag.as_str()));
+    assert_eq!(
+        meta.metadata.get("pkgsum-generation").map(String::as_str),
+        Some("7")
+    );
+    assert!(meta.last_modified.is_some());
+    let (got, got_meta) = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(got, body);
+    assert_eq!(got_meta.etag, etag);
+
+    // Ranges are clipped to the end and pinned to the ETag.
+    assert_eq!(
+        &store.get_range(&key, 2..5, &etag).await.unwrap()[..],
+        b"234"
+    );
+    assert_eq!(
+        &store.get_range(&key, 8..100, &etag).await.unwrap()[..],
+        b"89"
+    );
+    assert!(
+        store
+            .get_range(&key, 10..20, &etag)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stale = store
+        .get_range(&key, 0..4, "not-the-etag")
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition(), "{stale}");
+
+    // Create on an existing key, Update with a wrong ETag: 412.
+    let err = store
+        .put(&key, body.clone(), put_opts(PutMode::Create))
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition(), "{err}");
+    let err = store
+        .put(
+            &key,
+            body.clone(),
+            put_opts(PutMode::Update("wrong".to_owned())),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition(), "{err}");
+    let new_etag = store
+        .put(
+            &key,
+            Bytes::from_static(b"new"),
+            put_opts(PutMode::Update(etag.clone())),
+        )
+        .await
+        .unwrap();
+    assert_ne!(new_etag, etag);
+    assert_eq!(
+        store.get(&key).await.unwrap().unwrap().0,
+        Bytes::from_static(b"new")
+    );
+
+    // Update on a missing key fails (404 on AWS and LocalStack).
+    let missing = format!("{base}dir/missing");
+    let err = store
+        .put(&missing, body.clone(), put_opts(PutMode::Update(etag)))
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition() || err.is_not_found(), "{err}");
+
+    // Listing: sorted, prefix-bounded.
+    store
+        .put(
+            &format!("{base}dir/0.tgz"),
+            body.clone(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &format!("{base}other/x.tgz"),
+            body.clone(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = store
+        .list(&format!("{base}dir/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(keys, vec![format!("{base}dir/0.tgz"), key.clone()]);
+
+    store.delete(&key).await.unwrap();
+    store.delete(&key).await.unwrap();
+    assert!(store.head(&key).await.unwrap().is_none());
+}
+
+/// Sixteen concurrent PUTs of `key` with the mode `mode` gives each
+/// writer; returns how many succeeded (the others must get 412/409).
+/// Bodies are labelled per round: the memory store's ETags come from the
+/// content, so a repeated body would bring an old ETag back.
+async fn race<S: Store + 'static>(
+    store: &Arc<S>,
+    key: &str,
+    label: &'static str,
+    mode: impl Fn() -> PutMode,
+) -> usize {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, key, mode) = (Arc::clone(store), key.to_owned(), mode());
+            tokio::spawn(async move {
+                store
+                    .put(&key, Bytes::from(format!("{label} {i}")), put_opts(mode))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(err) => assert!(err.is_precondition(), "{err}"),
+        }
+    }
+    wins
+}
+
+/// Many writers, one winner: the compare-and-swap the state relies on.
+async fn one_winner<S: Store + 'static>(store: Arc<S>, base: &str) {
+    let key = format!("{base}race/state");
+    let wins = race(&store, &key, "writer", || PutMode::Create).await;
+    assert_eq!(wins, 1, "If-None-Match: * let {wins} writers win");
+
+    let etag = store.head(&key).await.unwrap().unwrap().etag;
+    let wins = race(&store, &key, "update", || PutMode::Update(etag.clone())).await;
+    assert_eq!(wins, 1, "If-Match let {wins} writers win");
+}

@@ -1,0 +1,81 @@
+//! What only tests and benchmarks use, behind the `testing` feature: the
+//! LocalStack helpers below. The store conformance suite and the store
+//! wrappers that count or fail requests are in [`crate::store`], beside
+//! the trait, under the same feature.
+//!
+//! Panics rather than returning errors: a failure here is a broken test
+//! setup, to be seen at once.
+
+/// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
+/// the harness runs S3 tests only there).
+pub async fn s3_bucket() -> crate::store::s3::S3Store {
+    let client = crate::store::s3::client_from_env().await;
+    let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
+    crate::store::s3::S3Store::new(client, bucket)
+}
+
+/// A new queue receiving the bucket's `.tgz` created/removed notifications,
+/// as S3 itself sends them (the queue's first message is `s3:TestEvent`).
+pub async fn subscribe(store: &crate::store::s3::S3Store) -> (aws_sdk_sqs::Client, String) {
+    let config = aws_config::load_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{}-events", store.bucket()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Suffix)
+                        .value(".tgz")
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let queue = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .events(Event::from("s3:ObjectRemoved:*"))
+        .filter(filter)
+        .build()
+        .unwrap();
+    store
+        .client()
+        .put_bucket_notification_configuration()
+        .bucket(store.bucket())
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (sqs, url)
+}
