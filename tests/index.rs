@@ -79,6 +79,14 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
             "build information missing".to_owned()
         )]
     );
+    // The directory gets the status object a bucket gets.
+    let status: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join(".pkgsum/status.json")).unwrap()).unwrap();
+    assert_eq!(status["packages"], 16);
+    assert_eq!(
+        status["warnings"],
+        serde_json::json!([{"file": "minimal-1.0.tgz", "warning": "build information missing"}])
+    );
 }
 
 fn only_new_changed_and_deleted_packages_are_touched() {

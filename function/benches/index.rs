@@ -81,9 +81,11 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 }
 
 fn drop_page_cache() -> bool {
-    // Needs root and a writable /proc/sys; where it fails, "cold" means
-    // "no state" with the files still in the page cache.
-    fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+    // Needs root and a writable /proc/sys; where it fails (or with
+    // PKGSUM_BENCH_KEEP_CACHE=1), "cold" means "no state" with the files
+    // still in the page cache.
+    std::env::var_os("PKGSUM_BENCH_KEEP_CACHE").is_none()
+        && fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
 fn bench_index(count: usize) {

@@ -1,11 +1,22 @@
-//! Header-only reads from an object store: ranged GETs from the start of
-//! the package, extended only while the metadata continues, each pinned
-//! to the ETag seen by HEAD so a concurrent overwrite cannot mix versions.
+//! Header-only reads from an object store: the header parser reads from a
+//! stream of ranged GETs, each pinned to the ETag seen by HEAD (so a
+//! concurrent overwrite cannot mix versions) and each twice as long as
+//! everything before it, issued only while the parser asks for more.
+//!
+//! The parser is synchronous (it decompresses) and runs on the blocking
+//! pool; the GETs are async. They meet through two one-slot channels:
+//! the parser asks for bytes, the fetch loop answers with the next range,
+//! an empty chunk at the end of the object, or nothing (a closed channel)
+//! when it may not fetch more. Each package is parsed once, however many
+//! ranges it takes.
 
-use bytes::BytesMut;
+use std::io::{self, Read};
+
+use bytes::{Buf, Bytes};
+use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::header::{Header, read_header_prefix};
+use crate::header::{Header, read_header};
 use crate::limit::Limits;
 use crate::store::{ObjectMeta, Op, Store, StoreError};
 
@@ -58,43 +69,104 @@ pub async fn fetch_header<S: Store>(
     meta: &ObjectMeta,
     options: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
-    let mut data = BytesMut::new();
-    let mut want = options.initial.clamp(1, options.max.max(1)).min(meta.size);
-    let mut requests = 0;
-    loop {
-        let have = data.len() as u64;
-        if want > have {
-            let chunk = store.get_range(&meta.key, have..want, &meta.etag).await?;
-            requests += 1;
-            data.extend_from_slice(&chunk);
-        }
-        let complete = data.len() as u64 >= meta.size;
-        let snapshot = data.clone().freeze();
-        let limits = options.limits;
-        // Parsing decompresses: keep it off the async worker threads.
-        let parsed =
-            tokio::task::spawn_blocking(move || read_header_prefix(&snapshot, complete, &limits))
-                .await
-                .map_err(|e| {
-                    StoreError::other(
-                        Op::GetRange,
-                        store.location(&meta.key),
-                        format!("header task failed: {e}"),
-                    )
-                })?;
-        match parsed {
-            Ok(Some(header)) => {
-                return Ok(Fetched {
-                    header,
-                    fetched: data.len() as u64,
-                    requests,
-                });
+    let (want_tx, mut want_rx) = mpsc::channel(1);
+    let (data_tx, data_rx) = mpsc::channel(1);
+    let limits = options.limits;
+    let mut parse = tokio::task::spawn_blocking(move || {
+        let ranges = Ranges {
+            want: want_tx,
+            data: data_rx,
+            chunk: Bytes::new(),
+            ended: false,
+        };
+        read_header(ranges, &limits)
+    });
+    let max = options.max.max(1);
+    let mut data_tx = Some(data_tx);
+    let (mut fetched, mut requests, mut next) = (0u64, 0u32, options.initial.clamp(1, max));
+    let (mut refused, mut store_error) = (false, None);
+    let parsed = loop {
+        tokio::select! {
+            biased;
+            parsed = &mut parse => break parsed,
+            Some(()) = want_rx.recv() => {
+                let Some(tx) = data_tx.as_ref() else { continue };
+                let answer = if fetched >= meta.size {
+                    Some(Bytes::new())
+                } else if fetched >= max {
+                    refused = true;
+                    None
+                } else {
+                    let end = (fetched + next).min(max).min(meta.size);
+                    match store.get_range(&meta.key, fetched..end, &meta.etag).await {
+                        Ok(chunk) => {
+                            requests += 1;
+                            fetched += chunk.len() as u64;
+                            next = fetched;
+                            Some(chunk)
+                        }
+                        Err(err) => {
+                            store_error = Some(err);
+                            None
+                        }
+                    }
+                };
+                match answer {
+                    // The parser may have finished meanwhile; its result
+                    // is what counts then.
+                    Some(chunk) => _ = tx.send(chunk).await,
+                    None => data_tx = None,
+                }
             }
-            Ok(None) if (data.len() as u64) < options.max => {
-                want = (data.len() as u64 * 2).min(options.max).min(meta.size);
-            }
-            Ok(None) => return Err(Error::TooLarge { limit: options.max }.into()),
-            Err(err) => return Err(err.into()),
         }
+    };
+    let parsed = parsed.map_err(|e| {
+        StoreError::other(
+            Op::GetRange,
+            store.location(&meta.key),
+            format!("header task failed: {e}"),
+        )
+    })?;
+    if let Some(err) = store_error {
+        return Err(err.into());
+    }
+    match parsed {
+        Ok(header) => Ok(Fetched {
+            header,
+            fetched,
+            requests,
+        }),
+        Err(_) if refused => Err(Error::TooLarge { limit: max }.into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The parser's side: a byte stream that asks the fetch loop for each
+/// next range when the last one is used up.
+struct Ranges {
+    want: mpsc::Sender<()>,
+    data: mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+    ended: bool,
+}
+
+impl Read for Ranges {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() && !buf.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            let stopped = || io::Error::other("no more of the object may be fetched");
+            self.want.blocking_send(()).map_err(|_| stopped())?;
+            match self.data.blocking_recv() {
+                Some(chunk) if chunk.is_empty() => self.ended = true,
+                Some(chunk) => self.chunk = chunk,
+                None => return Err(stopped()),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
     }
 }

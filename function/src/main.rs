@@ -46,9 +46,11 @@ enum Command {
     /// Index a package directory and write its pkg_summary files
     #[command(
         long_about = "Index the packages in DIR and write DIR/pkg_summary.{gz,bz2,xz} (and .zst \
-            with --zstd) atomically. Only new and changed packages are read; the state is kept \
-            in DIR/.pkgsum/. Unreadable packages are listed on every run. Suffixes given once \
-            are remembered. Hidden files (.name.tgz) are never packages.",
+            with --zstd) atomically, by the same pass that indexes a bucket. Only new and \
+            changed packages are read; the state and status.json are kept in DIR/.pkgsum/. \
+            Unreadable packages are listed on every run. Suffixes given once are remembered. \
+            Hidden files (.name.tgz) are never packages. Reads the PKGSUM_* settings; flags \
+            override them.",
         after_help = EXIT_STATUS_HELP
     )]
     Index {
@@ -61,7 +63,7 @@ enum Command {
         /// Also write pkg_summary.zst (pkgin 26.2 and later prefer it).
         #[arg(long)]
         zstd: bool,
-        /// Parallel header reads (default: one per CPU).
+        /// Header reads in flight (default: PKGSUM_CONCURRENCY, 16).
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Most decompressed metadata bytes read from one package

@@ -80,49 +80,6 @@ pub fn read_header<R: Read>(input: R, limits: &Limits) -> Result<Header> {
     })
 }
 
-/// Reads a header from the first bytes of a package. When `complete` is
-/// false the package continues past `prefix`; `Ok(None)` then says the
-/// metadata runs past it too, so the caller fetches more and tries again.
-pub fn read_header_prefix(
-    prefix: &[u8],
-    complete: bool,
-    limits: &Limits,
-) -> Result<Option<Header>> {
-    let ran_out = Cell::new(false);
-    let input = Prefix {
-        rest: prefix,
-        complete,
-        ran_out: &ran_out,
-    };
-    match read_header(input, limits) {
-        Ok(header) => Ok(Some(header)),
-        // Whatever failed after the bytes ran out failed for want of them.
-        Err(_) if ran_out.get() => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
-/// The fetched front of an object: reading past its end, when the object
-/// goes on, fails and says so in `ran_out`.
-struct Prefix<'a> {
-    rest: &'a [u8],
-    complete: bool,
-    ran_out: &'a Cell<bool>,
-}
-
-impl Read for Prefix<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.rest.is_empty() && !buf.is_empty() && !self.complete {
-            self.ran_out.set(true);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the fetched prefix ended",
-            ));
-        }
-        self.rest.read(buf)
-    }
-}
-
 type Layers = (Metadata, Compression, Option<PkgHash>);
 
 /// Peels one compression layer, then reads a tar archive or unwraps a

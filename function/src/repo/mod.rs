@@ -1,14 +1,16 @@
 //! One repository in an object store, and the pass that brings it up to
 //! date: the level-triggered heart of the indexer.
 //!
-//! A repository is a key prefix up to the last `/` (`keys.rs`). A [`Repo`]
-//! is a handle on one: its store, its prefix and the settings. A pass over
-//! some names (`pass.rs`):
+//! A repository is a key prefix up to the last `/` (`keys.rs`), in any
+//! store: a bucket, or a local directory (`pkgsum index`). A [`Repo`] is a
+//! handle on one: its store, its prefix and the settings. A pass over some
+//! names, or over a listing (`pass.rs`):
 //!
 //! 1. reads the state and remembers its ETag (`commit.rs`); a lost state
 //!    turns the pass into one over the whole listing;
-//! 2. asks the bucket what each name holds now (HEAD), after reading the
-//!    state, so nothing older than the state is ever applied;
+//! 2. asks the store what each name holds now, after reading the state, so
+//!    nothing older than the state is ever applied: a HEAD per name, or a
+//!    listing taken after the state was read;
 //! 3. fetches headers of new or changed packages only;
 //! 4. commits the state with If-Match (If-None-Match `*` when new); on
 //!    412/409 it waits a jittered, growing delay and starts over, a bounded

@@ -146,14 +146,18 @@ async fn basic_semantics<S: Store>(store: &S, base: &str) {
         )
         .await
         .unwrap();
-    let keys: Vec<String> = store
-        .list(&format!("{base}dir/"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.key)
-        .collect();
-    assert_eq!(keys, vec![format!("{base}dir/0.tgz"), key.clone()]);
+    let listed = store.list(&format!("{base}dir/")).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![format!("{base}dir/0.tgz").as_str(), key.as_str()]
+    );
+    // A listing carries what a HEAD does, but for user metadata (S3's
+    // ListObjectsV2 has none).
+    let head = store.head(&key).await.unwrap().unwrap();
+    assert_eq!(listed[1].etag, head.etag);
+    assert_eq!(listed[1].size, head.size);
+    assert!(listed.iter().all(|m| m.metadata.is_empty()));
 
     store.delete(&key).await.unwrap();
     store.delete(&key).await.unwrap();

@@ -75,17 +75,28 @@ impl LocalStore {
         self.root.join(META_DIR).join(format!("{key}.json"))
     }
 
+    /// What `key` holds, with its user metadata (HEAD and GET).
     fn meta(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
+        let Some(mut meta) = self.stat(op, key, path)? else {
+            return Ok(None);
+        };
+        let sidecar: Sidecar = fs::read(self.sidecar_path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        meta.metadata = sidecar.metadata;
+        Ok(Some(meta))
+    }
+
+    /// What `key` holds, without user metadata: a listing (as S3's) and a
+    /// ranged read need only the size and the ETag.
+    fn stat(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
         let stat = match fs::metadata(path) {
             Ok(stat) if stat.is_file() => stat,
             Ok(_) => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_error(op, key, e)),
         };
-        let sidecar: Sidecar = fs::read(self.sidecar_path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
         Ok(Some(ObjectMeta {
             key: key.to_owned(),
             size: stat.len(),
@@ -101,7 +112,7 @@ impl LocalStore {
                 stat.ino()
             ),
             last_modified: stat.modified().ok(),
-            metadata: sidecar.metadata,
+            metadata: BTreeMap::new(),
         }))
     }
 
@@ -187,7 +198,7 @@ impl LocalStore {
                 if kind.is_dir() {
                     dirs.push(path);
                 } else if key.starts_with(prefix)
-                    && let Some(meta) = self.meta(Op::List, key, &path)?
+                    && let Some(meta) = self.stat(Op::List, key, &path)?
                 {
                     out.push(meta);
                 }
@@ -220,7 +231,7 @@ impl LocalStore {
         let path = self.path(Op::GetRange, key)?;
         let fail = |kind| StoreError::new(Op::GetRange, self.location(key), kind);
         let meta = self
-            .meta(Op::GetRange, key, &path)?
+            .stat(Op::GetRange, key, &path)?
             .ok_or_else(|| fail(ErrorKind::NotFound))?;
         if meta.etag != etag {
             return Err(fail(ErrorKind::Precondition));

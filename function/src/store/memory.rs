@@ -95,7 +95,10 @@ impl Store for MemoryStore {
             .lock()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, (_, meta))| meta.clone())
+            .map(|(_, (_, meta))| ObjectMeta {
+                metadata: BTreeMap::new(),
+                ..meta.clone()
+            })
             .collect())
     }
 }

@@ -208,7 +208,8 @@ pub trait Store: Send + Sync {
     /// Removes `key`; a missing key is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Every object whose key starts with `prefix`, sorted by key.
+    /// Every object whose key starts with `prefix`, sorted by key; as in
+    /// S3's listing, without user metadata.
     fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send;
 
     /// How people should read the object `key` names, e.g. `s3://b/key`.
