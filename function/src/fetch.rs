@@ -9,11 +9,18 @@
 //! an empty chunk at the end of the object, or nothing (a closed channel)
 //! when it may not fetch more. Each package is parsed once, however many
 //! ranges it takes.
+//!
+//! Parsing decompresses, which is CPU-bound and holds a decoder's memory
+//! (up to the limits of `compression`), so at most two parsers per CPU run
+//! at a time, however many fetches are in flight (two, so one's wait for a
+//! further range overlaps another's work); the first range is fetched
+//! before a parser is started, so waiting on the network holds none.
 
 use std::io::{self, Read};
+use std::sync::OnceLock;
 
 use bytes::{Buf, Bytes};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::Error;
 use crate::header::{Header, read_header};
@@ -63,12 +70,33 @@ pub struct Fetched {
     pub requests: u32,
 }
 
+/// Permits to parse: two per CPU, shared by every fetch in the process.
+fn parsers() -> &'static Semaphore {
+    static PARSERS: OnceLock<Semaphore> = OnceLock::new();
+    PARSERS.get_or_init(|| {
+        Semaphore::new(2 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}
+
 /// Fetches and parses the header of the object `meta` describes.
 pub async fn fetch_header<S: Store>(
     store: &S,
     meta: &ObjectMeta,
     options: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
+    let max = options.max.max(1);
+    let first = options.initial.clamp(1, max).min(meta.size);
+    let chunk = if first > 0 {
+        store.get_range(&meta.key, 0..first, &meta.etag).await?
+    } else {
+        Bytes::new()
+    };
+    let (mut fetched, mut requests) = (chunk.len() as u64, u32::from(first > 0));
+    let mut next = fetched.max(1);
+    let _permit = parsers()
+        .acquire()
+        .await
+        .map_err(|e| StoreError::other(Op::GetRange, store.location(&meta.key), e))?;
     let (want_tx, mut want_rx) = mpsc::channel(1);
     let (data_tx, data_rx) = mpsc::channel(1);
     let limits = options.limits;
@@ -76,14 +104,12 @@ pub async fn fetch_header<S: Store>(
         let ranges = Ranges {
             want: want_tx,
             data: data_rx,
-            chunk: Bytes::new(),
+            chunk,
             ended: false,
         };
         read_header(ranges, &limits)
     });
-    let max = options.max.max(1);
     let mut data_tx = Some(data_tx);
-    let (mut fetched, mut requests, mut next) = (0u64, 0u32, options.initial.clamp(1, max));
     let (mut refused, mut store_error) = (false, None);
     let parsed = loop {
         tokio::select! {
