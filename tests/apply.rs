@@ -632,7 +632,48 @@ async fn pkg_info_warnings_reach_the_status_object() {
     );
 }
 
+/// Keys that are not there (another reading of an encoded key, a late
+/// delete) never create a repository: no state, no summary.
+async fn a_key_that_is_not_there_creates_nothing() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectRemoved:Delete", &["All/ghost-1.tgz"]),
+        &config,
+    )
+    .await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    assert!(store.list("").await.unwrap().is_empty());
+
+    // MinIO encodes the slash: the literal reading "All%2Fx-1.tgz" names
+    // the bucket's root, which must not become a repository.
+    upload(
+        &store,
+        "All/x-1.tgz",
+        PackageBuilder::new("x-1").build().unwrap(),
+    )
+    .await;
+    let minio = serde_json::json!({
+        "EventName": "s3:ObjectCreated:Put", "Key": "b/All/x-1.tgz",
+        "Records": [{"eventSource": "minio:s3", "eventName": "s3:ObjectCreated:Put",
+                     "s3": {"bucket": {"name": BUCKET}, "object": {"key": "All%2Fx-1.tgz"}}}]
+    });
+    let outcome = deliver(&store, minio, &config).await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    let keys: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert!(keys.contains(&"All/pkg_summary.gz".to_owned()), "{keys:?}");
+    assert!(!keys.iter().any(|k| !k.starts_with("All/")), "{keys:?}");
+}
+
 crate::harness::trials![
+    tokio a_key_that_is_not_there_creates_nothing,
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
     tokio memory_eight_handlers_during_200_changes_lose_nothing,

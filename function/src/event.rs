@@ -2,10 +2,17 @@
 //!
 //! An event only says which key to look at again; what happened is read
 //! from the bucket (level-triggered), so the event name is kept for logs
-//! only. Shapes understood: S3 notifications (AWS, MinIO, Ceph), SQS
+//! only. Shapes understood: S3 notifications (AWS, MinIO, Ceph RGW), SQS
 //! batches whose bodies are S3 notifications, EventBridge events, or SNS
-//! envelopes of those, and EventBridge events delivered directly.
-//! `s3:TestEvent` and anything else are reported as ignored.
+//! envelopes of those, EventBridge events delivered directly, and
+//! SeaweedFS filer webhooks. `s3:TestEvent`, SNS subscription
+//! confirmations and anything else are reported as ignored.
+//!
+//! Every source encodes keys its own way: AWS form-encodes them, LocalStack
+//! and moto percent-encode them, MinIO encodes `/` too, Ceph RGW and
+//! SeaweedFS send them as they are. Where the source does not settle it,
+//! every plausible reading becomes a target: looking at a key that does
+//! not exist costs one HEAD and changes nothing, so the bucket decides.
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
@@ -97,6 +104,13 @@ fn decode_body(body: &Value, message: &mut Message) {
         }
     } else if body.get("detail-type").is_some() && body.get("detail").is_some() {
         decode_eventbridge(body, message);
+    } else if body.get("event_type").is_some() && body.get("key").is_some() {
+        decode_filer(body, message);
+    } else if body.get("Type").and_then(Value::as_str) == Some("SubscriptionConfirmation") {
+        let url = str_at(body, &["SubscribeURL"]).unwrap_or("(no SubscribeURL)");
+        message.ignored.push(format!(
+            "SNS subscription confirmation, not followed (confirm it at {url})"
+        ));
     } else if body.get("Type").and_then(Value::as_str) == Some("Notification") {
         // SNS envelope: the real event is the Message string.
         match body
@@ -139,16 +153,98 @@ fn decode_s3_record(record: &Value, message: &mut Message) {
         message.ignored.push(format!("event {event} on {key}"));
         return;
     }
-    match form_decode(key) {
-        Some(key) => message.targets.push(Target {
+    // AWS documents form encoding (LocalStack's and moto's percent
+    // encoding decode the same way); other sources settle nothing.
+    let readings = if str_at(record, &["eventSource"]) == Some("aws:s3") {
+        form_decode(key).into_iter().collect()
+    } else {
+        readings(key)
+    };
+    if readings.is_empty() {
+        message
+            .ignored
+            .push(format!("key {key:?} does not decode to UTF-8"));
+    }
+    for key in readings {
+        message.targets.push(Target {
             bucket: bucket.to_owned(),
             key,
-            event,
-        }),
-        None => message
-            .ignored
-            .push(format!("key {key:?} does not decode to UTF-8")),
+            event: event.clone(),
+        });
     }
+}
+
+/// A SeaweedFS filer webhook: `{"event_type", "key": "/buckets/B/K",
+/// "message": {"new_entry", "old_entry", "new_parent_path"}}`. Keys are
+/// paths as they are. Directories and multipart parts (under `.uploads/`)
+/// are not objects.
+fn decode_filer(body: &Value, message: &mut Message) {
+    let event = str_at(body, &["event_type"]).unwrap_or("").to_owned();
+    let entry_is_dir = |name: &str| {
+        body.get("message")
+            .and_then(|m| m.get(name))
+            .and_then(|e| e.get("is_directory"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    if entry_is_dir("new_entry") || entry_is_dir("old_entry") {
+        message
+            .ignored
+            .push(format!("filer {event} of a directory"));
+        return;
+    }
+    let mut paths = vec![str_at(body, &["key"]).unwrap_or("").to_owned()];
+    // A rename names the old path in `key` and the new one apart.
+    let new_parent = str_at(body, &["message", "new_parent_path"]);
+    let new_name = str_at(body, &["message", "new_entry", "name"]);
+    if let (Some(parent), Some(name)) = (new_parent, new_name) {
+        let new = format!("{}/{name}", parent.trim_end_matches('/'));
+        if !paths.contains(&new) {
+            paths.push(new);
+        }
+    }
+    for path in paths {
+        let bucket_and_key = path
+            .strip_prefix("/buckets/")
+            .and_then(|r| r.split_once('/'));
+        match bucket_and_key {
+            Some((_, key)) if key.starts_with(".uploads/") || key.contains("/.uploads/") => {
+                message
+                    .ignored
+                    .push(format!("filer {event} of a multipart part"));
+            }
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                message.targets.push(Target {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    event: event.clone(),
+                });
+            }
+            _ => message
+                .ignored
+                .push(format!("filer {event} of {path:?}, not under /buckets/")),
+        }
+    }
+}
+
+/// Every plausible reading of a key whose encoding is unknown, in order:
+/// form-decoded, percent-decoded only, and as it is (duplicates and
+/// readings that are not UTF-8 left out).
+fn readings(key: &str) -> Vec<String> {
+    let percent = percent_decode_str(key)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned());
+    let mut out: Vec<String> = Vec::with_capacity(3);
+    for reading in [form_decode(key), percent, Some(key.to_owned())]
+        .into_iter()
+        .flatten()
+    {
+        if !out.contains(&reading) {
+            out.push(reading);
+        }
+    }
+    out
 }
 
 fn decode_eventbridge(body: &Value, message: &mut Message) {
@@ -169,14 +265,8 @@ fn decode_eventbridge(body: &Value, message: &mut Message) {
             .push("EventBridge event without bucket.name and object.key".to_owned());
         return;
     };
-    // Whether EventBridge form-encodes keys is not documented. Looking at a
-    // key costs one HEAD and is harmless when it does not exist, so both
-    // readings are looked at when they differ.
-    let mut keys = vec![key.to_owned()];
-    if let Some(decoded) = form_decode(key).filter(|d| d != key) {
-        keys.push(decoded);
-    }
-    for key in keys {
+    // Whether EventBridge encodes keys is not documented.
+    for key in readings(key) {
         message.targets.push(Target {
             bucket: bucket.to_owned(),
             key,
@@ -272,8 +362,75 @@ mod tests {
             }]
         });
         let messages = decode(&event);
-        assert_eq!(keys(&messages), ["All/x-1.tgz"]);
+        // MinIO's encoding is documented, not measured: both readings.
+        assert_eq!(keys(&messages), ["All/x-1.tgz", "All%2Fx-1.tgz"]);
         assert_eq!(messages[0].targets[0].event, "ObjectCreated:Put");
+    }
+
+    #[test]
+    fn ceph_keys_arrive_as_they_are_and_are_read_every_way() {
+        // As Ceph RGW 16 POSTs them: eventSource "ceph:s3", key not encoded.
+        let event = json!({"Records": [{
+            "eventVersion": "2.2", "eventSource": "ceph:s3", "awsRegion": "",
+            "eventName": "ObjectCreated:Put", "opaqueData": "",
+            "s3": {"bucket": {"name": "b"},
+                   "object": {"key": "All/with space+plus%.tgz", "metadata": [], "versionId": ""}}
+        }]});
+        let got = keys(&decode(&event));
+        assert!(
+            got.contains(&"All/with space+plus%.tgz".to_owned()),
+            "{got:?}"
+        );
+        let plain = json!({"Records": [{
+            "eventSource": "ceph:s3", "eventName": "ObjectRemoved:Delete",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "All/a-1.tgz"}}
+        }]});
+        assert_eq!(keys(&decode(&plain)), ["All/a-1.tgz"]);
+    }
+
+    #[test]
+    fn seaweedfs_filer_webhooks() {
+        let create = json!({
+            "event_type": "create", "key": "/buckets/b/All/with space+plus.tgz",
+            "message": {"new_entry": {"name": "with space+plus.tgz", "is_directory": false},
+                        "new_parent_path": "/buckets/b/All"}
+        });
+        let messages = decode(&create);
+        assert_eq!(messages[0].targets[0].bucket, "b");
+        // The new entry restates the same path: one target.
+        assert_eq!(keys(&messages), ["All/with space+plus.tgz"]);
+        let rename = json!({
+            "event_type": "rename", "key": "/buckets/b/All/.part-1.tgz",
+            "message": {"old_entry": {"name": ".part-1.tgz"},
+                        "new_entry": {"name": "a-1.tgz"}, "new_parent_path": "/buckets/b/All/"}
+        });
+        assert_eq!(keys(&decode(&rename)), ["All/.part-1.tgz", "All/a-1.tgz"]);
+        let delete = json!({"event_type": "delete", "key": "/buckets/b/All/a-1.tgz",
+                            "message": {"old_entry": {"name": "a-1.tgz"}}});
+        assert_eq!(keys(&decode(&delete)), ["All/a-1.tgz"]);
+        let dir = json!({"event_type": "create", "key": "/buckets/b/All",
+                         "message": {"new_entry": {"name": "All", "is_directory": true}}});
+        assert!(decode(&dir)[0].targets.is_empty());
+        let part = json!({"event_type": "create", "key": "/buckets/b/.uploads/x/0001.part",
+                          "message": {}});
+        assert!(decode(&part)[0].targets.is_empty());
+        let outside = json!({"event_type": "create", "key": "/etc/passwd", "message": {}});
+        assert!(decode(&outside)[0].ignored[0].contains("not under /buckets/"));
+    }
+
+    #[test]
+    fn sns_subscription_confirmations_are_not_followed() {
+        let confirm = json!({
+            "Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t",
+            "SubscribeURL": "https://sns.example/?Action=ConfirmSubscription&Token=t"
+        });
+        let messages = decode(&confirm);
+        assert!(messages[0].targets.is_empty());
+        assert!(
+            messages[0].ignored[0].contains("https://sns.example/?Action=ConfirmSubscription"),
+            "{:?}",
+            messages[0].ignored
+        );
     }
 
     #[test]
@@ -282,11 +439,11 @@ mod tests {
             "version": "0", "detail-type": "Object Deleted", "source": "aws.s3",
             "detail": {"bucket": {"name": "b"}, "object": {"key": "All/a+b-1.tgz"}}
         });
-        assert_eq!(keys(&decode(&eb)), ["All/a+b-1.tgz", "All/a b-1.tgz"]);
+        assert_eq!(keys(&decode(&eb)), ["All/a b-1.tgz", "All/a+b-1.tgz"]);
         let sqs = json!({"Records": [
             {"messageId": "x", "eventSource": "aws:sqs", "body": eb.to_string()}
         ]});
-        assert_eq!(keys(&decode(&sqs)), ["All/a+b-1.tgz", "All/a b-1.tgz"]);
+        assert_eq!(keys(&decode(&sqs)), ["All/a b-1.tgz", "All/a+b-1.tgz"]);
         let other = json!({"detail-type": "Object Restore Completed", "detail": {}});
         assert!(decode(&other)[0].targets.is_empty());
     }

@@ -78,6 +78,12 @@ impl<S: Store> Repo<'_, S> {
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
+            if self.never_indexed(scope, &loaded, published, &next) {
+                // Names that are not there (another reading of a key, a
+                // late delete) never create a repository.
+                report.state_lost = None;
+                return Ok((report, unsure));
+            }
             changed |= next.remember_suffixes(self.config.suffixes.iter().map(String::as_str));
             // Outputs ahead of the state (it was lost, or restored from an
             // old copy): move past them, or no publication would replace them.
@@ -146,6 +152,21 @@ impl<S: Store> Repo<'_, S> {
         names.extend(listed.cloned());
         names.extend(loaded.state.names().map(str::to_owned));
         Ok((names, self.published_generation().await?))
+    }
+
+    /// Whether a pass over event names found a repository that was never
+    /// indexed (no state, nothing published) and nothing in it.
+    fn never_indexed(
+        &self,
+        scope: Scope<'_>,
+        loaded: &Loaded,
+        published: u64,
+        next: &State,
+    ) -> bool {
+        matches!(scope, Scope::Names(_))
+            && loaded.fresh == Some(StateLoss::Missing)
+            && published == 0
+            && next.names().next().is_none()
     }
 
     /// Suffixes the state remembers from earlier passes that this
