@@ -132,6 +132,17 @@ async fn s3_oracle_upload_delete_overwrite() {
     oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
 }
 
+/// Ceph RGW, once its If-Match dialect is probed: the same upload,
+/// delete and overwrite sequence, and concurrent handlers losing nothing
+/// (before the probe, every commit to RGW was refused).
+async fn rgw_oracle_upload_delete_overwrite() {
+    let store = pkgsum::testing::rgw_bucket().await;
+    let found = store.probe("").await.unwrap();
+    let store = store.with_if_match(found.update.unwrap());
+    oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
+    concurrent_handlers(Arc::new(store), "All/", 40, 4).await;
+}
+
 /// Random uploads, overwrites and deletes on `names` keys, each followed
 /// by its event on a channel that `workers` handlers drain concurrently.
 async fn concurrent_handlers<S: Store + 'static>(
@@ -676,6 +687,7 @@ crate::harness::trials![
     tokio a_key_that_is_not_there_creates_nothing,
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
+    rgw rgw_oracle_upload_delete_overwrite,
     tokio memory_eight_handlers_during_200_changes_lose_nothing,
     s3 s3_eight_handlers_during_200_changes_lose_nothing,
     tokio duplicated_delayed_and_shuffled_events_converge,

@@ -5,7 +5,8 @@
 //!
 //! Each test module lists its tests with [`trials!`]; `tests.rs` gathers
 //! them. Kinds: `test` (plain), `tokio` (async), `s3` (async, needs
-//! LocalStack), `lambda` (async, needs LocalStack and cargo-lambda).
+//! LocalStack), `lambda` (async, needs LocalStack and cargo-lambda), `rgw`
+//! (async, needs the Ceph RGW that `ceph/start.sh` runs).
 
 use std::future::Future;
 
@@ -36,6 +37,7 @@ pub(crate) use trials;
 enum Needs {
     LocalStack,
     CargoLambda,
+    Rgw,
 }
 
 impl Needs {
@@ -51,6 +53,9 @@ impl Needs {
             }
             Needs::CargoLambda if !set("PKGSUM_REQUIRE_CARGO_LAMBDA") && !cargo_lambda() => {
                 Some("needs cargo-lambda: run the tests with scripts/test")
+            }
+            Needs::Rgw if std::env::var_os("PKGSUM_RGW_ENDPOINT").is_none() => {
+                Some("needs Ceph RGW: run the tests with scripts/test")
             }
             _ => None,
         }
@@ -98,6 +103,15 @@ where
     Fut: Future<Output = ()>,
 {
     needing(name, &[Needs::LocalStack, Needs::CargoLambda], body)
+}
+
+/// An async test against Ceph RGW (a one-node cluster on 127.0.0.1).
+pub fn rgw<F, Fut>(name: String, body: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    needing(name, &[Needs::Rgw], body)
 }
 
 fn needing<F, Fut>(name: String, needs: &'static [Needs], body: F) -> Trial

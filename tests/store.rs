@@ -5,10 +5,12 @@ use crate::common;
 
 use std::sync::Arc;
 
-use pkgsum::store::Store;
+use bytes::Bytes;
 use pkgsum::store::conformance::check;
 use pkgsum::store::local::LocalStore;
 use pkgsum::store::memory::MemoryStore;
+use pkgsum::store::s3::{ConditionalWrites, IfMatch};
+use pkgsum::store::{PutMode, PutOptions, Store};
 
 async fn memory_store_conforms() {
     check(Arc::new(MemoryStore::new()), "").await;
@@ -62,7 +64,54 @@ async fn s3_store_conforms() {
     check(Arc::new(common::s3_bucket().await), "repo/").await;
 }
 
+/// Ceph RGW 16: the probe finds its If-Match dialect (the ETag without
+/// quotes), and with it the store passes the whole suite; with the
+/// standard quoted form, every update is refused.
+async fn rgw_store_conforms_once_probed() {
+    let store = pkgsum::testing::rgw_bucket().await;
+    let found = store.probe("").await.unwrap();
+    assert_eq!(
+        found,
+        ConditionalWrites {
+            create: true,
+            update: Some(IfMatch::Bare)
+        },
+        "{found}"
+    );
+    // The probe cleans up after itself.
+    assert!(store.list("").await.unwrap().is_empty());
+    let quoted = store.clone();
+    quoted
+        .put("k", Bytes::from_static(b"x"), PutOptions::default())
+        .await
+        .unwrap();
+    let etag = quoted.head("k").await.unwrap().unwrap().etag;
+    let update = PutOptions {
+        mode: PutMode::Update(etag),
+        ..PutOptions::default()
+    };
+    let err = quoted
+        .put("k", Bytes::from_static(b"y"), update)
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition(), "{err}");
+    quoted.delete("k").await.unwrap();
+    check(Arc::new(store.with_if_match(IfMatch::Bare)), "repo/").await;
+}
+
+/// LocalStack follows AWS: the standard forms.
+async fn s3_store_probe_finds_the_standard_forms() {
+    let store = common::s3_bucket().await;
+    let found = store.probe("").await.unwrap();
+    assert!(
+        found.honoured() && found.update == Some(IfMatch::Quoted),
+        "{found}"
+    );
+}
+
 crate::harness::trials![
+    rgw rgw_store_conforms_once_probed,
+    s3 s3_store_probe_finds_the_standard_forms,
     tokio memory_store_conforms,
     tokio local_store_conforms,
     tokio local_store_refuses_escaping_keys,

@@ -569,17 +569,68 @@ async fn apply_event(file: PathBuf) -> anyhow::Result<Verdict> {
     }
     let config = Config::from_env()?;
     let client = client_from_env().await;
-    let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
+    let mut stores = std::collections::BTreeMap::new();
+    for target in messages.iter().flat_map(|m| &m.targets) {
+        if !stores.contains_key(&target.bucket) && config.wants(&target.key) {
+            let (prefix, _) = pkgsum::repo::split_key(&target.key);
+            // A bucket that cannot be probed fails its own keys in the
+            // pass, with the reason; the other buckets go on.
+            let store = match open_bucket(&client, &target.bucket, prefix).await {
+                Ok(store) => store,
+                Err(err) => {
+                    tracing::info!(bucket = %target.bucket, error = %err, "probe failed");
+                    S3Store::new(client.clone(), &target.bucket)
+                }
+            };
+            stores.insert(target.bucket.clone(), store);
+        }
+    }
+    let store_for = |bucket: &str| {
+        stores
+            .get(bucket)
+            .cloned()
+            .unwrap_or_else(|| S3Store::new(client.clone(), bucket))
+    };
     let outcome = pkgsum::dispatch::apply_messages(&messages, store_for, &config).await;
     print_outcome(&outcome);
     Ok(outcome.verdict())
 }
 
-/// The store and repository prefix an `s3://bucket/prefix/` URL names.
-async fn s3_repository(url: &str) -> anyhow::Result<(S3Store, String)> {
+/// The store and repository prefix an `s3://bucket/prefix/` URL names;
+/// `writing` probes the store's conditional writes first.
+async fn s3_repository(url: &str, writing: bool) -> anyhow::Result<(S3Store, String)> {
     let (bucket, prefix) = pkgsum::reconcile::parse_s3_url(url)?;
     let client = client_from_env().await;
-    Ok((S3Store::new(client, bucket), prefix))
+    let store = if writing {
+        open_bucket(&client, &bucket, &prefix).await?
+    } else {
+        S3Store::new(client, bucket)
+    };
+    Ok((store, prefix))
+}
+
+/// The store of `bucket`, ready to commit. On an endpoint other than
+/// AWS's, its conditional writes are probed first (under `prefix`), so
+/// Ceph RGW's If-Match dialect is spoken, and a store that ignores them is
+/// named as such: one writer only.
+async fn open_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> anyhow::Result<S3Store> {
+    let store = S3Store::new(client.clone(), bucket);
+    if !pkgsum::store::s3::custom_endpoint() {
+        return Ok(store);
+    }
+    let found = store.probe(prefix).await?;
+    tracing::info!(bucket, %found, "conditional writes probed");
+    if !found.honoured() {
+        eprintln!("pkgsum: s3://{bucket}/: {found}");
+    }
+    Ok(match found.update {
+        Some(form) => store.with_if_match(form),
+        None => store,
+    })
 }
 
 async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow::Result<Verdict> {
@@ -588,7 +639,7 @@ async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow:
         config.concurrency = jobs.max(1);
     }
     config.allow_empty |= allow_empty;
-    let (store, prefix) = s3_repository(&url).await?;
+    let (store, prefix) = s3_repository(&url, true).await?;
     let bar = Bar::new("looking at packages", &url)?;
     let repo = Repo::new(&store, &prefix, &config);
     let (report, unsure) = pkgsum::reconcile::rebuild(&repo, &bar).await?;
@@ -604,7 +655,7 @@ async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow:
 
 async fn verify(url: String) -> anyhow::Result<Verdict> {
     let config = Config::from_env()?;
-    let (store, prefix) = s3_repository(&url).await?;
+    let (store, prefix) = s3_repository(&url, false).await?;
     let drift = pkgsum::reconcile::verify(&Repo::new(&store, &prefix, &config)).await?;
     for line in &drift.lines {
         println!("{line}");

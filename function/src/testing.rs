@@ -1,5 +1,5 @@
 //! What only tests and benchmarks use, behind the `testing` feature: the
-//! LocalStack helpers below. The store conformance suite and the store
+//! LocalStack and Ceph RGW helpers below. The store conformance suite and the store
 //! wrappers that count or fail requests are in [`crate::store`], beside
 //! the trait, under the same feature.
 //!
@@ -78,4 +78,38 @@ pub async fn subscribe(store: &crate::store::s3::S3Store) -> (aws_sdk_sqs::Clien
         .await
         .unwrap();
     (sqs, url)
+}
+
+/// A fresh bucket on the Ceph RGW that `ceph/start.sh` runs
+/// (`PKGSUM_RGW_ENDPOINT`, `PKGSUM_RGW_ACCESS_KEY`, `PKGSUM_RGW_SECRET_KEY`),
+/// through a client of its own: the LocalStack settings in the
+/// environment do not apply to it.
+pub async fn rgw_bucket() -> crate::store::s3::S3Store {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        var("PKGSUM_RGW_ACCESS_KEY"),
+        var("PKGSUM_RGW_SECRET_KEY"),
+        None,
+        None,
+        "ceph/start.sh",
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(var("PKGSUM_RGW_ENDPOINT"))
+        .region(aws_sdk_s3::config::Region::new("default"))
+        .credentials_provider(credentials)
+        .force_path_style(true)
+        // RGW 16 predates the SDK's default request checksums.
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating bucket {bucket} on RGW: {e:?}"));
+    crate::store::s3::S3Store::new(client, bucket)
 }

@@ -24,6 +24,63 @@ use super::{ErrorKind, ObjectMeta, Op, PutMode, PutOptions, Store, StoreError, S
 pub struct S3Store {
     client: Client,
     bucket: String,
+    if_match: IfMatch,
+}
+
+/// How a server wants the ETag in `If-Match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfMatch {
+    /// As HTTP says and AWS S3 does: `"etag"`.
+    #[default]
+    Quoted,
+    /// Without quotes: Ceph RGW 16 refuses the quoted form with 412.
+    Bare,
+}
+
+/// What a server does with conditional writes, as [`S3Store::probe`]
+/// found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionalWrites {
+    /// `If-None-Match: *` refuses to overwrite.
+    pub create: bool,
+    /// `If-Match` refuses a wrong ETag and accepts the right one, in
+    /// this form.
+    pub update: Option<IfMatch>,
+}
+
+impl ConditionalWrites {
+    /// Both honoured: several writers may share a repository.
+    pub fn honoured(&self) -> bool {
+        self.create && self.update.is_some()
+    }
+}
+
+impl std::fmt::Display for ConditionalWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.create, self.update) {
+            (true, Some(IfMatch::Quoted)) => f.write_str("conditional writes honoured"),
+            (true, Some(IfMatch::Bare)) => f.write_str(
+                "conditional writes honoured, If-Match with the ETag unquoted (as Ceph RGW 16)",
+            ),
+            (create, update) => write!(
+                f,
+                "conditional writes IGNORED (If-None-Match {}, If-Match {}): only one writer may run against this store",
+                if create { "honoured" } else { "ignored" },
+                if update.is_some() {
+                    "honoured"
+                } else {
+                    "ignored"
+                },
+            ),
+        }
+    }
+}
+
+/// Whether the SDK talks to an endpoint other than AWS's (LocalStack, Ceph
+/// RGW, SeaweedFS, MinIO...), whose conditional writes are worth a probe.
+pub fn custom_endpoint() -> bool {
+    std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
 }
 
 /// The standard AWS configuration (environment, profile, instance role),
@@ -64,7 +121,61 @@ impl S3Store {
         S3Store {
             client,
             bucket: bucket.into(),
+            if_match: IfMatch::default(),
         }
+    }
+
+    /// The same bucket, sending `If-Match` in `form`.
+    pub fn with_if_match(mut self, form: IfMatch) -> Self {
+        self.if_match = form;
+        self
+    }
+
+    /// Finds out what the server does with conditional writes, on a
+    /// scratch key under the repository's `<prefix>.pkgsum/` (removed
+    /// afterwards): whether `If-None-Match: *` refuses an overwrite,
+    /// whether `If-Match` refuses a wrong ETag, and which form of the
+    /// right one it accepts.
+    pub async fn probe(&self, prefix: &str) -> StoreResult<ConditionalWrites> {
+        let key = format!("{prefix}.pkgsum/probe-{:016x}", fastrand::u64(..));
+        let found = self.probe_at(&key).await;
+        // Best effort: a leftover scratch key is harmless (never a package).
+        let _ = self.delete(&key).await;
+        found
+    }
+
+    async fn probe_at(&self, key: &str) -> StoreResult<ConditionalWrites> {
+        let body = Bytes::from_static(b"pkgsum probe\n");
+        let put = |mode, form| {
+            self.put_as(
+                key,
+                body.clone(),
+                PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                },
+                form,
+            )
+        };
+        put(PutMode::Create, IfMatch::Quoted).await?;
+        let refused = |result: StoreResult<String>| match result {
+            Ok(_) => Ok(false),
+            Err(err) if err.is_precondition() => Ok(true),
+            Err(err) => Err(err),
+        };
+        let create = refused(put(PutMode::Create, IfMatch::Quoted).await)?;
+        let wrong = PutMode::Update("0123456789abcdef0123456789abcdef".to_owned());
+        let mut update = None;
+        if refused(put(wrong, IfMatch::Quoted).await)? {
+            let etag = self.head(key).await?.map(|m| m.etag).unwrap_or_default();
+            for form in [IfMatch::Quoted, IfMatch::Bare] {
+                if !refused(put(PutMode::Update(etag.clone()), form).await)? {
+                    update = Some(form);
+                    break;
+                }
+            }
+        }
+        Ok(ConditionalWrites { create, update })
     }
 
     pub fn bucket(&self) -> &str {
@@ -73,6 +184,42 @@ impl S3Store {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+impl S3Store {
+    /// A PUT with `If-Match` in `form`.
+    async fn put_as(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: PutOptions,
+        form: IfMatch,
+    ) -> StoreResult<String> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_content_type(options.content_type)
+            .set_cache_control(options.cache_control);
+        if !options.metadata.is_empty() {
+            request = request.set_metadata(Some(options.metadata.into_iter().collect()));
+        }
+        request = match options.mode {
+            PutMode::Overwrite => request,
+            PutMode::Create => request.if_none_match("*"),
+            PutMode::Update(etag) => request.if_match(match form {
+                IfMatch::Quoted => format!("\"{etag}\""),
+                IfMatch::Bare => etag,
+            }),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| self.error(Op::Put, key, e))?;
+        Ok(unquote(out.e_tag()))
     }
 }
 
@@ -301,27 +448,7 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .set_content_type(options.content_type)
-            .set_cache_control(options.cache_control);
-        if !options.metadata.is_empty() {
-            request = request.set_metadata(Some(options.metadata.into_iter().collect()));
-        }
-        request = match options.mode {
-            PutMode::Overwrite => request,
-            PutMode::Create => request.if_none_match("*"),
-            PutMode::Update(etag) => request.if_match(format!("\"{etag}\"")),
-        };
-        let out = request
-            .send()
-            .await
-            .map_err(|e| self.error(Op::Put, key, e))?;
-        Ok(unquote(out.e_tag()))
+        self.put_as(key, body, options, self.if_match).await
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Starts a one-node Ceph cluster (a monitor, one memstore OSD) with the
+# RADOS Gateway on 127.0.0.1, for the tests: an S3-compatible store that
+# behaves as Ceph RGW does in production (its If-Match dialect, its
+# notifications). Everything lives under $PKGSUM_CEPH_DIR; nothing listens
+# beyond loopback. Idempotent: a running gateway is left as it is.
+#
+# Needs Debian's radosgw, ceph-mon, ceph-osd and ceph-common (ceph/install.sh).
+# Prints the environment to use it, for eval (also in $PKGSUM_CEPH_DIR/env.sh);
+# the daemons' own output goes to $PKGSUM_CEPH_DIR/log/.
+set -euo pipefail
+dir="${PKGSUM_CEPH_DIR:-$HOME/.cache/pkgsum/ceph-run}"
+port="${PKGSUM_RGW_PORT:-7480}"
+mon_port="${PKGSUM_CEPH_MON_PORT:-6789}"
+endpoint="http://127.0.0.1:$port"
+
+if curl -fsS -o /dev/null "$endpoint/" 2>/dev/null && [ -f "$dir/env.sh" ]; then
+  cat "$dir/env.sh"
+  exit 0
+fi
+"$(dirname "$0")/stop.sh" >/dev/null 2>&1 || true
+rm -rf "$dir"
+mkdir -p "$dir"/{mon,osd,run,log}
+conf="$dir/ceph.conf"
+fsid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+cat > "$conf" <<CONF
+[global]
+fsid = $fsid
+mon host = v1:127.0.0.1:$mon_port
+public network = 127.0.0.0/8
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+mon allow pool delete = true
+osd crush chooseleaf type = 0
+run dir = $dir/run
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
+pid file = $dir/run/\$name.pid
+keyring = $dir/keyring
+mon data = $dir/mon/\$id
+osd data = $dir/osd/\$id
+osd objectstore = memstore
+memstore device bytes = 1073741824
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:$port
+rgw dns name = 127.0.0.1
+CONF
+ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
+monmaptool --create --addv a "v1:127.0.0.1:$mon_port" --fsid "$fsid" "$dir/monmap" >/dev/null
+out="$dir/log/daemons.out"
+ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring" >>"$out" 2>&1
+ceph-mon -c "$conf" -i a >>"$out" 2>&1
+uuid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+id="$(ceph -c "$conf" osd new "$uuid" 2>>"$out")"
+mkdir -p "$dir/osd/$id"
+ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$uuid" >>"$out" 2>&1
+ceph-osd -c "$conf" -i "$id" >>"$out" 2>&1
+radosgw -c "$conf" -n client.rgw.a >>"$out" 2>&1
+for _ in $(seq 1 120); do
+  curl -fsS -o /dev/null "$endpoint/" 2>/dev/null && break
+  sleep 0.5
+done
+curl -fsS -o /dev/null "$endpoint/" || { echo "ceph: the gateway did not start; see $dir/log" >&2; exit 1; }
+radosgw-admin -c "$conf" user create --uid=pkgsum --display-name=pkgsum \
+  --access-key=pkgsum-test --secret=pkgsum-test-secret >/dev/null
+cat > "$dir/env.sh" <<ENV
+export PKGSUM_RGW_ENDPOINT=$endpoint
+export PKGSUM_RGW_ACCESS_KEY=pkgsum-test
+export PKGSUM_RGW_SECRET_KEY=pkgsum-test-secret
+ENV
+cat "$dir/env.sh"

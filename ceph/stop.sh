@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Stops the test cluster ceph/start.sh started (gateway, OSD, monitor) and
+# waits until they are gone, so a new one can take the same ports.
+set -uo pipefail
+dir="${PKGSUM_CEPH_DIR:-$HOME/.cache/pkgsum/ceph-run}"
+pids=""
+for file in "$dir"/run/*.pid; do
+  [ -f "$file" ] && pids="$pids $(cat "$file")"
+done
+[ -n "$pids" ] && kill $pids 2>/dev/null
+for _ in $(seq 1 50); do
+  alive=""
+  for pid in $pids; do
+    # A zombie (state Z) is gone in all but name.
+    state="$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)"
+    [ -n "$state" ] && [ "$state" != Z ] && alive="$alive $pid"
+  done
+  [ -z "$alive" ] && break
+  sleep 0.2
+done
+[ -n "${alive:-}" ] && kill -9 $alive 2>/dev/null
+rm -f "$dir"/run/*.pid "$dir/env.sh"
+exit 0
