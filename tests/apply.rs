@@ -143,6 +143,13 @@ async fn rgw_oracle_upload_delete_overwrite() {
     concurrent_handlers(Arc::new(store), "All/", 40, 4).await;
 }
 
+/// SeaweedFS: the same sequence and concurrent handlers.
+async fn seaweedfs_oracle_upload_delete_overwrite() {
+    let store = pkgsum::testing::seaweedfs_bucket().await;
+    oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
+    concurrent_handlers(Arc::new(store), "All/", 40, 4).await;
+}
+
 /// Random uploads, overwrites and deletes on `names` keys, each followed
 /// by its event on a channel that `workers` handlers drain concurrently.
 async fn concurrent_handlers<S: Store + 'static>(
@@ -688,6 +695,7 @@ crate::harness::trials![
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
     rgw rgw_oracle_upload_delete_overwrite,
+    seaweedfs seaweedfs_oracle_upload_delete_overwrite,
     tokio memory_eight_handlers_during_200_changes_lose_nothing,
     s3 s3_eight_handlers_during_200_changes_lose_nothing,
     tokio duplicated_delayed_and_shuffled_events_converge,

@@ -6,7 +6,8 @@
 //! Each test module lists its tests with [`trials!`]; `tests.rs` gathers
 //! them. Kinds: `test` (plain), `tokio` (async), `s3` (async, needs
 //! LocalStack), `lambda` (async, needs LocalStack and cargo-lambda), `rgw`
-//! (async, needs the Ceph RGW that `ceph/start.sh` runs).
+//! (async, needs the Ceph RGW that `ceph/start.sh` runs), `seaweedfs`
+//! (async, needs `seaweedfs/start.sh`'s server).
 
 use std::future::Future;
 
@@ -38,6 +39,7 @@ enum Needs {
     LocalStack,
     CargoLambda,
     Rgw,
+    SeaweedFs,
 }
 
 impl Needs {
@@ -56,6 +58,9 @@ impl Needs {
             }
             Needs::Rgw if std::env::var_os("PKGSUM_RGW_ENDPOINT").is_none() => {
                 Some("needs Ceph RGW: run the tests with scripts/test")
+            }
+            Needs::SeaweedFs if std::env::var_os("PKGSUM_SEAWEEDFS_ENDPOINT").is_none() => {
+                Some("needs SeaweedFS: run the tests with scripts/test")
             }
             _ => None,
         }
@@ -112,6 +117,15 @@ where
     Fut: Future<Output = ()>,
 {
     needing(name, &[Needs::Rgw], body)
+}
+
+/// An async test against SeaweedFS (`weed server` on 127.0.0.1).
+pub fn seaweedfs<F, Fut>(name: String, body: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    needing(name, &[Needs::SeaweedFs], body)
 }
 
 fn needing<F, Fut>(name: String, needs: &'static [Needs], body: F) -> Trial

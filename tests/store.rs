@@ -99,6 +99,17 @@ async fn rgw_store_conforms_once_probed() {
     check(Arc::new(store.with_if_match(IfMatch::Bare)), "repo/").await;
 }
 
+/// SeaweedFS honours the standard forms; the whole suite passes.
+async fn seaweedfs_store_conforms() {
+    let store = pkgsum::testing::seaweedfs_bucket().await;
+    let found = store.probe("").await.unwrap();
+    assert!(
+        found.honoured() && found.update == Some(IfMatch::Quoted),
+        "{found}"
+    );
+    check(Arc::new(store), "repo/").await;
+}
+
 /// LocalStack follows AWS: the standard forms.
 async fn s3_store_probe_finds_the_standard_forms() {
     let store = common::s3_bucket().await;
@@ -111,6 +122,7 @@ async fn s3_store_probe_finds_the_standard_forms() {
 
 crate::harness::trials![
     rgw rgw_store_conforms_once_probed,
+    seaweedfs seaweedfs_store_conforms,
     s3 s3_store_probe_finds_the_standard_forms,
     tokio memory_store_conforms,
     tokio local_store_conforms,

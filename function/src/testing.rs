@@ -1,5 +1,5 @@
 //! What only tests and benchmarks use, behind the `testing` feature: the
-//! LocalStack and Ceph RGW helpers below. The store conformance suite and the store
+//! LocalStack, Ceph RGW and SeaweedFS helpers below. The store conformance suite and the store
 //! wrappers that count or fail requests are in [`crate::store`], beside
 //! the trait, under the same feature.
 //!
@@ -81,25 +81,43 @@ pub async fn subscribe(store: &crate::store::s3::S3Store) -> (aws_sdk_sqs::Clien
 }
 
 /// A fresh bucket on the Ceph RGW that `ceph/start.sh` runs
-/// (`PKGSUM_RGW_ENDPOINT`, `PKGSUM_RGW_ACCESS_KEY`, `PKGSUM_RGW_SECRET_KEY`),
-/// through a client of its own: the LocalStack settings in the
-/// environment do not apply to it.
+/// (`PKGSUM_RGW_ENDPOINT`, `PKGSUM_RGW_ACCESS_KEY`, `PKGSUM_RGW_SECRET_KEY`).
 pub async fn rgw_bucket() -> crate::store::s3::S3Store {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        var("PKGSUM_RGW_ACCESS_KEY"),
-        var("PKGSUM_RGW_SECRET_KEY"),
-        None,
-        None,
-        "ceph/start.sh",
-    );
+    compatible_bucket(
+        &var("PKGSUM_RGW_ENDPOINT"),
+        &var("PKGSUM_RGW_ACCESS_KEY"),
+        &var("PKGSUM_RGW_SECRET_KEY"),
+        "default",
+    )
+    .await
+}
+
+/// A fresh bucket on the SeaweedFS that `seaweedfs/start.sh` runs
+/// (`PKGSUM_SEAWEEDFS_ENDPOINT`; with no IAM, any credentials do).
+pub async fn seaweedfs_bucket() -> crate::store::s3::S3Store {
+    let endpoint = std::env::var("PKGSUM_SEAWEEDFS_ENDPOINT")
+        .unwrap_or_else(|_| panic!("PKGSUM_SEAWEEDFS_ENDPOINT is not set"));
+    compatible_bucket(&endpoint, "pkgsum", "pkgsum", "us-east-1").await
+}
+
+/// A fresh bucket on an S3-compatible server, through a client of its
+/// own: the LocalStack settings in the environment do not apply to it.
+async fn compatible_bucket(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+    region: &'static str,
+) -> crate::store::s3::S3Store {
+    let credentials =
+        aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "tests");
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(var("PKGSUM_RGW_ENDPOINT"))
-        .region(aws_sdk_s3::config::Region::new("default"))
+        .endpoint_url(endpoint)
+        .region(aws_sdk_s3::config::Region::new(region))
         .credentials_provider(credentials)
         .force_path_style(true)
-        // RGW 16 predates the SDK's default request checksums.
+        // Ceph RGW 16 predates the SDK's default request checksums.
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .build();
@@ -110,6 +128,6 @@ pub async fn rgw_bucket() -> crate::store::s3::S3Store {
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("creating bucket {bucket} on RGW: {e:?}"));
+        .unwrap_or_else(|e| panic!("creating bucket {bucket} at {endpoint}: {e:?}"));
     crate::store::s3::S3Store::new(client, bucket)
 }
