@@ -9,6 +9,7 @@
 # Prints the environment to use it, for eval (also in $PKGSUM_CEPH_DIR/env.sh);
 # the daemons' own output goes to $PKGSUM_CEPH_DIR/log/.
 set -euo pipefail
+trap 'echo "ceph: failed to start; the daemons said:" >&2; tail -n 20 "$dir/log/daemons.out" >&2 2>/dev/null' ERR
 dir="${PKGSUM_CEPH_DIR:-$HOME/.cache/pkgsum/ceph-run}"
 port="${PKGSUM_RGW_PORT:-7480}"
 mon_port="${PKGSUM_CEPH_MON_PORT:-6789}"

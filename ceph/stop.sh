@@ -19,5 +19,12 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 [ -n "${alive:-}" ] && kill -9 $alive 2>/dev/null
+# Daemons whose pid file is gone (a start that failed half-way) are found
+# by the configuration they were started with.
+pkill -9 -f -- "-c $dir/ceph.conf" 2>/dev/null
+for _ in $(seq 1 25); do
+  pgrep -f -- "-c $dir/ceph.conf" >/dev/null || break
+  sleep 0.2
+done
 rm -f "$dir"/run/*.pid "$dir/env.sh"
 exit 0

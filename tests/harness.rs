@@ -45,8 +45,8 @@ enum Needs {
 impl Needs {
     /// Why the test cannot run here, or `None` if it can. Where the
     /// environment says the need is met (`PKGSUM_LOCALSTACK=1`,
-    /// `PKGSUM_REQUIRE_CARGO_LAMBDA=1`, as `scripts/test` sets them), the
-    /// test runs and fails if it is not.
+    /// `PKGSUM_REQUIRE_CARGO_LAMBDA=1`, `PKGSUM_REQUIRE_S3_COMPATIBLE=1`,
+    /// as `scripts/test` sets them), the test runs and fails if it is not.
     fn missing(self) -> Option<&'static str> {
         let set = |name: &str| std::env::var(name).as_deref() == Ok("1");
         match self {
@@ -56,15 +56,23 @@ impl Needs {
             Needs::CargoLambda if !set("PKGSUM_REQUIRE_CARGO_LAMBDA") && !cargo_lambda() => {
                 Some("needs cargo-lambda: run the tests with scripts/test")
             }
-            Needs::Rgw if std::env::var_os("PKGSUM_RGW_ENDPOINT").is_none() => {
+            Needs::Rgw if !compatible("PKGSUM_RGW_ENDPOINT") => {
                 Some("needs Ceph RGW: run the tests with scripts/test")
             }
-            Needs::SeaweedFs if std::env::var_os("PKGSUM_SEAWEEDFS_ENDPOINT").is_none() => {
+            Needs::SeaweedFs if !compatible("PKGSUM_SEAWEEDFS_ENDPOINT") => {
                 Some("needs SeaweedFS: run the tests with scripts/test")
             }
             _ => None,
         }
     }
+}
+
+/// Whether an S3-compatible server's tests should run: its endpoint is
+/// given, or `PKGSUM_REQUIRE_S3_COMPATIBLE=1` (as `scripts/test` sets it)
+/// says it must be, so a server that failed to start fails its tests.
+fn compatible(endpoint: &str) -> bool {
+    std::env::var_os(endpoint).is_some()
+        || std::env::var("PKGSUM_REQUIRE_S3_COMPATIBLE").as_deref() == Ok("1")
 }
 
 fn cargo_lambda() -> bool {
