@@ -20,7 +20,11 @@ if curl -fsS -o /dev/null "$endpoint/" 2>/dev/null && [ -f "$dir/env.sh" ]; then
   exit 0
 fi
 "$(dirname "$0")/stop.sh" >/dev/null 2>&1 || true
-rm -rf "$dir"
+# A daemon that is still exiting may write a last file meanwhile.
+for _ in $(seq 1 20); do
+  rm -rf "$dir" 2>/dev/null && break
+  sleep 0.5
+done
 mkdir -p "$dir"/{mon,osd,run,log}
 conf="$dir/ceph.conf"
 fsid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
