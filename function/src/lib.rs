@@ -30,7 +30,7 @@
 //!   - [`reconcile`]: `rebuild` (a pass over a listing) and `verify`.
 //! - All read their settings from [`config`], report progress through
 //!   [`progress`] and sum up the same way ([`verdict`]).
-//! - With the `testing` feature, [`testing`] holds what only tests and
+//! - With the `testing` feature, `testing` holds what only tests and
 //!   benchmarks use: the store conformance suite, store wrappers that
 //!   count or fail requests, LocalStack helpers.
 
