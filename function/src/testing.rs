@@ -9,14 +9,19 @@
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
 /// the harness runs S3 tests only there).
 pub async fn s3_bucket() -> crate::store::s3::S3Store {
-    let client = crate::store::s3::client_from_env().await;
+    new_bucket(crate::store::s3::client_from_env().await, "LocalStack").await
+}
+
+/// Creates a bucket with a random name through `client`; `server` names
+/// the store in the panic message.
+async fn new_bucket(client: aws_sdk_s3::Client, server: &str) -> crate::store::s3::S3Store {
     let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
     client
         .create_bucket()
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
+        .unwrap_or_else(|e| panic!("creating bucket {bucket} on {server}: {e:?}"));
     crate::store::s3::S3Store::new(client, bucket)
 }
 
@@ -121,13 +126,5 @@ async fn compatible_bucket(
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
-    let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("creating bucket {bucket} at {endpoint}: {e:?}"));
-    crate::store::s3::S3Store::new(client, bucket)
+    new_bucket(aws_sdk_s3::Client::from_conf(config), endpoint).await
 }

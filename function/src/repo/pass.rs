@@ -78,7 +78,7 @@ impl<S: Store> Repo<'_, S> {
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
-            if self.never_indexed(scope, &loaded, published, &next) {
+            if never_indexed(scope, &loaded, published, &next) {
                 // Names that are not there (another reading of a key, a
                 // late delete) never create a repository.
                 report.state_lost = None;
@@ -152,21 +152,6 @@ impl<S: Store> Repo<'_, S> {
         names.extend(listed.cloned());
         names.extend(loaded.state.names().map(str::to_owned));
         Ok((names, self.published_generation().await?))
-    }
-
-    /// Whether a pass over event names found a repository that was never
-    /// indexed (no state, nothing published) and nothing in it.
-    fn never_indexed(
-        &self,
-        scope: Scope<'_>,
-        loaded: &Loaded,
-        published: u64,
-        next: &State,
-    ) -> bool {
-        matches!(scope, Scope::Names(_))
-            && loaded.fresh == Some(StateLoss::Missing)
-            && published == 0
-            && next.names().next().is_none()
     }
 
     /// Suffixes the state remembers from earlier passes that this
@@ -333,6 +318,15 @@ impl<S: Store> Repo<'_, S> {
         report.published = self.publish(next).await?;
         Ok(())
     }
+}
+
+/// Whether a pass over event names found a repository that was never
+/// indexed (no state, nothing published) and nothing in it.
+fn never_indexed(scope: Scope<'_>, loaded: &Loaded, published: u64, next: &State) -> bool {
+    matches!(scope, Scope::Names(_))
+        && loaded.fresh == Some(StateLoss::Missing)
+        && published == 0
+        && next.names().next().is_none()
 }
 
 /// Sorts what the lookups found into changes for the state, names to
