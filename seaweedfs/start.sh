@@ -13,13 +13,31 @@ s3_port=$((base + 333))
 endpoint="http://127.0.0.1:$s3_port"
 answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$endpoint/" 2>/dev/null)" != 000 ]; }
 
-if answers && [ -f "$dir/env.sh" ]; then
+hook_port=$((base + 80))
+
+# A server started before the webhook was configured is started again.
+if answers && grep -qs WEBHOOK "$dir/env.sh"; then
   cat "$dir/env.sh"
   exit 0
 fi
 "$(dirname "$0")/stop.sh" >/dev/null 2>&1 || true
 rm -rf "$dir"
 mkdir -p "$dir/data"
+# The filer's webhook, for tests/serve.rs: events of buckets named
+# pkgsum-serve-* go to the `pkgsum serve` that test runs on $hook_port,
+# with a bearer token made here. Other tests' buckets send nothing.
+token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cat > "$dir/notification.toml" <<TOML
+[notification.webhook]
+enabled = true
+endpoint = "http://127.0.0.1:$hook_port/"
+bearer_token = "$token"
+timeout_seconds = 10
+max_retries = 5
+backoff_seconds = 1
+max_backoff_seconds = 5
+path_prefixes = ["/buckets/pkgsum-serve-"]
+TOML
 # Every port given, every part on loopback; the Iceberg and Lance
 # catalogue ports off (they would take 8181 and 9101).
 (cd "$dir" && exec nohup weed server -dir="$dir/data" \
@@ -41,5 +59,7 @@ answers || { echo "seaweedfs: the S3 gateway did not start; see $dir/weed.log" >
 cat > "$dir/env.sh" <<ENV
 export PKGSUM_SEAWEEDFS_ENDPOINT=$endpoint
 export PKGSUM_SEAWEEDFS_FILER=http://127.0.0.1:$((base + 1888))
+export PKGSUM_SEAWEEDFS_WEBHOOK_LISTEN=127.0.0.1:$hook_port
+export PKGSUM_SEAWEEDFS_WEBHOOK_TOKEN=$token
 ENV
 cat "$dir/env.sh"

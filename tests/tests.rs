@@ -10,6 +10,7 @@
 //! - `fetch`: header-only ranged reads.
 //! - `apply`: the repository pass and the event handler.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
+//! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `walkthrough`: the README's LocalStack walkthrough, run as written.
 //! - `deploy`: the SAM stack on LocalStack's CloudFormation.
 
@@ -24,6 +25,7 @@ mod golden;
 mod index;
 mod malformed;
 mod notify;
+mod serve;
 mod store;
 mod walkthrough;
 
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
         fetch::trials(),
         apply::trials(),
         notify::trials(),
+        serve::trials(),
         walkthrough::trials(),
         deploy::trials(),
     ]

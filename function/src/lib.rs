@@ -27,7 +27,10 @@
 //!   - [`dispatch`]: decoded notifications ([`event`]) grouped into passes,
 //!     for the Lambda function ([`payload`]), `pkgsum apply-event` and
 //!     `pkgsum poll` ([`poll`]);
-//!   - [`reconcile`]: `rebuild` (a pass over a listing) and `verify`.
+//!   - [`reconcile`]: `rebuild` (a pass over a listing) and `verify`;
+//!   - [`serve`]: `pkgsum serve`, the webhook receiver for stores with no
+//!     Lambda: notifications are spooled, then applied per repository by
+//!     one writer after a debounce window.
 //! - All read their settings from [`config`], report progress through
 //!   [`progress`] and sum up the same way ([`verdict`]).
 //! - With the `testing` feature, `testing` holds what only tests and
@@ -49,6 +52,7 @@ pub mod poll;
 pub mod progress;
 pub mod reconcile;
 pub mod repo;
+pub mod serve;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -156,6 +156,56 @@ enum Command {
         #[arg(long)]
         until_empty: bool,
     },
+    /// Receive bucket notifications over HTTP (MinIO, Ceph RGW, SeaweedFS) and index
+    #[command(
+        long_about = "Receive bucket notifications over HTTP and keep the repositories of \
+            PKGSUM_REPOSITORIES (or --repository) indexed, for stores with no Lambda: MinIO \
+            webhooks, Ceph RGW topics, SeaweedFS filer webhooks, SNS HTTP subscriptions. POST \
+            a notification to any path; the secret goes in `Authorization: Bearer`, as the \
+            password of HTTP Basic, or as the path /hook/SECRET. A notification is answered \
+            200 once its keys are spooled on disk; each repository applies them after the \
+            debounce window, one pass at a time, and is reconciled from a listing at start and \
+            every --reconcile-every. GET /healthz (alive), /readyz (store reachable), /status \
+            (counters, with the secret). SIGTERM drains the queues before exit.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// A repository to serve (s3://BUCKET/PREFIX/); may be repeated;
+        /// added to PKGSUM_REPOSITORIES.
+        #[arg(long = "repository", value_name = "URL")]
+        repositories: Vec<String>,
+        /// File holding the shared secret (default: PKGSUM_AUTH_TOKEN).
+        #[arg(long, value_name = "FILE")]
+        auth_token_file: Option<PathBuf>,
+        /// Accept notifications from anyone (only behind something that
+        /// authenticates them).
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// Where accepted notifications wait until applied (default:
+        /// $STATE_DIRECTORY/spool under systemd, else
+        /// ~/.local/state/pkgsum/spool).
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
+        /// How long a first notification waits for others before its pass.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        debounce: Duration,
+        /// How often every repository is reconciled from a listing (also at
+        /// start); 0s: never.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        reconcile_every: Duration,
+        /// Largest notification body, in bytes.
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        max_body: usize,
+        /// Most keys one notification may name.
+        #[arg(long, default_value_t = 1000)]
+        max_keys: usize,
+        /// How long SIGTERM waits for the queues to drain.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        drain_timeout: Duration,
+    },
     /// Build a small sample repository and index it
     #[command(
         long_about = "Build a small sample repository (one package per compression, one \
@@ -171,17 +221,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Library logs are detail for those who ask (RUST_LOG=info); what a
-    // user needs is printed by the commands themselves, once.
+    // user needs is printed by the commands themselves, once. A service's
+    // log is its output, so `serve` logs at info unless told otherwise.
+    let default = match cli.command {
+        Command::Serve { .. } => "pkgsum=info",
+        _ => "off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr)
         .init();
-    let verdict = match run(Cli::parse().command) {
+    let verdict = match run(cli.command) {
         Ok(verdict) => verdict,
         Err(err) if is_broken_pipe(&err) => Verdict::Indexed,
         Err(err) => {
@@ -276,6 +332,30 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
                 until_empty,
             };
             run_async(poll(queue_url, options))
+        }
+        Command::Serve {
+            listen,
+            repositories,
+            auth_token_file,
+            insecure_no_auth,
+            spool,
+            debounce,
+            reconcile_every,
+            max_body,
+            max_keys,
+            drain_timeout,
+        } => {
+            let options = pkgsum::serve::Options {
+                secret: secret(auth_token_file.as_deref(), insecure_no_auth)?,
+                spool: spool.map_or_else(default_spool, Ok)?,
+                debounce,
+                reconcile_every: Some(reconcile_every).filter(|d| !d.is_zero()),
+                max_body,
+                max_keys: max_keys.max(1),
+                drain_timeout,
+                ..pkgsum::serve::Options::default()
+            };
+            run_async(serve(listen, repositories, options))
         }
         Command::Demo { dir } => demo(dir),
     }
@@ -492,21 +572,6 @@ fn run_async(
         .block_on(job)
 }
 
-/// One line on what a repository pass did.
-fn pass_summary(report: &Report) -> String {
-    format!(
-        "{}: read {}, removed {}, unchanged {}, unreadable {}; {} bytes fetched; generation {}{}",
-        count(report.packages, "package"),
-        report.read.len(),
-        report.removed.len(),
-        report.unchanged,
-        report.failures.len(),
-        report.bytes_fetched,
-        report.generation,
-        if report.published { ", published" } else { "" }
-    )
-}
-
 /// What a pass did, for people: a recreated state, every unreadable
 /// package, and the summary line.
 fn print_report(report: &Report) {
@@ -532,7 +597,7 @@ fn print_report(report: &Report) {
     for (name, reason) in &report.failures {
         eprintln!("pkgsum: {place}{name}: {reason}");
     }
-    eprintln!("pkgsum: {place}: {}", pass_summary(report));
+    eprintln!("pkgsum: {place}: {}", report.summary());
 }
 
 fn print_outcome(outcome: &Outcome) {
@@ -609,28 +674,18 @@ async fn s3_repository(url: &str, writing: bool) -> anyhow::Result<(S3Store, Str
     Ok((store, prefix))
 }
 
-/// The store of `bucket`, ready to commit. On an endpoint other than
-/// AWS's, its conditional writes are probed first (under `prefix`), so
-/// Ceph RGW's If-Match dialect is spoken, and a store that ignores them is
-/// named as such: one writer only.
+/// The store of `bucket`, ready to commit (probed on a custom endpoint); a
+/// store that ignores conditional writes is named as such.
 async fn open_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
 ) -> anyhow::Result<S3Store> {
-    let store = S3Store::new(client.clone(), bucket);
-    if !pkgsum::store::s3::custom_endpoint() {
-        return Ok(store);
-    }
-    let found = store.probe(prefix).await?;
-    tracing::info!(bucket, %found, "conditional writes probed");
-    if !found.honoured() {
+    let (store, found) = S3Store::open(client.clone(), bucket, prefix).await?;
+    if let Some(found) = found.filter(|found| !found.honoured()) {
         eprintln!("pkgsum: s3://{bucket}/: {found}");
     }
-    Ok(match found.update {
-        Some(form) => store.with_if_match(form),
-        None => store,
-    })
+    Ok(store)
 }
 
 async fn rebuild(url: String, jobs: Option<usize>, allow_empty: bool) -> anyhow::Result<Verdict> {
@@ -719,6 +774,81 @@ async fn poll(queue: String, options: pkgsum::poll::PollOptions) -> anyhow::Resu
     } else {
         Verdict::Indexed
     })
+}
+
+/// The webhook secret, from --auth-token-file or PKGSUM_AUTH_TOKEN; none
+/// only when asked for.
+fn secret(
+    file: Option<&Path>,
+    insecure_no_auth: bool,
+) -> anyhow::Result<Option<pkgsum::serve::auth::Secret>> {
+    let text = match file {
+        Some(file) => {
+            Some(fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?)
+        }
+        None => std::env::var("PKGSUM_AUTH_TOKEN").ok(),
+    };
+    match (text, insecure_no_auth) {
+        (Some(text), _) => {
+            let secret = pkgsum::serve::auth::Secret::new(&text);
+            let from = file.map_or("PKGSUM_AUTH_TOKEN".to_owned(), |f| f.display().to_string());
+            Ok(Some(secret.with_context(|| from)?))
+        }
+        (None, true) => Ok(None),
+        (None, false) => bail!(
+            "serve: no secret: give PKGSUM_AUTH_TOKEN or --auth-token-file (or --insecure-no-auth)"
+        ),
+    }
+}
+
+/// $STATE_DIRECTORY/spool (systemd's StateDirectory=), else
+/// $XDG_STATE_HOME/pkgsum/spool, else ~/.local/state/pkgsum/spool.
+fn default_spool() -> anyhow::Result<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("STATE_DIRECTORY") {
+        // systemd may give several, colon-separated; the first is ours.
+        let first = dir.to_string_lossy().split(':').next().map(PathBuf::from);
+        return Ok(first.unwrap_or(dir).join("spool"));
+    }
+    let state = var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".local/state")))
+        .context("serve: no --spool, and neither STATE_DIRECTORY nor HOME is set")?;
+    Ok(state.join("pkgsum/spool"))
+}
+
+async fn serve(
+    listen: std::net::SocketAddr,
+    repositories: Vec<String>,
+    options: pkgsum::serve::Options,
+) -> anyhow::Result<Verdict> {
+    let mut config = Config::from_env()?;
+    config.repositories.extend(repositories);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("serve: listening on {listen}"))?;
+    let address = listener.local_addr().context("serve: the bound address")?;
+    if options.secret.is_none() {
+        eprintln!(
+            "pkgsum: WARNING: no authentication (--insecure-no-auth): anyone who reaches {address} can make pkgsum look at keys"
+        );
+    }
+    eprintln!(
+        "pkgsum: listening on http://{address}/ for {}; spool {}",
+        config.repositories.join(", "),
+        options.spool.display()
+    );
+    let client = client_from_env().await;
+    pkgsum::serve::serve(listener, client, config, options, async {
+        stop_signal().await;
+        eprintln!("pkgsum: stopping: draining the queues");
+    })
+    .await?;
+    eprintln!("pkgsum: stopped");
+    Ok(Verdict::Indexed)
 }
 
 /// SIGTERM (as systemd, ECS and Kubernetes stop a service) or Ctrl-C.

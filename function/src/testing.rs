@@ -9,13 +9,22 @@
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
 /// the harness runs S3 tests only there).
 pub async fn s3_bucket() -> crate::store::s3::S3Store {
-    new_bucket(crate::store::s3::client_from_env().await, "LocalStack").await
+    new_bucket(
+        crate::store::s3::client_from_env().await,
+        "LocalStack",
+        "pkgsum-test",
+    )
+    .await
 }
 
-/// Creates a bucket with a random name through `client`; `server` names
-/// the store in the panic message.
-async fn new_bucket(client: aws_sdk_s3::Client, server: &str) -> crate::store::s3::S3Store {
-    let bucket = format!("pkgsum-test-{:016x}", fastrand::u64(..));
+/// Creates a bucket named `stem` and a random suffix through `client`;
+/// `server` names the store in the panic message.
+async fn new_bucket(
+    client: aws_sdk_s3::Client,
+    server: &str,
+    stem: &str,
+) -> crate::store::s3::S3Store {
+    let bucket = format!("{stem}-{:016x}", fastrand::u64(..));
     client
         .create_bucket()
         .bucket(&bucket)
@@ -94,6 +103,7 @@ pub async fn rgw_bucket() -> crate::store::s3::S3Store {
         &var("PKGSUM_RGW_ACCESS_KEY"),
         &var("PKGSUM_RGW_SECRET_KEY"),
         "default",
+        "pkgsum-test",
     )
     .await
 }
@@ -101,9 +111,19 @@ pub async fn rgw_bucket() -> crate::store::s3::S3Store {
 /// A fresh bucket on the SeaweedFS that `seaweedfs/start.sh` runs
 /// (`PKGSUM_SEAWEEDFS_ENDPOINT`; with no IAM, any credentials do).
 pub async fn seaweedfs_bucket() -> crate::store::s3::S3Store {
+    seaweedfs_bucket_named("pkgsum-test").await
+}
+
+/// A fresh SeaweedFS bucket whose filer events go to the webhook that
+/// `seaweedfs/start.sh` configured (`PKGSUM_SEAWEEDFS_WEBHOOK_LISTEN`).
+pub async fn seaweedfs_webhook_bucket() -> crate::store::s3::S3Store {
+    seaweedfs_bucket_named("pkgsum-serve").await
+}
+
+async fn seaweedfs_bucket_named(stem: &str) -> crate::store::s3::S3Store {
     let endpoint = std::env::var("PKGSUM_SEAWEEDFS_ENDPOINT")
         .unwrap_or_else(|_| panic!("PKGSUM_SEAWEEDFS_ENDPOINT is not set"));
-    compatible_bucket(&endpoint, "pkgsum", "pkgsum", "us-east-1").await
+    compatible_bucket(&endpoint, "pkgsum", "pkgsum", "us-east-1", stem).await
 }
 
 /// A fresh bucket on an S3-compatible server, through a client of its
@@ -113,6 +133,7 @@ async fn compatible_bucket(
     access_key: &str,
     secret_key: &str,
     region: &'static str,
+    stem: &str,
 ) -> crate::store::s3::S3Store {
     let credentials =
         aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "tests");
@@ -126,5 +147,5 @@ async fn compatible_bucket(
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         .build();
-    new_bucket(aws_sdk_s3::Client::from_conf(config), endpoint).await
+    new_bucket(aws_sdk_s3::Client::from_conf(config), endpoint, stem).await
 }

@@ -114,6 +114,24 @@ pub struct Report {
     pub published_generation: Option<u64>,
 }
 
+impl Report {
+    /// One line on what the pass did.
+    pub fn summary(&self) -> String {
+        let plural = if self.packages == 1 { "" } else { "s" };
+        format!(
+            "{} package{plural}: read {}, removed {}, unchanged {}, unreadable {}; {} bytes fetched; generation {}{}",
+            self.packages,
+            self.read.len(),
+            self.removed.len(),
+            self.unchanged,
+            self.failures.len(),
+            self.bytes_fetched,
+            self.generation,
+            if self.published { ", published" } else { "" }
+        )
+    }
+}
+
 /// How a repository's state was found lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateLoss {

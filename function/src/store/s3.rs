@@ -178,6 +178,29 @@ impl S3Store {
         Ok(ConditionalWrites { create, update })
     }
 
+    /// The store of `bucket`, ready to commit. On an endpoint other than
+    /// AWS's, conditional writes are probed first (under `prefix`) and
+    /// what was found is returned: Ceph RGW's If-Match dialect is then
+    /// spoken, and a store that ignores them is named as such (one writer
+    /// only). AWS S3 honours them and is not probed.
+    pub async fn open(
+        client: Client,
+        bucket: &str,
+        prefix: &str,
+    ) -> StoreResult<(S3Store, Option<ConditionalWrites>)> {
+        let store = S3Store::new(client, bucket);
+        if !custom_endpoint() {
+            return Ok((store, None));
+        }
+        let found = store.probe(prefix).await?;
+        tracing::info!(bucket, %found, "conditional writes probed");
+        let store = match found.update {
+            Some(form) => store.with_if_match(form),
+            None => store,
+        };
+        Ok((store, Some(found)))
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

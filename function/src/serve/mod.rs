@@ -1,0 +1,571 @@
+//! `pkgsum serve`: the indexer as a long-lived service, for stores with no
+//! Lambda (MinIO, Ceph RGW, SeaweedFS): they POST bucket notifications
+//! here.
+//!
+//! A request is authenticated ([`auth`]), bounded (body size, keys),
+//! decoded by [`crate::event`] (every shape and key encoding it knows),
+//! filtered to the configured repositories, written to the [`spool`] and
+//! flushed, and only then answered 200: fast, because an RGW sync topic
+//! holds the uploader's PUT until the answer, and durable, because the
+//! spool is read back at start. Each repository's [`queue`] applies its
+//! keys in passes after a debounce window, one pass at a time.
+//!
+//! The store of each bucket is opened once, with its conditional writes
+//! probed (Ceph RGW's unquoted If-Match is spoken; a store that ignores
+//! them is reported loudly, and only this process's single writer keeps
+//! it correct). Every configured repository is reconciled from a listing
+//! at start and every `reconcile_every`, which repairs notifications that
+//! never came. While the store cannot be reached, notifications are
+//! refused with 503, so the store keeps them and sends them again.
+
+pub mod auth;
+pub mod queue;
+pub mod spool;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::reconcile::{UrlError, parse_s3_url};
+use crate::repo::{Report, split_key, state_key};
+use crate::store::Store;
+use crate::store::s3::S3Store;
+
+use auth::Secret;
+use queue::{Ledger, RepoId, RepoQueue, WorkerOptions, run_worker};
+use spool::{Key, Spool, SpoolError};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `None` only with `--insecure-no-auth`.
+    pub secret: Option<Secret>,
+    pub spool: PathBuf,
+    pub debounce: Duration,
+    /// `None`: never (not even at start).
+    pub reconcile_every: Option<Duration>,
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Most keys one request may name (after decoding).
+    pub max_keys: usize,
+    /// Most spool entries waiting; more are refused with 503.
+    pub max_spooled: usize,
+    /// How long SIGTERM waits for the queues to drain.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            secret: None,
+            spool: PathBuf::from("spool"),
+            debounce: Duration::from_secs(1),
+            reconcile_every: Some(Duration::from_secs(3600)),
+            max_body: 1 << 20,
+            max_keys: 1000,
+            max_spooled: 100_000,
+            drain_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the service could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "no repositories to serve: give them in PKGSUM_REPOSITORIES or --repository (s3://BUCKET/PREFIX/)"
+    )]
+    NoRepositories,
+    #[error(transparent)]
+    BadRepository(#[from] UrlError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The stores of the configured buckets, opened (and probed) on first
+/// use, and whether they answer.
+struct Buckets {
+    client: aws_sdk_s3::Client,
+    /// Bucket -> the prefix its probe writes under.
+    probe_prefix: BTreeMap<String, String>,
+    opened: tokio::sync::Mutex<HashMap<String, S3Store>>,
+    ready: AtomicBool,
+    /// Asks the health loop to check the store now.
+    recheck: Notify,
+}
+
+impl Buckets {
+    async fn store(&self, bucket: &str) -> Option<S3Store> {
+        let mut opened = self.opened.lock().await;
+        if let Some(store) = opened.get(bucket) {
+            return Some(store.clone());
+        }
+        let prefix = self.probe_prefix.get(bucket)?;
+        match S3Store::open(self.client.clone(), bucket, prefix).await {
+            Ok((store, found)) => {
+                match found {
+                    Some(found) if !found.honoured() => {
+                        tracing::error!(bucket, "{found}; run one `pkgsum serve` only")
+                    }
+                    Some(found) => tracing::info!(bucket, "{found}"),
+                    None => tracing::info!(bucket, "AWS S3: conditional writes honoured"),
+                }
+                opened.insert(bucket.to_owned(), store.clone());
+                Some(store)
+            }
+            Err(error) => {
+                tracing::warn!(bucket, %error, "store not reachable");
+                self.ready.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Whether every bucket answers: opened (probed), and a HEAD of its
+    /// first repository's state answers (found or not).
+    async fn check(&self) -> Result<(), String> {
+        let result = self.check_all().await;
+        self.ready.store(result.is_ok(), Ordering::Relaxed);
+        result
+    }
+
+    async fn check_all(&self) -> Result<(), String> {
+        for (bucket, prefix) in &self.probe_prefix {
+            let store = self
+                .store(bucket)
+                .await
+                .ok_or_else(|| format!("s3://{bucket}/: not reachable"))?;
+            store
+                .head(&state_key(prefix))
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// What the HTTP handlers share.
+struct App {
+    options: Options,
+    config: Arc<Config>,
+    queues: BTreeMap<RepoId, Arc<RepoQueue>>,
+    ledger: Arc<Ledger>,
+    buckets: Arc<Buckets>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Runs the service on `listener` until `shutdown` resolves, then drains
+/// the queues (for at most `options.drain_timeout`; what is left stays in
+/// the spool for the next start).
+pub async fn serve(
+    listener: TcpListener,
+    client: aws_sdk_s3::Client,
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let queues = repositories(&config)?;
+    if queues.is_empty() {
+        return Err(ServeError::NoRepositories);
+    }
+    let mut probe_prefix = BTreeMap::new();
+    for id in queues.keys() {
+        probe_prefix
+            .entry(id.bucket.clone())
+            .or_insert_with(|| id.prefix.clone());
+    }
+    let buckets = Arc::new(Buckets {
+        client,
+        probe_prefix,
+        opened: tokio::sync::Mutex::new(HashMap::new()),
+        ready: AtomicBool::new(false),
+        recheck: Notify::new(),
+    });
+    let ledger = Arc::new(Ledger::new(Spool::open(&options.spool)?));
+    replay(&ledger, &queues, &config)?;
+    if let Err(reason) = buckets.check().await {
+        tracing::warn!(%reason, "store not ready; notifications get 503 until it is");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let config = Arc::new(config);
+    let app = Arc::new(App {
+        options: options.clone(),
+        config: config.clone(),
+        queues: queues.clone(),
+        ledger: ledger.clone(),
+        buckets: buckets.clone(),
+        stopping: stop_rx.clone(),
+    });
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .fallback(notification)
+        .with_state(app);
+
+    let server = async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!("stopped accepting; draining the queues");
+        let _ = stop_tx.send(true);
+        result
+    };
+    let worker_options = WorkerOptions {
+        debounce: options.debounce,
+        backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(60),
+    };
+    let workers = queues.values().map(|queue| {
+        let buckets = &buckets;
+        let bucket = queue.id.bucket.clone();
+        run_worker(
+            queue.clone(),
+            async move || buckets.store(&bucket).await,
+            &config,
+            &ledger,
+            &worker_options,
+            stop_rx.clone(),
+            |(id, result)| report_pass(id, result, buckets),
+        )
+    });
+    let drain = async {
+        tokio::select! {
+            _ = futures::future::join_all(workers) => {}
+            _ = deadline(stop_rx.clone(), options.drain_timeout) => {
+                tracing::warn!(
+                    entries = ledger.len(),
+                    "drain timed out; what is left stays in the spool for the next start"
+                );
+            }
+        }
+    };
+    let background = async {
+        tokio::select! {
+            _ = health_loop(&buckets) => {}
+            _ = reconcile_loop(&queues, options.reconcile_every) => {}
+            _ = stopped(stop_rx.clone()) => {}
+        }
+    };
+    let (served, (), ()) = tokio::join!(server, drain, background);
+    served.map_err(ServeError::Http)
+}
+
+/// Every configured repository, with its queue.
+fn repositories(config: &Config) -> Result<BTreeMap<RepoId, Arc<RepoQueue>>, UrlError> {
+    let mut queues = BTreeMap::new();
+    for url in &config.repositories {
+        let (bucket, prefix) = parse_s3_url(url)?;
+        let id = RepoId { bucket, prefix };
+        queues.insert(id.clone(), RepoQueue::new(id));
+    }
+    Ok(queues)
+}
+
+/// Queues what earlier runs spooled and never applied.
+fn replay(
+    ledger: &Ledger,
+    queues: &BTreeMap<RepoId, Arc<RepoQueue>>,
+    config: &Config,
+) -> Result<(), SpoolError> {
+    let (entries, bad) = ledger.spool().replay()?;
+    for error in bad {
+        tracing::error!(%error, "spool entry set aside");
+    }
+    let mut keys = 0;
+    for (entry, spooled) in &entries {
+        let targets: Vec<(&Arc<RepoQueue>, &str)> = spooled
+            .iter()
+            .filter_map(|key| route(queues, config, key).ok())
+            .collect();
+        if targets.is_empty() {
+            // Nothing this configuration serves: done with it.
+            ledger.spool().remove(entry)?;
+            continue;
+        }
+        ledger.expect(entry, targets.len());
+        for (queue, name) in targets {
+            queue.push(name, entry);
+            keys += 1;
+        }
+    }
+    if !entries.is_empty() {
+        tracing::info!(entries = entries.len(), keys, "spool replayed");
+    }
+    Ok(())
+}
+
+/// The queue of the repository `key` belongs to and its name there, or
+/// why it is not one of ours.
+fn route<'a>(
+    queues: &'a BTreeMap<RepoId, Arc<RepoQueue>>,
+    config: &Config,
+    key: &'a Key,
+) -> Result<(&'a Arc<RepoQueue>, &'a str), String> {
+    if !config.wants(&key.key) {
+        return Err(format!("{}: not a package key", key.key));
+    }
+    let (prefix, name) = split_key(&key.key);
+    let id = RepoId {
+        bucket: key.bucket.clone(),
+        prefix: prefix.to_owned(),
+    };
+    match queues.get(&id) {
+        Some(queue) => Ok((queue, name)),
+        None => Err(format!("{id}{name}: not in a served repository")),
+    }
+}
+
+/// Logs a pass; a failed one asks for a store check (the 503s).
+fn report_pass(id: &RepoId, result: &Result<Report, String>, buckets: &Buckets) {
+    match result {
+        Ok(report) if report.repository.is_empty() => {
+            tracing::info!(repository = %id, "reconciled: no packages yet")
+        }
+        Ok(report) => tracing::info!(repository = %id, "{}", report.summary()),
+        Err(reason) => {
+            tracing::warn!(repository = %id, %reason, "pass failed; retrying");
+            buckets.recheck.notify_one();
+        }
+    }
+}
+
+/// Checks the store every 2 s while it is not ready, every 30 s while it
+/// is, and at once when a pass failed.
+async fn health_loop(buckets: &Buckets) {
+    loop {
+        let ready = buckets.ready.load(Ordering::Relaxed);
+        let period = Duration::from_secs(if ready { 30 } else { 2 });
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = buckets.recheck.notified() => {}
+        }
+        match buckets.check().await {
+            Ok(()) if !ready => tracing::info!("store reachable; accepting notifications"),
+            Err(reason) if ready => {
+                tracing::warn!(%reason, "store not reachable; notifications get 503")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Asks every repository for a pass over its listing now and every
+/// `every`.
+async fn reconcile_loop(queues: &BTreeMap<RepoId, Arc<RepoQueue>>, every: Option<Duration>) {
+    let Some(every) = every else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        for queue in queues.values() {
+            queue.request_reconcile();
+        }
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+async fn deadline(stop: watch::Receiver<bool>, after: Duration) {
+    stopped(stop).await;
+    tokio::time::sleep(after).await;
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    let mut text = body.to_string();
+    text.push('\n');
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn refusal(status: StatusCode, error: impl std::fmt::Display) -> Response {
+    answer(status, json!({ "error": error.to_string() }))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let checked = tokio::time::timeout(Duration::from_secs(10), app.buckets.check()).await;
+    match checked {
+        Ok(Ok(())) => answer(StatusCode::OK, json!({ "ready": true })),
+        Ok(Err(reason)) => refusal(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Err(_) => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store did not answer in 10 s",
+        ),
+    }
+}
+
+fn admitted(app: &App, request: &Request) -> bool {
+    match &app.options.secret {
+        Some(secret) => secret.admits(request.headers(), request.uri().path()),
+        None => true,
+    }
+}
+
+fn unauthorized() -> Response {
+    let mut response = refusal(StatusCode::UNAUTHORIZED, "missing or wrong secret");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer, Basic realm=\"pkgsum\""),
+    );
+    response
+}
+
+async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
+    if !admitted(&app, &request) {
+        return unauthorized();
+    }
+    let repositories: BTreeMap<String, _> = app
+        .queues
+        .values()
+        .map(|queue| (queue.id.to_string(), queue.stats()))
+        .collect();
+    answer(
+        StatusCode::OK,
+        json!({
+            "ready": app.buckets.ready.load(Ordering::Relaxed),
+            "spooled": app.ledger.len(),
+            "repositories": repositories,
+        }),
+    )
+}
+
+/// `POST` on any other path: a notification.
+async fn notification(State(app): State<Arc<App>>, request: Request) -> Response {
+    if request.method() != Method::POST {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, "POST notifications here");
+    }
+    if !admitted(&app, &request) {
+        tracing::info!("notification refused: missing or wrong secret");
+        return unauthorized();
+    }
+    let limit = app.options.max_body;
+    let body = match axum::body::to_bytes(request.into_body(), limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            return refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {limit} bytes (or was cut short)"),
+            );
+        }
+    };
+    match accept(&app, &body).await {
+        Ok(answered) => answered,
+        Err(refused) => refused,
+    }
+}
+
+/// Decodes, bounds, spools and queues a notification body.
+async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        refusal(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {error}"),
+        )
+    })?;
+    let messages = crate::event::decode(&value);
+    let mut ignored: Vec<String> = messages.iter().flat_map(|m| m.ignored.clone()).collect();
+    let keys: BTreeSet<Key> = messages
+        .iter()
+        .flat_map(|m| &m.targets)
+        .map(|t| Key {
+            bucket: t.bucket.clone(),
+            key: t.key.clone(),
+        })
+        .collect();
+    if keys.is_empty() && ignored.iter().all(|i| i == crate::event::UNRECOGNIZED) {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "not a notification pkgsum knows (S3, MinIO, SNS, EventBridge or SeaweedFS filer)",
+        ));
+    }
+    if keys.len() > app.options.max_keys {
+        return Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} keys in one request, more than {}",
+                keys.len(),
+                app.options.max_keys
+            ),
+        ));
+    }
+    let mut ours = Vec::new();
+    for key in keys {
+        match route(&app.queues, &app.config, &key) {
+            Ok(_) => ours.push(key),
+            Err(reason) => ignored.push(reason),
+        }
+    }
+    for reason in &ignored {
+        tracing::info!(%reason, "ignored");
+    }
+    if ours.is_empty() {
+        return Ok(answer(
+            StatusCode::OK,
+            json!({ "queued": 0, "ignored": ignored }),
+        ));
+    }
+    if *app.stopping.borrow() {
+        return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    }
+    if !app.buckets.ready.load(Ordering::Relaxed) {
+        return Err(refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not reachable; send it again later",
+        ));
+    }
+    if app.ledger.len() >= app.options.max_spooled {
+        return Err(refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many notifications waiting; send it again later",
+        ));
+    }
+    let entry = spool_keys(app.ledger.clone(), ours.clone()).await?;
+    tracing::info!(keys = ours.len(), %entry, "notification spooled");
+    app.ledger.expect(&entry, ours.len());
+    for key in &ours {
+        if let Ok((queue, name)) = route(&app.queues, &app.config, key) {
+            queue.push(name, &entry);
+        }
+    }
+    Ok(answer(
+        StatusCode::OK,
+        json!({ "queued": ours.len(), "ignored": ignored }),
+    ))
+}
+
+/// Writes the keys to the spool off the async threads (it waits for the
+/// disk).
+async fn spool_keys(ledger: Arc<Ledger>, keys: Vec<Key>) -> Result<String, Response> {
+    let written = tokio::task::spawn_blocking(move || ledger.spool().write(&keys)).await;
+    match written {
+        Ok(Ok(entry)) => Ok(entry),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "notification not spooled");
+            Err(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not spool it",
+            ))
+        }
+        Err(_) => Err(refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "spooling failed",
+        )),
+    }
+}
