@@ -25,7 +25,7 @@ pub mod spool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -166,6 +166,8 @@ struct App {
     ledger: Arc<Ledger>,
     buckets: Arc<Buckets>,
     stopping: watch::Receiver<bool>,
+    /// Notifications spooled since start.
+    accepted: AtomicU64,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves, then drains
@@ -210,6 +212,7 @@ pub async fn serve(
         ledger: ledger.clone(),
         buckets: buckets.clone(),
         stopping: stop_rx.clone(),
+        accepted: AtomicU64::new(0),
     });
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -441,6 +444,7 @@ async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
         json!({
             "ready": app.buckets.ready.load(Ordering::Relaxed),
             "spooled": app.ledger.len(),
+            "accepted": app.accepted.load(Ordering::Relaxed),
             "repositories": repositories,
         }),
     )
@@ -538,6 +542,7 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
     }
     let entry = spool_keys(app.ledger.clone(), ours.clone()).await?;
     tracing::info!(keys = ours.len(), %entry, "notification spooled");
+    app.accepted.fetch_add(1, Ordering::Relaxed);
     app.ledger.expect(&entry, ours.len());
     for key in &ours {
         if let Ok((queue, name)) = route(&app.queues, &app.config, key) {

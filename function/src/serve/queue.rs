@@ -343,3 +343,109 @@ fn settle(
     queue.put_back(retry);
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::create::PackageBuilder;
+    use crate::serve::spool::Key;
+    use crate::store::PutOptions;
+    use crate::store::memory::MemoryStore;
+
+    /// A memory store holding `n` packages under `All/`, a ledger, and a
+    /// queue holding one spool entry per package.
+    async fn queued(n: usize) -> (MemoryStore, tempfile::TempDir, Ledger, Arc<RepoQueue>) {
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Spool::open(dir.path()).unwrap());
+        let queue = RepoQueue::new(RepoId {
+            bucket: "b".to_owned(),
+            prefix: "All/".to_owned(),
+        });
+        for i in 0..n {
+            let name = format!("p{i}-1.0.tgz");
+            let body = PackageBuilder::new(&format!("p{i}-1.0")).build().unwrap();
+            let key = format!("All/{name}");
+            store
+                .put(&key, body.into(), PutOptions::default())
+                .await
+                .unwrap();
+            let spooled = Key {
+                bucket: "b".to_owned(),
+                key,
+            };
+            let entry = ledger.spool().write(&[spooled]).unwrap();
+            ledger.expect(&entry, 1);
+            queue.push(&name, &entry);
+        }
+        (store, dir, ledger, queue)
+    }
+
+    fn options() -> WorkerOptions {
+        WorkerOptions {
+            debounce: Duration::from_millis(100),
+            backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+        }
+    }
+
+    fn spooled(dir: &tempfile::TempDir) -> usize {
+        std::fs::read_dir(dir.path()).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_one_pass_and_leaves_the_spool_once_applied() {
+        let (store, dir, ledger, queue) = queued(50).await;
+        assert_eq!(spooled(&dir), 50);
+        let (stop, stopped) = watch::channel(false);
+        let (config, options) = (Config::default(), options());
+        let passes = Mutex::new(Vec::new());
+        let worker = run_worker(
+            queue.clone(),
+            async || Some(&store),
+            &config,
+            &ledger,
+            &options,
+            stopped,
+            |(_, result)| passes.lock().unwrap().push(result.is_ok()),
+        );
+        let later = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop.send(true).unwrap();
+        };
+        tokio::join!(worker, later);
+        assert_eq!(*passes.lock().unwrap(), vec![true]);
+        let stats = queue.stats();
+        assert_eq!((stats.packages, stats.published, stats.pending), (50, 1, 0));
+        assert!(ledger.is_empty());
+        assert_eq!(spooled(&dir), 0);
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_applied_stays_spooled() {
+        let (_store, dir, ledger, queue) = queued(3).await;
+        let (stop, stopped) = watch::channel(false);
+        let (config, options) = (Config::default(), options());
+        let failures = Mutex::new(0);
+        let worker = run_worker(
+            queue.clone(),
+            async || None::<MemoryStore>,
+            &config,
+            &ledger,
+            &options,
+            stopped,
+            |(_, result)| *failures.lock().unwrap() += usize::from(result.is_err()),
+        );
+        let later = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            stop.send(true).unwrap();
+        };
+        tokio::join!(worker, later);
+        // Tried, backed off and tried again; nothing released.
+        assert!(*failures.lock().unwrap() >= 2);
+        assert_eq!(queue.stats().pending, 3);
+        assert_eq!(ledger.len(), 3);
+        assert_eq!(spooled(&dir), 3);
+    }
+}
