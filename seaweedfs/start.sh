@@ -15,8 +15,10 @@ answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$endpoint/" 2>/dev/null
 
 hook_port=$((base + 80))
 
-# A server started before the webhook was configured is started again.
-if answers && grep -qs WEBHOOK "$dir/env.sh"; then
+# A server started with other options (an older version of this script)
+# is started again.
+options_version=2
+if answers && grep -qs "^# options $options_version\$" "$dir/env.sh"; then
   cat "$dir/env.sh"
   exit 0
 fi
@@ -39,7 +41,9 @@ max_backoff_seconds = 5
 path_prefixes = ["/buckets/pkgsum-serve-"]
 TOML
 # Every port given, every part on loopback; the Iceberg and Lance
-# catalogue ports off (they would take 8181 and 9101).
+# catalogue ports off (they would take 8181 and 9101). Each bucket is a
+# collection that takes 7 volumes on its first write: 128 volume slots
+# (of 64 MB at most, written sparsely) hold 18 buckets; the tests make 3.
 (cd "$dir" && exec nohup weed server -dir="$dir/data" \
   -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port=$((base + 1333)) -master.port.grpc=$((base + 11333)) \
@@ -47,7 +51,7 @@ TOML
   -filer -filer.port=$((base + 1888)) -filer.port.grpc=$((base + 11888)) \
   -s3 -s3.port="$s3_port" -s3.port.grpc=$((base + 10333)) \
   -s3.port.iceberg=0 -s3.port.lance=0 \
-  -master.volumeSizeLimitMB=64 -volume.max=16 \
+  -master.volumeSizeLimitMB=64 -volume.max=128 \
   >"$dir/weed.log" 2>&1 </dev/null) &
 echo $! >"$dir/weed.pid"
 for _ in $(seq 1 120); do
@@ -57,6 +61,7 @@ done
 answers || { echo "seaweedfs: the S3 gateway did not start; see $dir/weed.log" >&2; exit 1; }
 # With no IAM configured, any credentials are accepted.
 cat > "$dir/env.sh" <<ENV
+# options $options_version
 export PKGSUM_SEAWEEDFS_ENDPOINT=$endpoint
 export PKGSUM_SEAWEEDFS_FILER=http://127.0.0.1:$((base + 1888))
 export PKGSUM_SEAWEEDFS_WEBHOOK_LISTEN=127.0.0.1:$hook_port

@@ -328,42 +328,32 @@ async fn rgw_notify(store: &S3Store, endpoint: &str) {
         .send()
         .await
         .unwrap();
-    use aws_sdk_s3::types::{
-        Event, FilterRule, FilterRuleName, NotificationConfiguration,
-        NotificationConfigurationFilter, S3KeyFilter, TopicConfiguration,
-    };
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(
-                    FilterRule::builder()
-                        .name(FilterRuleName::Suffix)
-                        .value(".tgz")
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, TopicConfiguration};
     let configuration = TopicConfiguration::builder()
         .id("pkgsum")
         .topic_arn(topic.topic_arn().unwrap())
         .events(Event::from("s3:ObjectCreated:*"))
         .events(Event::from("s3:ObjectRemoved:*"))
-        .filter(filter)
+        .filter(pkgsum::testing::package_filter())
         .build()
         .unwrap();
-    store
-        .client()
-        .put_bucket_notification_configuration()
-        .bucket(store.bucket())
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .topic_configurations(configuration)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let configuration = NotificationConfiguration::builder()
+        .topic_configurations(configuration)
+        .build();
+    pkgsum::testing::put_notification(store, configuration).await;
+}
+
+/// A new RGW bucket whose repository `All/` a running `serve` indexes
+/// from a topic's notifications. The reconcile at start is over when this
+/// returns: only notifications can index what follows.
+async fn rgw_served() -> (S3Store, String, Server, tempfile::TempDir) {
+    let store = pkgsum::testing::rgw_bucket().await;
+    let spool = spool_dir();
+    let repository = format!("s3://{}/All/", store.bucket());
+    let server = Server::start(&repository, spool.path(), &rgw_env(), &[]);
+    rgw_notify(&store, &server.url(&format!("/hook/{TOKEN}"))).await;
+    server.wait_for_first_pass(&repository);
+    (store, repository, server, spool)
 }
 
 /// Keys that every source encodes differently.
@@ -421,14 +411,8 @@ async fn upload_overwrite_delete(store: &S3Store, server: &Server) {
 /// secret in the path, as RGW sends no header): uploads, an overwrite, a
 /// refused PUT and a delete; the first upload's latency is printed.
 async fn rgw_topic_notifications_are_indexed() {
-    let store = pkgsum::testing::rgw_bucket().await;
-    let spool = spool_dir();
-    let repository = format!("s3://{}/All/", store.bucket());
-    let server = Server::start(&repository, spool.path(), &rgw_env(), &[]);
-    rgw_notify(&store, &server.url(&format!("/hook/{TOKEN}"))).await;
+    let (store, _, server, _spool) = rgw_served().await;
 
-    // Once the reconcile at start is done, as a server that has been up.
-    server.wait_for_first_pass(&repository);
     for (key, name) in [
         ("All/first-1.0.tgz", "compress-none-1.0.tgz"),
         ("All/second-1.0.tgz", "compress-gzip-1.0.tgz"),
@@ -452,14 +436,7 @@ async fn rgw_topic_notifications_are_indexed() {
 /// 500 uploads at once to RGW: all indexed, in at most 20 summary
 /// rewrites.
 async fn rgw_burst_of_500_uploads_is_coalesced() {
-    let store = pkgsum::testing::rgw_bucket().await;
-    let spool = spool_dir();
-    let repository = format!("s3://{}/All/", store.bucket());
-    let server = Server::start(&repository, spool.path(), &rgw_env(), &[]);
-    rgw_notify(&store, &server.url(&format!("/hook/{TOKEN}"))).await;
-    // Only notifications can index what follows: the reconcile at start
-    // is over before the first upload.
-    server.wait_for_first_pass(&repository);
+    let (store, repository, server, _spool) = rgw_served().await;
 
     let packages: Vec<(String, Vec<u8>)> = (0..500)
         .map(|i| {

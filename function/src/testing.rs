@@ -56,42 +56,48 @@ pub async fn subscribe(store: &crate::store::s3::S3Store) -> (aws_sdk_sqs::Clien
         .unwrap();
     let arn =
         attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    use aws_sdk_s3::types::{
-        Event, FilterRule, FilterRuleName, NotificationConfiguration,
-        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-    };
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(
-                    FilterRule::builder()
-                        .name(FilterRuleName::Suffix)
-                        .value(".tgz")
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
     let queue = QueueConfiguration::builder()
         .queue_arn(arn)
         .events(Event::from("s3:ObjectCreated:*"))
         .events(Event::from("s3:ObjectRemoved:*"))
-        .filter(filter)
+        .filter(package_filter())
         .build()
         .unwrap();
+    let configuration = NotificationConfiguration::builder()
+        .queue_configurations(queue)
+        .build();
+    put_notification(store, configuration).await;
+    (sqs, url)
+}
+
+/// Sets the bucket's notification configuration.
+pub async fn put_notification(
+    store: &crate::store::s3::S3Store,
+    configuration: aws_sdk_s3::types::NotificationConfiguration,
+) {
     store
         .client()
         .put_bucket_notification_configuration()
         .bucket(store.bucket())
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
+        .notification_configuration(configuration)
         .send()
         .await
-        .unwrap();
-    (sqs, url)
+        .unwrap_or_else(|e| panic!("configuring {}'s notifications: {e:?}", store.bucket()));
+}
+
+/// A bucket notification filter on the `.tgz` suffix.
+pub fn package_filter() -> aws_sdk_s3::types::NotificationConfigurationFilter {
+    use aws_sdk_s3::types::{
+        FilterRule, FilterRuleName, NotificationConfigurationFilter, S3KeyFilter,
+    };
+    let suffix = FilterRule::builder()
+        .name(FilterRuleName::Suffix)
+        .value(".tgz")
+        .build();
+    NotificationConfigurationFilter::builder()
+        .key(S3KeyFilter::builder().filter_rules(suffix).build())
+        .build()
 }
 
 /// A fresh bucket on the Ceph RGW that `ceph/start.sh` runs

@@ -128,7 +128,8 @@ impl Buckets {
                 Some(store)
             }
             Err(error) => {
-                tracing::warn!(bucket, %error, "store not reachable");
+                // The health loop says when the store goes and comes back.
+                tracing::debug!(bucket, %error, "store not reachable");
                 self.ready.store(false, Ordering::Relaxed);
                 None
             }
@@ -450,6 +451,10 @@ async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
     )
 }
 
+/// How long a notification's body may take to arrive (a client that
+/// trickles it holds a connection, no more).
+const BODY_TIME: Duration = Duration::from_secs(30);
+
 /// `POST` on any other path: a notification.
 async fn notification(State(app): State<Arc<App>>, request: Request) -> Response {
     if request.method() != Method::POST {
@@ -460,13 +465,18 @@ async fn notification(State(app): State<Arc<App>>, request: Request) -> Response
         return unauthorized();
     }
     let limit = app.options.max_body;
-    let body = match axum::body::to_bytes(request.into_body(), limit).await {
-        Ok(body) => body,
-        Err(_) => {
+    let reading = axum::body::to_bytes(request.into_body(), limit);
+    let body = match tokio::time::timeout(BODY_TIME, reading).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             return refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {limit} bytes (or was cut short)"),
             );
+        }
+        Err(_) => {
+            let late = format!("the body did not arrive within {} s", BODY_TIME.as_secs());
+            return refusal(StatusCode::REQUEST_TIMEOUT, late);
         }
     };
     match accept(&app, &body).await {
