@@ -1,10 +1,10 @@
 //! `cargo bench --bench s3`: what one upload costs a large repository, and
 //! how a burst of uploads is absorbed. Figures for the README.
 //!
-//! 1. A single-package event applied to a repository of 20,000 packages
-//!    (`PKGSUM_BENCH_RECORDS`): wall time, CPU time, bytes read and
-//!    written, on the in-memory store and, under `localstack/run-with`, on
-//!    LocalStack.
+//! 1. A single-package event applied to repositories of 200, 1,000, 20,000
+//!    and 100,000 packages (`PKGSUM_BENCH_RECORDS`, comma-separated): wall
+//!    time, CPU time, bytes read and written, requests, on the in-memory
+//!    store and, under `localstack/run-with`, on LocalStack.
 //! 2. Under `localstack/run-with` only: 1,000 uploads at once
 //!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications handled by
 //!    4 concurrent handlers in batches of 10 (Lambda's default batch size):
@@ -276,13 +276,20 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
 
 #[tokio::main]
 async fn main() {
-    let records = env_count("PKGSUM_BENCH_RECORDS", 20_000);
+    // Repository sizes, comma-separated: what one update costs at each.
+    let sizes: Vec<usize> = std::env::var("PKGSUM_BENCH_RECORDS")
+        .unwrap_or_else(|_| "200,1000,20000,100000".to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     let on_localstack = std::env::var("PKGSUM_LOCALSTACK").as_deref() == Ok("1");
     println!(
         "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    single_event("memory", &Counting::new(MemoryStore::new()), records).await;
+    for &records in &sizes {
+        single_event("memory", &Counting::new(MemoryStore::new()), records).await;
+    }
     if !on_localstack {
         println!("\n(LocalStack figures: run under localstack/run-with)");
         return;
@@ -300,10 +307,16 @@ async fn main() {
             S3Store::new(client, name)
         }
     };
-    let store = make_bucket(format!("pkgsum-bench-{:08x}", fastrand::u32(..))).await;
-    single_event("LocalStack", &Counting::new(store), records).await;
-    let store = make_bucket(format!("pkgsum-burst-{:08x}", fastrand::u32(..))).await;
+    for &records in &sizes {
+        let store = make_bucket(format!("pkgsum-bench-{:08x}", fastrand::u32(..))).await;
+        single_event("LocalStack", &Counting::new(store), records).await;
+    }
+    // PKGSUM_BENCH_BURST=0 measures single events only.
     let uploads = env_count("PKGSUM_BENCH_BURST", 1000);
+    if uploads == 0 {
+        return;
+    }
+    let store = make_bucket(format!("pkgsum-burst-{:08x}", fastrand::u32(..))).await;
     burst(
         Arc::new(Rewrites {
             inner: store,
