@@ -12,7 +12,10 @@
 //! - [`plist`] parses `+CONTENTS`; [`record`] renders the metadata as the
 //!   exact record `pkg_info -X` prints.
 //! - [`state`] is a repository's records, tokens and failures, and merges
-//!   changes into them; [`summary`] renders the `pkg_summary` files.
+//!   changes into them; [`summary`] renders the `pkg_summary` files;
+//!   [`chunk`] cuts sorted records into runs that stay put as packages
+//!   come and go, compressed one by one (a concatenation is a valid
+//!   summary), so an update can recompress one run.
 //! - [`create`] builds packages as pkg_create does (for `pkgsum demo`, the
 //!   tests and the benchmarks).
 //! - [`error`] names every way a package or a state can be bad.
@@ -20,6 +23,7 @@
 //! The `pkgsum` crate is the shell around this: stores, the repository
 //! pass, events, the Lambda function and the CLI.
 
+pub mod chunk;
 pub mod compression;
 pub mod create;
 pub mod error;
