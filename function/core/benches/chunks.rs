@@ -146,6 +146,61 @@ fn measure(label: &str, summary: &[u8]) {
     }
 }
 
+/// Run size per format, as the tables above chose them.
+const CHOSEN: [(Compression, usize); 4] = [
+    (Compression::Gzip, 128 << 10),
+    (Compression::Bzip2, 512 << 10),
+    (Compression::Xz, 256 << 10),
+    (Compression::Zstd, 512 << 10),
+];
+
+/// One record added to `summary`: the CPU time to reassemble every format
+/// from the files before (digests included), against compressing each
+/// whole.
+fn one_update(label: &str, summary: &[u8]) {
+    let mut records = records(summary);
+    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+    let before: Vec<chunk::Assembled> = CHOSEN
+        .iter()
+        .map(|&(format, target)| {
+            let plan = chunk::Plan::new(&view, target);
+            chunk::assemble(&view, &plan, format, None).expect("assemble")
+        })
+        .collect();
+    let at = records.len() / 2;
+    let name = format!("{}-added", records[at].0);
+    let record = records[at].1.clone();
+    records.insert(at + 1, (name, record));
+    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+    println!("\n{label}, one record added: CPU per format, reassembled from the files before\n");
+    println!("| format | run target | runs compressed / copied | reassembled | whole file |");
+    println!("|---|---|---|---|---|");
+    let whole: Vec<u8> = view.iter().flat_map(|(_, r)| r.to_vec()).collect();
+    for ((format, target), previous) in CHOSEN.iter().zip(&before) {
+        let start = Instant::now();
+        let plan = chunk::Plan::new(&view, *target);
+        let made = chunk::assemble(
+            &view,
+            &plan,
+            *format,
+            Some((&previous.layout, &previous.bytes)),
+        )
+        .expect("assemble");
+        let took = start.elapsed();
+        let start = Instant::now();
+        let _ = format.compress(&whole);
+        println!(
+            "| {} | {} KiB | {} / {} | {:.0} ms | {:.0} ms |",
+            format.suffix(),
+            target >> 10,
+            made.compressed,
+            made.reused,
+            took.as_secs_f64() * 1000.0,
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
 fn main() {
     for (name, summary) in real_summaries() {
         // One record says nothing about runs.
@@ -153,5 +208,7 @@ fn main() {
             measure(&format!("real: {name}"), &summary);
         }
     }
-    measure("synthetic", &synthetic(20_000));
+    let synthetic = synthetic(20_000);
+    measure("synthetic", &synthetic);
+    one_update("20,000 synthetic records", &synthetic);
 }

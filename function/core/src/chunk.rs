@@ -12,15 +12,23 @@
 //! next boundary too (in the test below, 47 of 50 changes rewrote one
 //! run, none more than three).
 //!
-//! This module is the pure part (where runs end, compressing them); what
-//! chunk size each format needs is measured by `cargo bench --bench
-//! chunks` (size against compressing the whole file at once, and CPU per
-//! chunk).
+//! An update then [`assemble`]s each format from the file published
+//! before: a run whose records are unchanged (same SHA-256) is copied from
+//! where that file's [`Layout`] says it lies, and only the others are
+//! compressed. Whatever the previous file and layout hold, the result
+//! decompresses to exactly the records: a layout that does not fit its
+//! file is not used.
+//!
+//! This module is the pure part; what run size each format needs is
+//! measured by `cargo bench -p pkgsum-core --bench chunks` (size against
+//! compressing the whole file at once, and CPU per run).
 
 use std::io;
 use std::ops::Range;
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::compression::Compression;
 
@@ -73,6 +81,156 @@ pub fn compress(
     runs.par_iter()
         .map(|run| format.compress(&records[run.clone()].concat()))
         .collect()
+}
+
+/// The runs of a summary and what each holds: computed once per update,
+/// shared by every format of the same run size.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub runs: Vec<Range<usize>>,
+    /// SHA-256 of each run's bytes.
+    pub digests: Vec<[u8; 32]>,
+}
+
+impl Plan {
+    /// Cuts `records` (name and bytes, sorted by name) into runs of about
+    /// `target` bytes and names each by its digest.
+    pub fn new(records: &[(&str, &[u8])], target: usize) -> Plan {
+        let runs = split(records.iter().copied(), target);
+        let digests = runs
+            .par_iter()
+            .map(|run| {
+                let mut hash = Sha256::new();
+                for (_, record) in &records[run.clone()] {
+                    hash.update(record);
+                }
+                hash.finalize().into()
+            })
+            .collect();
+        Plan { runs, digests }
+    }
+}
+
+/// Where each compressed run lies in a published file, in order: enough
+/// to copy an unchanged run out of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// The format's name ([`Compression::name`]): a layout is never used
+    /// for a file of another format.
+    pub format: String,
+    pub runs: Vec<Placed>,
+}
+
+/// One compressed run of a published file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    /// SHA-256 of the run's uncompressed bytes.
+    pub digest: [u8; 32],
+    /// Its compressed length; runs follow each other from offset 0.
+    pub len: u64,
+}
+
+impl Layout {
+    /// Total bytes of the file it describes.
+    pub fn file_len(&self) -> u64 {
+        self.runs.iter().map(|r| r.len).sum()
+    }
+
+    /// Digest -> byte range in the file.
+    fn places(&self) -> std::collections::HashMap<[u8; 32], Range<usize>> {
+        let mut offset = 0usize;
+        let mut places = std::collections::HashMap::new();
+        for run in &self.runs {
+            let end = offset + run.len as usize;
+            places.insert(run.digest, offset..end);
+            offset = end;
+        }
+        places
+    }
+}
+
+/// A format's file, assembled.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    pub bytes: Vec<u8>,
+    pub layout: Layout,
+    /// Runs compressed for this file, and runs copied from the previous.
+    pub compressed: usize,
+    pub reused: usize,
+}
+
+/// One run of a file being assembled.
+enum Part<'a> {
+    /// Copied from the previous file.
+    Copied(&'a [u8]),
+    /// Compressed now.
+    Made(Vec<u8>),
+}
+
+/// Assembles `format`'s file for `plan`: runs found in `previous` (a
+/// published file and its layout) are copied from it, the others
+/// compressed in parallel. A previous file whose length or format is not
+/// its layout's is not used at all.
+pub fn assemble(
+    records: &[(&str, &[u8])],
+    plan: &Plan,
+    format: Compression,
+    previous: Option<(&Layout, &[u8])>,
+) -> io::Result<Assembled> {
+    let places = match previous {
+        Some((layout, file))
+            if layout.format == format.name() && layout.file_len() == file.len() as u64 =>
+        {
+            Some((layout.places(), file))
+        }
+        _ => None,
+    };
+    let reuse = |digest: &[u8; 32]| {
+        let (places, file) = places.as_ref()?;
+        Some(&file[places.get(digest)?.clone()])
+    };
+    let parts: Vec<Part<'_>> = plan
+        .runs
+        .par_iter()
+        .zip(&plan.digests)
+        .map(|(run, digest)| match reuse(digest) {
+            Some(bytes) => Ok(Part::Copied(bytes)),
+            None => {
+                let raw: Vec<u8> = records[run.clone()]
+                    .iter()
+                    .flat_map(|(_, r)| r.iter().copied())
+                    .collect();
+                Ok(Part::Made(format.compress(&raw)?))
+            }
+        })
+        .collect::<io::Result<_>>()?;
+    let mut assembled = Assembled {
+        bytes: Vec::new(),
+        layout: Layout {
+            format: format.name().to_owned(),
+            runs: Vec::new(),
+        },
+        compressed: 0,
+        reused: 0,
+    };
+    for (part, digest) in parts.iter().zip(&plan.digests) {
+        let bytes: &[u8] = match part {
+            Part::Copied(bytes) => {
+                assembled.reused += 1;
+                bytes
+            }
+            Part::Made(made) => {
+                assembled.compressed += 1;
+                made
+            }
+        };
+        assembled.bytes.extend_from_slice(bytes);
+        assembled.layout.runs.push(Placed {
+            digest: *digest,
+            len: bytes.len() as u64,
+        });
+    }
+    Ok(assembled)
 }
 
 #[cfg(test)]
@@ -180,5 +338,109 @@ mod tests {
                 .unwrap();
             assert!(out == whole, "{format:?}");
         }
+    }
+
+    fn whole_of(view: &[(&str, &[u8])]) -> Vec<u8> {
+        view.iter().flat_map(|(_, r)| r.to_vec()).collect()
+    }
+
+    fn decompressed(format: Compression, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        format
+            .decoder(bytes)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Random additions, replacements and removals, each assembled from
+    /// the file before: every file decompresses to exactly the records (as
+    /// rendering from scratch would), and most runs are copied.
+    #[test]
+    fn assembled_updates_equal_a_render_from_scratch() {
+        let mut records = sample(1500, 4);
+        let mut rng = 11u64;
+        let mut next = move || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            rng >> 33
+        };
+        for format in [Compression::Gzip, Compression::Xz] {
+            let mut previous: Option<(Layout, Vec<u8>)> = None;
+            let (mut reused, mut compressed) = (0, 0);
+            for step in 0..40 {
+                let at = next() as usize % records.len();
+                match next() % 3 {
+                    0 => {
+                        records.remove(at);
+                    }
+                    1 => records[at].1 = format!("PKGNAME=changed-{step}\n\n").into_bytes(),
+                    _ => {
+                        let name = format!("{}b{step}", records[at].0);
+                        records.insert(at + 1, (name, vec![b'z'; 700]));
+                    }
+                }
+                let view: Vec<(&str, &[u8])> =
+                    records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+                let plan = Plan::new(&view, 16 << 10);
+                let before = previous.as_ref().map(|(l, b)| (l, &b[..]));
+                let made = assemble(&view, &plan, format, before).unwrap();
+                assert!(
+                    decompressed(format, &made.bytes) == whole_of(&view),
+                    "step {step}"
+                );
+                assert_eq!(made.layout.file_len(), made.bytes.len() as u64);
+                if step > 0 {
+                    reused += made.reused;
+                    compressed += made.compressed;
+                }
+                previous = Some((made.layout, made.bytes));
+            }
+            // About 60 runs; a change rewrites one or two of them.
+            assert!(compressed <= 39 * 3, "{compressed} compressed");
+            assert!(
+                reused > 20 * compressed,
+                "{reused} reused, {compressed} compressed"
+            );
+        }
+    }
+
+    /// A layout that does not describe the file given with it is ignored:
+    /// everything is compressed, and the result is still right.
+    #[test]
+    fn a_layout_that_does_not_fit_its_file_is_not_used() {
+        let records = sample(300, 5);
+        let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+        let plan = Plan::new(&view, 16 << 10);
+        let first = assemble(&view, &plan, Compression::Gzip, None).unwrap();
+        let mut damaged = first.bytes.clone();
+        damaged.push(0);
+        let again = assemble(
+            &view,
+            &plan,
+            Compression::Gzip,
+            Some((&first.layout, &damaged)),
+        )
+        .unwrap();
+        assert_eq!((again.reused, again.compressed), (0, plan.runs.len()));
+        let other = assemble(
+            &view,
+            &plan,
+            Compression::Zstd,
+            Some((&first.layout, &first.bytes)),
+        )
+        .unwrap();
+        assert_eq!(other.reused, 0);
+        assert!(decompressed(Compression::Zstd, &other.bytes) == whole_of(&view));
+        let fitting = assemble(
+            &view,
+            &plan,
+            Compression::Gzip,
+            Some((&first.layout, &first.bytes)),
+        )
+        .unwrap();
+        assert_eq!((fitting.reused, fitting.compressed), (plan.runs.len(), 0));
+        assert_eq!(fitting.bytes, first.bytes);
+        assert!(decompressed(Compression::Gzip, &again.bytes) == whole_of(&view));
     }
 }
