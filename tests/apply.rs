@@ -473,7 +473,7 @@ async fn outputs_never_go_backwards() {
 
     // A slow writer still holding the old state publishes: nothing changes.
     let wrote = repo.publish(&old).await.unwrap();
-    assert!(!wrote);
+    assert!(!wrote.wrote);
     assert!(common::published(&store, "All/pkg_summary.xz").await == newer);
 }
 
@@ -690,8 +690,81 @@ async fn a_key_that_is_not_there_creates_nothing() {
     assert!(!keys.iter().any(|k| !k.starts_with("All/")), "{keys:?}");
 }
 
+/// The layout of the published `suffix` file (`.pkgsum/layout.gz.json`).
+async fn layout(store: &MemoryStore, suffix: &str) -> (u64, Vec<serde_json::Value>) {
+    let (body, _) = store
+        .get(&format!("All/.pkgsum/layout{suffix}.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let runs = saved["layout"]["runs"].as_array().unwrap().clone();
+    (saved["generation"].as_u64().unwrap(), runs)
+}
+
+/// One package added to a repository of 300: every format is assembled
+/// from the file published before, its unchanged runs copied (the layout
+/// keeps all but one or two), and the files still hold exactly the records.
+async fn an_update_copies_the_unchanged_runs() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let description = "A package with a long description, as real ones have.\n".repeat(100);
+    let mut names = Vec::new();
+    for i in 0..300 {
+        let package = PackageBuilder::new(&format!("runs{i:03}-1.0"))
+            .member("+DESC", format!("{i}\n{description}"))
+            .build()
+            .unwrap();
+        upload(&store, &format!("All/runs{i:03}-1.0.tgz"), package).await;
+        names.push(format!("All/runs{i:03}-1.0.tgz"));
+    }
+    let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &keys),
+        &config,
+    )
+    .await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    let before = [".gz", ".bz2", ".xz"];
+    let mut runs_before = Vec::new();
+    for suffix in before {
+        runs_before.push(layout(&store, suffix).await.1);
+    }
+    upload(
+        &store,
+        "All/runs150a-1.0.tgz",
+        PackageBuilder::new("runs150a-1.0").build().unwrap(),
+    )
+    .await;
+    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &["All/runs150a-1.0.tgz"]);
+    let outcome = deliver(&store, event, &config).await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    let report = &outcome.reports[0];
+    // One or two runs per format recompressed, every other one copied.
+    assert!(report.runs_compressed <= 6, "{report:?}");
+    assert!(
+        report.runs_copied >= 3 * report.runs_compressed,
+        "{report:?}"
+    );
+    for (suffix, old) in before.iter().zip(runs_before) {
+        let (generation, new) = layout(&store, suffix).await;
+        assert_eq!(generation, 2, "{suffix}");
+        assert!(old.len() >= 3, "{suffix}: {} runs", old.len());
+        let kept = new.iter().filter(|run| old.contains(run)).count();
+        assert!(
+            kept + 2 >= new.len(),
+            "{suffix}: {kept} of {} runs kept",
+            new.len()
+        );
+    }
+    let truth = common::truth(&store, "All/", ".tgz").await;
+    assert_all_formats(&store, "All/", &truth).await;
+}
+
 crate::harness::trials![
     tokio a_key_that_is_not_there_creates_nothing,
+    tokio an_update_copies_the_unchanged_runs,
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
     rgw rgw_oracle_upload_delete_overwrite,

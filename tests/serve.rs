@@ -824,9 +824,17 @@ async fn reconcile_at_start_indexes_what_was_missed() {
     let repository = format!("s3://{}/All/", store.bucket());
     let server = Server::start(&repository, spool.path(), &[], &[]);
     converge(&store, "All/", &server).await;
-    let repositories: BTreeMap<String, Value> =
-        serde_json::from_value(server.status()["repositories"].clone()).unwrap();
-    assert_eq!(repositories[&repository]["packages"], 1);
+    // The pass publishes, then reports: its counters follow shortly.
+    wait_for(
+        "the pass's report",
+        &server,
+        Duration::from_secs(10),
+        || {
+            let repositories: BTreeMap<String, Value> =
+                serde_json::from_value(server.status()["repositories"].clone()).unwrap();
+            repositories[&repository]["packages"] == 1
+        },
+    );
 }
 
 crate::harness::trials![

@@ -38,7 +38,7 @@
 //!   count or fail requests, LocalStack helpers.
 
 pub use pkgsum_core::{
-    Error, Result, compression, create, error, header, limit, plist, record, record_file,
+    Error, Result, chunk, compression, create, error, header, limit, plist, record, record_file,
     record_stream, signed, state, summary,
 };
 

@@ -28,6 +28,7 @@ mod status;
 
 pub use keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
 pub use pass::Scope;
+pub use publish::Published;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -103,6 +104,10 @@ pub struct Report {
     pub committed: bool,
     /// Whether this pass wrote summary files.
     pub published: bool,
+    /// Runs of records compressed for the summary files this pass wrote,
+    /// and runs copied from the files published before (all formats).
+    pub runs_compressed: usize,
+    pub runs_copied: usize,
     /// Set when the pass found the state lost (missing while summaries
     /// were published, or unreadable) and recreated it from a listing.
     pub state_lost: Option<StateLoss>,

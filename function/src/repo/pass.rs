@@ -315,7 +315,10 @@ impl<S: Store> Repo<'_, S> {
             .collect();
         report.generation = next.generation();
         report.packages = next.len();
-        report.published = self.publish(next).await?;
+        let published = self.publish(next).await?;
+        report.published = published.wrote;
+        report.runs_compressed = published.runs_compressed;
+        report.runs_copied = published.runs_copied;
         Ok(())
     }
 }

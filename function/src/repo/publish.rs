@@ -11,21 +11,68 @@ use bytes::Bytes;
 
 use super::keys::{GENERATION, generation_of, output_key};
 use super::{PassError, Repo};
+use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
 use crate::state::State;
-use crate::store::{PutMode, PutOptions, Store};
+use crate::store::{ObjectMeta, PutMode, PutOptions, Store};
 use crate::summary;
+
+/// What [`Repo::publish`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Published {
+    /// Whether anything was written.
+    pub wrote: bool,
+    /// Runs compressed for the files written, and runs copied from the
+    /// files published before.
+    pub runs_compressed: usize,
+    pub runs_copied: usize,
+}
+
+/// The largest published file read back to copy its unchanged runs.
+const PREVIOUS_LIMIT: u64 = 256 << 20;
+
+/// A published file's layout, kept beside it in `.pkgsum/`: which runs it
+/// holds and where. Only a file of the same generation is read with it
+/// (every writer makes the same bytes for one generation: runs and
+/// compressors are deterministic), and a layout that does not fit is
+/// ignored, so this is a cache that can never make a summary wrong.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayoutFile {
+    generation: u64,
+    layout: Layout,
+}
+
+/// Renders each format from its records, copying the unchanged runs of
+/// the file published before when there is one.
+fn render(
+    records: &[(String, Vec<u8>)],
+    formats: &[Compression],
+    previous: Vec<Option<(Layout, Bytes)>>,
+) -> std::io::Result<Vec<(Compression, Assembled)>> {
+    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+    // Each format compresses its runs in parallel; the formats go in turn.
+    formats
+        .iter()
+        .zip(previous)
+        .map(|(&format, previous)| {
+            let previous = previous
+                .as_ref()
+                .map(|(layout, bytes)| (layout, &bytes[..]));
+            Ok((format, chunk::render(&view, format, previous)?))
+        })
+        .collect()
+}
 
 impl<S: Store> Repo<'_, S> {
     /// Publishes the summaries of `state` unless outputs that say the same (of
     /// its records' generation or later) are there already. Returns whether
-    /// anything was written.
+    /// anything was written, and how many runs were compressed and copied.
     ///
     /// Outputs carry the generation of the state they were rendered from.
     /// Generations form one line (commits are compare-and-swap), so an output
     /// of generation at least `records_generation` holds these very records
     /// or newer ones: it is never replaced by this pass.
-    pub async fn publish(&self, state: &State) -> Result<bool, PassError> {
+    pub async fn publish(&self, state: &State) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
         let generation = state.generation();
         let current_from = state.records_generation();
@@ -44,43 +91,111 @@ impl<S: Store> Repo<'_, S> {
                 .as_ref()
                 .is_none_or(|m| generation_of(m) < current_from)
             {
-                behind.push(format);
+                behind.push((format, current));
             }
         }
-        let mut wrote = false;
+        let mut published = Published::default();
         if !behind.is_empty() {
-            let summary = state.summary();
-            let formats = behind.clone();
+            let mut previous = Vec::new();
+            for (format, current) in &behind {
+                previous.push(self.previous_output(*format, current.as_ref()).await);
+            }
+            let records: Vec<(String, Vec<u8>)> = state
+                .packages()
+                .map(|(name, package)| (name.to_owned(), package.record.clone()))
+                .collect();
+            let formats: Vec<Compression> = behind.iter().map(|(f, _)| *f).collect();
             let render_error = |error| PassError::Render {
                 repository: store.location(prefix),
                 error,
             };
-            let rendered = tokio::task::spawn_blocking(move || summary::render(&summary, &formats))
-                .await
-                .map_err(|e| render_error(std::io::Error::other(e)))?
-                .map_err(render_error)?;
+            let rendered =
+                tokio::task::spawn_blocking(move || render(&records, &formats, previous))
+                    .await
+                    .map_err(|e| render_error(std::io::Error::other(e)))?
+                    .map_err(render_error)?;
             // Least preferred first: by the time the variant pkgin tries first
             // changes, the others already say the same.
-            for output in rendered.into_iter().rev() {
-                let key = output_key(prefix, output.format);
+            for (format, output) in rendered.into_iter().rev() {
+                let key = output_key(prefix, format);
                 let stamp = Stamp {
                     generation,
                     current_from,
                     attempts: config.max_attempts,
                 };
-                wrote |= put_output(store, &key, output.bytes, output.format, stamp).await?;
+                tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
+                let layout = output.layout;
+                if put_output(store, &key, output.bytes, format, stamp).await? {
+                    published.wrote = true;
+                    published.runs_compressed += output.compressed;
+                    published.runs_copied += output.reused;
+                    self.write_layout(format, generation, layout).await?;
+                }
             }
         }
         for (key, meta) in stale {
             if generation_of(&meta) <= generation {
                 store.delete(&key).await?;
                 tracing::info!(%key, "removed a summary variant this configuration does not write");
-                wrote = true;
+                published.wrote = true;
             }
         }
         self.write_status(state).await?;
-        Ok(wrote)
+        Ok(published)
     }
+}
+
+impl<S: Store> Repo<'_, S> {
+    /// The published `format` file and its layout, when both are there and
+    /// agree (same generation, the length the layout says). Anything else,
+    /// a read error included, means no runs are copied: slower, never
+    /// wrong.
+    async fn previous_output(
+        &self,
+        format: Compression,
+        current: Option<&ObjectMeta>,
+    ) -> Option<(Layout, Bytes)> {
+        let current = current.filter(|m| m.size <= PREVIOUS_LIMIT)?;
+        let layout_key = layout_key(self.prefix, format);
+        let (body, _) = self.store.get(&layout_key).await.ok()??;
+        let saved: LayoutFile = serde_json::from_slice(&body).ok()?;
+        if saved.generation != generation_of(current) || saved.layout.file_len() != current.size {
+            return None;
+        }
+        let key = output_key(self.prefix, format);
+        let (bytes, meta) = self.store.get(&key).await.ok()??;
+        let fits = generation_of(&meta) == saved.generation && bytes.len() as u64 == current.size;
+        fits.then_some((saved.layout, bytes))
+    }
+
+    /// Saves the layout of the `format` file just published.
+    async fn write_layout(
+        &self,
+        format: Compression,
+        generation: u64,
+        layout: Layout,
+    ) -> Result<(), PassError> {
+        let body = serde_json::to_vec(&LayoutFile { generation, layout }).map_err(|e| {
+            PassError::Render {
+                repository: self.store.location(self.prefix),
+                error: std::io::Error::other(e),
+            }
+        })?;
+        let options = PutOptions {
+            mode: PutMode::Overwrite,
+            content_type: Some("application/json".to_owned()),
+            ..PutOptions::default()
+        };
+        self.store
+            .put(&layout_key(self.prefix, format), Bytes::from(body), options)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where the layout of a published `format` file is kept.
+fn layout_key(prefix: &str, format: Compression) -> String {
+    format!("{prefix}.pkgsum/layout{}.json", format.suffix())
 }
 
 /// The generation an output is written with, and the oldest generation
