@@ -12,7 +12,8 @@
 //!   [`limit`]); [`plist`] and [`record`] turn them into the exact
 //!   `pkg_info -X` record.
 //! - [`state`] keeps a repository's records and merges changes into them;
-//!   [`summary`] renders the `pkg_summary` files; [`create`] builds
+//!   [`summary`] names the `pkg_summary` files and [`chunk`] assembles
+//!   them run by run, copying what did not change; [`create`] builds
 //!   packages (for the demo, the tests and the benchmarks).
 //!
 //! This crate is the shell: it does the I/O, level-triggered (an event

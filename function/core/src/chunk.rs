@@ -365,6 +365,7 @@ mod tests {
             Compression::Zstd,
         ] {
             let published = compress(&bytes, &runs, format).unwrap().concat();
+            assert_eq!(Compression::detect(&published), format);
             let mut out = Vec::new();
             format
                 .decoder(&published[..])

@@ -12,7 +12,7 @@
 //! - [`plist`] parses `+CONTENTS`; [`record`] renders the metadata as the
 //!   exact record `pkg_info -X` prints.
 //! - [`state`] is a repository's records, tokens and failures, and merges
-//!   changes into them; [`summary`] renders the `pkg_summary` files;
+//!   changes into them; [`summary`] names the `pkg_summary` files;
 //!   [`chunk`] cuts sorted records into runs that stay put as packages
 //!   come and go, compressed one by one (a concatenation is a valid
 //!   summary), so an update can recompress one run.

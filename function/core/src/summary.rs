@@ -1,10 +1,7 @@
-//! `pkg_summary` files: the names pkgin looks for and the compressed bytes
-//! of each, all rendered from the same uncompressed summary so every
+//! `pkg_summary` files: the names pkgin looks for, in its order, and the
+//! variants to remove. Their bytes are assembled run by run
+//! ([`crate::chunk`]), every format from the same records, so every
 //! published variant says the same thing.
-
-use std::io;
-
-use rayon::prelude::*;
 
 use crate::compression::Compression;
 
@@ -36,26 +33,6 @@ pub fn is_own_file(name: &str) -> bool {
 /// Prefix of the temporary files outputs are written through.
 pub const TEMP_PREFIX: &str = ".pkgsum-tmp-";
 
-/// One rendered summary file.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub format: Compression,
-    pub bytes: Vec<u8>,
-}
-
-/// Compresses `summary` into every format, in parallel.
-pub fn render(summary: &[u8], formats: &[Compression]) -> io::Result<Vec<Rendered>> {
-    formats
-        .par_iter()
-        .map(|&format| {
-            Ok(Rendered {
-                format,
-                bytes: format.compress(summary)?,
-            })
-        })
-        .collect()
-}
-
 /// The formats pkgin may look for that are not in `formats`: stale copies
 /// of these must be removed when publishing.
 pub fn unwritten(formats: &[Compression]) -> Vec<Compression> {
@@ -68,29 +45,6 @@ pub fn unwritten(formats: &[Compression]) -> Vec<Compression> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    #[test]
-    fn every_format_decompresses_to_the_summary() {
-        let summary = b"PKGNAME=a-1\nCOMMENT=x\n\nPKGNAME=b-1\nCOMMENT=y\n\n".repeat(100);
-        let all = [
-            Compression::Gzip,
-            Compression::Bzip2,
-            Compression::Xz,
-            Compression::Zstd,
-        ];
-        for rendered in render(&summary, &all).unwrap() {
-            let mut out = Vec::new();
-            rendered
-                .format
-                .decoder(&rendered.bytes[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert_eq!(out, summary, "{:?}", rendered.format);
-            assert_eq!(Compression::detect(&rendered.bytes), rendered.format);
-        }
-    }
 
     #[test]
     fn names_and_stale_variants() {
