@@ -126,6 +126,10 @@ pub struct Layout {
 pub struct Placed {
     /// SHA-256 of the run's uncompressed bytes.
     pub digest: [u8; 32],
+    /// SHA-256 of its compressed bytes: checked before they are copied,
+    /// so a file that is not the one the layout describes (another
+    /// writer's, another compressor version's) is never sliced wrong.
+    pub stored: [u8; 32],
     /// Its compressed length; runs follow each other from offset 0.
     pub len: u64,
 }
@@ -136,13 +140,14 @@ impl Layout {
         self.runs.iter().map(|r| r.len).sum()
     }
 
-    /// Digest -> byte range in the file.
-    fn places(&self) -> std::collections::HashMap<[u8; 32], Range<usize>> {
+    /// Digest -> the run's byte range in the file and the SHA-256 its
+    /// bytes must have.
+    fn places(&self) -> std::collections::HashMap<[u8; 32], (Range<usize>, [u8; 32])> {
         let mut offset = 0usize;
         let mut places = std::collections::HashMap::new();
         for run in &self.runs {
             let end = offset + run.len as usize;
-            places.insert(run.digest, offset..end);
+            places.insert(run.digest, (offset..end, run.stored));
             offset = end;
         }
         places
@@ -194,6 +199,10 @@ pub fn render(
     assemble(records, &plan, format, previous)
 }
 
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// One run of a file being assembled.
 enum Part<'a> {
     /// Copied from the previous file.
@@ -205,7 +214,8 @@ enum Part<'a> {
 /// Assembles `format`'s file for `plan`: runs found in `previous` (a
 /// published file and its layout) are copied from it, the others
 /// compressed in parallel. A previous file whose length or format is not
-/// its layout's is not used at all.
+/// its layout's is not used at all, and a run whose bytes are not the
+/// ones the layout recorded is compressed again.
 pub fn assemble(
     records: &[(&str, &[u8])],
     plan: &Plan,
@@ -222,7 +232,9 @@ pub fn assemble(
     };
     let reuse = |digest: &[u8; 32]| {
         let (places, file) = places.as_ref()?;
-        Some(&file[places.get(digest)?.clone()])
+        let (range, stored) = places.get(digest)?;
+        let bytes = &file[range.clone()];
+        (sha256(bytes) == *stored).then_some(bytes)
     };
     let parts: Vec<Part<'_>> = plan
         .runs
@@ -262,6 +274,7 @@ pub fn assemble(
         assembled.bytes.extend_from_slice(bytes);
         assembled.layout.runs.push(Placed {
             digest: *digest,
+            stored: sha256(bytes),
             len: bytes.len() as u64,
         });
     }
@@ -468,6 +481,22 @@ mod tests {
         .unwrap();
         assert_eq!(other.reused, 0);
         assert!(decompressed(Compression::Zstd, &other.bytes) == whole_of(&view));
+        // Same length, one byte of the first run changed: that run is
+        // compressed again, the others copied.
+        let mut altered = first.bytes.clone();
+        altered[20] ^= 0xff;
+        let checked = assemble(
+            &view,
+            &plan,
+            Compression::Gzip,
+            Some((&first.layout, &altered)),
+        )
+        .unwrap();
+        assert_eq!(
+            (checked.reused, checked.compressed),
+            (plan.runs.len() - 1, 1)
+        );
+        assert_eq!(checked.bytes, first.bytes);
         let fitting = assemble(
             &view,
             &plan,

@@ -32,10 +32,11 @@ pub struct Published {
 const PREVIOUS_LIMIT: u64 = 256 << 20;
 
 /// A published file's layout, kept beside it in `.pkgsum/`: which runs it
-/// holds and where. Only a file of the same generation is read with it
-/// (every writer makes the same bytes for one generation: runs and
-/// compressors are deterministic), and a layout that does not fit is
-/// ignored, so this is a cache that can never make a summary wrong.
+/// holds, where, and the SHA-256 of each run's bytes. Only a file of the
+/// same generation and length is read with it, and a run is copied only if
+/// its bytes still have that digest, so this is a cache that can never
+/// make a summary wrong (a racing writer or another compressor version
+/// only costs a recompression).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LayoutFile {
     generation: u64,
