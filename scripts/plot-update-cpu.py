@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Draws docs/update-cpu.svg: CPU time of one update against repository
+size, before and after chunked summaries, from the tables `cargo bench
+--bench s3` printed (README, "S3: one upload, and a burst"). Log-log axes.
+Standard library only. Usage: scripts/plot-update-cpu.py [OUT]"""
+import math
+import sys
+
+SIZES = [200, 1000, 20000, 100000]
+SERIES = [
+    ("before (whole summary recompressed)", "#c0392b", [0.04, 0.14, 2.98, 13.95]),
+    ("after (changed runs only)", "#2471a3", [0.03, 0.07, 0.16, 0.51]),
+]
+W, H, L, R, T, B = 640, 400, 70, 20, 30, 60
+XMIN, XMAX, YMIN, YMAX = 100, 200000, 0.01, 20
+
+
+def x(v):
+    return L + (math.log10(v) - math.log10(XMIN)) / (math.log10(XMAX) - math.log10(XMIN)) * (W - L - R)
+
+
+def y(v):
+    return H - B - (math.log10(v) - math.log10(YMIN)) / (math.log10(YMAX) - math.log10(YMIN)) * (H - T - B)
+
+
+out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>']
+for v in [0.01, 0.1, 1, 10]:
+    out.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    out.append(f'<text x="{L - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g} s</text>')
+for v in [100, 1000, 10000, 100000]:
+    out.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{T}" y2="{H - B}" stroke="#ddd"/>')
+    out.append(f'<text x="{x(v):.1f}" y="{H - B + 18}" text-anchor="middle">{v:,}</text>')
+out.append(f'<text x="{(L + W - R) / 2}" y="{H - 18}" text-anchor="middle">packages in the repository</text>')
+out.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">CPU per update (memory store)</text>')
+out.append(f'<text x="{L}" y="18" font-weight="bold">One upload applied: CPU time against repository size</text>')
+for i, (name, colour, values) in enumerate(SERIES):
+    points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(SIZES, values))
+    out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+    for s, v in zip(SIZES, values):
+        out.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>')
+        out.append(f'<text x="{x(s) + 6:.1f}" y="{y(v) - 6:.1f}" fill="{colour}">{v:g} s</text>')
+    out.append(f'<line x1="{L + 20}" x2="{L + 44}" y1="{T + 18 + 18 * i}" y2="{T + 18 + 18 * i}" stroke="{colour}" stroke-width="2"/>')
+    out.append(f'<text x="{L + 50}" y="{T + 22 + 18 * i}">{name}</text>')
+out.append("</svg>")
+path = sys.argv[1] if len(sys.argv) > 1 else "docs/update-cpu.svg"
+with open(path, "w") as f:
+    f.write("\n".join(out) + "\n")
