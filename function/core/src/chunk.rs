@@ -88,7 +88,7 @@ pub fn compress(
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub runs: Vec<Range<usize>>,
-    /// SHA-256 of each run's bytes.
+    /// Each run's digest: the SHA-256 of its records' SHA-256s.
     pub digests: Vec<[u8; 32]>,
 }
 
@@ -96,19 +96,35 @@ impl Plan {
     /// Cuts `records` (name and bytes, sorted by name) into runs of about
     /// `target` bytes and names each by its digest.
     pub fn new(records: &[(&str, &[u8])], target: usize) -> Plan {
+        Plan::with_digests(records, &record_digests(records), target)
+    }
+
+    /// The same, from each record's SHA-256 ([`record_digests`]), so that
+    /// the formats of one update, each with its own run size, hash the
+    /// records once between them. A run's digest is the SHA-256 of its
+    /// records' digests.
+    pub fn with_digests(records: &[(&str, &[u8])], digests: &[[u8; 32]], target: usize) -> Plan {
         let runs = split(records.iter().copied(), target);
         let digests = runs
             .par_iter()
             .map(|run| {
                 let mut hash = Sha256::new();
-                for (_, record) in &records[run.clone()] {
-                    hash.update(record);
+                for digest in &digests[run.clone()] {
+                    hash.update(digest);
                 }
                 hash.finalize().into()
             })
             .collect();
         Plan { runs, digests }
     }
+}
+
+/// Each record's SHA-256, in parallel.
+pub fn record_digests(records: &[(&str, &[u8])]) -> Vec<[u8; 32]> {
+    records
+        .par_iter()
+        .map(|(_, record)| sha256(record))
+        .collect()
 }
 
 /// Where each compressed run lies in a published file, in order: enough
@@ -124,7 +140,7 @@ pub struct Layout {
 /// One compressed run of a published file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placed {
-    /// SHA-256 of the run's uncompressed bytes.
+    /// The run's digest (see [`Plan::digests`]): names its records.
     pub digest: [u8; 32],
     /// SHA-256 of its compressed bytes: checked before they are copied,
     /// so a file that is not the one the layout describes (another
@@ -176,11 +192,13 @@ pub fn run_target(format: Compression) -> usize {
     }
 }
 
-/// `format`'s summary of `records` (sorted by name), in runs of
-/// [`run_target`], copying what it can from `previous`. No records give
-/// the compressed empty file (a valid, empty summary), with no runs.
+/// `format`'s summary of `records` (sorted by name, with their
+/// [`record_digests`]), in runs of [`run_target`], copying what it can
+/// from `previous`. No records give the compressed empty file (a valid,
+/// empty summary), with no runs.
 pub fn render(
     records: &[(&str, &[u8])],
+    digests: &[[u8; 32]],
     format: Compression,
     previous: Option<(&Layout, &[u8])>,
 ) -> io::Result<Assembled> {
@@ -195,7 +213,7 @@ pub fn render(
             reused: 0,
         });
     }
-    let plan = Plan::new(records, run_target(format));
+    let plan = Plan::with_digests(records, digests, run_target(format));
     assemble(records, &plan, format, previous)
 }
 

@@ -302,16 +302,22 @@ fn replay(
             ledger.spool().remove(entry)?;
             continue;
         }
-        ledger.expect(entry, targets.len());
-        for (queue, name) in targets {
-            queue.push(name, entry);
-            keys += 1;
-        }
+        enqueue(ledger, entry, &targets);
+        keys += targets.len();
     }
     if !entries.is_empty() {
         tracing::info!(entries = entries.len(), keys, "spool replayed");
     }
     Ok(())
+}
+
+/// Queues the names of a spooled entry, each in its repository's queue;
+/// the entry leaves the spool once all are applied.
+fn enqueue(ledger: &Ledger, entry: &str, targets: &[(&Arc<RepoQueue>, &str)]) {
+    ledger.expect(entry, targets.len());
+    for (queue, name) in targets {
+        queue.push(name, entry);
+    }
 }
 
 /// The queue of the repository `key` belongs to and its name there, or
@@ -520,9 +526,13 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
         ));
     }
     let mut ours = Vec::new();
-    for key in keys {
-        match route(&app.queues, &app.config, &key) {
-            Ok(_) => ours.push(key),
+    let mut targets = Vec::new();
+    for key in &keys {
+        match route(&app.queues, &app.config, key) {
+            Ok(target) => {
+                ours.push(key.clone());
+                targets.push(target);
+            }
             Err(reason) => ignored.push(reason),
         }
     }
@@ -553,12 +563,7 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
     let entry = spool_keys(app.ledger.clone(), ours.clone()).await?;
     tracing::info!(keys = ours.len(), %entry, "notification spooled");
     app.accepted.fetch_add(1, Ordering::Relaxed);
-    app.ledger.expect(&entry, ours.len());
-    for key in &ours {
-        if let Ok((queue, name)) = route(&app.queues, &app.config, key) {
-            queue.push(name, &entry);
-        }
-    }
+    enqueue(&app.ledger, &entry, &targets);
     Ok(answer(
         StatusCode::OK,
         json!({ "queued": ours.len(), "ignored": ignored }),
