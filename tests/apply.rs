@@ -454,7 +454,7 @@ async fn outputs_never_go_backwards() {
     )
     .await;
     let repo = Repo::new(&store, "All/", &config);
-    let old = repo.read_state().await.unwrap();
+    let mut old = repo.read_state().await.unwrap();
 
     upload(
         &store,
@@ -472,7 +472,7 @@ async fn outputs_never_go_backwards() {
     assert_eq!(common::split_records(&newer).len(), 2);
 
     // A slow writer still holding the old state publishes: nothing changes.
-    let wrote = repo.publish(&old).await.unwrap();
+    let wrote = repo.publish(&mut old).await.unwrap();
     assert!(!wrote.wrote);
     assert!(common::published(&store, "All/pkg_summary.xz").await == newer);
 }

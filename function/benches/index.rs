@@ -332,12 +332,24 @@ fn bench_render(records: usize) {
         );
     }
     let start = Instant::now();
-    let stored = state.to_bytes().expect("state");
+    let cut = state.cut().expect("state");
     let save = start.elapsed();
+    let limit = pkgsum::state::DEFAULT_STATE_LIMIT;
     let start = Instant::now();
-    let back = State::from_bytes(&stored, pkgsum::state::DEFAULT_STATE_LIMIT).expect("state");
+    let mut back = State::from_bytes(&cut.manifest, limit).expect("state");
+    for (i, (piece, bytes)) in cut.made.iter().enumerate() {
+        back.load(
+            i,
+            pkgsum::piece::decode(bytes, piece, limit).expect("piece"),
+        );
+    }
     let load = start.elapsed();
-    assert_eq!(back.len(), records);
+    assert!(back.is_loaded() && back.len() == records);
+    let stored: Vec<u8> = cut
+        .made
+        .iter()
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect();
     println!(
         "| state file (save / load) | {:.3} s / {:.3} s | {:.0} KiB | {:.1} % |",
         save.as_secs_f64(),

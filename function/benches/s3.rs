@@ -19,13 +19,13 @@ use bytes::Bytes;
 use pkgsum::config::Config;
 use pkgsum::create::PackageBuilder;
 use pkgsum::dispatch::apply_messages;
-use pkgsum::record::{self, FileInfo, Metadata};
-use pkgsum::repo::{self, Repo};
+use pkgsum::repo::Repo;
+use pkgsum::sample;
 use pkgsum::state::{Change, Package, State};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
 use pkgsum::store::s3::{S3Store, client_from_env};
-use pkgsum::store::{ObjectMeta, PutMode, PutOptions, Store, StoreResult};
+use pkgsum::store::{ObjectMeta, PutOptions, Store, StoreResult};
 use serde_json::json;
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -82,40 +82,14 @@ impl<S: Store> Store for Rewrites<S> {
     }
 }
 
-fn synthetic_record(i: usize) -> Vec<u8> {
-    let name = format!("pkg{i:05}-1.{}", i % 9);
-    let meta = Metadata {
-        contents: format!("@name {name}\n@pkgdep dep{}>=1.0\n", i % 997).into_bytes(),
-        comment: format!("Synthetic package {i}\n").into_bytes(),
-        desc: format!("Package {i} for the single-event benchmark.\nIt has a few lines.\n\nHomepage:\nhttps://example.org/{name}/\n").into_bytes(),
-        build_info: Some(
-            format!(
-                "BUILD_DATE=2026-11-25 10:00:00 +0000\nCATEGORIES=misc\nHOMEPAGE=https://example.org/{name}/\n\
-                 LICENSE=modified-bsd\nMACHINE_ARCH=x86_64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGPATH=misc/pkg{i:05}\n\
-                 PKGTOOLS_VERSION=20250417\n"
-            )
-            .into_bytes(),
-        ),
-        size_pkg: Some(b"12345\n".to_vec()),
-    };
-    let file = format!("{name}.tgz");
-    record::render(
-        &meta,
-        Some(FileInfo {
-            name: file.as_bytes(),
-            size: 4096 + i as u64,
-        }),
-    )
-}
-
 /// Seeds a repository with `records` packages: the state and its
 /// summaries, as earlier events would have left them.
 async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config) {
     let mut state = State::default();
     state.apply((0..records).map(|i| {
-        let record = synthetic_record(i);
+        let (name, record) = sample::record(i);
         Change::Indexed {
-            name: format!("pkg{i:05}-1.{}.tgz", i % 9),
+            name,
             package: Package {
                 size: 4096 + i as u64,
                 record,
@@ -124,61 +98,61 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
             },
         }
     }));
-    let body = state.to_bytes().expect("state");
-    let options = PutOptions {
-        mode: PutMode::Overwrite,
-        ..PutOptions::default()
-    };
-    store
-        .put(&repo::state_key(prefix), Bytes::from(body), options)
-        .await
-        .expect("seed state");
-    Repo::new(store, prefix, config)
-        .publish(&state)
-        .await
-        .expect("seed outputs");
+    let repo = Repo::new(store, prefix, config);
+    repo.replace_state(&mut state).await.expect("seed state");
+    repo.publish(&mut state).await.expect("seed outputs");
 }
 
-async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize) {
+/// What `updates` single-package events cost a repository of `records`
+/// packages, one after the other: the mean per update.
+async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize, updates: usize) {
     let config = Config::default();
     seed(store, "All/", records, &config).await;
-    let package = PackageBuilder::new("newcomer-1.0")
-        .build()
-        .expect("package");
-    let size = package.len();
-    store
-        .put(
-            "All/newcomer-1.0.tgz",
-            Bytes::from(package),
-            PutOptions::default(),
-        )
-        .await
-        .expect("upload");
-    // pkgin's one-second rule makes a publish wait for the next second if
-    // the seed was published in this one: start on a fresh second.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    store.take();
-    let event = json!({"Records": [{
-        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": "bench"}, "object": {"key": "All/newcomer-1.0.tgz"}}
-    }]});
-    let messages = pkgsum::event::decode(&event);
-    let (cpu, start) = (cpu_time(), Instant::now());
-    let outcome = apply_messages(&messages, |_| store, &config).await;
-    let (wall, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu));
-    assert!(outcome.is_success(), "{:?}", outcome.errors);
-    let counts = store.take();
+    let (mut wall, mut cpu, mut fetched, mut size) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    let mut counts = Vec::new();
+    for u in 0..updates {
+        let pkgname = format!("newcomer{u}-1.0");
+        let package = PackageBuilder::new(&pkgname).build().expect("package");
+        size = package.len();
+        let key = format!("All/{pkgname}.tgz");
+        store
+            .put(&key, Bytes::from(package), PutOptions::default())
+            .await
+            .expect("upload");
+        // pkgin's one-second rule makes a publish wait for the next second
+        // if the last one was published in this one: start on a fresh one.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        store.take();
+        let event = json!({"Records": [{
+            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "bench"}, "object": {"key": key}}
+        }]});
+        let messages = pkgsum::event::decode(&event);
+        let (cpu_before, start) = (cpu_time(), Instant::now());
+        let outcome = apply_messages(&messages, |_| store, &config).await;
+        wall += start.elapsed();
+        cpu += cpu_time().saturating_sub(cpu_before);
+        assert!(outcome.is_success(), "{:?}", outcome.errors);
+        assert_eq!(outcome.reports[0].packages, records + u + 1);
+        fetched += outcome.reports[0].bytes_fetched;
+        counts.push(store.take());
+    }
+    let n = updates.max(1) as f64;
+    let mean = |f: &dyn Fn(&pkgsum::store::counting::Counts) -> u64| {
+        counts.iter().map(f).sum::<u64>() as f64 / n
+    };
     println!(
-        "| {label} | {records} | {:.2} s | {:.2} s | {:.1} KiB (package {:.1} KiB) | {:.1} MiB | {:.1} MiB | {} / {} / {} |",
-        wall.as_secs_f64(),
-        cpu.as_secs_f64(),
-        outcome.reports[0].bytes_fetched as f64 / 1024.0,
+        "| {label} | {records} | {:.0} ms | {:.0} ms | {:.1} KiB (package {:.1} KiB) | {:.2} MiB | {:.2} MiB | {:.0} / {:.0} / {:.0} / {:.0} |",
+        wall.as_secs_f64() * 1000.0 / n,
+        cpu.as_secs_f64() * 1000.0 / n,
+        fetched as f64 / 1024.0 / n,
         size as f64 / 1024.0,
-        counts.bytes_read as f64 / 1048576.0,
-        counts.bytes_written as f64 / 1048576.0,
-        counts.heads,
-        counts.gets + counts.range_gets,
-        counts.puts,
+        mean(&|c| c.bytes_read) / 1048576.0,
+        mean(&|c| c.bytes_written) / 1048576.0,
+        mean(&|c| c.heads),
+        mean(&|c| c.gets + c.range_gets),
+        mean(&|c| c.puts),
+        mean(&|c| c.deletes),
     );
 }
 
@@ -283,12 +257,19 @@ async fn main() {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let on_localstack = std::env::var("PKGSUM_LOCALSTACK").as_deref() == Ok("1");
+    let updates = env_count("PKGSUM_BENCH_UPDATES", 10);
     println!(
-        "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT |"
+        "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT / DELETE |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for &records in &sizes {
-        single_event("memory", &Counting::new(MemoryStore::new()), records).await;
+        single_event(
+            "memory",
+            &Counting::new(MemoryStore::new()),
+            records,
+            updates,
+        )
+        .await;
     }
     if !on_localstack {
         println!("\n(LocalStack figures: run under localstack/run-with)");
@@ -309,7 +290,7 @@ async fn main() {
     };
     for &records in &sizes {
         let store = make_bucket(format!("pkgsum-bench-{:08x}", fastrand::u32(..))).await;
-        single_event("LocalStack", &Counting::new(store), records).await;
+        single_event("LocalStack", &Counting::new(store), records, updates).await;
     }
     // PKGSUM_BENCH_BURST=0 measures single events only.
     let uploads = env_count("PKGSUM_BENCH_BURST", 1000);

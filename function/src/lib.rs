@@ -11,8 +11,9 @@
 //!   (through [`compression`], [`signed`] and the bounded readers of
 //!   [`limit`]); [`plist`] and [`record`] turn them into the exact
 //!   `pkg_info -X` record.
-//! - [`state`] keeps a repository's records and merges changes into them;
-//!   [`summary`] names the `pkg_summary` files and [`chunk`] assembles
+//! - [`state`] keeps a repository's records and merges changes into them,
+//!   stored as a small manifest naming immutable [`piece`]s, so an update
+//!   reads and writes only the pieces it touches; [`summary`] names the `pkg_summary` files and [`chunk`] assembles
 //!   them run by run, copying what did not change; [`create`] builds
 //!   packages (for the demo, the tests and the benchmarks).
 //!
@@ -39,8 +40,8 @@
 //!   count or fail requests, LocalStack helpers.
 
 pub use pkgsum_core::{
-    Error, Result, chunk, compression, create, error, header, limit, plist, record, record_file,
-    record_stream, signed, state, summary,
+    Error, Result, chunk, compression, create, error, header, limit, piece, plist, record,
+    record_file, record_stream, sample, signed, state, summary,
 };
 
 pub mod config;

@@ -1,20 +1,23 @@
 //! `cargo bench -p pkgsum-core --bench chunks`: what cutting a summary into
 //! separately compressed runs costs in size, against compressing the whole
 //! file at once, and what recompressing one run costs in time, for run
-//! sizes from 64 KiB to 1 MiB, in every format. The figures choose the run
-//! size each format gets (issue 11).
+//! sizes from 64 KiB to 1 MiB, in every format. Runs are cut as publishing
+//! cuts them: whole pieces of the state. The figures choose the run size
+//! each format gets (issue 11).
 //!
 //! Data: the real summaries in `../shared/fixtures/real/*/pkg_summary.gz`
-//! (or `$PKGSUM_REAL_FIXTURES`) when they are there, and 20,000 synthetic
-//! records (far more alike than real ones: a second opinion, not the
-//! answer).
+//! (or `$PKGSUM_REAL_FIXTURES`) when they are there, and 20,000 records
+//! shaped like pkgsrc's from `sample` (`PKGSUM_BENCH_RECORDS` for
+//! another count).
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use pkgsum_core::chunk;
 use pkgsum_core::compression::Compression;
+use pkgsum_core::{piece, sample};
 
 const FORMATS: [Compression; 4] = [
     Compression::Gzip,
@@ -74,24 +77,32 @@ fn real_summaries() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `n` records shaped like pkgsrc's ([`sample`]), sorted by file name:
+/// a summary as pkgsum would publish it.
 fn synthetic(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        let name = format!("pkg{i:05}-1.{}", i % 9);
-        out.extend_from_slice(
-            format!(
-                "BUILD_DATE=2026-11-25 10:00:00 +0000\nCATEGORIES=misc\nCOMMENT=Synthetic package {i}\n\
-                 DEPENDS=dep{}>=1.0\nDESCRIPTION=Package {i} for the chunk benchmark.\nDESCRIPTION=It has a few lines.\n\
-                 FILE_NAME={name}.tgz\nFILE_SIZE={}\nHOMEPAGE=https://example.org/{name}/\nLICENSE=modified-bsd\n\
-                 MACHINE_ARCH=x86_64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGNAME={name}\nPKGPATH=misc/pkg{i:05}\n\
-                 PKGTOOLS_VERSION=20250417\nSIZE_PKG=12345\n\n",
-                i % 997,
-                4096 + i
-            )
-            .as_bytes(),
-        );
-    }
-    out
+    let mut records: Vec<(String, Vec<u8>)> = (0..n).map(sample::record).collect();
+    records.sort();
+    records.into_iter().flat_map(|(_, r)| r).collect()
+}
+
+/// Runs as publishing cuts them: records into pieces of `piece_target`,
+/// then whole pieces into runs of `target`. Record ranges.
+fn runs_of(records: &[(String, Vec<u8>)], piece_target: usize, target: usize) -> Vec<Range<usize>> {
+    let pieces = chunk::split_records(
+        records.iter().map(|(n, r)| (n.as_str(), &r[..])),
+        piece_target,
+    );
+    let items: Vec<(&str, usize)> = pieces
+        .iter()
+        .map(|p| {
+            let bytes = records[p.clone()].iter().map(|(_, r)| r.len()).sum();
+            (records[p.start].0.as_str(), bytes)
+        })
+        .collect();
+    chunk::split(items.iter().copied(), target)
+        .into_iter()
+        .map(|run| pieces[run.start].start..pieces[run.end - 1].end)
+        .collect()
 }
 
 fn measure(label: &str, summary: &[u8]) {
@@ -113,11 +124,14 @@ fn measure(label: &str, summary: &[u8]) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("\nEach format: size against the whole file, CPU to compress one run.\n");
+    println!(
+        "\nEach format: size against the whole file, CPU to compress one run (pieces of {} KiB).\n",
+        piece::TARGET >> 10
+    );
     println!("| run target | runs | gz | bz2 | xz | zst | one run, all four |");
     println!("|---|---|---|---|---|---|---|");
     for target in TARGETS {
-        let runs = chunk::split(records.iter().map(|(n, r)| (n.as_str(), &r[..])), target);
+        let runs = runs_of(&records, piece::TARGET, target);
         if runs.len() < 2 {
             continue;
         }
@@ -146,61 +160,6 @@ fn measure(label: &str, summary: &[u8]) {
     }
 }
 
-/// Run size per format, as the tables above chose them.
-const CHOSEN: [(Compression, usize); 4] = [
-    (Compression::Gzip, 128 << 10),
-    (Compression::Bzip2, 512 << 10),
-    (Compression::Xz, 256 << 10),
-    (Compression::Zstd, 512 << 10),
-];
-
-/// One record added to `summary`: the CPU time to reassemble every format
-/// from the files before (digests included), against compressing each
-/// whole.
-fn one_update(label: &str, summary: &[u8]) {
-    let mut records = records(summary);
-    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
-    let before: Vec<chunk::Assembled> = CHOSEN
-        .iter()
-        .map(|&(format, target)| {
-            let plan = chunk::Plan::new(&view, target);
-            chunk::assemble(&view, &plan, format, None).expect("assemble")
-        })
-        .collect();
-    let at = records.len() / 2;
-    let name = format!("{}-added", records[at].0);
-    let record = records[at].1.clone();
-    records.insert(at + 1, (name, record));
-    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
-    println!("\n{label}, one record added: CPU per format, reassembled from the files before\n");
-    println!("| format | run target | runs compressed / copied | reassembled | whole file |");
-    println!("|---|---|---|---|---|");
-    let whole: Vec<u8> = view.iter().flat_map(|(_, r)| r.to_vec()).collect();
-    for ((format, target), previous) in CHOSEN.iter().zip(&before) {
-        let start = Instant::now();
-        let plan = chunk::Plan::new(&view, *target);
-        let made = chunk::assemble(
-            &view,
-            &plan,
-            *format,
-            Some((&previous.layout, &previous.bytes)),
-        )
-        .expect("assemble");
-        let took = start.elapsed();
-        let start = Instant::now();
-        let _ = format.compress(&whole);
-        println!(
-            "| {} | {} KiB | {} / {} | {:.0} ms | {:.0} ms |",
-            format.suffix(),
-            target >> 10,
-            made.compressed,
-            made.reused,
-            took.as_secs_f64() * 1000.0,
-            start.elapsed().as_secs_f64() * 1000.0
-        );
-    }
-}
-
 fn main() {
     for (name, summary) in real_summaries() {
         // One record says nothing about runs.
@@ -208,7 +167,9 @@ fn main() {
             measure(&format!("real: {name}"), &summary);
         }
     }
-    let synthetic = synthetic(20_000);
-    measure("synthetic", &synthetic);
-    one_update("20,000 synthetic records", &synthetic);
+    let count = std::env::var("PKGSUM_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    measure(&format!("{count} sample records"), &synthetic(count));
 }

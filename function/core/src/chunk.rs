@@ -32,20 +32,20 @@ use sha2::{Digest, Sha256};
 
 use crate::compression::Compression;
 
-/// Where the runs of `records` (name and record bytes, sorted by name)
-/// end, for runs of about `target` bytes: consecutive ranges covering
-/// every record.
+/// Where the runs of `items` (a name and a length each: records, or the
+/// state's pieces; sorted by name) end, for runs of about `target` bytes:
+/// consecutive ranges covering every item.
 pub fn split<'a>(
-    records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    items: impl IntoIterator<Item = (&'a str, usize)>,
     target: usize,
 ) -> Vec<Range<usize>> {
     let (low, high) = (target / 2, target.saturating_mul(2).max(1));
     let mut runs = Vec::new();
     let (mut start, mut bytes, mut count) = (0, 0, 0);
-    for (name, record) in records {
+    for (name, len) in items {
         count += 1;
-        bytes += record.len();
-        let chosen = bytes >= low && chosen_name(name, record.len(), target);
+        bytes += len;
+        let chosen = bytes >= low && chosen_name(name, len, target);
         if chosen || bytes >= high {
             runs.push(start..count);
             (start, bytes) = (count, 0);
@@ -55,6 +55,14 @@ pub fn split<'a>(
         runs.push(start..count);
     }
     runs
+}
+
+/// [`split`] for records: name and bytes.
+pub fn split_records<'a>(
+    records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    target: usize,
+) -> Vec<Range<usize>> {
+    split(records.into_iter().map(|(n, r)| (n, r.len())), target)
 }
 
 /// Whether a record may end a run: about one in `target / 2 / size`
@@ -83,12 +91,18 @@ pub fn compress(
         .collect()
 }
 
+/// Compresses each of `raws` in `format`, in parallel.
+pub fn compress_each(raws: &[Vec<u8>], format: Compression) -> io::Result<Vec<Vec<u8>>> {
+    raws.par_iter().map(|raw| format.compress(raw)).collect()
+}
+
 /// The runs of a summary and what each holds: computed once per update,
 /// shared by every format of the same run size.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Each run's items (records, or the state's pieces).
     pub runs: Vec<Range<usize>>,
-    /// Each run's digest: the SHA-256 of its records' SHA-256s.
+    /// Each run's digest: the SHA-256 of its items' SHA-256s.
     pub digests: Vec<[u8; 32]>,
 }
 
@@ -96,17 +110,18 @@ impl Plan {
     /// Cuts `records` (name and bytes, sorted by name) into runs of about
     /// `target` bytes and names each by its digest.
     pub fn new(records: &[(&str, &[u8])], target: usize) -> Plan {
-        Plan::with_digests(records, &record_digests(records), target)
+        let items: Vec<(&str, usize)> = records.iter().map(|(n, r)| (*n, r.len())).collect();
+        Plan::with_digests(&items, &record_digests(records), target)
     }
 
-    /// The same, from each record's SHA-256 ([`record_digests`]), so that
-    /// the formats of one update, each with its own run size, hash the
-    /// records once between them. A run's digest is the SHA-256 of its
-    /// records' digests.
-    pub fn with_digests(records: &[(&str, &[u8])], digests: &[[u8; 32]], target: usize) -> Plan {
-        let runs = split(records.iter().copied(), target);
+    /// The same, from each item's name, length and SHA-256: the state's
+    /// pieces name the records they hold by one digest, so an update plans
+    /// its runs without reading the records it leaves alone. A run's digest
+    /// is the SHA-256 of its items' digests.
+    pub fn with_digests(items: &[(&str, usize)], digests: &[[u8; 32]], target: usize) -> Plan {
+        let runs = split(items.iter().copied(), target);
         let digests = runs
-            .par_iter()
+            .iter()
             .map(|run| {
                 let mut hash = Sha256::new();
                 for digest in &digests[run.clone()] {
@@ -180,6 +195,22 @@ pub struct Assembled {
     pub reused: usize,
 }
 
+impl Assembled {
+    /// `format`'s empty summary: the compressed empty file (a valid,
+    /// empty summary), with no runs.
+    pub fn empty(format: Compression) -> io::Result<Assembled> {
+        Ok(Assembled {
+            bytes: format.compress(b"")?,
+            layout: Layout {
+                format: format.name().to_owned(),
+                runs: Vec::new(),
+            },
+            compressed: 0,
+            reused: 0,
+        })
+    }
+}
+
 /// The run size each format gets: the largest that keeps one update's
 /// recompression cheap, measured by `cargo bench -p pkgsum-core --bench
 /// chunks` (sizes within a few percent of compressing the whole file, and
@@ -192,54 +223,19 @@ pub fn run_target(format: Compression) -> usize {
     }
 }
 
-/// `format`'s summary of `records` (sorted by name, with their
-/// [`record_digests`]), in runs of [`run_target`], copying what it can
-/// from `previous`. No records give the compressed empty file (a valid,
-/// empty summary), with no runs.
-pub fn render(
-    records: &[(&str, &[u8])],
-    digests: &[[u8; 32]],
-    format: Compression,
-    previous: Option<(&Layout, &[u8])>,
-) -> io::Result<Assembled> {
-    if records.is_empty() {
-        return Ok(Assembled {
-            bytes: format.compress(b"")?,
-            layout: Layout {
-                format: format.name().to_owned(),
-                runs: Vec::new(),
-            },
-            compressed: 0,
-            reused: 0,
-        });
-    }
-    let plan = Plan::with_digests(records, digests, run_target(format));
-    assemble(records, &plan, format, previous)
-}
-
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// One run of a file being assembled.
-enum Part<'a> {
-    /// Copied from the previous file.
-    Copied(&'a [u8]),
-    /// Compressed now.
-    Made(Vec<u8>),
-}
-
-/// Assembles `format`'s file for `plan`: runs found in `previous` (a
-/// published file and its layout) are copied from it, the others
-/// compressed in parallel. A previous file whose length or format is not
-/// its layout's is not used at all, and a run whose bytes are not the
-/// ones the layout recorded is compressed again.
-pub fn assemble(
-    records: &[(&str, &[u8])],
+/// Which runs of `plan` can be copied from `previous` (a published file
+/// and its layout), and their bytes there: a previous file whose length or
+/// format is not its layout's is not used at all, and a run whose bytes
+/// are not the ones the layout recorded is not copied.
+pub fn reusable<'a>(
     plan: &Plan,
     format: Compression,
-    previous: Option<(&Layout, &[u8])>,
-) -> io::Result<Assembled> {
+    previous: Option<(&Layout, &'a [u8])>,
+) -> Vec<Option<&'a [u8]>> {
     let places = match previous {
         Some((layout, file))
             if layout.format == format.name() && layout.file_len() == file.len() as u64 =>
@@ -248,27 +244,27 @@ pub fn assemble(
         }
         _ => None,
     };
-    let reuse = |digest: &[u8; 32]| {
-        let (places, file) = places.as_ref()?;
-        let (range, stored) = places.get(digest)?;
-        let bytes = &file[range.clone()];
-        (sha256(bytes) == *stored).then_some(bytes)
-    };
-    let parts: Vec<Part<'_>> = plan
-        .runs
+    plan.digests
         .par_iter()
-        .zip(&plan.digests)
-        .map(|(run, digest)| match reuse(digest) {
-            Some(bytes) => Ok(Part::Copied(bytes)),
-            None => {
-                let raw: Vec<u8> = records[run.clone()]
-                    .iter()
-                    .flat_map(|(_, r)| r.iter().copied())
-                    .collect();
-                Ok(Part::Made(format.compress(&raw)?))
-            }
+        .map(|digest| {
+            let (places, file) = places.as_ref()?;
+            let (range, stored) = places.get(digest)?;
+            let bytes = &file[range.clone()];
+            (sha256(bytes) == *stored).then_some(bytes)
         })
-        .collect::<io::Result<_>>()?;
+        .collect()
+}
+
+/// Joins `format`'s file for `plan` from its runs, in order: each either
+/// copied (`reused`, from [`reusable`]) or, where that is `None`, the next
+/// of `made` (compressed now).
+pub fn join(
+    plan: &Plan,
+    format: Compression,
+    reused: &[Option<&[u8]>],
+    made: Vec<Vec<u8>>,
+) -> io::Result<Assembled> {
+    let mut made = made.into_iter();
     let mut assembled = Assembled {
         bytes: Vec::new(),
         layout: Layout {
@@ -278,15 +274,19 @@ pub fn assemble(
         compressed: 0,
         reused: 0,
     };
-    for (part, digest) in parts.iter().zip(&plan.digests) {
-        let bytes: &[u8] = match part {
-            Part::Copied(bytes) => {
+    for (copied, digest) in reused.iter().zip(&plan.digests) {
+        let fresh;
+        let bytes: &[u8] = match copied {
+            Some(bytes) => {
                 assembled.reused += 1;
                 bytes
             }
-            Part::Made(made) => {
+            None => {
+                fresh = made
+                    .next()
+                    .ok_or_else(|| io::Error::other("fewer runs compressed than needed"))?;
                 assembled.compressed += 1;
-                made
+                &fresh
             }
         };
         assembled.bytes.extend_from_slice(bytes);
@@ -297,6 +297,32 @@ pub fn assemble(
         });
     }
     Ok(assembled)
+}
+
+/// Assembles `format`'s file of `records` for `plan` (made by
+/// [`Plan::new`]): runs found in `previous` are copied from it, the
+/// others compressed in parallel.
+pub fn assemble(
+    records: &[(&str, &[u8])],
+    plan: &Plan,
+    format: Compression,
+    previous: Option<(&Layout, &[u8])>,
+) -> io::Result<Assembled> {
+    let reused = reusable(plan, format, previous);
+    let raws: Vec<Vec<u8>> = plan
+        .runs
+        .iter()
+        .zip(&reused)
+        .filter(|(_, copied)| copied.is_none())
+        .map(|(run, _)| {
+            records[run.clone()]
+                .iter()
+                .flat_map(|(_, r)| r.iter().copied())
+                .collect()
+        })
+        .collect();
+    let made = compress_each(&raws, format)?;
+    join(plan, format, &reused, made)
 }
 
 #[cfg(test)]
@@ -327,7 +353,7 @@ mod tests {
     }
 
     fn runs_of(records: &[(String, Vec<u8>)], target: usize) -> Vec<Vec<String>> {
-        let runs = split(records.iter().map(|(n, r)| (n.as_str(), &r[..])), target);
+        let runs = split_records(records.iter().map(|(n, r)| (n.as_str(), &r[..])), target);
         runs.iter()
             .map(|run| {
                 records[run.clone()]
@@ -342,7 +368,7 @@ mod tests {
     fn runs_cover_every_record_in_order_near_the_target() {
         let records = sample(5000, 1);
         let target = 64 << 10;
-        let runs = split(records.iter().map(|(n, r)| (n.as_str(), &r[..])), target);
+        let runs = split_records(records.iter().map(|(n, r)| (n.as_str(), &r[..])), target);
         let mut next = 0;
         for run in &runs {
             assert_eq!(run.start, next);
@@ -387,7 +413,7 @@ mod tests {
         let records = sample(800, 3);
         let whole: Vec<u8> = records.iter().flat_map(|(_, r)| r.clone()).collect();
         let bytes: Vec<&[u8]> = records.iter().map(|(_, r)| &r[..]).collect();
-        let runs = split(records.iter().map(|(n, r)| (n.as_str(), &r[..])), 16 << 10);
+        let runs = split_records(records.iter().map(|(n, r)| (n.as_str(), &r[..])), 16 << 10);
         assert!(runs.len() > 10);
         for format in [
             Compression::Gzip,

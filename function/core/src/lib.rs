@@ -12,12 +12,14 @@
 //! - [`plist`] parses `+CONTENTS`; [`record`] renders the metadata as the
 //!   exact record `pkg_info -X` prints.
 //! - [`state`] is a repository's records, tokens and failures, and merges
-//!   changes into them; [`summary`] names the `pkg_summary` files;
+//!   changes into them; it is stored as a manifest naming [`piece`]s, so
+//!   an update reads and writes only what it touches; [`summary`] names the `pkg_summary` files;
 //!   [`chunk`] cuts sorted records into runs that stay put as packages
 //!   come and go, compressed one by one (a concatenation is a valid
 //!   summary), so an update can recompress one run.
 //! - [`create`] builds packages as pkg_create does (for `pkgsum demo`, the
-//!   tests and the benchmarks).
+//!   tests and the benchmarks); [`sample`] makes metadata shaped like
+//!   pkgsrc's for the benchmarks.
 //! - [`error`] names every way a package or a state can be bad.
 //!
 //! The `pkgsum` crate is the shell around this: stores, the repository
@@ -29,8 +31,10 @@ pub mod create;
 pub mod error;
 pub mod header;
 pub mod limit;
+pub mod piece;
 pub mod plist;
 pub mod record;
+pub mod sample;
 pub mod signed;
 pub mod state;
 pub mod summary;

@@ -1,9 +1,10 @@
 //! Where a repository's files live, relative to its prefix: the packages
-//! (`<prefix><name>`), pkgsum's own state and status under
-//! `<prefix>.pkgsum/`, and the summaries `<prefix>pkg_summary.*`, whose
+//! (`<prefix><name>`), pkgsum's own state (a manifest and its pieces) and
+//! status under `<prefix>.pkgsum/`, and the summaries `<prefix>pkg_summary.*`, whose
 //! object metadata carries the generation they were rendered from.
 
 use crate::compression::Compression;
+use crate::piece::PieceRef;
 use crate::store::ObjectMeta;
 use crate::summary;
 
@@ -29,6 +30,16 @@ pub fn is_own_key(key: &str) -> bool {
 /// The state object of the repository at `prefix`.
 pub fn state_key(prefix: &str) -> String {
     format!("{prefix}.pkgsum/state")
+}
+
+/// Where the pieces of its state are kept.
+pub fn pieces_prefix(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/pieces/")
+}
+
+/// The object of one piece of its state.
+pub fn piece_key(prefix: &str, piece: &PieceRef) -> String {
+    format!("{}{}", pieces_prefix(prefix), piece.name())
 }
 
 /// Its status object, for people and monitoring.

@@ -6,13 +6,15 @@
 //! handle on one: its store, its prefix and the settings. A pass over some
 //! names, or over a listing (`pass.rs`):
 //!
-//! 1. reads the state and remembers its ETag (`commit.rs`); a lost state
-//!    turns the pass into one over the whole listing;
+//! 1. reads the state's manifest and remembers its ETag, then the pieces
+//!    that hold the names it looks at (`commit.rs`); a lost state turns
+//!    the pass into one over the whole listing;
 //! 2. asks the store what each name holds now, after reading the state, so
 //!    nothing older than the state is ever applied: a HEAD per name, or a
 //!    listing taken after the state was read;
 //! 3. fetches headers of new or changed packages only;
-//! 4. commits the state with If-Match (If-None-Match `*` when new); on
+//! 4. stores the pieces it changed, then commits the manifest with
+//!    If-Match (If-None-Match `*` when new); on
 //!    412/409 it waits a jittered, growing delay and starts over, a bounded
 //!    number of times, reusing headers already fetched for the same ETag;
 //! 5. publishes every format from the committed state (`publish.rs`), each
@@ -108,6 +110,9 @@ pub struct Report {
     /// and runs copied from the files published before (all formats).
     pub runs_compressed: usize,
     pub runs_copied: usize,
+    /// Pieces of the state that no manifest names, deleted by a listing
+    /// pass (left by commits that lost a race or were cut short).
+    pub pieces_collected: usize,
     /// Set when the pass found the state lost (missing while summaries
     /// were published, or unreadable) and recreated it from a listing.
     pub state_lost: Option<StateLoss>,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::stream::{self, StreamExt};
 
-use super::commit::Loaded;
+use super::commit::{Loaded, Want};
 use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
 use crate::config::is_package_key;
@@ -61,7 +61,19 @@ impl<S: Store> Repo<'_, S> {
         };
         for attempt in 1..=self.config.max_attempts {
             report.attempts = attempt;
-            let loaded = self.load_state().await?;
+            let want = match scope {
+                Scope::Names(names) => Want::Names(names),
+                Scope::Listing => Want::All,
+            };
+            let Some(loaded) = self.load_state(want).await? else {
+                tracing::info!(
+                    prefix = self.prefix,
+                    attempt,
+                    "state changed while read; retrying"
+                );
+                self.backoff(attempt).await;
+                continue;
+            };
             report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
             let listed_now = listing.is_none();
             let (names, published) = self.names(scope, &loaded, &mut listing).await?;
@@ -85,6 +97,8 @@ impl<S: Store> Repo<'_, S> {
                 return Ok((report, unsure));
             }
             changed |= next.remember_suffixes(self.config.suffixes.iter().map(String::as_str));
+            // A state from before pieces is stored again in pieces.
+            changed |= next.pieces().is_empty() && !next.is_empty();
             // Outputs ahead of the state (it was lost, or restored from an
             // old copy): move past them, or no publication would replace them.
             report.published_generation = None;
@@ -94,7 +108,7 @@ impl<S: Store> Repo<'_, S> {
             }
             self.check_size(&next, &loaded.state)?;
             if changed {
-                match self.commit(&next, loaded.etag.as_deref()).await {
+                match self.commit(&mut next, loaded.etag.as_deref()).await {
                     Ok(()) => report.committed = true,
                     Err(PassError::Store(err)) if err.is_precondition() => {
                         tracing::info!(
@@ -108,7 +122,10 @@ impl<S: Store> Repo<'_, S> {
                     Err(err) => return Err(err),
                 }
             }
-            self.finish(&mut report, &next).await?;
+            self.finish(&mut report, &mut next).await?;
+            if matches!(scope, Scope::Listing) {
+                report.pieces_collected = self.collect_pieces(&next).await?;
+            }
             return Ok((report, unsure));
         }
         Err(PassError::Contended {
@@ -300,7 +317,7 @@ impl<S: Store> Repo<'_, S> {
 
     /// After a commit (or with nothing to commit): the report's totals,
     /// then publishing.
-    async fn finish(&self, report: &mut Report, next: &State) -> Result<(), PassError> {
+    async fn finish(&self, report: &mut Report, next: &mut State) -> Result<(), PassError> {
         if let Some(loss) = &report.state_lost {
             tracing::warn!(
                 prefix = self.prefix,

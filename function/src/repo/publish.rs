@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::commit::PieceError;
 use super::keys::{GENERATION, generation_of, output_key};
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
@@ -43,29 +44,6 @@ struct LayoutFile {
     layout: Layout,
 }
 
-/// Renders each format from its records, copying the unchanged runs of
-/// the file published before when there is one.
-fn render(
-    records: &[(String, Vec<u8>)],
-    formats: &[Compression],
-    previous: Vec<Option<(Layout, Bytes)>>,
-) -> std::io::Result<Vec<(Compression, Assembled)>> {
-    let view: Vec<(&str, &[u8])> = records.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
-    // Hashed once; each format cuts its own runs from these digests.
-    let digests = chunk::record_digests(&view);
-    // Each format compresses its runs in parallel; the formats go in turn.
-    formats
-        .iter()
-        .zip(previous)
-        .map(|(&format, previous)| {
-            let previous = previous
-                .as_ref()
-                .map(|(layout, bytes)| (layout, &bytes[..]));
-            Ok((format, chunk::render(&view, &digests, format, previous)?))
-        })
-        .collect()
-}
-
 impl<S: Store> Repo<'_, S> {
     /// Publishes the summaries of `state` unless outputs that say the same (of
     /// its records' generation or later) are there already. Returns whether
@@ -75,7 +53,7 @@ impl<S: Store> Repo<'_, S> {
     /// Generations form one line (commits are compare-and-swap), so an output
     /// of generation at least `records_generation` holds these very records
     /// or newer ones: it is never replaced by this pass.
-    pub async fn publish(&self, state: &State) -> Result<Published, PassError> {
+    pub async fn publish(&self, state: &mut State) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
         let generation = state.generation();
         let current_from = state.records_generation();
@@ -98,42 +76,34 @@ impl<S: Store> Repo<'_, S> {
             }
         }
         let mut published = Published::default();
-        if !behind.is_empty() {
-            let mut previous = Vec::new();
-            for (format, current) in &behind {
-                previous.push(self.previous_output(*format, current.as_ref()).await);
-            }
-            let records: Vec<(String, Vec<u8>)> = state
-                .packages()
-                .map(|(name, package)| (name.to_owned(), package.record.clone()))
-                .collect();
-            let formats: Vec<Compression> = behind.iter().map(|(f, _)| *f).collect();
-            let render_error = |error| PassError::Render {
-                repository: store.location(prefix),
-                error,
+        if !behind.is_empty() && state.pieces().is_empty() && !state.is_empty() {
+            // Never stored in pieces (read from an older state): cut a copy.
+            let mut cut = state.clone();
+            cut.stored(
+                state
+                    .cut()
+                    .map_err(|e| self.render_error(std::io::Error::other(e)))?,
+            );
+            *state = cut;
+        }
+        // Least preferred first: by the time the variant pkgin tries first
+        // changes, the others already say the same. One format at a time,
+        // so only one previous file is held at once.
+        for (format, current) in behind.into_iter().rev() {
+            let output = self.assemble(state, format, current.as_ref()).await?;
+            let key = output_key(prefix, format);
+            let stamp = Stamp {
+                generation,
+                current_from,
+                attempts: config.max_attempts,
             };
-            let rendered =
-                tokio::task::spawn_blocking(move || render(&records, &formats, previous))
-                    .await
-                    .map_err(|e| render_error(std::io::Error::other(e)))?
-                    .map_err(render_error)?;
-            // Least preferred first: by the time the variant pkgin tries first
-            // changes, the others already say the same.
-            for (format, output) in rendered.into_iter().rev() {
-                let key = output_key(prefix, format);
-                let stamp = Stamp {
-                    generation,
-                    current_from,
-                    attempts: config.max_attempts,
-                };
-                tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
-                let layout = output.layout;
-                if put_output(store, &key, output.bytes, format, stamp).await? {
-                    published.wrote = true;
-                    published.runs_compressed += output.compressed;
-                    published.runs_copied += output.reused;
-                    self.write_layout(format, generation, layout).await?;
-                }
+            tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
+            let layout = output.layout;
+            if put_output(store, &key, output.bytes, format, stamp).await? {
+                published.wrote = true;
+                published.runs_compressed += output.compressed;
+                published.runs_copied += output.reused;
+                self.write_layout(format, generation, layout).await?;
             }
         }
         for (key, meta) in stale {
@@ -145,6 +115,63 @@ impl<S: Store> Repo<'_, S> {
         }
         self.write_status(state).await?;
         Ok(published)
+    }
+
+    /// `format`'s summary of `state`, whose runs are made of whole pieces:
+    /// runs the published file holds already are copied from it; the
+    /// pieces of the others are loaded and their records compressed.
+    async fn assemble(
+        &self,
+        state: &mut State,
+        format: Compression,
+        current: Option<&ObjectMeta>,
+    ) -> Result<Assembled, PassError> {
+        if state.is_empty() {
+            return Assembled::empty(format).map_err(|e| self.render_error(e));
+        }
+        let previous = self.previous_output(format, current).await;
+        let items: Vec<(&str, usize)> = state
+            .pieces()
+            .iter()
+            .map(|p| (p.first.as_str(), p.bytes as usize))
+            .collect();
+        let digests: Vec<[u8; 32]> = state.pieces().iter().map(|p| p.records).collect();
+        let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
+        let previous_ref = previous.as_ref().map(|(l, b)| (l, &b[..]));
+        let reused = chunk::reusable(&plan, format, previous_ref);
+        let todo: Vec<std::ops::Range<usize>> = plan
+            .runs
+            .iter()
+            .zip(&reused)
+            .filter(|(_, copied)| copied.is_none())
+            .map(|(run, _)| run.clone())
+            .collect();
+        let unloaded = state.unloaded();
+        let wanted = todo.iter().flat_map(|run| run.clone());
+        let wanted = wanted.filter(|i| unloaded.contains(i)).collect();
+        self.load_pieces(state, wanted)
+            .await
+            .map_err(|err| match err {
+                PieceError::Store(err) => PassError::Store(err),
+                PieceError::Bad(reason) => self.render_error(std::io::Error::other(reason)),
+            })?;
+        let raws = todo
+            .iter()
+            .map(|run| state.records_in(run.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.render_error(std::io::Error::other(e)))?;
+        let made = tokio::task::spawn_blocking(move || chunk::compress_each(&raws, format))
+            .await
+            .map_err(|e| self.render_error(std::io::Error::other(e)))?
+            .map_err(|e| self.render_error(e))?;
+        chunk::join(&plan, format, &reused, made).map_err(|e| self.render_error(e))
+    }
+
+    fn render_error(&self, error: std::io::Error) -> PassError {
+        PassError::Render {
+            repository: self.store.location(self.prefix),
+            error,
+        }
     }
 }
 

@@ -27,9 +27,9 @@ impl<S: Store> Repo<'_, S> {
             .map(|(name, f)| serde_json::json!({"file": name, "size": f.size, "error": f.error}))
             .collect();
         let warnings: Vec<serde_json::Value> = state
-            .packages()
-            .flat_map(|(name, p)| {
-                p.warnings
+            .warnings()
+            .flat_map(|(name, warnings)| {
+                warnings
                     .iter()
                     .map(move |w| serde_json::json!({"file": name, "warning": w}))
             })
