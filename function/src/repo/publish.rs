@@ -4,18 +4,18 @@
 //! removed (pkgin would prefer it), and each new version at a later second
 //! than the last (pkgin ignores a Last-Modified it has seen).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::commit::PieceError;
-use super::keys::{GENERATION, generation_of, output_key};
+use super::commit::{Loaded, PieceError, Want};
+use super::keys::{GENERATION, generation_of, output_key, state_key};
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
 use crate::state::State;
-use crate::store::{ObjectMeta, PutMode, PutOptions, Store};
+use crate::store::{ObjectMeta, PutMode, PutOptions, Store, StoreError};
 use crate::summary;
 
 /// What [`Repo::publish`] did.
@@ -41,19 +41,118 @@ const PREVIOUS_LIMIT: u64 = 256 << 20;
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LayoutFile {
     generation: u64,
+    /// The ETag of the file it was written for: a file that still has it
+    /// holds exactly those bytes, and its runs need no checking.
+    #[serde(default)]
+    etag: Option<String>,
     layout: Layout,
 }
 
+/// A published file read back, with its layout.
+struct Previous {
+    layout: Layout,
+    bytes: Bytes,
+    /// The file is the one the layout was written with (same ETag).
+    trusted: bool,
+}
+
 impl<S: Store> Repo<'_, S> {
-    /// Publishes the summaries of `state` unless outputs that say the same (of
-    /// its records' generation or later) are there already. Returns whether
-    /// anything was written, and how many runs were compressed and copied.
+    /// Publishes the summaries of `state`, or of a newer committed state,
+    /// unless outputs that say the same (of its records' generation or
+    /// later) are there already. Returns whether anything was written, and
+    /// how many runs were compressed and copied.
     ///
     /// Outputs carry the generation of the state they were rendered from.
     /// Generations form one line (commits are compare-and-swap), so an output
     /// of generation at least `records_generation` holds these very records
     /// or newer ones: it is never replaced by this pass.
+    ///
+    /// pkgin's one-second rule allows one version per second. A pass that
+    /// must wait for the next second publishes whatever is the newest
+    /// committed state by then, so the passes that committed meanwhile are
+    /// published together, as one version, instead of one per second.
     pub async fn publish(&self, state: &mut State) -> Result<Published, PassError> {
+        let behind = self.behind(state).await?;
+        if !behind.is_empty()
+            && self.wait_for_next_second(&behind).await
+            && let Some(mut newer) = self.newer_state(state.generation()).await?
+        {
+            tracing::debug!(
+                prefix = self.prefix,
+                committed = state.generation(),
+                newer = newer.generation(),
+                "publishing a newer commit"
+            );
+            let behind = self.behind(&newer).await?;
+            return self.publish_state(&mut newer, behind).await;
+        }
+        self.publish_state(state, behind).await
+    }
+
+    /// The formats whose published file is older than `state`'s records,
+    /// with what is there now.
+    async fn behind(
+        &self,
+        state: &State,
+    ) -> Result<Vec<(Compression, Option<ObjectMeta>)>, PassError> {
+        let mut behind = Vec::new();
+        for &format in &self.config.formats {
+            let current = self.store.head(&output_key(self.prefix, format)).await?;
+            if current
+                .as_ref()
+                .is_none_or(|m| generation_of(m) < state.records_generation())
+            {
+                behind.push((format, current));
+            }
+        }
+        Ok(behind)
+    }
+
+    /// Waits for the second after the newest of these files' (where the
+    /// store cannot be told a modification time); returns whether it
+    /// waited.
+    async fn wait_for_next_second(&self, behind: &[(Compression, Option<ObjectMeta>)]) -> bool {
+        if self.store.sets_modified() {
+            return false;
+        }
+        let newest = behind
+            .iter()
+            .filter_map(|(_, m)| m.as_ref()?.last_modified)
+            .max();
+        match newest.and_then(|t| later_second(t, SystemTime::now())) {
+            Some(later) => {
+                wait_until(later).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The committed state, if it is newer than `generation` (its manifest
+    /// only: publishing loads the pieces it needs).
+    async fn newer_state(&self, generation: u64) -> Result<Option<State>, StoreError> {
+        let names = BTreeSet::new();
+        Ok(match self.load_state(Want::Names(&names)).await? {
+            Some(Loaded {
+                state, fresh: None, ..
+            }) if state.generation() > generation => Some(state),
+            _ => None,
+        })
+    }
+
+    /// Whether a state newer than `generation` has been committed.
+    async fn superseded(&self, generation: u64) -> Result<bool, StoreError> {
+        let manifest = self.store.head(&state_key(self.prefix)).await?;
+        Ok(manifest.is_some_and(|m| generation_of(&m) > generation))
+    }
+
+    /// Publishes `state` for the formats `behind`, removes variants this
+    /// configuration does not write, and writes the status.
+    async fn publish_state(
+        &self,
+        state: &mut State,
+        behind: Vec<(Compression, Option<ObjectMeta>)>,
+    ) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
         let generation = state.generation();
         let current_from = state.records_generation();
@@ -64,33 +163,32 @@ impl<S: Store> Repo<'_, S> {
                 stale.push((key, meta));
             }
         }
-        let mut behind = Vec::new();
-        for &format in &config.formats {
-            let key = output_key(prefix, format);
-            let current = store.head(&key).await?;
-            if current
-                .as_ref()
-                .is_none_or(|m| generation_of(m) < current_from)
-            {
-                behind.push((format, current));
-            }
-        }
         let mut published = Published::default();
-        if !behind.is_empty() && state.pieces().is_empty() && !state.is_empty() {
-            // Never stored in pieces (read from an older state): cut a copy.
-            let mut cut = state.clone();
-            cut.stored(
-                state
-                    .cut()
-                    .map_err(|e| self.render_error(std::io::Error::other(e)))?,
-            );
-            *state = cut;
-        }
+        let mut view;
+        let state = if !behind.is_empty() && state.pieces().is_empty() && !state.is_empty() {
+            // Never stored in pieces (read from an older state): publish
+            // from a copy cut as a commit would cut it.
+            view = state.clone();
+            let cut = state
+                .cut()
+                .map_err(|e| self.render_error(std::io::Error::other(e)))?;
+            view.stored(cut);
+            &mut view
+        } else {
+            state
+        };
         // Least preferred first: by the time the variant pkgin tries first
         // changes, the others already say the same. One format at a time,
         // so only one previous file is held at once.
         for (format, current) in behind.into_iter().rev() {
-            let output = self.assemble(state, format, current.as_ref()).await?;
+            let Some(output) = self.assemble(state, format, current.as_ref()).await? else {
+                tracing::info!(
+                    prefix,
+                    generation,
+                    "a newer commit dropped pieces this one needs; its pass publishes"
+                );
+                return Ok(published);
+            };
             let key = output_key(prefix, format);
             let stamp = Stamp {
                 generation,
@@ -99,11 +197,11 @@ impl<S: Store> Repo<'_, S> {
             };
             tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
             let layout = output.layout;
-            if put_output(store, &key, output.bytes, format, stamp).await? {
+            if let Some(etag) = put_output(store, &key, output.bytes, format, stamp).await? {
                 published.wrote = true;
                 published.runs_compressed += output.compressed;
                 published.runs_copied += output.reused;
-                self.write_layout(format, generation, layout).await?;
+                self.write_layout(format, generation, etag, layout).await?;
             }
         }
         for (key, meta) in stale {
@@ -120,14 +218,18 @@ impl<S: Store> Repo<'_, S> {
     /// `format`'s summary of `state`, whose runs are made of whole pieces:
     /// runs the published file holds already are copied from it; the
     /// pieces of the others are loaded and their records compressed.
+    /// `None` if a piece has gone because a newer state was committed
+    /// (whose pass publishes).
     async fn assemble(
         &self,
         state: &mut State,
         format: Compression,
         current: Option<&ObjectMeta>,
-    ) -> Result<Assembled, PassError> {
+    ) -> Result<Option<Assembled>, PassError> {
         if state.is_empty() {
-            return Assembled::empty(format).map_err(|e| self.render_error(e));
+            return Assembled::empty(format)
+                .map(Some)
+                .map_err(|e| self.render_error(e));
         }
         let previous = self.previous_output(format, current).await;
         let items: Vec<(&str, usize)> = state
@@ -137,8 +239,9 @@ impl<S: Store> Repo<'_, S> {
             .collect();
         let digests: Vec<[u8; 32]> = state.pieces().iter().map(|p| p.records).collect();
         let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
-        let previous_ref = previous.as_ref().map(|(l, b)| (l, &b[..]));
-        let reused = chunk::reusable(&plan, format, previous_ref);
+        let previous_ref = previous.as_ref().map(|p| (&p.layout, &p.bytes[..]));
+        let trusted = previous.as_ref().is_some_and(|p| p.trusted);
+        let reused = chunk::reusable(&plan, format, previous_ref, trusted);
         let todo: Vec<std::ops::Range<usize>> = plan
             .runs
             .iter()
@@ -149,12 +252,16 @@ impl<S: Store> Repo<'_, S> {
         let unloaded = state.unloaded();
         let wanted = todo.iter().flat_map(|run| run.clone());
         let wanted = wanted.filter(|i| unloaded.contains(i)).collect();
-        self.load_pieces(state, wanted)
-            .await
-            .map_err(|err| match err {
-                PieceError::Store(err) => PassError::Store(err),
-                PieceError::Bad(reason) => self.render_error(std::io::Error::other(reason)),
-            })?;
+        match self.load_pieces(state, wanted).await {
+            Ok(()) => {}
+            Err(PieceError::Store(err)) => return Err(err.into()),
+            Err(PieceError::Bad(_)) if self.superseded(state.generation()).await? => {
+                return Ok(None);
+            }
+            Err(PieceError::Bad(reason)) => {
+                return Err(self.render_error(std::io::Error::other(reason)));
+            }
+        }
         let raws = todo
             .iter()
             .map(|run| state.records_in(run.clone()))
@@ -164,7 +271,9 @@ impl<S: Store> Repo<'_, S> {
             .await
             .map_err(|e| self.render_error(std::io::Error::other(e)))?
             .map_err(|e| self.render_error(e))?;
-        chunk::join(&plan, format, &reused, made).map_err(|e| self.render_error(e))
+        chunk::join(&plan, format, &reused, made)
+            .map(Some)
+            .map_err(|e| self.render_error(e))
     }
 
     fn render_error(&self, error: std::io::Error) -> PassError {
@@ -184,7 +293,7 @@ impl<S: Store> Repo<'_, S> {
         &self,
         format: Compression,
         current: Option<&ObjectMeta>,
-    ) -> Option<(Layout, Bytes)> {
+    ) -> Option<Previous> {
         let current = current.filter(|m| m.size <= PREVIOUS_LIMIT)?;
         let layout_key = layout_key(self.prefix, format);
         let (body, _) = self.store.get(&layout_key).await.ok()??;
@@ -195,7 +304,11 @@ impl<S: Store> Repo<'_, S> {
         let key = output_key(self.prefix, format);
         let (bytes, meta) = self.store.get(&key).await.ok()??;
         // Its length is checked against the layout where the runs are cut.
-        (generation_of(&meta) == saved.generation).then_some((saved.layout, bytes))
+        (generation_of(&meta) == saved.generation).then_some(Previous {
+            trusted: saved.etag.as_deref() == Some(meta.etag.as_str()),
+            layout: saved.layout,
+            bytes,
+        })
     }
 
     /// Saves the layout of the `format` file just published.
@@ -203,13 +316,17 @@ impl<S: Store> Repo<'_, S> {
         &self,
         format: Compression,
         generation: u64,
+        etag: String,
         layout: Layout,
     ) -> Result<(), PassError> {
-        let body = serde_json::to_vec(&LayoutFile { generation, layout }).map_err(|e| {
-            PassError::Render {
-                repository: self.store.location(self.prefix),
-                error: std::io::Error::other(e),
-            }
+        let saved = LayoutFile {
+            generation,
+            etag: Some(etag),
+            layout,
+        };
+        let body = serde_json::to_vec(&saved).map_err(|e| PassError::Render {
+            repository: self.store.location(self.prefix),
+            error: std::io::Error::other(e),
         })?;
         let options = PutOptions {
             mode: PutMode::Overwrite,
@@ -239,14 +356,14 @@ struct Stamp {
 
 /// Writes one output unless one holding these records or newer is already
 /// there; keeps its Last-Modified strictly after the previous one's, in
-/// whole seconds.
+/// whole seconds. Returns the ETag it was written with, if it was.
 async fn put_output<S: Store>(
     store: &S,
     key: &str,
     body: Vec<u8>,
     format: Compression,
     stamp: Stamp,
-) -> Result<bool, PassError> {
+) -> Result<Option<String>, PassError> {
     let Stamp {
         generation,
         current_from,
@@ -259,7 +376,7 @@ async fn put_output<S: Store>(
             .as_ref()
             .is_some_and(|m| generation_of(m) >= current_from)
         {
-            return Ok(false);
+            return Ok(None);
         }
         let previous = current.as_ref().and_then(|m| m.last_modified);
         let mode = match &current {
@@ -276,9 +393,10 @@ async fn put_output<S: Store>(
             wait_until(later).await;
         }
         match store.put(key, body.clone(), options).await {
-            Ok(_) => {
-                ensure_later(store, key, &body, previous, format, generation).await?;
-                return Ok(true);
+            Ok(etag) => {
+                let written = Written { etag, generation };
+                let etag = ensure_later(store, key, &body, previous, format, written).await?;
+                return Ok(Some(etag));
             }
             Err(err) if err.is_precondition() || err.is_not_found() => {
                 continue;
@@ -326,39 +444,50 @@ async fn wait_until(time: SystemTime) {
     }
 }
 
+/// An output just written.
+struct Written {
+    etag: String,
+    generation: u64,
+}
+
 /// If the store's clock gave the new object the same second as the one it
 /// replaced, pkgin would never see it: write it again a second later.
+/// Returns the ETag of the last write.
 async fn ensure_later<S: Store>(
     store: &S,
     key: &str,
     body: &Bytes,
     previous: Option<SystemTime>,
     format: Compression,
-    generation: u64,
-) -> Result<(), PassError> {
+    written: Written,
+) -> Result<String, PassError> {
+    let Written {
+        mut etag,
+        generation,
+    } = written;
     let Some(previous) = previous else {
-        return Ok(());
+        return Ok(etag);
     };
     for _ in 0..3 {
         let Some(now) = store.head(key).await? else {
-            return Ok(());
+            return Ok(etag);
         };
         if generation_of(&now) != generation {
-            return Ok(());
+            return Ok(etag);
         }
         let Some(modified) = now.last_modified else {
-            return Ok(());
+            return Ok(etag);
         };
         if later_second(previous, modified).is_none() {
-            return Ok(());
+            return Ok(etag);
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let options = output_options(PutMode::Update(now.etag), format, generation);
         match store.put(key, body.clone(), options).await {
-            Ok(_) => {}
-            Err(err) if err.is_precondition() => return Ok(()),
+            Ok(again) => etag = again,
+            Err(err) if err.is_precondition() => return Ok(etag),
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(())
+    Ok(etag)
 }

@@ -1,8 +1,10 @@
-//! A fault-injecting wrapper: fails chosen operations on chosen keys, to
-//! test that a crash or an outage at any step loses nothing.
+//! A fault-injecting wrapper: fails chosen operations on chosen keys, or
+//! every operation from the n-th on (a crash), to test that a crash or an
+//! outage at any step loses nothing.
 
 use std::ops::Range;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -24,6 +26,10 @@ pub struct Fault {
 pub struct Faulty<S> {
     inner: S,
     faults: Mutex<Vec<Fault>>,
+    /// Operations passed through or failed so far.
+    operations: AtomicU64,
+    /// The operation from which on every one fails.
+    crash_at: AtomicU64,
 }
 
 impl<S> Faulty<S> {
@@ -31,7 +37,26 @@ impl<S> Faulty<S> {
         Faulty {
             inner,
             faults: Mutex::new(Vec::new()),
+            operations: AtomicU64::new(0),
+            crash_at: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Operations asked of the store so far.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(Ordering::SeqCst)
+    }
+
+    /// Fails every operation after the next `n`, as if the process died
+    /// there, until [`Faulty::recover`].
+    pub fn crash_after(&self, n: u64) {
+        let now = self.operations();
+        self.crash_at.store(now + n, Ordering::SeqCst);
+    }
+
+    /// Ends a crash.
+    pub fn recover(&self) {
+        self.crash_at.store(u64::MAX, Ordering::SeqCst);
     }
 
     pub fn inner(&self) -> &S {
@@ -55,6 +80,10 @@ impl<S> Faulty<S> {
 
 impl<S: Store> Faulty<S> {
     fn check(&self, op: Op, key: &str) -> StoreResult<()> {
+        let n = self.operations.fetch_add(1, Ordering::SeqCst);
+        if n >= self.crash_at.load(Ordering::SeqCst) {
+            return Err(StoreError::other(op, self.inner.location(key), "crashed"));
+        }
         let mut faults = self.lock();
         for fault in faults.iter_mut() {
             if fault.op != op || !key.contains(&fault.key_contains) || fault.times == 0 {

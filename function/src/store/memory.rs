@@ -17,11 +17,31 @@ use super::{
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, (Bytes, ObjectMeta)>>,
+    /// Whether a PUT takes the modification time it is given, as a local
+    /// directory does (S3 sets its own).
+    sets_modified: bool,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that takes the modification times PUTs give, as a local
+    /// directory does: publishing never waits for the next second.
+    pub fn setting_modified() -> Self {
+        MemoryStore {
+            sets_modified: true,
+            ..Self::default()
+        }
+    }
+
+    /// A copy of every object, as a new store of the same kind.
+    pub fn snapshot(&self) -> Self {
+        MemoryStore {
+            objects: Mutex::new(self.lock().clone()),
+            sets_modified: self.sets_modified,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, ObjectMeta)>> {
@@ -78,7 +98,10 @@ impl Store for MemoryStore {
             key: key.to_owned(),
             size: body.len() as u64,
             etag: etag.clone(),
-            last_modified: Some(now_seconds()),
+            last_modified: Some(match options.modified {
+                Some(modified) if self.sets_modified => modified,
+                _ => now_seconds(),
+            }),
             metadata: options.metadata,
         };
         objects.insert(key.to_owned(), (body, meta));
@@ -100,5 +123,9 @@ impl Store for MemoryStore {
                 ..meta.clone()
             })
             .collect())
+    }
+
+    fn sets_modified(&self) -> bool {
+        self.sets_modified
     }
 }
