@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Draws docs/update-cpu.svg: CPU time of one update against repository
-size, before and after chunked summaries, from the tables `cargo bench
---bench s3` printed (README, "S3: one upload, and a burst"). Log-log axes.
+size, before chunked summaries, with them, and with the state in pieces,
+from the tables `cargo bench --bench s3` printed (README, "S3: one
+upload, and a burst"); the first three on the same 410-byte records, the
+last on records shaped like pkgsrc's. Log-log axes.
 Standard library only. Usage: scripts/plot-update-cpu.py [OUT]"""
 import math
 import sys
 
 SIZES = [200, 1000, 20000, 100000]
 SERIES = [
-    ("before (whole summary recompressed)", "#c0392b", [0.04, 0.14, 2.98, 13.95]),
-    ("after (changed runs only)", "#2471a3", [0.03, 0.07, 0.16, 0.51]),
+    ("whole summary recompressed, whole state", "#c0392b", [0.04, 0.14, 2.98, 13.95]),
+    ("changed runs recompressed, whole state (83863f6)", "#e67e22", [0.03, 0.07, 0.16, 0.51]),
+    ("changed runs, state in pieces", "#2471a3", [0.026, 0.083, 0.065, 0.070]),
+    ("the same, records shaped like pkgsrc's (1.2 KiB)", "#27ae60", [0.082, 0.084, 0.075, 0.157]),
 ]
-W, H, L, R, T, B = 640, 400, 70, 20, 30, 60
+W, H, L, R, T, B = 700, 420, 70, 80, 30, 60
 XMIN, XMAX, YMIN, YMAX = 100, 200000, 0.01, 20
 
 
@@ -39,7 +43,8 @@ for i, (name, colour, values) in enumerate(SERIES):
     out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
     for s, v in zip(SIZES, values):
         out.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>')
-        out.append(f'<text x="{x(s) + 6:.1f}" y="{y(v) - 6:.1f}" fill="{colour}">{v:g} s</text>')
+    # Only the last value is written out: four series crowd the rest.
+    out.append(f'<text x="{x(SIZES[-1]) + 6:.1f}" y="{y(values[-1]) + 4:.1f}" fill="{colour}">{values[-1]:g} s</text>')
     out.append(f'<line x1="{L + 20}" x2="{L + 44}" y1="{T + 18 + 18 * i}" y2="{T + 18 + 18 * i}" stroke="{colour}" stroke-width="2"/>')
     out.append(f'<text x="{L + 50}" y="{T + 22 + 18 * i}">{name}</text>')
 out.append("</svg>")

@@ -260,14 +260,12 @@ fn expected_grants(
     let summaries = ["gz", "bz2", "xz", "zst"].map(|ext| object(&format!("*pkg_summary.{ext}")));
     let mut out = BTreeSet::new();
     out.insert(("s3:GetObject".to_owned(), object("*")));
-    for key in summaries
-        .iter()
-        .cloned()
-        .chain([object("*.pkgsum/state"), object("*.pkgsum/status.json")])
-    {
+    // Under .pkgsum/: the state's manifest and pieces, the layouts, the
+    // status report.
+    for key in summaries.iter().cloned().chain([object("*.pkgsum/*")]) {
         out.insert(("s3:PutObject".to_owned(), key));
     }
-    for key in summaries {
+    for key in summaries.into_iter().chain([object("*.pkgsum/pieces/*")]) {
         out.insert(("s3:DeleteObject".to_owned(), key));
     }
     out.insert(("s3:ListBucket".to_owned(), format!("arn:aws:s3:::{bucket}")));

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use pkgsum::config::Config;
 use pkgsum::create::PackageBuilder;
 use pkgsum::dispatch::apply_messages;
+use pkgsum::record::{self, FileInfo, Metadata};
 use pkgsum::repo::Repo;
 use pkgsum::sample;
 use pkgsum::state::{Change, Package, State};
@@ -83,12 +84,51 @@ impl<S: Store> Store for Rewrites<S> {
     }
 }
 
+/// The records this benchmark used before `sample` (about 410 bytes, all
+/// alike): `PKGSUM_BENCH_SHAPE=small` measures with them again, to compare
+/// with figures taken before.
+fn small_record(i: usize) -> (String, Vec<u8>) {
+    let name = format!("pkg{i:05}-1.{}", i % 9);
+    let meta = Metadata {
+        contents: format!("@name {name}\n@pkgdep dep{}>=1.0\n", i % 997).into_bytes(),
+        comment: format!("Synthetic package {i}\n").into_bytes(),
+        desc: format!("Package {i} for the single-event benchmark.\nIt has a few lines.\n\nHomepage:\nhttps://example.org/{name}/\n").into_bytes(),
+        build_info: Some(
+            format!(
+                "BUILD_DATE=2026-11-25 10:00:00 +0000\nCATEGORIES=misc\nHOMEPAGE=https://example.org/{name}/\n\
+                 LICENSE=modified-bsd\nMACHINE_ARCH=x86_64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGPATH=misc/pkg{i:05}\n\
+                 PKGTOOLS_VERSION=20250417\n"
+            )
+            .into_bytes(),
+        ),
+        size_pkg: Some(b"12345\n".to_vec()),
+    };
+    let file = format!("{name}.tgz");
+    let record = record::render(
+        &meta,
+        Some(FileInfo {
+            name: file.as_bytes(),
+            size: 4096 + i as u64,
+        }),
+    );
+    (file, record)
+}
+
+/// Record `i` of the shape `PKGSUM_BENCH_SHAPE` names: `sample` (like
+/// pkgsrc's) unless it says `small`.
+fn bench_record(i: usize) -> (String, Vec<u8>) {
+    match std::env::var("PKGSUM_BENCH_SHAPE").as_deref() {
+        Ok("small") => small_record(i),
+        _ => sample::record(i),
+    }
+}
+
 /// Seeds a repository with `records` packages: the state and its
 /// summaries, as earlier events would have left them.
 async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config) {
     let mut state = State::default();
     state.apply((0..records).map(|i| {
-        let (name, record) = sample::record(i);
+        let (name, record) = bench_record(i);
         Change::Indexed {
             name,
             package: Package {
@@ -157,6 +197,103 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
     );
 }
 
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The peak resident set of a process, from /proc (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The Lambda function itself (the release build, behind cargo-lambda's
+/// emulation of the runtime API) applying one upload to the repository
+/// `All/` of `store`: its peak resident set, and the process's before it
+/// handled anything.
+async fn lambda_rss(store: &S3Store) -> (u64, u64) {
+    let package = PackageBuilder::new("lambda-1.0").build().expect("package");
+    store
+        .put(
+            "All/lambda-1.0.tgz",
+            Bytes::from(package),
+            PutOptions::default(),
+        )
+        .await
+        .expect("upload");
+    let port = 9600 + (std::process::id() % 300) as u16;
+    let _emulator = Child(
+        std::process::Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+            .args(["-P", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch (scripts/tools.sh installs it)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let function = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum-lambda"))
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the Lambda function"),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = peak_rss(function.0.id());
+    let event = json!({"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": store.bucket()}, "object": {"key": "All/lambda-1.0.tgz"}}
+    }]});
+    let payload = json!({"Records": [{"messageId": "1", "eventSource": "aws:sqs", "body": event.to_string()}]});
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("cargo")
+            .args([
+                "lambda",
+                "invoke",
+                "_",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .args(["--data-ascii", &payload.to_string()])
+            .output()
+            .expect("cargo lambda invoke")
+    })
+    .await
+    .expect("invoke");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && answer.contains("batchItemFailures\":[]"),
+        "{answer}"
+    );
+    (peak_rss(function.0.id()), idle)
+}
+
 /// One Lambda invocation's batch, gathered as the SQS event source does:
 /// up to `batch` messages, or whatever came within `window` of the first.
 async fn gather(
@@ -192,7 +329,12 @@ async fn gather(
 /// (infra/sam: 2 concurrent invocations, batches of up to 100 messages
 /// gathered for up to 5 s): when every package is in `pkg_summary.gz`,
 /// counted from the last upload, and how many versions of it were written.
-async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
+///
+/// `direct` sends each upload's notification to the queue itself, as soon
+/// as the upload is done, instead of LocalStack's S3 -> SQS wiring, which
+/// delivers a few dozen per second here: that measures pkgsum's part
+/// alone.
+async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> Vec<String> {
     const CONCURRENCY: usize = 2;
     const BATCH: usize = 100;
     const WINDOW: Duration = Duration::from_secs(5);
@@ -200,27 +342,67 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
     // An existing repository: the burst is incremental, as it is for a
     // repository in use (a fresh one is read whole by its first pass).
     seed(&store.inner, "All/", EXISTING, &Config::default()).await;
-    let (sqs, url) = pkgsum::testing::subscribe(&store.inner).await;
+    let (sqs, url) = if direct {
+        let config = aws_config::load_from_env().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let name = format!("{}-direct", store.inner.bucket());
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("queue");
+        (sqs, url.queue_url.expect("queue url"))
+    } else {
+        pkgsum::testing::subscribe(&store.inner).await
+    };
 
     let start = Instant::now();
     let remaining = Arc::new(AtomicU64::new(uploads as u64));
-    let config = Arc::new(Config::default());
+    let config = Arc::new(Config::from_env().expect("configuration"));
+    // The event source polls while the function runs: batches gathered by
+    // pollers wait in a channel for the next free handler.
+    let (batches, ready) = tokio::sync::mpsc::channel::<Vec<aws_sdk_sqs::types::Message>>(1);
+    let ready = Arc::new(tokio::sync::Mutex::new(ready));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut pollers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (sqs, url, remaining, batches) = (
+            sqs.clone(),
+            url.clone(),
+            Arc::clone(&remaining),
+            batches.clone(),
+        );
+        pollers.push(tokio::spawn(async move {
+            while remaining.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+                let batch = gather(&sqs, &url, BATCH, WINDOW).await;
+                if !batch.is_empty() && batches.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(batches);
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (store, sqs, url, remaining, config) = (
+        let (store, sqs, url, remaining, config, ready) = (
             Arc::clone(&store),
             sqs.clone(),
             url.clone(),
             Arc::clone(&remaining),
             Arc::clone(&config),
+            Arc::clone(&ready),
         );
         workers.push(tokio::spawn(async move {
-            let deadline = Instant::now() + Duration::from_secs(600);
             while remaining.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-                let batch = gather(&sqs, &url, BATCH, WINDOW).await;
-                if batch.is_empty() {
-                    continue;
-                }
+                let next = tokio::time::timeout(Duration::from_secs(1), async {
+                    ready.lock().await.recv().await
+                });
+                let batch = match next.await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(_) => continue,
+                };
                 let records: Vec<serde_json::Value> = batch
                     .iter()
                     .map(|m| json!({"messageId": m.message_id(), "eventSource": "aws:sqs", "body": m.body()}))
@@ -248,8 +430,24 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
                         );
                     }
                 }
-                for m in &batch {
-                    sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await.expect("delete");
+                for chunk in batch.chunks(10) {
+                    let entries: Vec<_> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| {
+                            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                                .id(i.to_string())
+                                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                                .build()
+                                .expect("entry")
+                        })
+                        .collect();
+                    sqs.delete_message_batch()
+                        .queue_url(&url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                        .expect("delete");
                 }
                 remaining.fetch_sub(keys as u64, Ordering::Relaxed);
             }
@@ -257,19 +455,28 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
     }
     let mut uploading = Vec::new();
     for i in 0..uploads {
-        let store = Arc::clone(&store);
+        let (store, sqs, url) = (Arc::clone(&store), sqs.clone(), url.clone());
         uploading.push(tokio::spawn(async move {
             let body = PackageBuilder::new(&format!("burst{i:04}-1.0"))
                 .build()
                 .expect("package");
+            let key = format!("All/burst{i:04}-1.0.tgz");
             store
-                .put(
-                    &format!("All/burst{i:04}-1.0.tgz"),
-                    Bytes::from(body),
-                    PutOptions::default(),
-                )
+                .put(&key, Bytes::from(body), PutOptions::default())
                 .await
                 .expect("upload");
+            if direct {
+                let event = json!({"Records": [{
+                    "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": store.inner.bucket()}, "object": {"key": key}}
+                }]});
+                sqs.send_message()
+                    .queue_url(&url)
+                    .message_body(event.to_string())
+                    .send()
+                    .await
+                    .expect("notify");
+            }
         }));
     }
     for task in uploading {
@@ -298,33 +505,20 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize) {
     for worker in workers {
         worker.await.expect("worker");
     }
+    for poller in pollers {
+        poller.abort();
+    }
     let config = Config::default();
     let state = Repo::new(store.as_ref(), "All/", &config)
         .read_state()
         .await
         .expect("state");
-    println!();
-    println!(
-        "| {uploads} uploads at once (LocalStack; {CONCURRENCY} handlers, batches of up to {BATCH} gathered for up to {} s) | value |",
-        WINDOW.as_secs()
-    );
-    println!("|---|---|");
-    println!(
-        "| uploads finished after | {:.1} s |",
-        uploaded.as_secs_f64()
-    );
-    println!(
-        "| every package in pkg_summary.gz, after the last upload | {:.1} s |",
-        (live - uploaded).as_secs_f64()
-    );
-    println!(
-        "| packages in the final state | {} ({EXISTING} before) |",
-        state.len()
-    );
-    println!(
-        "| pkg_summary.gz versions written | {} |",
-        store.count.load(Ordering::Relaxed)
-    );
+    vec![
+        format!("{:.1} s", uploaded.as_secs_f64()),
+        format!("{:.1} s", (live - uploaded).as_secs_f64()),
+        format!("{} ({EXISTING} before)", state.len()),
+        format!("{}", store.count.load(Ordering::Relaxed)),
+    ]
 }
 
 #[tokio::main]
@@ -367,22 +561,54 @@ async fn main() {
             S3Store::new(client, name)
         }
     };
+    let mut rss = Vec::new();
     for &records in &sizes {
         let store = make_bucket(format!("pkgsum-bench-{:08x}", fastrand::u32(..))).await;
-        single_event("LocalStack", &Counting::new(store), records, updates).await;
+        let store = Counting::new(store);
+        single_event("LocalStack", &store, records, updates).await;
+        // PKGSUM_BENCH_LAMBDA=0 leaves the function out.
+        if env_count("PKGSUM_BENCH_LAMBDA", 1) > 0 {
+            rss.push((records, lambda_rss(store.inner()).await));
+        }
+    }
+    if !rss.is_empty() {
+        println!();
+        println!("| packages | the Lambda function's peak RSS, one update | idle |");
+        println!("|---|---|---|");
+        for (records, (peak, idle)) in rss {
+            println!(
+                "| {records} | {:.0} MiB | {:.0} MiB |",
+                peak as f64 / 1048576.0,
+                idle as f64 / 1048576.0
+            );
+        }
     }
     // PKGSUM_BENCH_BURST=0 measures single events only.
     let uploads = env_count("PKGSUM_BENCH_BURST", 1000);
     if uploads == 0 {
         return;
     }
-    let store = make_bucket(format!("pkgsum-burst-{:08x}", fastrand::u32(..))).await;
-    burst(
-        Arc::new(Rewrites {
+    let mut columns = Vec::new();
+    for direct in [false, true] {
+        let store = make_bucket(format!("pkgsum-burst-{:08x}", fastrand::u32(..))).await;
+        let store = Arc::new(Rewrites {
             inner: store,
             count: AtomicU64::new(0),
-        }),
-        uploads,
-    )
-    .await;
+        });
+        columns.push(burst(store, uploads, direct).await);
+    }
+    println!();
+    println!(
+        "| {uploads} uploads at once, 2 handlers, batches of up to 100 gathered for up to 5 s | S3 -> SQS notifications (LocalStack) | notifications sent at each upload |"
+    );
+    println!("|---|---|---|");
+    let rows = [
+        "uploads finished after",
+        "every package in pkg_summary.gz, after the last upload",
+        "packages in the final state",
+        "pkg_summary.gz versions written",
+    ];
+    for (i, row) in rows.iter().enumerate() {
+        println!("| {row} | {} | {} |", columns[0][i], columns[1][i]);
+    }
 }

@@ -13,9 +13,12 @@ locals {
   bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${local.bucket}"
   prefix        = var.repository_prefix == "" ? "" : "${var.repository_prefix}/"
   public        = local.create_bucket && var.public_read
-  # What a pass writes: the summaries, its state and its status report.
+  # What a pass writes: the summaries, and under .pkgsum/ its state
+  # (manifest and pieces), layouts and status report; it deletes
+  # summary variants no longer configured and pieces a commit replaced.
   summaries = [for ext in ["gz", "bz2", "xz", "zst"] : "${local.bucket_arn}/${local.prefix}*pkg_summary.${ext}"]
-  own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/state", "${local.bucket_arn}/${local.prefix}*.pkgsum/status.json"]
+  own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/*"]
+  pieces    = ["${local.bucket_arn}/${local.prefix}*.pkgsum/pieces/*"]
   repository_url = join("/", compact([
     "https://${local.bucket}.s3.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}",
     var.repository_prefix,
@@ -254,7 +257,7 @@ resource "aws_iam_role_policy" "function" {
     Statement = [
       { Sid = "ReadRepository", Effect = "Allow", Action = "s3:GetObject", Resource = "${local.bucket_arn}/${local.prefix}*" },
       { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files) },
-      { Sid = "RemoveStaleSummaries", Effect = "Allow", Action = "s3:DeleteObject", Resource = local.summaries },
+      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces) },
       { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
       { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
       { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },

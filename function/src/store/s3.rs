@@ -381,6 +381,9 @@ fn to_btree(metadata: Option<&HashMap<String, String>>) -> BTreeMap<String, Stri
         .unwrap_or_default()
 }
 
+/// The most a GET allocates up front from the size the store announces.
+const PREALLOCATE_LIMIT: u64 = 1 << 30;
+
 impl Store for S3Store {
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
         let result = self
@@ -429,13 +432,18 @@ impl Store for S3Store {
             last_modified: to_system_time(out.last_modified()),
             metadata: to_btree(out.metadata()),
         };
-        let body = out
-            .body
-            .collect()
+        // Read into one buffer of the announced size: collecting the
+        // chunks and joining them would hold the object twice.
+        let mut body = Vec::with_capacity(meta.size.min(PREALLOCATE_LIMIT) as usize);
+        let mut stream = out.body;
+        while let Some(chunk) = stream
+            .try_next()
             .await
             .map_err(|e| StoreError::other(Op::Get, self.location(key), innermost(&e)))?
-            .into_bytes();
-        Ok(Some((body, meta)))
+        {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some((Bytes::from(body), meta)))
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
