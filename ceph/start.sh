@@ -27,6 +27,9 @@ if [ -z "${PKGSUM_CEPH_ATTEMPT:-}" ]; then
   for attempt in 1 2 3; do
     PKGSUM_CEPH_ATTEMPT=$attempt "$0" && exit 0
     echo "ceph: start attempt $attempt failed; starting a fresh cluster" >&2
+    # Seen: three attempts within two seconds of the last cluster's stop
+    # all failed; give the old monitor's port time to clear.
+    sleep $((attempt * 3))
   done
   exit 1
 fi

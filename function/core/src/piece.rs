@@ -10,14 +10,11 @@
 //! pieces, named by the SHA-256 of each piece's records
 //! ([`PieceRef::records`]): planning them needs the manifest alone.
 
-use std::io::Read;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::limit::Limited;
-use crate::state::Package;
+use crate::state::{self, Package};
 
 /// The bytes of records a piece is cut for.
 pub const TARGET: usize = 128 << 10;
@@ -80,9 +77,7 @@ pub fn encode(packages: &[(&String, &Package)], generation: u64) -> Result<(Piec
         records.update(&package.record);
         bytes += package.record.len() as u64;
     }
-    let body = postcard::to_stdvec(packages).map_err(|e| Error::State(e.to_string()))?;
-    let packed = zstd::bulk::compress(&body, 3).map_err(Error::Io)?;
-    let stored = [MAGIC, &[VERSION], &packed].concat();
+    let stored = [MAGIC, &[VERSION], &state::pack(packages)?].concat();
     let piece = PieceRef {
         first: (*first).clone(),
         count: u32::try_from(packages.len()).map_err(|e| Error::State(e.to_string()))?,
@@ -106,13 +101,7 @@ pub fn decode(bytes: &[u8], piece: &PieceRef, limit: u64) -> Result<Vec<(String,
         .strip_prefix(MAGIC)
         .and_then(|rest| rest.strip_prefix(&[VERSION]))
         .ok_or_else(|| damaged("not a version-1 pkgsum piece"))?;
-    let decoder = crate::compression::Compression::Zstd
-        .decoder(packed)
-        .map_err(|e| crate::error::classify(e, "piece"))?;
-    let mut body = Vec::new();
-    Limited::new(decoder, limit)
-        .read_to_end(&mut body)
-        .map_err(|e| crate::error::classify(e, "piece"))?;
+    let body = state::unpack(packed, limit, "piece")?;
     let packages: Vec<(String, Package)> =
         postcard::from_bytes(&body).map_err(|e| damaged(&e.to_string()))?;
     let sorted = packages.windows(2).all(|w| w[0].0 < w[1].0);

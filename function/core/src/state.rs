@@ -377,9 +377,12 @@ impl State {
                 } else {
                     self.warnings.insert(name.clone(), package.warnings.clone());
                 }
-                self.touch(&name);
-                let old = self.packages.insert(name, package.clone());
-                dropped || old.as_ref() != Some(&package)
+                let changed = self.packages.get(&name) != Some(&package);
+                if changed {
+                    self.touch(&name);
+                    self.packages.insert(name, package);
+                }
+                dropped || changed
             }
             Change::Failed { name, failure } => {
                 let dropped = self.remove_package(&name);
@@ -607,13 +610,7 @@ impl State {
                 "unsupported state version {version} (this pkgsum reads versions 2 to {VERSION})"
             )));
         }
-        let decoder = crate::compression::Compression::Zstd
-            .decoder(packed)
-            .map_err(|e| crate::error::classify(e, "state"))?;
-        let mut body = Vec::new();
-        Limited::new(decoder, limit)
-            .read_to_end(&mut body)
-            .map_err(|e| crate::error::classify(e, "state"))?;
+        let body = unpack(packed, limit, "state")?;
         let state = match version {
             2 => postcard::from_bytes::<StateV2>(&body).map(State::from),
             3 => postcard::from_bytes::<StateV3>(&body).map(State::from),
@@ -641,9 +638,26 @@ impl From<Manifest> for State {
 /// Serializes a manifest: magic, version byte, then zstd-compressed
 /// postcard.
 fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
-    let body = postcard::to_stdvec(manifest).map_err(|e| Error::State(e.to_string()))?;
-    let packed = zstd::bulk::compress(&body, 3).map_err(Error::Io)?;
-    Ok([MAGIC, &[VERSION], &packed].concat())
+    Ok([MAGIC, &[VERSION], &pack(manifest)?].concat())
+}
+
+/// Postcard, zstd-compressed: how the manifest and the pieces are stored.
+pub(crate) fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let body = postcard::to_stdvec(value).map_err(|e| Error::State(e.to_string()))?;
+    zstd::bulk::compress(&body, 3).map_err(Error::Io)
+}
+
+/// Decompresses what [`pack`] made, at most `limit` bytes of it; `what`
+/// names it in errors.
+pub(crate) fn unpack(packed: &[u8], limit: u64, what: &'static str) -> Result<Vec<u8>> {
+    let decoder = crate::compression::Compression::Zstd
+        .decoder(packed)
+        .map_err(|e| crate::error::classify(e, what))?;
+    let mut body = Vec::new();
+    Limited::new(decoder, limit)
+        .read_to_end(&mut body)
+        .map_err(|e| crate::error::classify(e, what))?;
+    Ok(body)
 }
 
 #[cfg(test)]
