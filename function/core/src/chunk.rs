@@ -3,19 +3,21 @@
 //!
 //! pkgin reads a `pkg_summary` made of concatenated gzip members, bzip2
 //! streams, xz streams or zstd frames, so an update need only recompress
-//! the run it touches. Where a run ends is decided by the records
+//! the run it touches. Where a run ends is decided by the items
 //! themselves (content-defined), so boundaries stay where they are as
-//! packages come and go: a run ends after a record once the run holds at
-//! least half the target size and the record's name hashes below a
+//! packages come and go: a run ends after an item once the run holds at
+//! least half the target size and the item's name hashes below a
 //! threshold, or once it reaches twice the target. Adding or removing one
-//! record rewrites its own run; now and then the minimum size moves the
+//! item rewrites its own run; now and then the minimum size moves the
 //! next boundary too (in the test below, 47 of 50 changes rewrote one
-//! run, none more than three).
+//! run, none more than three). The same [`split`] cuts records into the
+//! state's pieces, and pieces into a summary's runs: a run's [`Plan`]
+//! needs only each piece's name, length and records digest.
 //!
-//! An update then [`assemble`]s each format from the file published
-//! before: a run whose records are unchanged (same SHA-256) is copied from
-//! where that file's [`Layout`] says it lies, and only the others are
-//! compressed. Whatever the previous file and layout hold, the result
+//! An update then [`join`]s each format from the file published before:
+//! a run whose items are unchanged (same digests) is copied from where
+//! that file's [`Layout`] says it lies ([`reusable`]), and only the
+//! others are compressed. Whatever the previous file and layout hold, the result
 //! decompresses to exactly the records: a layout that does not fit its
 //! file is not used.
 //!

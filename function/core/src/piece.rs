@@ -4,7 +4,7 @@
 //! it touches and the manifest that names them stays small.
 //!
 //! A piece holds about [`TARGET`] bytes of records, cut where
-//! [`chunk::split`] cuts (by the records' names, so the cuts stay put). A
+//! [`crate::chunk::split`] cuts (by the records' names, so the cuts stay put). A
 //! piece that grows past twice that is cut again; one that shrinks below
 //! [`MIN`] is merged with the next. The summary's runs are made of whole
 //! pieces, named by the SHA-256 of each piece's records

@@ -7,7 +7,7 @@
 //! that published outputs carry.
 //!
 //! It is stored as a small manifest (generations, failures, warnings, and
-//! the list of [`piece`](crate::piece)s) naming immutable pieces that hold
+//! the list of [`piece`]s) naming immutable pieces that hold
 //! the packages. A state read from its manifest holds no packages until
 //! the pieces a pass needs are [`load`](State::load)ed: an update touches
 //! the pieces of its names, and [`cut`](State::cut) stores again only the

@@ -17,10 +17,12 @@
 //!    If-Match (If-None-Match `*` when new); on
 //!    412/409 it waits a jittered, growing delay and starts over, a bounded
 //!    number of times, reusing headers already fetched for the same ETag;
-//! 5. publishes every format from the committed state (`publish.rs`), each
-//!    write guarded by the generation recorded in the object's metadata,
-//!    so an older state never replaces a newer one's outputs, and each at a
-//!    later second than the last; then the status object (`status.rs`).
+//! 5. publishes every format (`publish.rs`) from the newest committed
+//!    state, its own or, if it had to wait for pkgin's next second,
+//!    whatever another pass committed meanwhile; each write guarded by the
+//!    generation recorded in the object's metadata, so an older state never
+//!    replaces a newer one's outputs, and each at a later second than the
+//!    last; then the status object (`status.rs`).
 
 mod commit;
 mod keys;
