@@ -897,7 +897,55 @@ async fn a_crash_at_any_step_of_an_update_is_repaired() {
     }
 }
 
+/// Pieces no manifest names are deleted by a listing pass once they are
+/// an hour old and no newer than the manifest; a young one (a commit may
+/// be on its way to naming it) and the named ones stay.
+async fn a_listing_pass_collects_pieces_nothing_names() {
+    let store = MemoryStore::setting_modified();
+    let config = Config::default();
+    upload(
+        &store,
+        "All/a-1.tgz",
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .await;
+    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &["All/a-1.tgz"]);
+    assert!(deliver(&store, event, &config).await.is_success());
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let orphan = |generation: u64, age: Option<std::time::SystemTime>| {
+        let key = format!("All/.pkgsum/pieces/{generation}-{}", "ab".repeat(32));
+        let options = PutOptions {
+            modified: age,
+            ..PutOptions::default()
+        };
+        (key, options)
+    };
+    let (old, old_options) = orphan(1, Some(two_hours_ago));
+    let (young, young_options) = orphan(0, None);
+    let (ahead, ahead_options) = orphan(99, Some(two_hours_ago));
+    for (key, options) in [
+        (&old, old_options),
+        (&young, young_options),
+        (&ahead, ahead_options),
+    ] {
+        store
+            .put(key, Bytes::from_static(b"x"), options)
+            .await
+            .unwrap();
+    }
+    let repo = Repo::new(&store, "All/", &config);
+    let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
+    assert_eq!(report.pieces_collected, 1);
+    assert!(store.head(&old).await.unwrap().is_none());
+    assert!(store.head(&young).await.unwrap().is_some());
+    assert!(store.head(&ahead).await.unwrap().is_some());
+    // The state's own pieces are all still there.
+    let state = repo.read_state().await.unwrap();
+    assert_eq!(state.len(), 1);
+}
+
 crate::harness::trials![
+    tokio a_listing_pass_collects_pieces_nothing_names,
     tokio a_crash_at_any_step_of_an_update_is_repaired,
     tokio a_key_that_is_not_there_creates_nothing,
     tokio an_update_copies_the_unchanged_runs,

@@ -123,8 +123,13 @@ impl<S: Store> Repo<'_, S> {
                 }
             }
             self.finish(&mut report, &mut next).await?;
+            // Collecting garbage is housekeeping: a failure (a role that may
+            // not delete, say) leaves the garbage, not the pass, behind.
             if matches!(scope, Scope::Listing) {
-                report.pieces_collected = self.collect_pieces(&next).await?;
+                match self.collect_pieces(&next).await {
+                    Ok(collected) => report.pieces_collected = collected,
+                    Err(err) => tracing::warn!(%err, "could not collect unnamed pieces"),
+                }
             }
             return Ok((report, unsure));
         }
