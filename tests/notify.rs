@@ -14,6 +14,7 @@ use pkgsum::create::PackageBuilder;
 use pkgsum::dispatch::apply_messages;
 use pkgsum::store::s3::S3Store;
 use pkgsum::store::{PutOptions, Store};
+use pkgsum::testing::{Child, invoke_lambda, lambda_emulator};
 use serde_json::{Value, json};
 
 /// Receives messages until `records` S3 records have arrived (the test
@@ -157,30 +158,10 @@ async fn uploads_and_deletes_through_real_notifications_give_exact_summaries() {
     assert_eq!(names.len(), 15);
 }
 
-/// Kills a child process when dropped, so a failing test leaves nothing
-/// running.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until something accepts connections on the port.
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Sends a payload through `cargo lambda invoke` to the function behind
 /// the emulated runtime API and returns its answer.
 fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
-    let out = invoke_raw(port, payload);
+    let out = invoke_lambda(port, payload);
     assert!(
         out.status.success(),
         "cargo lambda invoke failed: {}",
@@ -194,46 +175,11 @@ fn invoke_through_runtime(port: u16, payload: &Value) -> Value {
     })
 }
 
-/// `cargo lambda invoke`, whatever the function answers.
-fn invoke_raw(port: u16, payload: &Value) -> std::process::Output {
-    std::process::Command::new("cargo")
-        .args([
-            "lambda",
-            "invoke",
-            "_",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-            "--output-format",
-            "json",
-        ])
-        .args(["--data-ascii", &payload.to_string()])
-        .output()
-        .unwrap()
-}
-
 async fn the_function_runs_behind_the_real_lambda_runtime_api() {
     let store = common::s3_bucket().await;
     let (sqs, url) = common::subscribe(&store).await;
     let port = 9100 + (std::process::id() % 500) as u16;
-    let _emulator = Child(
-        std::process::Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let _emulator = lambda_emulator(port);
     let logs = tempfile::tempdir().unwrap();
     let function_log = logs.path().join("function.log");
     let _function = Child(
@@ -299,7 +245,7 @@ async fn the_function_runs_behind_the_real_lambda_runtime_api() {
     // A reconcile naming no repository fails by name, in one line, and
     // the function's log holds no Debug dump of it.
     let payload = json!({"pkgsum": "reconcile"});
-    let out = tokio::task::spawn_blocking(move || invoke_raw(port, &payload))
+    let out = tokio::task::spawn_blocking(move || invoke_lambda(port, &payload))
         .await
         .unwrap();
     assert!(!out.status.success());

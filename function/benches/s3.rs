@@ -28,6 +28,7 @@ use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
 use pkgsum::store::s3::{S3Store, client_from_env};
 use pkgsum::store::{ObjectMeta, PutOptions, Store, StoreResult};
+use pkgsum::testing::{Child, invoke_lambda, lambda_emulator};
 use serde_json::json;
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -197,16 +198,6 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
     );
 }
 
-/// Kills a child process when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The peak resident set of a process, from /proc (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -232,23 +223,9 @@ async fn lambda_rss(store: &S3Store) -> (u64, u64) {
         .await
         .expect("upload");
     let port = 9600 + (std::process::id() % 300) as u16;
-    let _emulator = Child(
-        std::process::Command::new("cargo")
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
-            .args(["-P", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("cargo lambda watch (scripts/tools.sh installs it)"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let _emulator = tokio::task::spawn_blocking(move || lambda_emulator(port))
+        .await
+        .expect("emulator");
     let function = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum-lambda"))
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
@@ -269,27 +246,14 @@ async fn lambda_rss(store: &S3Store) -> (u64, u64) {
         "s3": {"bucket": {"name": store.bucket()}, "object": {"key": "All/lambda-1.0.tgz"}}
     }]});
     let payload = json!({"Records": [{"messageId": "1", "eventSource": "aws:sqs", "body": event.to_string()}]});
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("cargo")
-            .args([
-                "lambda",
-                "invoke",
-                "_",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .args(["--data-ascii", &payload.to_string()])
-            .output()
-            .expect("cargo lambda invoke")
-    })
-    .await
-    .expect("invoke");
-    let answer = String::from_utf8_lossy(&out.stdout);
+    let out = tokio::task::spawn_blocking(move || invoke_lambda(port, &payload))
+        .await
+        .expect("invoke");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert!(
-        out.status.success() && answer.contains("batchItemFailures\":[]"),
-        "{answer}"
+        out.status.success() && answer["batchItemFailures"] == json!([]),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     (peak_rss(function.0.id()), idle)
 }

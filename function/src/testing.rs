@@ -155,3 +155,54 @@ async fn compatible_bucket(
         .build();
     new_bucket(aws_sdk_s3::Client::from_conf(config), endpoint, stem).await
 }
+
+/// A child process killed (and reaped) when dropped, so a failing test or
+/// benchmark leaves nothing running.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to a minute) until something accepts connections on the
+/// port of 127.0.0.1.
+pub fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// cargo-lambda's emulation of the Lambda runtime API on 127.0.0.1:`port`,
+/// once it listens; a function started with `AWS_LAMBDA_RUNTIME_API` set
+/// to `http://127.0.0.1:PORT/.rt` takes its invocations from it.
+pub fn lambda_emulator(port: u16) -> Child {
+    let child = std::process::Command::new("cargo")
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+        .args(["-P", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cargo lambda watch (scripts/tools.sh installs it)");
+    let child = Child(child);
+    wait_for_port(port);
+    child
+}
+
+/// `cargo lambda invoke` through the emulator on `port`, whatever the
+/// function answers (its answer as JSON on stdout).
+pub fn invoke_lambda(port: u16, payload: &serde_json::Value) -> std::process::Output {
+    std::process::Command::new("cargo")
+        .args(["lambda", "invoke", "_", "-A", "127.0.0.1"])
+        .args(["-P", &port.to_string(), "--output-format", "json"])
+        .args(["--data-ascii", &payload.to_string()])
+        .output()
+        .expect("cargo lambda invoke")
+}
