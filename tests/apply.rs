@@ -702,30 +702,39 @@ async fn layout(store: &MemoryStore, suffix: &str) -> (u64, Vec<serde_json::Valu
     (saved["generation"].as_u64().unwrap(), runs)
 }
 
+/// Uploads `count` packages `All/STEM000-1.0.tgz` ... whose descriptions
+/// run to `lines` lines, as real ones do (so the summary spans several
+/// runs and pieces), and indexes them with one event.
+async fn index_described<S: Store>(
+    store: &S,
+    stem: &str,
+    count: usize,
+    lines: usize,
+    config: &Config,
+) {
+    let description = "A package with a long description, as real ones have.\n".repeat(lines);
+    let mut keys = Vec::new();
+    for i in 0..count {
+        let package = PackageBuilder::new(&format!("{stem}{i:03}-1.0"))
+            .member("+DESC", format!("{i}\n{description}"))
+            .build()
+            .unwrap();
+        keys.push(format!("All/{stem}{i:03}-1.0.tgz"));
+        upload(store, &keys[i], package).await;
+    }
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &names);
+    let outcome = deliver(store, event, config).await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+}
+
 /// One package added to a repository of 300: every format is assembled
 /// from the file published before, its unchanged runs copied (the layout
 /// keeps all but one or two), and the files still hold exactly the records.
 async fn an_update_copies_the_unchanged_runs() {
     let store = MemoryStore::new();
     let config = Config::default();
-    let description = "A package with a long description, as real ones have.\n".repeat(100);
-    let mut names = Vec::new();
-    for i in 0..300 {
-        let package = PackageBuilder::new(&format!("runs{i:03}-1.0"))
-            .member("+DESC", format!("{i}\n{description}"))
-            .build()
-            .unwrap();
-        upload(&store, &format!("All/runs{i:03}-1.0.tgz"), package).await;
-        names.push(format!("All/runs{i:03}-1.0.tgz"));
-    }
-    let keys: Vec<&str> = names.iter().map(String::as_str).collect();
-    let outcome = deliver(
-        &store,
-        common::s3_event(BUCKET, "ObjectCreated:Put", &keys),
-        &config,
-    )
-    .await;
-    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    index_described(&store, "runs", 300, 100, &config).await;
     let before = [".gz", ".bz2", ".xz"];
     let mut runs_before = Vec::new();
     for suffix in before {
@@ -811,19 +820,7 @@ async fn generation_at<S: Store>(store: &S, key: &str) -> u64 {
 async fn a_crash_at_any_step_of_an_update_is_repaired() {
     let seed = MemoryStore::setting_modified();
     let config = Config::default();
-    let description = "A package with a long description, as real ones have.\n".repeat(40);
-    let mut keys = Vec::new();
-    for i in 0..200 {
-        let package = PackageBuilder::new(&format!("crash{i:03}-1.0"))
-            .member("+DESC", format!("{i}\n{description}"))
-            .build()
-            .unwrap();
-        keys.push(format!("All/crash{i:03}-1.0.tgz"));
-        upload(&seed, &keys[i], package).await;
-    }
-    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &names);
-    assert!(deliver(&seed, event, &config).await.is_success());
+    index_described(&seed, "crash", 200, 40, &config).await;
     let pieces = Repo::new(&seed, "All/", &config)
         .read_state()
         .await

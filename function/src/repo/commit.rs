@@ -173,11 +173,11 @@ impl<S: Store> Repo<'_, S> {
         etag: Option<&str>,
     ) -> Result<(), PassError> {
         let key = state_key(self.prefix);
-        let cut = state.cut().map_err(|error| PassError::EncodeState {
+        let mut cut = state.cut().map_err(|error| PassError::EncodeState {
             object: self.store.location(&key),
             error,
         })?;
-        self.put_pieces(&cut.made).await?;
+        self.put_pieces(std::mem::take(&mut cut.made)).await?;
         let mode = match etag {
             Some(etag) => PutMode::Update(etag.to_owned()),
             None => PutMode::Create,
@@ -189,24 +189,24 @@ impl<S: Store> Repo<'_, S> {
             metadata: BTreeMap::from([(GENERATION.to_owned(), state.generation().to_string())]),
             ..PutOptions::default()
         };
-        let body = Bytes::from(cut.manifest.clone());
+        let body = Bytes::from(std::mem::take(&mut cut.manifest));
         self.store.put(&key, body, options).await?;
-        let dropped = cut.dropped.clone();
+        let dropped = std::mem::take(&mut cut.dropped);
         state.stored(cut);
         self.delete_pieces(&dropped).await;
         Ok(())
     }
 
     /// Stores new pieces, `concurrency` at a time.
-    async fn put_pieces(&self, made: &[(PieceRef, Vec<u8>)]) -> Result<(), StoreError> {
+    async fn put_pieces(&self, made: Vec<(PieceRef, Vec<u8>)>) -> Result<(), StoreError> {
         let mut puts = Vec::with_capacity(made.len());
         for (piece, bytes) in made {
             let options = PutOptions {
                 content_type: Some("application/octet-stream".to_owned()),
                 ..PutOptions::default()
             };
-            let key = piece_key(self.prefix, piece);
-            let body = Bytes::from(bytes.clone());
+            let key = piece_key(self.prefix, &piece);
+            let body = Bytes::from(bytes);
             puts.push(async move { self.store.put(&key, body, options).await });
         }
         let done: Vec<_> = stream::iter(puts)
