@@ -55,6 +55,12 @@ osd pool default min size = 1
 mon allow pool size one = true
 mon allow pool delete = true
 osd crush chooseleaf type = 0
+# The OSD's own start-up commands to the monitor (placing itself in the
+# CRUSH map, setting its device class) sometimes go out before it has the
+# monitor map, with a zero fsid, and are refused ("wrong fsid"), which
+# ends the OSD. This script places it instead, with the ceph CLI.
+osd crush update on start = false
+osd class update on start = false
 run dir = $dir/run
 admin socket = $dir/run/\$name.asok
 log file = $dir/log/\$name.log
@@ -76,6 +82,7 @@ ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring" 
 ceph-mon -c "$conf" -i a >>"$out" 2>&1
 uuid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
 id="$(ceph -c "$conf" osd new "$uuid" 2>>"$out")"
+ceph -c "$conf" osd crush add "osd.$id" 1.0 root=default >>"$out" 2>&1
 mkdir -p "$dir/osd/$id"
 ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$uuid" >>"$out" 2>&1
 ceph-osd -c "$conf" -i "$id" >>"$out" 2>&1
