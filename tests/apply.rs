@@ -527,6 +527,72 @@ async fn a_large_package_costs_its_header_only() {
     assert!(names.contains("bigpayload-1.0.tgz"));
 }
 
+/// On S3, an event costs one ranged GET per package and no HEAD: an
+/// `If-None-Match` with the state's ETag answers 304 for a package already
+/// indexed, so a duplicate event reads none of it; an overwrite is read.
+async fn an_event_reads_each_package_in_one_request() {
+    let store = Faulty::new(Counting::new(common::s3_bucket().await));
+    let config = Config::default();
+    store.inject(Fault {
+        op: Op::Head,
+        key_contains: ".tgz".to_owned(),
+        skip: 0,
+        times: u32::MAX,
+    });
+    let key = "All/bigpayload-1.0.tgz";
+    upload(
+        &store,
+        "All/a-1.tgz",
+        PackageBuilder::new("a-1").build().unwrap(),
+    )
+    .await;
+    let event = |k: &str| common::s3_event(BUCKET, "ObjectCreated:Put", &[k]);
+    assert!(
+        deliver(&store, event("All/a-1.tgz"), &config)
+            .await
+            .is_success()
+    );
+    upload(
+        &store,
+        key,
+        fs::read(common::oracle().join("bigpayload-1.0.tgz")).unwrap(),
+    )
+    .await;
+    for (round, want_read) in [(1, true), (2, false)] {
+        store.inner().take();
+        let outcome = deliver(&store, event(key), &config).await;
+        assert!(outcome.is_success(), "round {round}: {:?}", outcome.errors);
+        let report = &outcome.reports[0];
+        assert_eq!(report.read.is_empty(), !want_read, "round {round}");
+        let read = store.inner().counts().bytes_read;
+        if want_read {
+            assert!(
+                report.bytes_fetched >= 64 * 1024,
+                "{}",
+                report.bytes_fetched
+            );
+        } else {
+            // The manifest and its one piece only.
+            assert_eq!((report.unchanged, report.bytes_fetched), (1, 0));
+            assert!(read < 16 * 1024, "round {round}: {read} bytes read");
+        }
+    }
+    upload(
+        &store,
+        key,
+        PackageBuilder::new("bigpayload-2.0").build().unwrap(),
+    )
+    .await;
+    let outcome = deliver(&store, event(key), &config).await;
+    assert_eq!(outcome.reports[0].read, [key.trim_start_matches("All/")]);
+    let records = common::split_records(&common::published(&store, "All/pkg_summary.gz").await);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.windows(22).any(|w| w == b"PKGNAME=bigpayload-2.0"))
+    );
+}
+
 /// Uploads `name` (a package of that PKGNAME) under `All/` and delivers
 /// its created event.
 async fn upload_and_deliver<S: Store>(store: &S, name: &str, config: &Config) {
@@ -960,6 +1026,7 @@ crate::harness::trials![
     tokio outputs_never_go_backwards,
     tokio each_publication_is_a_later_second,
     tokio a_large_package_costs_its_header_only,
+    s3 an_event_reads_each_package_in_one_request,
     tokio a_deleted_state_never_stops_publishing,
     tokio a_corrupt_state_never_stops_publishing,
     tokio pkg_info_warnings_reach_the_status_object,

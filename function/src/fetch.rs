@@ -1,7 +1,8 @@
 //! Header-only reads from an object store: the header parser reads from a
-//! stream of ranged GETs, each pinned to the ETag seen by HEAD (so a
-//! concurrent overwrite cannot mix versions) and each twice as long as
-//! everything before it, issued only while the parser asks for more.
+//! stream of ranged GETs, each pinned to the ETag of the first (taken by a
+//! [`Store::peek`] or after a HEAD or listing), so a concurrent overwrite
+//! cannot mix versions, and each twice as long as everything before it,
+//! issued only while the parser asks for more.
 //!
 //! The parser is synchronous (it decompresses) and runs on the blocking
 //! pool; the GETs are async. They meet through two one-slot channels:
@@ -35,6 +36,13 @@ pub struct FetchOptions {
     /// Most bytes fetched from one package before giving up.
     pub max: u64,
     pub limits: Limits,
+}
+
+impl FetchOptions {
+    /// The length of the first range.
+    pub fn first(&self) -> u64 {
+        self.initial.clamp(1, self.max.max(1))
+    }
 }
 
 impl Default for FetchOptions {
@@ -84,14 +92,27 @@ pub async fn fetch_header<S: Store>(
     meta: &ObjectMeta,
     options: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
-    let max = options.max.max(1);
-    let first = options.initial.clamp(1, max).min(meta.size);
+    let first = options.first().min(meta.size);
     let chunk = if first > 0 {
         store.get_range(&meta.key, 0..first, &meta.etag).await?
     } else {
         Bytes::new()
     };
-    let (mut fetched, mut requests) = (chunk.len() as u64, u32::from(first > 0));
+    header_after(store, meta, chunk, u32::from(first > 0), options).await
+}
+
+/// Parses the header of the object `meta` describes from `chunk`, its
+/// first bytes (fetched by `requests` requests, e.g. a [`Store::peek`]),
+/// fetching further ranges as the parser asks.
+pub async fn header_after<S: Store>(
+    store: &S,
+    meta: &ObjectMeta,
+    chunk: Bytes,
+    mut requests: u32,
+    options: &FetchOptions,
+) -> Result<Fetched, FetchError> {
+    let max = options.max.max(1);
+    let mut fetched = chunk.len() as u64;
     let mut next = fetched.max(1);
     let _permit = parsers()
         .acquire()

@@ -281,6 +281,13 @@ impl State {
                 .is_some_and(|f| same(f.size, &f.token))
     }
 
+    /// The ETag (or other token) the state holds for `name`, indexed or
+    /// failed.
+    pub fn token(&self, name: &str) -> Option<&str> {
+        let package = self.packages.get(name).map(|p| p.token.as_str());
+        package.or_else(|| self.failures.get(name).map(|f| f.token.as_str()))
+    }
+
     /// The package suffixes remembered from earlier runs.
     pub fn suffixes(&self) -> impl Iterator<Item = &str> {
         self.suffixes.iter().map(String::as_str)

@@ -11,12 +11,12 @@ use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
 use crate::config::is_package_key;
 use crate::error::Error;
-use crate::fetch::{FetchError, fetch_header};
+use crate::fetch::{FetchError, fetch_header, header_after};
 use crate::header::Header;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{Change, Failure, Package, State};
-use crate::store::{ObjectMeta, Op, Store, StoreError};
+use crate::store::{ObjectMeta, Op, Peeked, Store, StoreError};
 
 /// Which names a pass looks at.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,15 @@ enum Seen {
     Unsure(StoreError),
 }
 
+/// What earlier attempts of a pass found to need no change, by name, with
+/// the token the state then held for it (none for a name it did not hold).
+/// While the state still holds that token, the finding still needs no
+/// change and the name is not looked at again. A finding that changes the
+/// state is always looked at again: the token may have come back (an object
+/// reverted to its earlier bytes) through commits whose looks were later
+/// than ours.
+type Earlier = HashMap<String, Option<String>>;
+
 /// Headers already read, by (name, ETag), kept across commit attempts.
 type HeaderCache = tokio::sync::Mutex<HashMap<(String, String), (Change, u64)>>;
 
@@ -53,6 +62,7 @@ impl<S: Store> Repo<'_, S> {
         progress: &dyn Progress,
     ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
         let cache = HeaderCache::default();
+        let mut earlier = Earlier::new();
         let mut listing = None;
         let mut report = Report {
             prefix: self.prefix.to_owned(),
@@ -85,8 +95,14 @@ impl<S: Store> Repo<'_, S> {
                 .clone()
                 .filter(|loss| published > 0 || *loss != StateLoss::Missing);
             let looked = self
-                .look_all(&names, &loaded.state, listed, &cache, progress)
+                .look_all(&names, &loaded.state, listed, &earlier, &cache, progress)
                 .await;
+            for (name, seen) in &looked {
+                let token = loaded.state.token(name);
+                if matches!((seen, token), (Seen::Current, _) | (Seen::Gone, None)) {
+                    earlier.insert(name.clone(), token.map(str::to_owned));
+                }
+            }
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
@@ -213,13 +229,16 @@ impl<S: Store> Repo<'_, S> {
             .collect())
     }
 
-    /// Looks at every name, `concurrency` at a time; `listed`, if given,
-    /// is a listing fresh enough to stand for a HEAD of each name.
+    /// Looks at every name, `concurrency` at a time, but for those an
+    /// earlier attempt found to need no change, as the state still says;
+    /// `listed`,
+    /// if given, is a listing fresh enough to stand for a HEAD of each name.
     async fn look_all(
         &self,
         names: &BTreeSet<String>,
         state: &State,
         listed: Option<&BTreeMap<String, ObjectMeta>>,
+        earlier: &Earlier,
         cache: &HeaderCache,
         progress: &dyn Progress,
     ) -> Vec<(String, Seen)> {
@@ -228,8 +247,14 @@ impl<S: Store> Repo<'_, S> {
         let mut lookups = Vec::with_capacity(names.len());
         for name in names {
             lookups.push(async move {
-                let known = listed.map(|l| l.get(name).cloned());
-                let seen = self.look(name, known, state, cache).await;
+                let seen = match earlier.get(name) {
+                    Some(None) if state.token(name).is_none() => Seen::Gone,
+                    Some(Some(token)) if state.token(name) == Some(token) => Seen::Current,
+                    _ => {
+                        let known = listed.map(|l| l.get(name).cloned());
+                        self.look(name, known, state, cache).await
+                    }
+                };
                 progress.advance();
                 (name.clone(), seen)
             });
@@ -243,9 +268,10 @@ impl<S: Store> Repo<'_, S> {
         looked
     }
 
-    /// What the bucket holds for `name` now, against the state: a HEAD
-    /// (unless `known`, from a fresh listing, says already), and the header
-    /// of a new or changed package.
+    /// What the bucket holds for `name` now, against the state: a ranged
+    /// GET of its start unless it still has the state's ETag (or, if
+    /// `known`, from a fresh listing), and the rest of the header of a new
+    /// or changed package.
     async fn look(
         &self,
         name: &str,
@@ -254,18 +280,25 @@ impl<S: Store> Repo<'_, S> {
         cache: &HeaderCache,
     ) -> Seen {
         let key = self.key(name);
+        let fetch = &self.config.fetch;
         let mut last_error = None;
-        // An object replaced or deleted between our HEAD and our ranged GET
-        // (412 or 404) is simply looked at again: the bucket moved on.
+        // An object replaced or deleted between our first and a further
+        // ranged GET (412 or 404) is simply looked at again: the bucket
+        // moved on.
         for _ in 0..3 {
-            let head = match known.take() {
-                Some(listed) => Ok(listed),
-                None => self.store.head(&key).await,
-            };
-            let meta = match head {
-                Ok(Some(meta)) => meta,
-                Ok(None) => return Seen::Gone,
-                Err(err) => return Seen::Unsure(err),
+            let (meta, first) = match known.take() {
+                Some(None) => return Seen::Gone,
+                Some(Some(meta)) => (meta, None),
+                None => match self
+                    .store
+                    .peek(&key, fetch.first(), state.token(name))
+                    .await
+                {
+                    Ok(Peeked::Gone) => return Seen::Gone,
+                    Ok(Peeked::Unchanged) => return Seen::Current,
+                    Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
+                    Err(err) => return Seen::Unsure(err),
+                },
             };
             if state.is_current(name, meta.size, &meta.etag) {
                 return Seen::Current;
@@ -274,7 +307,11 @@ impl<S: Store> Repo<'_, S> {
             if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
                 return Seen::Changed(change.clone(), *bytes);
             }
-            let (change, bytes) = match fetch_header(self.store, &meta, &self.config.fetch).await {
+            let fetched = match first {
+                Some(first) => header_after(self.store, &meta, first, 1, fetch).await,
+                None => fetch_header(self.store, &meta, fetch).await,
+            };
+            let (change, bytes) = match fetched {
                 Ok(fetched) => {
                     tracing::info!(
                         key = %meta.key,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures::future::join_all;
 
 use super::commit::{Loaded, PieceError, Want};
 use super::keys::{GENERATION, generation_of, output_key, state_key};
@@ -48,6 +49,40 @@ struct LayoutFile {
     layout: Layout,
 }
 
+/// The most bytes of previous summaries (or of records, for a format
+/// with none) for which all formats are made at once: 32 MiB, about 50,000
+/// packages, holds the previous and the new files of every format well
+/// within a 128 MiB function.
+const TOGETHER_LIMIT: u64 = 32 << 20;
+
+/// A format's summary being made: its runs, and for each the bytes and
+/// digest it can be copied with from the published file, if it can.
+struct Draft {
+    format: Compression,
+    plan: chunk::Plan,
+    copied: Vec<Option<(Bytes, [u8; 32])>>,
+}
+
+impl Draft {
+    /// The runs to compress, as ranges of the state's pieces.
+    fn todo(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let runs = self.plan.runs.iter().zip(&self.copied);
+        runs.filter(|(_, copied)| copied.is_none())
+            .map(|(run, _)| run.clone())
+    }
+}
+
+/// What publishing did when a newer commit dropped the pieces it needed:
+/// that commit's pass publishes.
+fn superseded(published: Published, generation: u64, prefix: &str) -> Published {
+    tracing::info!(
+        prefix,
+        generation,
+        "a newer commit dropped pieces this one needs; its pass publishes"
+    );
+    published
+}
+
 /// A published file read back, with its layout.
 struct Previous {
     layout: Layout,
@@ -73,10 +108,19 @@ impl<S: Store> Repo<'_, S> {
     /// published together, as one version, instead of one per second.
     pub async fn publish(&self, state: &mut State) -> Result<Published, PassError> {
         let behind = self.behind(state).await?;
-        if !behind.is_empty()
-            && self.wait_for_next_second(&behind).await
-            && let Some(mut newer) = self.newer_state(state.generation()).await?
-        {
+        let Some(later) = self.next_second(&behind) else {
+            return self.publish_state(state, behind, None).await;
+        };
+        // The files are made while waiting: usually no newer commit has
+        // come by then, and the wait was not lost.
+        let early = if self.together(state, &behind) {
+            let (_, made) = tokio::join!(wait_until(later), self.assemble_all(state, &behind));
+            made?
+        } else {
+            wait_until(later).await;
+            None
+        };
+        if let Some(mut newer) = self.newer_state(state.generation()).await? {
             tracing::debug!(
                 prefix = self.prefix,
                 committed = state.generation(),
@@ -84,9 +128,9 @@ impl<S: Store> Repo<'_, S> {
                 "publishing a newer commit"
             );
             let behind = self.behind(&newer).await?;
-            return self.publish_state(&mut newer, behind).await;
+            return self.publish_state(&mut newer, behind, None).await;
         }
-        self.publish_state(state, behind).await
+        self.publish_state(state, behind, early).await
     }
 
     /// The formats whose published file is older than `state`'s records,
@@ -108,24 +152,32 @@ impl<S: Store> Repo<'_, S> {
         Ok(behind)
     }
 
-    /// Waits for the second after the newest of these files' (where the
-    /// store cannot be told a modification time); returns whether it
-    /// waited.
-    async fn wait_for_next_second(&self, behind: &[(Compression, Option<ObjectMeta>)]) -> bool {
+    /// The second after the newest of these files', if it has not begun
+    /// (and the store cannot be told a modification time): pkgin would
+    /// take a new version written before it for the old one.
+    fn next_second(&self, behind: &[(Compression, Option<ObjectMeta>)]) -> Option<SystemTime> {
         if self.store.sets_modified() {
-            return false;
+            return None;
         }
         let newest = behind
             .iter()
             .filter_map(|(_, m)| m.as_ref()?.last_modified)
-            .max();
-        match newest.and_then(|t| later_second(t, SystemTime::now())) {
-            Some(later) => {
-                wait_until(later).await;
-                true
-            }
-            None => false,
-        }
+            .max()?;
+        later_second(newest, SystemTime::now())
+    }
+
+    /// Whether every format of `behind` may be made at once: their
+    /// previous files (or, where there is none, the records) together stay
+    /// within [`TOGETHER_LIMIT`]. Above it, one format at a time, so a
+    /// large repository holds one previous file and one new one at once.
+    fn together(&self, state: &State, behind: &[(Compression, Option<ObjectMeta>)]) -> bool {
+        let records: u64 = state.pieces().iter().map(|p| p.bytes).sum();
+        let held: u64 = behind
+            .iter()
+            .map(|(_, current)| current.as_ref().map_or(records, |m| m.size))
+            .sum();
+        // A state never stored in pieces is published from a cut copy.
+        (!state.pieces().is_empty() || state.is_empty()) && held <= TOGETHER_LIMIT
     }
 
     /// The committed state, if it is newer than `generation` (its manifest
@@ -146,12 +198,14 @@ impl<S: Store> Repo<'_, S> {
         Ok(manifest.is_some_and(|m| generation_of(&m) > generation))
     }
 
-    /// Publishes `state` for the formats `behind`, removes variants this
+    /// Publishes `state` for the formats `behind` (with their files if
+    /// `early` has them already, in the same order), removes variants this
     /// configuration does not write, and writes the status.
     async fn publish_state(
         &self,
         state: &mut State,
         behind: Vec<(Compression, Option<ObjectMeta>)>,
+        early: Option<Vec<Assembled>>,
     ) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
         let generation = state.generation();
@@ -177,19 +231,28 @@ impl<S: Store> Repo<'_, S> {
         } else {
             state
         };
+        let mut outputs: Vec<Option<Assembled>> = match early {
+            Some(made) => made.into_iter().map(Some).collect(),
+            None if !behind.is_empty() && self.together(state, &behind) => {
+                match self.assemble_all(state, &behind).await? {
+                    Some(made) => made.into_iter().map(Some).collect(),
+                    None => return Ok(superseded(published, generation, prefix)),
+                }
+            }
+            None => behind.iter().map(|_| None).collect(),
+        };
         // Least preferred first: by the time the variant pkgin tries first
-        // changes, the others already say the same. One format at a time,
-        // so only one previous file is held at once.
-        for (format, current) in behind.into_iter().rev() {
-            let Some(output) = self.assemble(state, format, current.as_ref()).await? else {
-                tracing::info!(
-                    prefix,
-                    generation,
-                    "a newer commit dropped pieces this one needs; its pass publishes"
-                );
-                return Ok(published);
+        // changes, the others already say the same.
+        let mut layouts = Vec::new();
+        for (i, (format, current)) in behind.iter().enumerate().rev() {
+            let output = match outputs.get_mut(i).and_then(Option::take) {
+                Some(output) => output,
+                None => match self.assemble_all(state, &behind[i..=i]).await? {
+                    Some(mut made) => made.remove(0),
+                    None => return Ok(superseded(published, generation, prefix)),
+                },
             };
-            let key = output_key(prefix, format);
+            let key = output_key(prefix, *format);
             let stamp = Stamp {
                 generation,
                 current_from,
@@ -197,11 +260,12 @@ impl<S: Store> Repo<'_, S> {
             };
             tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
             let layout = output.layout;
-            if let Some(etag) = put_output(store, &key, output.bytes, format, stamp).await? {
+            let written = put_output(store, &key, output.bytes, *format, current.as_ref(), stamp);
+            if let Some(etag) = written.await? {
                 published.wrote = true;
                 published.runs_compressed += output.compressed;
                 published.runs_copied += output.reused;
-                self.write_layout(format, generation, etag, layout).await?;
+                layouts.push(self.write_layout(*format, generation, etag, layout));
             }
         }
         for (key, meta) in stale {
@@ -211,46 +275,43 @@ impl<S: Store> Repo<'_, S> {
                 published.wrote = true;
             }
         }
-        self.write_status(state).await?;
+        // Layouts only serve the next update: written together, with the
+        // status, after the summaries.
+        let (layouts, status) = tokio::join!(join_all(layouts), self.write_status(state));
+        layouts
+            .into_iter()
+            .chain([status])
+            .collect::<Result<(), _>>()?;
         Ok(published)
     }
 
-    /// `format`'s summary of `state`, whose runs are made of whole pieces:
-    /// runs the published file holds already are copied from it; the
-    /// pieces of the others are loaded and their records compressed.
-    /// `None` if a piece has gone because a newer state was committed
-    /// (whose pass publishes).
-    async fn assemble(
+    /// The summaries of `state` in the formats `behind`, in that order,
+    /// made together: each format's runs that its published file holds
+    /// already are copied from it; the pieces of the others are loaded
+    /// once for all formats and their records compressed, the formats in
+    /// parallel. `None` if a piece has gone because a newer state was
+    /// committed (whose pass publishes).
+    async fn assemble_all(
         &self,
         state: &mut State,
-        format: Compression,
-        current: Option<&ObjectMeta>,
-    ) -> Result<Option<Assembled>, PassError> {
+        behind: &[(Compression, Option<ObjectMeta>)],
+    ) -> Result<Option<Vec<Assembled>>, PassError> {
         if state.is_empty() {
-            return Assembled::empty(format)
+            let empty = behind.iter().map(|(format, _)| Assembled::empty(*format));
+            return empty
+                .collect::<Result<_, _>>()
                 .map(Some)
                 .map_err(|e| self.render_error(e));
         }
-        let previous = self.previous_output(format, current).await;
-        let items: Vec<(&str, usize)> = state
-            .pieces()
-            .iter()
-            .map(|p| (p.first.as_str(), p.bytes as usize))
-            .collect();
-        let digests: Vec<[u8; 32]> = state.pieces().iter().map(|p| p.records).collect();
-        let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
-        let previous_ref = previous.as_ref().map(|p| (&p.layout, &p.bytes[..]));
-        let trusted = previous.as_ref().is_some_and(|p| p.trusted);
-        let reused = chunk::reusable(&plan, format, previous_ref, trusted);
-        let todo: Vec<std::ops::Range<usize>> = plan
-            .runs
-            .iter()
-            .zip(&reused)
-            .filter(|(_, copied)| copied.is_none())
-            .map(|(run, _)| run.clone())
-            .collect();
+        let shared: &State = state;
+        let drafts = join_all(
+            behind
+                .iter()
+                .map(|(format, current)| self.draft(shared, *format, current.as_ref())),
+        )
+        .await;
         let unloaded = state.unloaded();
-        let wanted = todo.iter().flat_map(|run| run.clone());
+        let wanted = drafts.iter().flat_map(Draft::todo).flatten();
         let wanted = wanted.filter(|i| unloaded.contains(i)).collect();
         match self.load_pieces(state, wanted).await {
             Ok(()) => {}
@@ -262,18 +323,65 @@ impl<S: Store> Repo<'_, S> {
                 return Err(self.render_error(std::io::Error::other(reason)));
             }
         }
-        let raws = todo
+        let mut jobs = Vec::with_capacity(drafts.len());
+        for draft in &drafts {
+            let raws = draft
+                .todo()
+                .map(|run| state.records_in(run))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.render_error(std::io::Error::other(e)))?;
+            let format = draft.format;
+            jobs.push(tokio::task::spawn_blocking(move || {
+                chunk::compress_each(&raws, format)
+            }));
+        }
+        let mut assembled = Vec::with_capacity(drafts.len());
+        for (draft, job) in drafts.iter().zip(join_all(jobs).await) {
+            let made = job
+                .map_err(|e| self.render_error(std::io::Error::other(e)))?
+                .map_err(|e| self.render_error(e))?;
+            let copied: Vec<_> = draft
+                .copied
+                .iter()
+                .map(|c| c.as_ref().map(|(bytes, digest)| (&bytes[..], *digest)))
+                .collect();
+            let file = chunk::join(&draft.plan, draft.format, &copied, made);
+            assembled.push(file.map_err(|e| self.render_error(e))?);
+        }
+        Ok(Some(assembled))
+    }
+
+    /// How `format`'s summary of `state` will be made: its runs, and those
+    /// the published file (`current`) holds already.
+    async fn draft(
+        &self,
+        state: &State,
+        format: Compression,
+        current: Option<&ObjectMeta>,
+    ) -> Draft {
+        let previous = self.previous_output(format, current).await;
+        let items: Vec<(&str, usize)> = state
+            .pieces()
             .iter()
-            .map(|run| state.records_in(run.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.render_error(std::io::Error::other(e)))?;
-        let made = tokio::task::spawn_blocking(move || chunk::compress_each(&raws, format))
-            .await
-            .map_err(|e| self.render_error(std::io::Error::other(e)))?
-            .map_err(|e| self.render_error(e))?;
-        chunk::join(&plan, format, &reused, made)
-            .map(Some)
-            .map_err(|e| self.render_error(e))
+            .map(|p| (p.first.as_str(), p.bytes as usize))
+            .collect();
+        let digests: Vec<[u8; 32]> = state.pieces().iter().map(|p| p.records).collect();
+        let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
+        let copied = match &previous {
+            Some(previous) => {
+                let file = (&previous.layout, &previous.bytes[..]);
+                chunk::reusable(&plan, format, Some(file), previous.trusted)
+                    .into_iter()
+                    .map(|c| c.map(|(bytes, digest)| (previous.bytes.slice_ref(bytes), digest)))
+                    .collect()
+            }
+            None => vec![None; plan.runs.len()],
+        };
+        Draft {
+            format,
+            plan,
+            copied,
+        }
     }
 
     fn render_error(&self, error: std::io::Error) -> PassError {
@@ -355,13 +463,14 @@ struct Stamp {
 }
 
 /// Writes one output unless one holding these records or newer is already
-/// there; keeps its Last-Modified strictly after the previous one's, in
+/// there (as `known` said, then as a HEAD says after a refused write); keeps its Last-Modified strictly after the previous one's, in
 /// whole seconds. Returns the ETag it was written with, if it was.
 async fn put_output<S: Store>(
     store: &S,
     key: &str,
     body: Vec<u8>,
     format: Compression,
+    known: Option<&ObjectMeta>,
     stamp: Stamp,
 ) -> Result<Option<String>, PassError> {
     let Stamp {
@@ -370,8 +479,14 @@ async fn put_output<S: Store>(
         attempts,
     } = stamp;
     let body = Bytes::from(body);
+    // The first attempt trusts what `behind` saw: If-Match refuses the
+    // write if another pass has published since, and the retry looks again.
+    let mut known = Some(known.cloned());
     for _ in 0..attempts {
-        let current = store.head(key).await?;
+        let current = match known.take() {
+            Some(current) => current,
+            None => store.head(key).await?,
+        };
         if current
             .as_ref()
             .is_some_and(|m| generation_of(m) >= current_from)

@@ -9,11 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{PutMode, PutOptions, Store};
+use super::{Peeked, PutMode, PutOptions, Store};
 
 /// Runs the whole suite on `store`, under keys starting with `base`.
 pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     basic_semantics(store.as_ref(), base).await;
+    peek(store.as_ref(), base).await;
     modification_time(store.as_ref(), base).await;
     one_winner(store, base).await;
 }
@@ -37,6 +38,55 @@ async fn modification_time<S: Store>(store: &S, base: &str) {
         assert_ne!(got, Some(wanted));
     }
     store.delete(&key).await.unwrap();
+}
+
+/// A peek says what HEAD says, with the first bytes, in one go; nothing
+/// but "unchanged" for the ETag the caller names.
+async fn peek<S: Store>(store: &S, base: &str) {
+    let key = format!("{base}dir/peeked 1.0.tgz");
+    assert_eq!(store.peek(&key, 4, None).await.unwrap(), Peeked::Gone);
+    let etag = store
+        .put(
+            &key,
+            Bytes::from_static(b"0123456789"),
+            put_opts(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    let head = store.head(&key).await.unwrap().unwrap();
+    for (len, first) in [(4, &b"0123"[..]), (10, b"0123456789"), (64, b"0123456789")] {
+        let Peeked::Found(meta, got) = store.peek(&key, len, None).await.unwrap() else {
+            panic!("no object found by a peek of {len} bytes");
+        };
+        assert_eq!((&got[..], meta.size, &meta.etag), (first, 10, &etag));
+        assert_eq!(meta.last_modified, head.last_modified);
+    }
+    assert_eq!(
+        store.peek(&key, 4, Some(&etag)).await.unwrap(),
+        Peeked::Unchanged
+    );
+    let Peeked::Found(meta, got) = store.peek(&key, 4, Some("0000")).await.unwrap() else {
+        panic!("another ETag named, but no object found");
+    };
+    assert_eq!((&got[..], &meta.etag), (&b"0123"[..], &etag));
+    // An empty object has no first byte to range over (S3 answers 416).
+    let empty = store
+        .put(&key, Bytes::new(), put_opts(PutMode::Overwrite))
+        .await
+        .unwrap();
+    let Peeked::Found(meta, got) = store.peek(&key, 4, None).await.unwrap() else {
+        panic!("an empty object not found");
+    };
+    assert_eq!((got.len(), meta.size, meta.etag), (0, 0, empty.clone()));
+    assert_eq!(
+        store.peek(&key, 4, Some(&empty)).await.unwrap(),
+        Peeked::Unchanged
+    );
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store.peek(&key, 4, Some(&etag)).await.unwrap(),
+        Peeked::Gone
+    );
 }
 
 fn put_opts(mode: PutMode) -> PutOptions {

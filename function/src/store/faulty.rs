@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 pub use super::Op;
-use super::{ObjectMeta, PutOptions, Store, StoreError, StoreResult};
+use super::{ObjectMeta, Peeked, PutOptions, Store, StoreError, StoreResult};
 
 /// Fail `times` calls of `op` on keys containing `key_contains`, after
 /// letting `skip` such calls through.
@@ -118,6 +118,12 @@ impl<S: Store> Store for Faulty<S> {
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
         self.check(Op::GetRange, key)?;
         self.inner.get_range(key, range, etag).await
+    }
+
+    /// A ranged GET, as S3 makes it.
+    async fn peek(&self, key: &str, len: u64, unless: Option<&str>) -> StoreResult<Peeked> {
+        self.check(Op::GetRange, key)?;
+        self.inner.peek(key, len, unless).await
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {

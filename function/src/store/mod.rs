@@ -4,8 +4,9 @@
 //! `testing` feature, `conformance` is the suite every backend passes.
 //!
 //! The operations are the ones the indexer needs and nothing more: HEAD
-//! to learn what a key holds now, ranged GET pinned to an ETag for
-//! headers, whole GET for the state, conditional PUT for compare-and-swap
+//! to learn what a key holds now, a peek (what it holds and its first
+//! bytes, unless it still has a known ETag: one request on S3), ranged GET
+//! pinned to an ETag for the rest of a header, whole GET for the state, conditional PUT for compare-and-swap
 //! commits, DELETE for stale variants, and a listing for `rebuild`.
 
 #[cfg(feature = "testing")]
@@ -35,6 +36,18 @@ pub struct ObjectMeta {
     pub last_modified: Option<SystemTime>,
     /// User metadata (`x-amz-meta-*`), names in lower case.
     pub metadata: BTreeMap<String, String>,
+}
+
+/// What [`Store::peek`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peeked {
+    /// No object at the key.
+    Gone,
+    /// The object still has the ETag the caller named.
+    Unchanged,
+    /// What the key holds now, and its first bytes (the whole object if it
+    /// is shorter than asked; more may follow with [`Store::get_range`]).
+    Found(ObjectMeta, Bytes),
 }
 
 /// The precondition of a PUT.
@@ -197,6 +210,30 @@ pub trait Store: Send + Sync {
         etag: &str,
     ) -> impl Future<Output = StoreResult<Bytes>> + Send;
 
+    /// What `key` holds and its first `len` bytes, or [`Peeked::Unchanged`]
+    /// if it still has the ETag `unless` (so nothing need be read). S3 does
+    /// this in one request (a ranged GET with `If-None-Match`), where a HEAD
+    /// then a GET take two; this default does the two.
+    fn peek(
+        &self,
+        key: &str,
+        len: u64,
+        unless: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Peeked>> + Send {
+        async move {
+            let Some(meta) = self.head(key).await? else {
+                return Ok(Peeked::Gone);
+            };
+            if unless == Some(meta.etag.as_str()) {
+                return Ok(Peeked::Unchanged);
+            }
+            let first = self
+                .get_range(key, 0..len.min(meta.size), &meta.etag)
+                .await?;
+            Ok(Peeked::Found(meta, first))
+        }
+    }
+
     /// Writes `body`; returns the new ETag.
     fn put(
         &self,
@@ -247,6 +284,15 @@ macro_rules! delegate_store {
                 etag: &str,
             ) -> impl Future<Output = StoreResult<Bytes>> + Send {
                 (**self).get_range(key, range, etag)
+            }
+
+            fn peek(
+                &self,
+                key: &str,
+                len: u64,
+                unless: Option<&str>,
+            ) -> impl Future<Output = StoreResult<Peeked>> + Send {
+                (**self).peek(key, len, unless)
             }
 
             fn put(

@@ -17,7 +17,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::{ErrorKind, ObjectMeta, Op, PutMode, PutOptions, Store, StoreError, StoreResult};
+use super::{
+    ErrorKind, ObjectMeta, Op, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
+};
 
 /// One bucket through one shared client.
 #[derive(Debug, Clone)]
@@ -250,6 +252,15 @@ impl S3Store {
     /// An SDK error as one readable line: the operation, the object, and
     /// the cause (see [`classify`]). The SDK's error stays behind it as
     /// source.
+    /// [`Store::peek`] of an object with no bytes to range over.
+    async fn head_then_peek(&self, key: &str, unless: Option<&str>) -> StoreResult<Peeked> {
+        Ok(match self.head(key).await? {
+            None => Peeked::Gone,
+            Some(meta) if unless == Some(meta.etag.as_str()) => Peeked::Unchanged,
+            Some(meta) => Peeked::Found(meta, Bytes::new()),
+        })
+    }
+
     fn error<E>(&self, op: Op, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -361,6 +372,11 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
         last = next;
     }
     last.to_string()
+}
+
+/// The object's size from a `Content-Range` (`bytes 0-65535/123456`).
+fn total_of_range(range: &str) -> Option<u64> {
+    range.rsplit_once('/')?.1.trim().parse().ok()
 }
 
 fn unquote(etag: Option<&str>) -> String {
@@ -476,6 +492,58 @@ impl Store for S3Store {
             }
             Err(err) => Err(self.error(Op::GetRange, key, err)),
         }
+    }
+
+    /// One ranged GET with `If-None-Match`. A server that ignores the
+    /// condition sends the bytes (the caller compares ETags anyway); one
+    /// that ignores the range is read no further than `len`.
+    async fn peek(&self, key: &str, len: u64, unless: Option<&str>) -> StoreResult<Peeked> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", len.max(1) - 1))
+            .set_if_none_match(unless.map(|etag| format!("\"{etag}\"")))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                return match (status, self.error(Op::GetRange, key, err)) {
+                    (Some(304), _) => Ok(Peeked::Unchanged),
+                    (_, e) if e.is_not_found() => Ok(Peeked::Gone),
+                    // 416: an empty object has no byte 0.
+                    (Some(416), _) => self.head_then_peek(key, unless).await,
+                    (_, e) => Err(e),
+                };
+            }
+        };
+        let size = out
+            .content_range()
+            .and_then(total_of_range)
+            .or_else(|| out.content_length().map(|n| n.max(0) as u64))
+            .unwrap_or(0);
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size,
+            etag: unquote(out.e_tag()),
+            last_modified: to_system_time(out.last_modified()),
+            metadata: to_btree(out.metadata()),
+        };
+        let mut first = Vec::with_capacity(len.min(size) as usize);
+        let mut stream = out.body;
+        while (first.len() as u64) < len
+            && let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| StoreError::other(Op::GetRange, self.location(key), innermost(&e)))?
+        {
+            first.extend_from_slice(&chunk);
+        }
+        first.truncate(len as usize);
+        Ok(Peeked::Found(meta, Bytes::from(first)))
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
