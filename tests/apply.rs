@@ -18,7 +18,11 @@ use pkgsum::repo::{self, Repo, output_key, state_key};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::faulty::{Fault, Faulty, Op};
 use pkgsum::store::memory::MemoryStore;
-use pkgsum::store::{PutOptions, Store};
+use pkgsum::store::{
+    ErrorKind, ObjectMeta, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
+};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
 
 const BUCKET: &str = "repo-bucket";
 
@@ -1007,7 +1011,75 @@ async fn a_listing_pass_collects_pieces_nothing_names() {
     assert_eq!(state.len(), 1);
 }
 
+/// A store that refuses the first compare-and-swap of the state's
+/// manifest as if another writer had won it, and counts the peeks of
+/// packages: what a pass that lost a race does again.
+struct LosesOneRace<S> {
+    inner: S,
+    lost: std::sync::atomic::AtomicBool,
+    peeks: std::sync::atomic::AtomicUsize,
+}
+
+impl<S: Store> Store for LosesOneRace<S> {
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
+        self.inner.get_range(key, range, etag).await
+    }
+    async fn peek(&self, key: &str, len: u64, unless: Option<&str>) -> StoreResult<Peeked> {
+        self.peeks.fetch_add(1, Ordering::SeqCst);
+        self.inner.peek(key, len, unless).await
+    }
+    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        let update = matches!(options.mode, PutMode::Update(_));
+        if key == state_key("All/") && update && !self.lost.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::new(Op::Put, key, ErrorKind::Precondition));
+        }
+        self.inner.put(key, body, options).await
+    }
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// A listing pass that loses the race for the manifest tries again, but
+/// looks again only at the names that change the state: the new package,
+/// not the 20 it found unchanged (the state still holds what it did).
+async fn a_retried_pass_looks_again_only_at_what_it_changes() {
+    let store = LosesOneRace {
+        inner: MemoryStore::new(),
+        lost: true.into(),
+        peeks: 0.into(),
+    };
+    let config = Config::default();
+    for i in 0..20 {
+        let name = format!("p{i:02}-1.0");
+        let body = PackageBuilder::new(&name).build().unwrap();
+        upload(&store, &format!("All/{name}.tgz"), body).await;
+    }
+    let repo = Repo::new(&store, "All/", &config);
+    repo.apply(repo::Scope::Listing, &()).await.unwrap();
+    let body = PackageBuilder::new("new-1.0").build().unwrap();
+    upload(&store, "All/new-1.0.tgz", body).await;
+    store.lost.store(false, Ordering::SeqCst);
+    let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
+    assert_eq!((report.attempts, report.unchanged), (2, 20));
+    assert_eq!(report.read, ["new-1.0.tgz"]);
+    // The first attempt took the listing for every HEAD; the second
+    // looked at the new package alone.
+    assert_eq!(store.peeks.load(Ordering::SeqCst), 1);
+    assert_eq!(repo.read_state().await.unwrap().len(), 21);
+}
+
 crate::harness::trials![
+    tokio a_retried_pass_looks_again_only_at_what_it_changes,
     tokio a_listing_pass_collects_pieces_nothing_names,
     tokio a_crash_at_any_step_of_an_update_is_repaired,
     tokio a_key_that_is_not_there_creates_nothing,

@@ -25,7 +25,15 @@ const FORMATS: [Compression; 4] = [
     Compression::Xz,
     Compression::Zstd,
 ];
-const TARGETS: [usize; 5] = [64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20];
+const TARGETS: [usize; 7] = [
+    64 << 10,
+    128 << 10,
+    256 << 10,
+    512 << 10,
+    640 << 10,
+    768 << 10,
+    1 << 20,
+];
 
 /// A summary split into (FILE_NAME, record) pairs, sorted by name.
 fn records(summary: &[u8]) -> Vec<(String, Vec<u8>)> {
