@@ -18,11 +18,7 @@ use pkgsum::repo::{self, Repo, output_key, state_key};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::faulty::{Fault, Faulty, Op};
 use pkgsum::store::memory::MemoryStore;
-use pkgsum::store::{
-    ErrorKind, ObjectMeta, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
-};
-use std::ops::Range;
-use std::sync::atomic::Ordering;
+use pkgsum::store::{ErrorKind, PutOptions, Store};
 
 const BUCKET: &str = "repo-bucket";
 
@@ -380,6 +376,7 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_next_event() {
         key_contains: "pkg_summary".to_owned(),
         skip: 0,
         times: 1,
+        kind: ErrorKind::Other("injected fault".to_owned()),
     });
     let outcome = deliver(
         &store,
@@ -428,6 +425,7 @@ async fn sqs_failures_name_only_the_failed_messages() {
         key_contains: "Two/b-1".to_owned(),
         skip: 0,
         times: 100,
+        kind: ErrorKind::Other("injected fault".to_owned()),
     });
     let body = |k: &str| common::s3_event(BUCKET, "ObjectCreated:Put", &[k]).to_string();
     let batch = serde_json::json!({"Records": [
@@ -542,6 +540,7 @@ async fn an_event_reads_each_package_in_one_request() {
         key_contains: ".tgz".to_owned(),
         skip: 0,
         times: u32::MAX,
+        kind: ErrorKind::Other("injected fault".to_owned()),
     });
     let key = "All/bigpayload-1.0.tgz";
     upload(
@@ -1011,53 +1010,11 @@ async fn a_listing_pass_collects_pieces_nothing_names() {
     assert_eq!(state.len(), 1);
 }
 
-/// A store that refuses the first compare-and-swap of the state's
-/// manifest as if another writer had won it, and counts the peeks of
-/// packages: what a pass that lost a race does again.
-struct LosesOneRace<S> {
-    inner: S,
-    lost: std::sync::atomic::AtomicBool,
-    peeks: std::sync::atomic::AtomicUsize,
-}
-
-impl<S: Store> Store for LosesOneRace<S> {
-    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
-        self.inner.get_range(key, range, etag).await
-    }
-    async fn peek(&self, key: &str, len: u64, unless: Option<&str>) -> StoreResult<Peeked> {
-        self.peeks.fetch_add(1, Ordering::SeqCst);
-        self.inner.peek(key, len, unless).await
-    }
-    async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
-        let update = matches!(options.mode, PutMode::Update(_));
-        if key == state_key("All/") && update && !self.lost.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::new(Op::Put, key, ErrorKind::Precondition));
-        }
-        self.inner.put(key, body, options).await
-    }
-    async fn delete(&self, key: &str) -> StoreResult<()> {
-        self.inner.delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-}
-
 /// A listing pass that loses the race for the manifest tries again, but
 /// looks again only at the names that change the state: the new package,
 /// not the 20 it found unchanged (the state still holds what it did).
 async fn a_retried_pass_looks_again_only_at_what_it_changes() {
-    let store = LosesOneRace {
-        inner: MemoryStore::new(),
-        lost: true.into(),
-        peeks: 0.into(),
-    };
+    let store = Faulty::new(Counting::new(MemoryStore::new()));
     let config = Config::default();
     for i in 0..20 {
         let name = format!("p{i:02}-1.0");
@@ -1068,13 +1025,20 @@ async fn a_retried_pass_looks_again_only_at_what_it_changes() {
     repo.apply(repo::Scope::Listing, &()).await.unwrap();
     let body = PackageBuilder::new("new-1.0").build().unwrap();
     upload(&store, "All/new-1.0.tgz", body).await;
-    store.lost.store(false, Ordering::SeqCst);
+    store.inject(Fault {
+        op: Op::Put,
+        key_contains: state_key("All/"),
+        skip: 0,
+        times: 1,
+        kind: ErrorKind::Precondition,
+    });
+    store.inner().take();
     let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
     assert_eq!((report.attempts, report.unchanged), (2, 20));
     assert_eq!(report.read, ["new-1.0.tgz"]);
-    // The first attempt took the listing for every HEAD; the second
-    // looked at the new package alone.
-    assert_eq!(store.peeks.load(Ordering::SeqCst), 1);
+    // The first attempt took the listing for every HEAD and read the new
+    // header; the second looked at the new package alone (one peek).
+    assert_eq!(store.inner().counts().range_gets, 2);
     assert_eq!(repo.read_state().await.unwrap().len(), 21);
 }
 

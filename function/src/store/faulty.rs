@@ -8,17 +8,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
+pub use super::ErrorKind;
 pub use super::Op;
 use super::{ObjectMeta, Peeked, PutOptions, Store, StoreError, StoreResult};
 
 /// Fail `times` calls of `op` on keys containing `key_contains`, after
-/// letting `skip` such calls through.
+/// letting `skip` such calls through, with an error of `kind` (say
+/// [`ErrorKind::Precondition`] for a race lost to another writer).
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub op: Op,
     pub key_contains: String,
     pub skip: u32,
     pub times: u32,
+    pub kind: ErrorKind,
 }
 
 /// Passes calls to `inner` unless a fault rule claims them.
@@ -94,11 +97,8 @@ impl<S: Store> Faulty<S> {
                 continue;
             }
             fault.times -= 1;
-            return Err(StoreError::other(
-                op,
-                self.inner.location(key),
-                "injected fault",
-            ));
+            let kind = fault.kind.clone();
+            return Err(StoreError::new(op, self.inner.location(key), kind));
         }
         Ok(())
     }
