@@ -1,7 +1,7 @@
 """Checks that the Terraform module matches the SAM template: every
 template parameter is a module variable with the same default, the fixed
-settings (timeouts, retention, redrive) agree, and the function's IAM
-policy has the same statements with the same actions.
+settings (timeouts, retention, redrive) agree, and the function's and the
+uploader's IAM policies have the same statements with the same actions.
 
     python infra/parity.py   (in the venv infra/install.sh makes)
 
@@ -126,29 +126,37 @@ def template_statements(tpl) -> dict:
     return {s["Sid"]: actions(s) for s in policy["PolicyDocument"]["Statement"]}
 
 
-def module_statements(mod) -> dict:
-    for block in mod["resource"]:
-        if "aws_iam_role_policy" in block:
-            text = attribute(block["aws_iam_role_policy"]["function"], "policy")
-            body = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", text, re.S)
-            document = ast.literal_eval(body.group(1))
-            return {s["Sid"]: actions(s) for s in document["Statement"]}
-    sys.exit("the module has no aws_iam_role_policy")
+def template_uploader(tpl) -> dict:
+    document = tpl["Resources"]["UploaderPolicy"]["Properties"]["PolicyDocument"]
+    return {s["Sid"]: actions(s) for s in document["Statement"]}
+
+
+def module_statements(mod, kind: str, name: str) -> dict:
+    text = attribute(module_resource(mod, kind, name), "policy")
+    body = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", text, re.S)
+    document = ast.literal_eval(body.group(1))
+    return {s["Sid"]: actions(s) for s in document["Statement"]}
 
 
 def main() -> None:
     tpl, mod = template(), module()
     problems = parameters_match(tpl, mod) + settings_match(tpl, mod)
-    sam, tf = template_statements(tpl), module_statements(mod)
+    sam = template_statements(tpl)
+    tf = module_statements(mod, "aws_iam_role_policy", "function")
     if sam != tf:
         problems.append(f"IAM statements differ: template {sam} module {tf}")
+    uploader = template_uploader(tpl)
+    tf = module_statements(mod, "aws_iam_policy", "uploader")
+    if uploader != tf:
+        problems.append(f"uploader statements differ: template {uploader} module {tf}")
     for problem in problems:
         print(f"parity: {problem}", file=sys.stderr)
     if problems:
         sys.exit(1)
     print(
         f"parity: {len(tpl['Parameters'])} parameters, {len(SETTINGS) + 1} settings and "
-        f"{len(sam)} IAM statements match between infra/sam and infra/terraform"
+        f"{len(sam)} + {len(uploader)} IAM statements (function, uploader) match between "
+        "infra/sam and infra/terraform"
     )
 
 

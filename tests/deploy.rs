@@ -319,6 +319,32 @@ async fn assert_least_privilege(
     );
 }
 
+/// The uploader policy the stack made grants PutObject on the
+/// repository's package keys and nothing else.
+async fn assert_uploader_policy(iam: &aws_sdk_iam::Client, arn: &str, bucket: &str) {
+    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let version = policy
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .unwrap();
+    let document = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap();
+    let document = document
+        .policy_version()
+        .and_then(|v| v.document())
+        .unwrap();
+    let want = (
+        "s3:PutObject".to_owned(),
+        format!("arn:aws:s3:::{bucket}/{PREFIX}*.tgz"),
+    );
+    assert_eq!(grants(&policy_json(document)), BTreeSet::from([want]));
+}
+
 /// Waits until the repository's pkg_summary.gz says `want`.
 async fn wait_for_summary(store: &S3Store, want: &[u8], what: &str) {
     let key = output_key(PREFIX, Compression::Gzip);
@@ -547,6 +573,10 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         trust["Statement"][0]["Principal"]["Service"],
         "lambda.amazonaws.com"
     );
+    // Uploads: a policy to attach, and no role without a principal.
+    assert_uploader_policy(&iam, &outputs["UploaderPolicyArn"], &bucket).await;
+    assert!(!outputs.contains_key("UploaderRoleArn"));
+    assert!(!resources.contains_key("UploaderRole"));
     for (logical, kind) in [
         ("ReconcileRule", "AWS::Events::Rule"),
         ("ReconcilePermission", "AWS::Lambda::Permission"),
@@ -631,10 +661,15 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
         .send()
         .await
         .unwrap();
+    let uploader = "arn:aws:iam::000000000000:role/package-builds";
     let (stack, outputs) = deploy(
         &cfn,
         &artifacts,
-        &[("ExistingBucketName", &bucket), ("BatchingWindow", "1")],
+        &[
+            ("ExistingBucketName", &bucket),
+            ("BatchingWindow", "1"),
+            ("UploaderPrincipalArn", uploader),
+        ],
     )
     .await;
     assert_eq!(outputs["BucketName"], bucket);
@@ -661,6 +696,34 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     let role = outputs["FunctionRoleArn"].rsplit('/').next().unwrap();
     let log_group = &resources["FunctionLogGroup"].1;
     assert_least_privilege(&iam, role, &bucket, &queue["QueueArn"], log_group).await;
+
+    // The uploader role: assumable by the principal given, holding the
+    // uploader policy and nothing else.
+    let policy = &outputs["UploaderPolicyArn"];
+    assert_uploader_policy(&iam, policy, &bucket).await;
+    let role = outputs["UploaderRoleArn"].rsplit('/').next().unwrap();
+    let got = iam.get_role().role_name(role).send().await.unwrap();
+    let trust = policy_json(got.role().unwrap().assume_role_policy_document().unwrap());
+    assert_eq!(trust["Statement"][0]["Principal"]["AWS"], uploader);
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    let attached: Vec<_> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
+    assert_eq!(attached, [policy.as_str()]);
+    let inline = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    assert!(inline.policy_names().is_empty());
 
     let names = ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"];
     common::upload_oracle(&store, PREFIX, &names).await;

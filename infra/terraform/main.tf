@@ -265,6 +265,41 @@ resource "aws_iam_role_policy" "function" {
   })
 }
 
+# ---- who uploads -----------------------------------------------------------
+# Least privilege for the CI that uploads packages: PutObject on package
+# keys under the prefix and nothing else, so it can neither overwrite the
+# summaries or the state nor read or delete anything.
+
+resource "aws_iam_policy" "uploader" {
+  name        = "${var.name}-uploader"
+  description = "Upload pkgsrc packages to the repository, nothing else."
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "UploadPackages", Effect = "Allow", Action = "s3:PutObject", Resource = "${local.bucket_arn}/${local.prefix}*${var.package_suffix}" },
+    ]
+  })
+}
+
+resource "aws_iam_role" "uploader" {
+  count = var.uploader_principal_arn == "" ? 0 : 1
+  name  = "${var.name}-uploader"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = var.uploader_principal_arn }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "uploader" {
+  count      = length(aws_iam_role.uploader)
+  role       = aws_iam_role.uploader[0].name
+  policy_arn = aws_iam_policy.uploader.arn
+}
+
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   alarm_name          = "${var.name}-dead-letters"
   alarm_description   = "pkgsum could not apply some package events after 5 deliveries; they wait in the dead-letter queue. Fix the cause, then redrive them or run the reconcile."

@@ -27,3 +27,13 @@ output "function_name" {
 output "function_role_arn" {
   value = aws_iam_role.function.arn
 }
+
+output "uploader_policy_arn" {
+  description = "The policy to attach to whatever uploads packages (PutObject on package keys only)."
+  value       = aws_iam_policy.uploader.arn
+}
+
+output "uploader_role_arn" {
+  description = "The role uploader_principal_arn may assume to upload packages (empty without one)."
+  value       = length(aws_iam_role.uploader) > 0 ? aws_iam_role.uploader[0].arn : ""
+}

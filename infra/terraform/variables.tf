@@ -135,3 +135,9 @@ variable "alarm_topic_arn" {
   type        = string
   default     = ""
 }
+
+variable "uploader_principal_arn" {
+  description = "An IAM principal (an account, role or user ARN) allowed to assume the uploader role, which may only upload packages. Empty, no role: attach the uploader_policy_arn output to your own CI role or user instead."
+  type        = string
+  default     = ""
+}
