@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pkgsum::compression::Compression;
 use pkgsum::config::Config;
-use pkgsum::create::PackageBuilder;
+use pkgsum::create::{self, PackageBuilder};
 use pkgsum::dispatch::apply_messages;
 use pkgsum::event;
 use pkgsum::repo::{self, Repo, output_key, state_key};
@@ -719,6 +719,50 @@ async fn pkg_info_warnings_reach_the_status_object() {
     );
 }
 
+/// What would fail only later is a warning, in the report and the status
+/// object, and the packages stay indexed: a file pkgin would never
+/// download (it fetches PKGNAME.tgz), and a signature over `+PKG_HASH`
+/// made for another pkgname.
+async fn packages_pkgin_or_pkg_add_would_trip_on_are_warned_of() {
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let inner = PackageBuilder::new("foo-1.0").build().unwrap();
+    let signed = create::sign(&inner, "foo-1.0.tgz", "bar-2.0", create::Signature::Gpg).unwrap();
+    upload(&store, "All/foo-1.0.tgz", signed).await;
+    let other = PackageBuilder::new("baz-3.0").build().unwrap();
+    upload(&store, "All/baz-latest.tgz", other).await;
+    let keys = ["All/foo-1.0.tgz", "All/baz-latest.tgz"];
+    let outcome = deliver(
+        &store,
+        common::s3_event(BUCKET, "ObjectCreated:Put", &keys),
+        &config,
+    )
+    .await;
+    let report = &outcome.reports[0];
+    assert_eq!(report.read, ["baz-latest.tgz", "foo-1.0.tgz"]);
+    let named = "pkgin downloads \"baz-3.0.tgz\" for PKGNAME=baz-3.0, not this file: \
+                 the package is listed but cannot be installed (rename it to \"baz-3.0.tgz\")";
+    let signed_for = "+PKG_HASH is signed for pkgname \"bar-2.0\", but PKGNAME is \"foo-1.0\" \
+                      (pkg_add does not compare them)";
+    let want = [("baz-latest.tgz", named), ("foo-1.0.tgz", signed_for)];
+    let got: Vec<(&str, &str)> = report
+        .warnings
+        .iter()
+        .map(|(k, w)| (k.as_str(), w.as_str()))
+        .collect();
+    assert_eq!(got, want);
+    let (status, _) = store.get(&repo::status_key("All/")).await.unwrap().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(
+        status["warnings"],
+        serde_json::json!([
+            {"file": "baz-latest.tgz", "warning": named},
+            {"file": "foo-1.0.tgz", "warning": signed_for},
+        ])
+    );
+    assert_eq!(status["packages"], 2);
+}
+
 /// Keys that are not there (another reading of an encoded key, a late
 /// delete) never create a repository: no state, no summary.
 async fn a_key_that_is_not_there_creates_nothing() {
@@ -1066,4 +1110,5 @@ crate::harness::trials![
     tokio a_deleted_state_never_stops_publishing,
     tokio a_corrupt_state_never_stops_publishing,
     tokio pkg_info_warnings_reach_the_status_object,
+    tokio packages_pkgin_or_pkg_add_would_trip_on_are_warned_of,
 ];

@@ -523,6 +523,12 @@ async fn rebuild_verify_and_apply_event_against_s3() {
         stderr(&out),
         String::from_utf8_lossy(&out.stdout)
     );
+    // A package's warnings are told, and are no drift.
+    assert!(
+        stderr(&out).contains("All/minimal-1.0.tgz: warning: build information missing"),
+        "{}",
+        stderr(&out)
+    );
 
     // A delete with no event: drift, then repaired by apply-event from stdin.
     store.delete("All/scripts-3.1.tgz").await.unwrap();

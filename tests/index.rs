@@ -72,12 +72,19 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     // pkg_info -X *.tgz in LC_ALL=C order is exactly the sorted summary.
     let all = fs::read(common::oracle().join("all.expected")).unwrap();
     assert_outputs(tmp.path(), &all);
+    // pkg_info's own warning, and the name pkgin would download instead.
+    let mismatch = "pkgin downloads \"real-name-2.0nb3.tgz\" for PKGNAME=real-name-2.0nb3, \
+                    not this file: the package is listed but cannot be installed \
+                    (rename it to \"real-name-2.0nb3.tgz\")";
     assert_eq!(
         report.warnings,
-        vec![(
-            "minimal-1.0.tgz".to_owned(),
-            "build information missing".to_owned()
-        )]
+        vec![
+            (
+                "minimal-1.0.tgz".to_owned(),
+                "build information missing".to_owned()
+            ),
+            ("name-mismatch-1.0.tgz".to_owned(), mismatch.to_owned()),
+        ]
     );
     // The directory gets the status object a bucket gets.
     let status: serde_json::Value =
@@ -85,7 +92,10 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     assert_eq!(status["packages"], 16);
     assert_eq!(
         status["warnings"],
-        serde_json::json!([{"file": "minimal-1.0.tgz", "warning": "build information missing"}])
+        serde_json::json!([
+            {"file": "minimal-1.0.tgz", "warning": "build information missing"},
+            {"file": "name-mismatch-1.0.tgz", "warning": mismatch},
+        ])
     );
 }
 

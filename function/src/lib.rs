@@ -40,7 +40,7 @@
 //!   count or fail requests, LocalStack helpers.
 
 pub use pkgsum_core::{
-    Error, Result, chunk, compression, create, error, header, limit, piece, plist, record,
+    Error, Result, checks, chunk, compression, create, error, header, limit, piece, plist, record,
     record_file, record_stream, sample, signed, state, summary,
 };
 

@@ -718,6 +718,9 @@ async fn verify(url: String) -> anyhow::Result<Verdict> {
     for (name, reason) in &drift.unreadable {
         println!("{prefix}{name}: unreadable: {reason}");
     }
+    for (name, warning) in &drift.warnings {
+        eprintln!("pkgsum: {prefix}{name}: warning: {warning}");
+    }
     let differences = if drift.lines.is_empty() {
         "no drift".to_owned()
     } else {

@@ -54,6 +54,9 @@ pub struct Drift {
     pub lines: Vec<String>,
     /// Packages that are there but cannot be indexed, with the reason.
     pub unreadable: Vec<(String, String)>,
+    /// Indexed packages' warnings (pkg_info's, and what would make them
+    /// fail later): not drift, so they leave the verdict alone.
+    pub warnings: Vec<(String, String)>,
     pub packages: usize,
     pub generation: u64,
 }
@@ -84,6 +87,10 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
         unreadable: state
             .failures()
             .map(|(name, f)| (name.to_owned(), f.error.clone()))
+            .collect(),
+        warnings: state
+            .warnings()
+            .flat_map(|(name, warnings)| warnings.iter().map(move |w| (name.to_owned(), w.clone())))
             .collect(),
         generation: state.generation(),
         ..Drift::default()

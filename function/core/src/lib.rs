@@ -10,7 +10,8 @@
 //!   package) and the bounded readers of [`limit`], so no input can make
 //!   it read or allocate without bound.
 //! - [`plist`] parses `+CONTENTS`; [`record`] renders the metadata as the
-//!   exact record `pkg_info -X` prints.
+//!   exact record `pkg_info -X` prints; [`checks`] warns of what would make
+//!   a package fail later (a file name pkgin never downloads).
 //! - [`state`] is a repository's records, tokens and failures, and merges
 //!   changes into them; it is stored as a manifest naming [`piece`]s, so
 //!   an update reads and writes only what it touches; [`summary`] names the `pkg_summary` files;
@@ -25,6 +26,7 @@
 //! The `pkgsum` crate is the shell around this: stores, the repository
 //! pass, events, the Lambda function and the CLI.
 
+pub mod checks;
 pub mod chunk;
 pub mod compression;
 pub mod create;

@@ -9,6 +9,7 @@ use futures::stream::{self, StreamExt};
 use super::commit::{Loaded, Want};
 use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
+use crate::checks;
 use crate::config::is_package_key;
 use crate::error::Error;
 use crate::fetch::{FetchError, fetch_header, header_after};
@@ -435,16 +436,23 @@ fn indexed(name: &str, meta: &ObjectMeta, header: &Header) -> Change {
         name: name.as_bytes(),
         size: meta.size,
     };
-    for warning in &header.warnings {
+    let record = record::render(&header.metadata, Some(info));
+    let mut warnings = header.warnings.clone();
+    warnings.extend(checks::package_warnings(
+        name,
+        &record,
+        header.signature.as_ref(),
+    ));
+    for warning in &warnings {
         tracing::warn!(key = %meta.key, %warning, "indexed with a warning");
     }
     Change::Indexed {
         name: name.to_owned(),
         package: Package {
-            record: record::render(&header.metadata, Some(info)),
+            record,
             size: meta.size,
             token: meta.etag.clone(),
-            warnings: header.warnings.clone(),
+            warnings,
         },
     }
 }
