@@ -232,8 +232,8 @@ impl<S: Store> Repo<'_, S> {
 
     /// Looks at every name, `concurrency` at a time, but for those an
     /// earlier attempt found to need no change, as the state still says;
-    /// `listed`,
-    /// if given, is a listing fresh enough to stand for a HEAD of each name.
+    /// `listed`, if given, is a listing fresh enough to stand for a HEAD of
+    /// each name.
     async fn look_all(
         &self,
         names: &BTreeSet<String>,

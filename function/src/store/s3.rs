@@ -599,6 +599,16 @@ mod tests {
     use aws_sdk_s3::operation::get_object::GetObjectError;
     use aws_sdk_s3::primitives::SdkBody;
 
+    #[test]
+    fn the_size_is_read_from_a_content_range() {
+        assert_eq!(total_of_range("bytes 0-65535/123456"), Some(123456));
+        assert_eq!(total_of_range("bytes 0-9/10"), Some(10));
+        // An unknown length, or no range at all: the caller falls back
+        // to Content-Length.
+        assert_eq!(total_of_range("bytes 0-9/*"), None);
+        assert_eq!(total_of_range("garbage"), None);
+    }
+
     /// An error as S3 answers it: a status and an error code.
     fn answered(status: u16, code: &str, message: &str) -> SdkError<GetObjectError, HttpResponse> {
         let meta = ErrorMetadata::builder().code(code).message(message).build();
