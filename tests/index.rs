@@ -72,13 +72,17 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     // pkg_info -X *.tgz in LC_ALL=C order is exactly the sorted summary.
     let all = fs::read(common::oracle().join("all.expected")).unwrap();
     assert_outputs(tmp.path(), &all);
-    // pkg_info's own warning, and the name pkgin would download instead.
+    // pkg_info's own warning, the name pkgin would download instead, and
+    // an OS_VERSION that a CRLF +BUILD_INFO ends with a `\r`.
+    let crlf = "OS_VERSION is \"6.1.0\\r\", where 14 of 15 packages have \"6.1.0\": \
+                pkg_add refuses or warns of a package built for another platform";
     let mismatch = "pkgin downloads \"real-name-2.0nb3.tgz\" for PKGNAME=real-name-2.0nb3, \
                     not this file: the package is listed but cannot be installed \
                     (rename it to \"real-name-2.0nb3.tgz\")";
     assert_eq!(
         report.warnings,
         vec![
+            ("buildinfo-edge-0.1.tgz".to_owned(), crlf.to_owned()),
             (
                 "minimal-1.0.tgz".to_owned(),
                 "build information missing".to_owned()
@@ -373,7 +377,83 @@ fn unusable_names_and_own_outputs_are_not_packages() {
     );
 }
 
+/// Packages that would fail beside the others are warned of on every
+/// listing pass and by `verify`, and stay indexed: two files with one
+/// PKGNAME, and a package for another MACHINE_ARCH than most.
+fn duplicates_and_other_platforms_are_warned_of() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for name in ["a-1.0", "b-1.0"] {
+        fs::write(
+            dir.join(format!("{name}.tgz")),
+            PackageBuilder::new(name).build().unwrap(),
+        )
+        .unwrap();
+    }
+    fs::copy(dir.join("a-1.0.tgz"), dir.join("a-copy.tgz")).unwrap();
+    let arm = "BUILD_DATE=2026-11-25 12:00:00 +0000\nCATEGORIES=misc\n\
+               MACHINE_ARCH=aarch64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGPATH=misc/c\n";
+    let c = PackageBuilder::new("c-1.0")
+        .member("+BUILD_INFO", arm)
+        .build()
+        .unwrap();
+    fs::write(dir.join("c-1.0.tgz"), c).unwrap();
+    let duplicate = |other: &str| {
+        format!(
+            "PKGNAME=a-1.0 is also in {other}: pkgin keeps one record for a PKGNAME, \
+             so only one of them can be installed"
+        )
+    };
+    let platform = "MACHINE_ARCH is \"aarch64\", where 3 of 4 packages have \"x86_64\": \
+                    pkg_add refuses or warns of a package built for another platform";
+    let beside = vec![
+        ("a-1.0.tgz".to_owned(), duplicate("a-copy.tgz")),
+        ("a-copy.tgz".to_owned(), duplicate("a-1.0.tgz")),
+        ("c-1.0.tgz".to_owned(), platform.to_owned()),
+    ];
+    let report = index(dir, &Config::default());
+    assert_eq!(report.read.len(), 4);
+    let named = |report: &Report| -> Vec<(String, String)> {
+        let mut found = report.warnings.clone();
+        found.retain(|(_, w)| !w.starts_with("pkgin downloads"));
+        found
+    };
+    assert_eq!(named(&report), beside);
+    // a-copy.tgz is also a name pkgin never downloads.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|(f, w)| f == "a-copy.tgz" && w.starts_with("pkgin downloads \"a-1.0.tgz\""))
+    );
+    // A pass that reads nothing still tells them.
+    let again = index(dir, &Config::default());
+    assert!(again.read.is_empty());
+    assert_eq!(again.warnings, beside);
+    // So does `verify`, beside the packages' own warnings.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = pkgsum::store::local::LocalStore::new(dir);
+    let config = Config::default();
+    let drift = runtime
+        .block_on(pkgsum::reconcile::verify(&pkgsum::repo::Repo::new(
+            &store, "", &config,
+        )))
+        .unwrap();
+    assert!(drift.is_clean(), "{:?}", drift.lines);
+    for warning in &beside {
+        assert!(
+            drift.warnings.contains(warning),
+            "{warning:?} not in {:?}",
+            drift.warnings
+        );
+    }
+}
+
 crate::harness::trials![
+    test duplicates_and_other_platforms_are_warned_of,
     test oracle_directory_gives_pkg_info_output_in_every_format,
     test only_new_changed_and_deleted_packages_are_touched,
     test a_bad_package_costs_only_itself,

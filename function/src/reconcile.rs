@@ -2,6 +2,7 @@
 //! repository from a listing) and `verify` (report drift between the
 //! bucket, the state and the published summaries without writing).
 
+use crate::checks;
 use crate::limit::Limited;
 use crate::progress::Progress;
 use crate::repo::{PassError, Repo, Report, Scope, output_key, state_key};
@@ -55,7 +56,8 @@ pub struct Drift {
     /// Packages that are there but cannot be indexed, with the reason.
     pub unreadable: Vec<(String, String)>,
     /// Indexed packages' warnings (pkg_info's, and what would make them
-    /// fail later): not drift, so they leave the verdict alone.
+    /// fail later, alone or beside the others): not drift, so they leave
+    /// the verdict alone.
     pub warnings: Vec<(String, String)>,
     pub packages: usize,
     pub generation: u64,
@@ -91,6 +93,9 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
         warnings: state
             .warnings()
             .flat_map(|(name, warnings)| warnings.iter().map(move |w| (name.to_owned(), w.clone())))
+            .chain(checks::repository_warnings(
+                state.packages().map(|(name, p)| (name, &p.record[..])),
+            ))
             .collect(),
         generation: state.generation(),
         ..Drift::default()

@@ -1,13 +1,23 @@
-//! Checks that save users from silent failures: things about one package
-//! that neither pkg_info nor pkgin reports, but that make it fail later.
-//! Each finding is a warning; the package stays indexed.
+//! Checks that save users from silent failures: what neither pkg_info nor
+//! pkgin reports, but makes a package fail later. Each finding is a
+//! warning; the package stays indexed.
 //!
+//! Of one package ([`package_warnings`], on every pass that reads it):
 //! - pkgin downloads `REPO/PKGNAME.tgz` and ignores FILE_NAME, so a
 //!   package stored under any other name is listed but cannot be
 //!   installed.
 //! - pkg_add verifies a signed package's signature over `+PKG_HASH` but
 //!   never compares the `pkgname` there with the package's PKGNAME, so a
 //!   signature made for one package can vouch for another.
+//!
+//! Of the repository as a whole ([`repository_warnings`], where every
+//! record is at hand: listing passes and `verify`):
+//! - two files with one PKGNAME: pkgin keeps one of the records, and the
+//!   other package cannot be installed;
+//! - OPSYS, MACHINE_ARCH or OS_VERSION other than most packages': pkg_add
+//!   refuses (or warns of) a package built for another platform.
+
+use std::collections::BTreeMap;
 
 use crate::record;
 use crate::signed::PkgHash;
@@ -45,6 +55,116 @@ pub fn package_warnings(
         ));
     }
     warnings
+}
+
+/// The fields a package's platform is told by.
+const PLATFORM: [&str; 3] = ["OPSYS", "MACHINE_ARCH", "OS_VERSION"];
+
+/// A package's PKGNAME and platform fields, in the order of [`PLATFORM`].
+struct Fields<'r> {
+    file: &'r str,
+    pkgname: Option<&'r [u8]>,
+    platform: [Option<&'r [u8]>; 3],
+}
+
+impl<'r> Fields<'r> {
+    /// The first value of each field, read in one pass over the record's
+    /// lines that stops when all are found.
+    fn of(file: &'r str, record: &'r [u8]) -> Fields<'r> {
+        let mut fields = Fields {
+            file,
+            pkgname: None,
+            platform: [None; 3],
+        };
+        for line in record.split(|&b| b == b'\n') {
+            let Some(eq) = line.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (name, value) = (&line[..eq], &line[eq + 1..]);
+            if name == b"PKGNAME" {
+                fields.pkgname.get_or_insert(value);
+            } else if let Some(i) = PLATFORM.iter().position(|f| f.as_bytes() == name) {
+                fields.platform[i].get_or_insert(value);
+            }
+            if fields.pkgname.is_some() && fields.platform.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        fields
+    }
+}
+
+/// Warnings about packages against the rest of the repository, given as
+/// (file name, record) pairs, sorted by file name.
+pub fn repository_warnings<'a>(
+    packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<(String, String)> {
+    let fields: Vec<Fields> = packages
+        .into_iter()
+        .map(|(file, record)| Fields::of(file, record))
+        .collect();
+    let mut warnings = duplicate_names(&fields);
+    for (i, name) in PLATFORM.iter().enumerate() {
+        warnings.extend(off_platform(&fields, i, name));
+    }
+    warnings.sort();
+    warnings
+}
+
+/// Files that share a PKGNAME, each named with the others.
+fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
+    let mut by_name: BTreeMap<&[u8], Vec<&str>> = BTreeMap::new();
+    for package in packages {
+        if let Some(pkgname) = package.pkgname {
+            by_name.entry(pkgname).or_default().push(package.file);
+        }
+    }
+    let mut warnings = Vec::new();
+    for (pkgname, files) in by_name.into_iter().filter(|(_, f)| f.len() > 1) {
+        let pkgname = String::from_utf8_lossy(pkgname);
+        for file in &files {
+            let others: Vec<&str> = files.iter().copied().filter(|f| f != file).collect();
+            warnings.push((
+                (*file).to_owned(),
+                format!(
+                    "PKGNAME={pkgname} is also in {}: pkgin keeps one record for a \
+                     PKGNAME, so only one of them can be installed",
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
+    warnings
+}
+
+/// Packages whose platform field `i` (`name`) differs from the value most
+/// packages have (if one value has more packages than any other).
+fn off_platform(packages: &[Fields], i: usize, name: &str) -> Vec<(String, String)> {
+    let mut counts: BTreeMap<&[u8], usize> = BTreeMap::new();
+    for value in packages.iter().filter_map(|p| p.platform[i]) {
+        *counts.entry(value).or_default() += 1;
+    }
+    let total: usize = counts.values().sum();
+    let mut ranked: Vec<(&[u8], usize)> = counts.into_iter().collect();
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let (most, count) = match ranked.as_slice() {
+        [(value, n), rest @ ..] if rest.first().is_none_or(|r| r.1 < *n) => (*value, *n),
+        _ => return Vec::new(),
+    };
+    let shown = String::from_utf8_lossy(most);
+    packages
+        .iter()
+        .filter_map(|p| {
+            let value = p.platform[i].filter(|v| *v != most)?;
+            let value = String::from_utf8_lossy(value);
+            // Quoted: a value may hold a stray `\r` (a CRLF +BUILD_INFO).
+            let warning = format!(
+                "{name} is {value:?}, where {count} of {total} packages have {shown:?}: \
+                 pkg_add refuses or warns of a package built for another platform"
+            );
+            Some((p.file.to_owned(), warning))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,5 +219,73 @@ mod tests {
     #[test]
     fn a_record_without_pkgname_gives_nothing_to_compare() {
         assert!(package_warnings("x.tgz", b"COMMENT=c\n\n", None).is_empty());
+    }
+
+    fn platform(pkgname: &str, opsys: &str, arch: &str, version: &str) -> Vec<u8> {
+        format!("PKGNAME={pkgname}\nOPSYS={opsys}\nMACHINE_ARCH={arch}\nOS_VERSION={version}\n\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn one_platform_and_distinct_names_are_fine() {
+        let a = platform("a-1", "NetBSD", "aarch64", "10.0");
+        let b = platform("b-1", "NetBSD", "aarch64", "10.0");
+        let packages = [("a-1.tgz", &a[..]), ("b-1.tgz", &b[..])];
+        assert!(repository_warnings(packages).is_empty());
+    }
+
+    #[test]
+    fn two_files_with_one_pkgname_are_both_named() {
+        let a = platform("a-1", "NetBSD", "aarch64", "10.0");
+        let packages = [("a-1.tgz", &a[..]), ("a-copy.tgz", &a[..])];
+        let warnings = repository_warnings(packages);
+        let files: Vec<&str> = warnings.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(files, ["a-1.tgz", "a-copy.tgz"]);
+        assert!(
+            warnings[0]
+                .1
+                .starts_with("PKGNAME=a-1 is also in a-copy.tgz: pkgin keeps")
+        );
+        assert!(
+            warnings[1]
+                .1
+                .starts_with("PKGNAME=a-1 is also in a-1.tgz: pkgin keeps")
+        );
+    }
+
+    #[test]
+    fn a_package_for_another_platform_than_most_is_named() {
+        let records = [
+            platform("a-1", "NetBSD", "aarch64", "10.0"),
+            platform("b-1", "NetBSD", "aarch64", "10.0"),
+            platform("c-1", "NetBSD", "x86_64", "9.3"),
+        ];
+        let names = ["a-1.tgz", "b-1.tgz", "c-1.tgz"];
+        let packages = names.iter().copied().zip(records.iter().map(|r| &r[..]));
+        let warnings = repository_warnings(packages);
+        assert_eq!(
+            warnings,
+            [
+                (
+                    "c-1.tgz".to_owned(),
+                    "MACHINE_ARCH is \"x86_64\", where 2 of 3 packages have \"aarch64\": \
+                     pkg_add refuses or warns of a package built for another platform"
+                        .to_owned()
+                ),
+                (
+                    "c-1.tgz".to_owned(),
+                    "OS_VERSION is \"9.3\", where 2 of 3 packages have \"10.0\": \
+                     pkg_add refuses or warns of a package built for another platform"
+                        .to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_majority_names_nobody() {
+        let a = platform("a-1", "NetBSD", "aarch64", "10.0");
+        let b = platform("b-1", "Linux", "x86_64", "6.1");
+        assert!(repository_warnings([("a-1.tgz", &a[..]), ("b-1.tgz", &b[..])]).is_empty());
     }
 }

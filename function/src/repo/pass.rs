@@ -107,6 +107,11 @@ impl<S: Store> Repo<'_, S> {
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
+            if matches!(scope, Scope::Listing) {
+                // Every record is at hand only here (and in `verify`).
+                report.warnings.extend(repository_warnings(&next));
+                report.warnings.sort();
+            }
             if never_indexed(scope, &loaded, published, &next) {
                 // Names that are not there (another reading of a key, a
                 // late delete) never create a repository.
@@ -429,6 +434,17 @@ fn tally(
     (report.read, report.removed, report.warnings) = (read, removed, warnings);
     (report.unchanged, report.bytes_fetched) = (unchanged, bytes);
     (changes, unsure)
+}
+
+/// What is wrong with packages beside the others in `state` (duplicate
+/// PKGNAMEs, another platform than most), logged as it is found.
+fn repository_warnings(state: &State) -> Vec<(String, String)> {
+    let records = state.packages().map(|(name, p)| (name, &p.record[..]));
+    let found = checks::repository_warnings(records);
+    for (name, warning) in &found {
+        tracing::warn!(name, %warning, "found beside the other packages");
+    }
+    found
 }
 
 fn indexed(name: &str, meta: &ObjectMeta, header: &Header) -> Change {
