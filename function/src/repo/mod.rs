@@ -10,13 +10,15 @@
 //!    that hold the names it looks at (`commit.rs`); a lost state turns
 //!    the pass into one over the whole listing;
 //! 2. asks the store what each name holds now, after reading the state, so
-//!    nothing older than the state is ever applied: a HEAD per name, or a
-//!    listing taken after the state was read;
-//! 3. fetches headers of new or changed packages only;
+//!    nothing older than the state is ever applied: a peek per name (one
+//!    ranged GET, 304 for a name the state holds unchanged), or a listing
+//!    taken after the state was read;
+//! 3. fetches the rest of the headers of new or changed packages only;
 //! 4. stores the pieces it changed, then commits the manifest with
 //!    If-Match (If-None-Match `*` when new); on
 //!    412/409 it waits a jittered, growing delay and starts over, a bounded
-//!    number of times, reusing headers already fetched for the same ETag;
+//!    number of times, reusing headers already fetched for the same ETag
+//!    and not looking again at names found to need no change;
 //! 5. publishes every format (`publish.rs`) from the newest committed
 //!    state, its own or, if it had to wait for pkgin's next second,
 //!    whatever another pass committed meanwhile; each write guarded by the
