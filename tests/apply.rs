@@ -543,18 +543,8 @@ async fn an_event_reads_each_package_in_one_request() {
         kind: ErrorKind::Other("injected fault".to_owned()),
     });
     let key = "All/bigpayload-1.0.tgz";
-    upload(
-        &store,
-        "All/a-1.tgz",
-        PackageBuilder::new("a-1").build().unwrap(),
-    )
-    .await;
+    upload_and_deliver(&store, "a-1", &config).await;
     let event = |k: &str| common::s3_event(BUCKET, "ObjectCreated:Put", &[k]);
-    assert!(
-        deliver(&store, event("All/a-1.tgz"), &config)
-            .await
-            .is_success()
-    );
     upload(
         &store,
         key,
@@ -598,7 +588,11 @@ async fn an_event_reads_each_package_in_one_request() {
 
 /// Uploads `name` (a package of that PKGNAME) under `All/` and delivers
 /// its created event.
-async fn upload_and_deliver<S: Store>(store: &S, name: &str, config: &Config) {
+async fn upload_and_deliver<S: Store>(
+    store: &S,
+    name: &str,
+    config: &Config,
+) -> pkgsum::dispatch::Outcome {
     let key = format!("All/{name}.tgz");
     upload(store, &key, PackageBuilder::new(name).build().unwrap()).await;
     let outcome = deliver(
@@ -608,6 +602,7 @@ async fn upload_and_deliver<S: Store>(store: &S, name: &str, config: &Config) {
     )
     .await;
     assert!(outcome.is_success(), "{:?}", outcome.errors);
+    outcome
 }
 
 async fn published_records<S: Store>(store: &S) -> usize {
@@ -853,15 +848,7 @@ async fn an_update_copies_the_unchanged_runs() {
     for suffix in before {
         runs_before.push(layout(&store, suffix).await.1);
     }
-    upload(
-        &store,
-        "All/runs150a-1.0.tgz",
-        PackageBuilder::new("runs150a-1.0").build().unwrap(),
-    )
-    .await;
-    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &["All/runs150a-1.0.tgz"]);
-    let outcome = deliver(&store, event, &config).await;
-    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    let outcome = upload_and_deliver(&store, "runs150a-1.0", &config).await;
     let report = &outcome.reports[0];
     // One or two runs per format recompressed, every other one copied.
     assert!(report.runs_compressed <= 6, "{report:?}");
@@ -900,15 +887,7 @@ async fn an_update_copies_the_unchanged_runs() {
         .put(&key, Bytes::from(altered), options)
         .await
         .unwrap();
-    upload(
-        &store,
-        "All/runs200a-1.0.tgz",
-        PackageBuilder::new("runs200a-1.0").build().unwrap(),
-    )
-    .await;
-    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &["All/runs200a-1.0.tgz"]);
-    let outcome = deliver(&store, event, &config).await;
-    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    upload_and_deliver(&store, "runs200a-1.0", &config).await;
     let truth = common::truth(&store, "All/", ".tgz").await;
     assert_all_formats(&store, "All/", &truth).await;
 }
@@ -1013,14 +992,7 @@ async fn a_crash_at_any_step_of_an_update_is_repaired() {
 async fn a_listing_pass_collects_pieces_nothing_names() {
     let store = MemoryStore::setting_modified();
     let config = Config::default();
-    upload(
-        &store,
-        "All/a-1.tgz",
-        PackageBuilder::new("a-1").build().unwrap(),
-    )
-    .await;
-    let event = common::s3_event(BUCKET, "ObjectCreated:Put", &["All/a-1.tgz"]);
-    assert!(deliver(&store, event, &config).await.is_success());
+    upload_and_deliver(&store, "a-1", &config).await;
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     let orphan = |generation: u64, age: Option<std::time::SystemTime>| {
         let key = format!("All/.pkgsum/pieces/{generation}-{}", "ab".repeat(32));

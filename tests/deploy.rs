@@ -282,6 +282,42 @@ fn expected_grants(
     out
 }
 
+/// What a role is made of, as IAM reads it back.
+struct RolePolicies {
+    /// The trust (assume-role) policy document.
+    trust: Value,
+    /// The ARNs of its attached managed policies.
+    attached: Vec<String>,
+    /// The names of its inline policies.
+    inline: Vec<String>,
+}
+
+async fn role_policies(iam: &aws_sdk_iam::Client, role: &str) -> RolePolicies {
+    let got = iam.get_role().role_name(role).send().await.unwrap();
+    let trust = policy_json(got.role().unwrap().assume_role_policy_document().unwrap());
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    let inline = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    RolePolicies {
+        trust,
+        attached: attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect(),
+        inline: inline.policy_names().to_vec(),
+    }
+}
+
 /// The role has one inline policy, nothing attached, and the policy
 /// grants exactly [`expected_grants`].
 async fn assert_least_privilege(
@@ -291,20 +327,9 @@ async fn assert_least_privilege(
     queue_arn: &str,
     log_group: &str,
 ) {
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap();
-    assert!(attached.attached_policies().is_empty(), "{attached:?}");
-    let inline = iam
-        .list_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(inline.policy_names(), ["pkgsum-index"]);
+    let policies = role_policies(iam, role).await;
+    assert!(policies.attached.is_empty(), "{:?}", policies.attached);
+    assert_eq!(policies.inline, ["pkgsum-index"]);
     let policy = iam
         .get_role_policy()
         .role_name(role)
@@ -567,8 +592,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
     let role = role_arn.rsplit('/').next().unwrap();
     let log_group = &resources["FunctionLogGroup"].1;
     assert_least_privilege(&iam, role, &bucket, &queue["QueueArn"], log_group).await;
-    let trust = iam.get_role().role_name(role).send().await.unwrap();
-    let trust = policy_json(trust.role().unwrap().assume_role_policy_document().unwrap());
+    let trust = role_policies(&iam, role).await.trust;
     assert_eq!(
         trust["Statement"][0]["Principal"]["Service"],
         "lambda.amazonaws.com"
@@ -702,28 +726,10 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     let policy = &outputs["UploaderPolicyArn"];
     assert_uploader_policy(&iam, policy, &bucket).await;
     let role = outputs["UploaderRoleArn"].rsplit('/').next().unwrap();
-    let got = iam.get_role().role_name(role).send().await.unwrap();
-    let trust = policy_json(got.role().unwrap().assume_role_policy_document().unwrap());
-    assert_eq!(trust["Statement"][0]["Principal"]["AWS"], uploader);
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap();
-    let attached: Vec<_> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn())
-        .collect();
-    assert_eq!(attached, [policy.as_str()]);
-    let inline = iam
-        .list_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap();
-    assert!(inline.policy_names().is_empty());
+    let policies = role_policies(&iam, role).await;
+    assert_eq!(policies.trust["Statement"][0]["Principal"]["AWS"], uploader);
+    assert_eq!(policies.attached, [policy.as_str()]);
+    assert!(policies.inline.is_empty());
 
     let names = ["meta-deps-2.3nb1.tgz", "rich-buildinfo-4.5.6nb2.tgz"];
     common::upload_oracle(&store, PREFIX, &names).await;

@@ -220,18 +220,7 @@ pub trait Store: Send + Sync {
         len: u64,
         unless: Option<&str>,
     ) -> impl Future<Output = StoreResult<Peeked>> + Send {
-        async move {
-            let Some(meta) = self.head(key).await? else {
-                return Ok(Peeked::Gone);
-            };
-            if unless == Some(meta.etag.as_str()) {
-                return Ok(Peeked::Unchanged);
-            }
-            let first = self
-                .get_range(key, 0..len.min(meta.size), &meta.etag)
-                .await?;
-            Ok(Peeked::Found(meta, first))
-        }
+        peek_by_head(self, key, len, unless)
     }
 
     /// Writes `body`; returns the new ETag.
@@ -259,6 +248,26 @@ pub trait Store: Send + Sync {
     fn sets_modified(&self) -> bool {
         false
     }
+}
+
+/// [`Store::peek`] in two requests, a HEAD then a ranged GET: the default,
+/// and what S3 falls back to for an object with no byte to range over.
+pub(crate) async fn peek_by_head<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    len: u64,
+    unless: Option<&str>,
+) -> StoreResult<Peeked> {
+    let Some(meta) = store.head(key).await? else {
+        return Ok(Peeked::Gone);
+    };
+    if unless == Some(meta.etag.as_str()) {
+        return Ok(Peeked::Unchanged);
+    }
+    let first = store
+        .get_range(key, 0..len.min(meta.size), &meta.etag)
+        .await?;
+    Ok(Peeked::Found(meta, first))
 }
 
 /// Implements [`Store`] for a pointer type by delegating to its target:

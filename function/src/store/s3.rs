@@ -252,15 +252,6 @@ impl S3Store {
     /// An SDK error as one readable line: the operation, the object, and
     /// the cause (see [`classify`]). The SDK's error stays behind it as
     /// source.
-    /// [`Store::peek`] of an object with no bytes to range over.
-    async fn head_then_peek(&self, key: &str, unless: Option<&str>) -> StoreResult<Peeked> {
-        Ok(match self.head(key).await? {
-            None => Peeked::Gone,
-            Some(meta) if unless == Some(meta.etag.as_str()) => Peeked::Unchanged,
-            Some(meta) => Peeked::Found(meta, Bytes::new()),
-        })
-    }
-
     fn error<E>(&self, op: Op, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -515,7 +506,7 @@ impl Store for S3Store {
                     (Some(304), _) => Ok(Peeked::Unchanged),
                     (_, e) if e.is_not_found() => Ok(Peeked::Gone),
                     // 416: an empty object has no byte 0.
-                    (Some(416), _) => self.head_then_peek(key, unless).await,
+                    (Some(416), _) => super::peek_by_head(self, key, len, unless).await,
                     (_, e) => Err(e),
                 };
             }
