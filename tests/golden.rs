@@ -229,7 +229,7 @@ fn signed_packages_describe_the_outer_file() {
         let header =
             pkgsum::header::read_header(fs::File::open(&path).unwrap(), &Limits::default())
                 .unwrap();
-        let hash = header.signature.expect("signed");
+        let hash = header.signature.expect("signed").hash;
         assert_eq!(hash.algorithm, "SHA512");
         assert_eq!(hash.pkgname, name.trim_end_matches(".tgz"));
         let record = ours(&path);

@@ -274,7 +274,7 @@ fn signed_packages_read_through_the_ar_wrapper() {
         let signed = sign(&inner, "s-1.0.tgz", "s-1.0", kind).unwrap();
         let header = read(&signed).unwrap();
         assert_eq!(header.compression, Compression::Xz);
-        assert_eq!(header.signature.unwrap().file_size, inner.len() as u64);
+        assert_eq!(header.signature.unwrap().hash.file_size, inner.len() as u64);
         assert_eq!(header.metadata, read(&inner).unwrap().metadata);
     }
     // A long inner name uses the BSD "#1/len" form.
@@ -290,7 +290,7 @@ fn signed_packages_read_through_the_ar_wrapper() {
 
 fn ar_archives_missing_members_are_refused() {
     let inner = PackageBuilder::new("s-1.0").build().unwrap();
-    let hash = pkg_hash("s-1.0", inner.len() as u64);
+    let hash = pkg_hash("s-1.0", &inner);
     let sig: &[u8] = b"sig";
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"!<arch>\n".to_vec(), "ends before +PKG_HASH"),
@@ -321,7 +321,7 @@ fn ar_archives_missing_members_are_refused() {
         ),
         (
             ar_archive(&[
-                ("+PKG_HASH", &pkg_hash("s-1.0", 5)),
+                ("+PKG_HASH", &pkg_hash("s-1.0", b"12345")),
                 ("+PKG_SIGNATURE", sig),
                 ("s-1.0.tgz", &inner),
             ])

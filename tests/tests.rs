@@ -9,6 +9,7 @@
 //! - `store`: the store conformance suite on every backend.
 //! - `fetch`: header-only ranged reads.
 //! - `apply`: the repository pass and the event handler.
+//! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `walkthrough`: the README's LocalStack walkthrough, run as written.
@@ -26,6 +27,7 @@ mod index;
 mod malformed;
 mod notify;
 mod serve;
+mod signatures;
 mod store;
 mod walkthrough;
 
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         store::trials(),
         fetch::trials(),
         apply::trials(),
+        signatures::trials(),
         notify::trials(),
         serve::trials(),
         walkthrough::trials(),

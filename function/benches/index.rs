@@ -369,6 +369,7 @@ fn bench_render(records: usize) {
                 token: format!("\"{i:032x}\""),
                 warnings: Vec::new(),
             },
+            verdict: None,
         }
     }));
     let summary = state.summary();

@@ -144,6 +144,7 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
                 token: format!("{i:032x}"),
                 warnings: Vec::new(),
             },
+            verdict: None,
         }
     }));
     let repo = Repo::new(store, prefix, config);

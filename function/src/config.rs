@@ -3,11 +3,13 @@
 //! from the `PKGSUM_*` environment variables, and command-line flags
 //! override it only where they are given.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compression::Compression;
 use crate::fetch::FetchOptions;
 use crate::repo::{is_own_key, split_key};
+use crate::trust::{Policy, Trust};
 use crate::{state, summary};
 
 /// How passes behave.
@@ -34,6 +36,9 @@ pub struct Config {
     /// `s3://bucket/prefix/` repositories the scheduled reconcile covers
     /// when its payload names none (`PKGSUM_REPOSITORIES`).
     pub repositories: Vec<String>,
+    /// The signature policy and its keys (`PKGSUM_SIGNATURES`,
+    /// `PKGSUM_GPG_KEYRING`, `PKGSUM_X509_ANCHORS`).
+    pub trust: Arc<Trust>,
 }
 
 impl Default for Config {
@@ -49,6 +54,7 @@ impl Default for Config {
             concurrency: 16,
             allow_empty: false,
             repositories: Vec::new(),
+            trust: Arc::new(Trust::ignore()),
         }
     }
 }
@@ -62,7 +68,10 @@ impl Config {
     /// `zst`), `PKGSUM_FETCH_INITIAL` (bytes, 65536),
     /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS` (10),
     /// `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16),
-    /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none).
+    /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none),
+    /// `PKGSUM_SIGNATURES` (`ignore`, `check` or `require`) with
+    /// `PKGSUM_GPG_KEYRING` and `PKGSUM_X509_ANCHORS` (each a file, or the
+    /// armored or PEM text itself, as a function's environment holds it).
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -70,10 +79,10 @@ impl Config {
     /// [`Config::from_env`] over any variable lookup (testable).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        let bad = |name: &'static str, value: &str, expected: &'static str| ConfigError {
+        let bad = |name: &'static str, value: &str, expected: &str| ConfigError {
             name,
             value: value.to_owned(),
-            expected,
+            expected: expected.to_owned(),
         };
         let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
             var(name)
@@ -134,6 +143,7 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
+        config.trust = Arc::new(trust_from_vars(&var)?);
         if config.suffixes.is_empty() {
             let value = var("PKGSUM_SUFFIXES").unwrap_or_default();
             return Err(bad("PKGSUM_SUFFIXES", &value, "at least one suffix"));
@@ -148,7 +158,55 @@ impl Config {
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
-    pub expected: &'static str,
+    pub expected: String,
+}
+
+/// The signature policy and the keys it names.
+fn trust_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Trust, ConfigError> {
+    let value = var("PKGSUM_SIGNATURES").unwrap_or_default();
+    let policy = match value.trim() {
+        "" => Policy::Ignore,
+        v => v.parse::<Policy>().map_err(|()| ConfigError {
+            name: "PKGSUM_SIGNATURES",
+            value: value.clone(),
+            expected: "ignore, check or require".to_owned(),
+        })?,
+    };
+    let keyring = key_material(var, "PKGSUM_GPG_KEYRING")?;
+    let anchors = key_material(var, "PKGSUM_X509_ANCHORS")?;
+    Trust::new(policy, keyring.as_deref(), anchors.as_deref()).map_err(|err| ConfigError {
+        name: "PKGSUM_SIGNATURES",
+        value,
+        expected: format!("usable keys ({err})"),
+    })
+}
+
+/// A keyring or anchors: the text itself when it starts as armor or PEM
+/// does, else a file to read (bounded: key files are small).
+fn key_material(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    const LIMIT: u64 = 4 << 20;
+    let Some(value) = var(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(Some(value.into_bytes()));
+    }
+    let bad = |why: String| ConfigError {
+        name,
+        value: value.clone(),
+        expected: format!("a key file or armored text ({why})"),
+    };
+    let file = std::fs::File::open(value.trim()).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, LIMIT + 1), &mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(bad(format!("larger than {LIMIT} bytes")));
+    }
+    Ok(Some(bytes))
 }
 
 impl Config {

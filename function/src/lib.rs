@@ -41,7 +41,7 @@
 
 pub use pkgsum_core::{
     Error, Result, checks, chunk, compression, create, error, header, limit, piece, plist, record,
-    record_file, record_stream, sample, signed, state, summary,
+    record_file, record_stream, sample, signed, state, summary, trust,
 };
 
 pub mod config;

@@ -8,6 +8,8 @@
 
 use std::io::{self, Write};
 
+use sha2::{Digest, Sha512};
+
 use crate::compression::Compression;
 
 /// Builds one package.
@@ -144,34 +146,53 @@ pub enum Signature {
     X509,
 }
 
-/// The `+PKG_HASH` text for an inner package of `file_size` bytes. The
-/// block hashes are placeholders: pkgsum checks the text's shape, not the
-/// digests.
-pub fn pkg_hash(pkgname: &str, file_size: u64) -> Vec<u8> {
+/// The `+PKG_HASH` text pkg_admin writes for `inner`: the SHA-512 of each
+/// 64 KiB block.
+pub fn pkg_hash(pkgname: &str, inner: &[u8]) -> Vec<u8> {
     let mut text = format!(
         "pkgsrc signature\n\nversion: 1\npkgname: {pkgname}\nalgorithm: SHA512\n\
-         block size: 65536\nfile size: {file_size}\n\n"
+         block size: 65536\nfile size: {}\n\n",
+        inner.len()
     );
-    let blocks = file_size.div_ceil(65536).max(1);
-    for _ in 0..blocks {
-        text.push_str(&"0".repeat(128));
+    for block in inner.chunks(65536) {
+        for byte in Sha512::digest(block) {
+            text.push_str(&format!("{byte:02x}"));
+        }
         text.push('\n');
     }
     text.push_str("end pkgsrc signature\n");
     text.into_bytes()
 }
 
-/// Wraps `inner` into a signed package as pkg_admin does.
+/// Wraps `inner` into a signed package as pkg_admin does, with a
+/// signature that is only its first line (for tests of the container).
 pub fn sign(inner: &[u8], inner_name: &str, pkgname: &str, kind: Signature) -> io::Result<Vec<u8>> {
-    let signature = match kind {
-        Signature::Gpg => (
-            "+PKG_GPG_SIGNATURE",
-            &b"-----BEGIN PGP SIGNATURE-----\n"[..],
-        ),
-        Signature::X509 => ("+PKG_SIGNATURE", &b"-----BEGIN PKCS7-----\n"[..]),
+    let hash = pkg_hash(pkgname, inner);
+    let signature: &[u8] = match kind {
+        Signature::Gpg => b"-----BEGIN PGP SIGNATURE-----\n",
+        Signature::X509 => b"-----BEGIN PKCS7-----\n",
     };
-    let hash = pkg_hash(pkgname, inner.len() as u64);
-    ar_archive(&[("+PKG_HASH", &hash), signature, (inner_name, inner)])
+    wrap(&hash, kind, signature, inner_name, inner)
+}
+
+/// A signed package of `hash` (the `+PKG_HASH` text), its `signature`
+/// member and the inner package.
+pub fn wrap(
+    hash: &[u8],
+    kind: Signature,
+    signature: &[u8],
+    inner_name: &str,
+    inner: &[u8],
+) -> io::Result<Vec<u8>> {
+    let member = match kind {
+        Signature::Gpg => "+PKG_GPG_SIGNATURE",
+        Signature::X509 => "+PKG_SIGNATURE",
+    };
+    ar_archive(&[
+        ("+PKG_HASH", hash),
+        (member, signature),
+        (inner_name, inner),
+    ])
 }
 
 /// A BSD ar archive of the given members, in order, as libarchive's

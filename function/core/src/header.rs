@@ -17,7 +17,7 @@ use crate::compression::{Compression, MAGIC_LEN};
 use crate::error::{Error, Layer, Result, classify};
 use crate::limit::{Counted, Limited, Limits, Tagged};
 use crate::record::Metadata;
-use crate::signed::{self, AR_MAGIC, PkgHash};
+use crate::signed::{self, AR_MAGIC, Signed};
 
 /// The metadata members pkg_info knows, in the order pkg_create writes
 /// them. Reading stops at the first member not in this list.
@@ -54,8 +54,8 @@ pub struct Header {
     pub metadata: Metadata,
     /// The compression of the tar archive (of the inner one when signed).
     pub compression: Compression,
-    /// `+PKG_HASH` of a signed package.
-    pub signature: Option<PkgHash>,
+    /// `+PKG_HASH` and the signature of a signed package.
+    pub signature: Option<Signed>,
     /// Bytes taken from the input, decoder read-ahead included.
     pub consumed: u64,
     /// What pkg_info would warn about without failing.
@@ -80,7 +80,7 @@ pub fn read_header<R: Read>(input: R, limits: &Limits) -> Result<Header> {
     })
 }
 
-type Layers = (Metadata, Compression, Option<PkgHash>);
+type Layers = (Metadata, Compression, Option<Signed>);
 
 /// Peels one compression layer, then reads a tar archive or unwraps a
 /// signed package's ar archive (`allow_ar`, once) and recurses into it.

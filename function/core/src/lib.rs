@@ -21,6 +21,9 @@
 //! - [`create`] builds packages as pkg_create does (for `pkgsum demo`, the
 //!   tests and the benchmarks); [`sample`] makes metadata shaped like
 //!   pkgsrc's for the benchmarks.
+//! - [`trust`] is a repository's signature policy: it gives each package
+//!   a verdict (signed by whom, not signed, a bad signature) from the
+//!   `+PKG_HASH` and signature that [`signed`] kept.
 //! - [`error`] names every way a package or a state can be bad.
 //!
 //! The `pkgsum` crate is the shell around this: stores, the repository
@@ -40,6 +43,7 @@ pub mod sample;
 pub mod signed;
 pub mod state;
 pub mod summary;
+pub mod trust;
 
 pub use error::{Error, Result};
 

@@ -2,10 +2,11 @@
 //! (`+PKG_SIGNATURE` for X.509, `+PKG_GPG_SIGNATURE` for OpenPGP) and the
 //! unsigned package itself (pkg_install `lib/pkg_signature.c`).
 //!
-//! pkgsum indexes; it does not verify. pkg_info ignores the verdict for
-//! `-X` too, and pkg_add verifies at install time. The `+PKG_HASH` text is
-//! still checked for shape and for the inner package's size, so a damaged
-//! container is reported rather than indexed.
+//! The `+PKG_HASH` text is checked for shape and for the inner package's
+//! size, so a damaged container is reported rather than indexed; the text
+//! and the signature are kept for [`crate::trust`], which verifies them
+//! when the repository's policy asks (pkg_info ignores the verdict for
+//! `-X`, and pkg_add verifies at install time).
 //!
 //! The ar reader is our own: the format is a 60-byte header per member,
 //! and the general-purpose crates trust the sizes in those headers (a
@@ -37,19 +38,45 @@ pub struct PkgHash {
     pub file_size: u64,
 }
 
+/// How a package is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `+PKG_GPG_SIGNATURE`: a detached OpenPGP signature.
+    Gpg,
+    /// `+PKG_SIGNATURE`: PKCS#7, PEM.
+    X509,
+}
+
+/// What a signed package carries before its inner package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub hash: PkgHash,
+    /// `+PKG_HASH` as stored: the bytes the signature covers.
+    pub text: Vec<u8>,
+    pub method: Method,
+    /// The signature member.
+    pub signature: Vec<u8>,
+}
+
 /// Reads `+PKG_HASH` and the signature from a signed package (positioned
 /// just after the ar magic) and returns a reader over the inner package.
 pub(crate) fn inner_package<R: Read>(
     mut archive: R,
     hash_limit: u64,
-) -> Result<(io::Take<R>, PkgHash)> {
+) -> Result<(io::Take<R>, Signed)> {
     let hash_member = next_member(&mut archive, "+PKG_HASH")?;
     expect_name(&hash_member, &["+PKG_HASH"])?;
-    let hash = parse_pkg_hash(&read_member(&mut archive, &hash_member, hash_limit)?)?;
+    let text = read_member(&mut archive, &hash_member, hash_limit)?;
+    let hash = parse_pkg_hash(&text)?;
 
-    let signature = next_member(&mut archive, "a signature")?;
-    expect_name(&signature, &["+PKG_SIGNATURE", "+PKG_GPG_SIGNATURE"])?;
-    read_member(&mut archive, &signature, SIGNATURE_LIMIT)?;
+    let member = next_member(&mut archive, "a signature")?;
+    expect_name(&member, &["+PKG_SIGNATURE", "+PKG_GPG_SIGNATURE"])?;
+    let method = if member.name == b"+PKG_SIGNATURE" {
+        Method::X509
+    } else {
+        Method::Gpg
+    };
+    let signature = read_member(&mut archive, &member, SIGNATURE_LIMIT)?;
 
     let inner = next_member(&mut archive, "the inner package")?;
     if inner.size != hash.file_size {
@@ -58,7 +85,13 @@ pub(crate) fn inner_package<R: Read>(
             hash.file_size, inner.size
         )));
     }
-    Ok((archive.take(inner.size), hash))
+    let signed = Signed {
+        hash,
+        text,
+        method,
+        signature,
+    };
+    Ok((archive.take(inner.size), signed))
 }
 
 /// One member's header.

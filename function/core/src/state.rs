@@ -22,6 +22,7 @@ use crate::chunk;
 use crate::error::{Error, Result};
 use crate::limit::Limited;
 use crate::piece::{self, PieceRef};
+use crate::trust::Verdict;
 
 /// An indexed package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +52,13 @@ pub struct Failure {
 /// One observed change to a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// The file is there and was read.
-    Indexed { name: String, package: Package },
+    /// The file is there and was read; `verdict` is what the signature
+    /// policy found (none when signatures are ignored).
+    Indexed {
+        name: String,
+        package: Package,
+        verdict: Option<Verdict>,
+    },
     /// The file is there but is not a readable package.
     Failed { name: String, failure: Failure },
     /// The file is gone.
@@ -76,6 +82,12 @@ pub struct State {
     /// Every package's pkg_info warnings, for the status object (kept in
     /// the manifest, so it needs no piece).
     warnings: BTreeMap<String, Vec<String>>,
+    /// Every package's signature verdict, for the status object (in the
+    /// manifest too); empty when signatures are ignored.
+    signatures: BTreeMap<String, Verdict>,
+    /// The fingerprint of the policy and keys the verdicts were given
+    /// under (empty: signatures ignored).
+    trust: String,
     /// The pieces as last stored, in order.
     pieces: Vec<PieceRef>,
     /// Which of them have their packages in `packages`.
@@ -93,6 +105,34 @@ struct Manifest {
     suffixes: BTreeSet<String>,
     warnings: BTreeMap<String, Vec<String>>,
     pieces: Vec<PieceRef>,
+    signatures: BTreeMap<String, Verdict>,
+    trust: String,
+}
+
+/// A version 4 manifest: before signature verdicts.
+#[derive(Deserialize)]
+struct ManifestV4 {
+    generation: u64,
+    records_generation: u64,
+    failures: BTreeMap<String, Failure>,
+    suffixes: BTreeSet<String>,
+    warnings: BTreeMap<String, Vec<String>>,
+    pieces: Vec<PieceRef>,
+}
+
+impl From<ManifestV4> for Manifest {
+    fn from(old: ManifestV4) -> Manifest {
+        Manifest {
+            generation: old.generation,
+            records_generation: old.records_generation,
+            failures: old.failures,
+            suffixes: old.suffixes,
+            warnings: old.warnings,
+            pieces: old.pieces,
+            signatures: BTreeMap::new(),
+            trust: String::new(),
+        }
+    }
 }
 
 /// A version 3 state: every package in one object.
@@ -212,7 +252,7 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 
 /// Default bound on a stored state's decoded size (about 200,000 records).
 pub const DEFAULT_STATE_LIMIT: u64 = 1 << 30;
@@ -247,6 +287,27 @@ impl State {
     /// Every package's pkg_info warnings, sorted by file name.
     pub fn warnings(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.warnings.iter().map(|(k, v)| (k.as_str(), &v[..]))
+    }
+
+    /// Every indexed package's signature verdict, sorted by file name.
+    pub fn verdicts(&self) -> impl Iterator<Item = (&str, &Verdict)> {
+        self.signatures.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The fingerprint of the signature policy the verdicts were given
+    /// under ([`crate::trust::Trust::fingerprint`]).
+    pub fn trust(&self) -> &str {
+        &self.trust
+    }
+
+    /// Records that every name has been judged under `fingerprint`;
+    /// returns whether that changed.
+    pub fn set_trust(&mut self, fingerprint: &str) -> bool {
+        if self.trust == fingerprint {
+            return false;
+        }
+        fingerprint.clone_into(&mut self.trust);
+        true
     }
 
     /// Indexed packages of the loaded pieces (all of them once
@@ -333,7 +394,7 @@ impl State {
     /// opposed to only tokens or remembered failures.
     pub fn changes_records(&self, change: &Change) -> bool {
         match change {
-            Change::Indexed { name, package } => self
+            Change::Indexed { name, package, .. } => self
                 .packages
                 .get(name)
                 .is_none_or(|p| p.record != package.record),
@@ -377,8 +438,18 @@ impl State {
 
     fn apply_one(&mut self, change: Change) -> bool {
         match change {
-            Change::Indexed { name, package } => {
+            Change::Indexed {
+                name,
+                package,
+                verdict,
+            } => {
                 let dropped = self.failures.remove(&name).is_some();
+                let judged = match verdict {
+                    Some(verdict) => {
+                        self.signatures.insert(name.clone(), verdict.clone()) != Some(verdict)
+                    }
+                    None => self.signatures.remove(&name).is_some(),
+                };
                 if package.warnings.is_empty() {
                     self.warnings.remove(&name);
                 } else {
@@ -389,7 +460,7 @@ impl State {
                     self.touch(&name);
                     self.packages.insert(name, package);
                 }
-                dropped || changed
+                dropped || changed || judged
             }
             Change::Failed { name, failure } => {
                 let dropped = self.remove_package(&name);
@@ -406,6 +477,7 @@ impl State {
 
     fn remove_package(&mut self, name: &str) -> bool {
         self.warnings.remove(name);
+        self.signatures.remove(name);
         let removed = self.packages.remove(name).is_some();
         if removed {
             self.touch(name);
@@ -554,6 +626,8 @@ impl State {
             suffixes: self.suffixes.clone(),
             warnings: self.warnings.clone(),
             pieces: cut.pieces.clone(),
+            signatures: self.signatures.clone(),
+            trust: self.trust.clone(),
         };
         cut.manifest = encode_manifest(&manifest)?;
         Ok(cut)
@@ -621,6 +695,7 @@ impl State {
         let state = match version {
             2 => postcard::from_bytes::<StateV2>(&body).map(State::from),
             3 => postcard::from_bytes::<StateV3>(&body).map(State::from),
+            4 => postcard::from_bytes::<ManifestV4>(&body).map(|m| State::from(Manifest::from(m))),
             _ => postcard::from_bytes::<Manifest>(&body).map(State::from),
         };
         state.map_err(|e| Error::State(e.to_string()))
@@ -635,6 +710,8 @@ impl From<Manifest> for State {
             failures: manifest.failures,
             suffixes: manifest.suffixes,
             warnings: manifest.warnings,
+            signatures: manifest.signatures,
+            trust: manifest.trust,
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()
@@ -684,6 +761,7 @@ mod tests {
         Change::Indexed {
             name: name.to_owned(),
             package: package(record, token),
+            verdict: None,
         }
     }
 
@@ -801,6 +879,7 @@ mod tests {
                 token: "\"etag\"".to_owned(),
                 warnings: Vec::new(),
             },
+            verdict: None,
         }]);
         let cut = state.cut().unwrap();
         let bytes = cut.manifest.clone();
@@ -835,6 +914,22 @@ mod tests {
         assert_eq!(v2_state.summary(), state.summary());
         v2_state.stored(v2_state.cut().unwrap());
         assert_eq!(v2_state, state);
+
+        // A version-4 manifest (before verdicts) still reads, with none.
+        let v4 = {
+            let old = (
+                state.generation,
+                state.records_generation,
+                &state.failures,
+                &state.suffixes,
+                &state.warnings,
+                &state.pieces,
+            );
+            [MAGIC, &[4], &pack(&old).unwrap()].concat()
+        };
+        let v4_state = State::from_bytes(&v4, DEFAULT_STATE_LIMIT).unwrap();
+        assert_eq!(v4_state.pieces(), state.pieces());
+        assert_eq!((v4_state.verdicts().count(), v4_state.trust()), (0, ""));
 
         let mut other = bytes.clone();
         other[MAGIC.len()] = 9;

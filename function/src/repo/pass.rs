@@ -11,13 +11,13 @@ use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
 use crate::checks;
 use crate::config::is_package_key;
-use crate::error::Error;
 use crate::fetch::{FetchError, fetch_header, header_after};
 use crate::header::Header;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{Change, Failure, Package, State};
 use crate::store::{ObjectMeta, Op, Peeked, Store, StoreError};
+use crate::trust::{Policy, Trust};
 
 /// Which names a pass looks at.
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +86,12 @@ impl<S: Store> Repo<'_, S> {
                 continue;
             };
             report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
+            // Verdicts given under another policy or other keys are given
+            // again: every package is read again, whatever its token.
+            let trust = self.config.trust.fingerprint();
+            let rejudge = loaded.state.trust() != trust;
             let listed_now = listing.is_none();
-            let (names, published) = self.names(scope, &loaded, &mut listing).await?;
+            let (names, published) = self.names(scope, &loaded, rejudge, &mut listing).await?;
             // A listing taken after this attempt's state read is as fresh
             // as a HEAD would be: no HEAD per name (on a retry, there is).
             let listed = listing.as_ref().filter(|_| listed_now);
@@ -96,7 +100,15 @@ impl<S: Store> Repo<'_, S> {
                 .clone()
                 .filter(|loss| published > 0 || *loss != StateLoss::Missing);
             let looked = self
-                .look_all(&names, &loaded.state, listed, &earlier, &cache, progress)
+                .look_all(
+                    &names,
+                    &loaded.state,
+                    rejudge,
+                    listed,
+                    &earlier,
+                    &cache,
+                    progress,
+                )
                 .await;
             for (name, seen) in &looked {
                 let token = loaded.state.token(name);
@@ -107,6 +119,9 @@ impl<S: Store> Repo<'_, S> {
             let mut next = loaded.state.clone();
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
+            if unsure.is_empty() {
+                changed |= next.set_trust(trust);
+            }
             if matches!(scope, Scope::Listing) {
                 // Every record is at hand only here (and in `verify`).
                 report.warnings.extend(repository_warnings(&next));
@@ -162,21 +177,23 @@ impl<S: Store> Repo<'_, S> {
     }
 
     /// The names to look at, and the highest published generation where
-    /// the state may lag it (0 otherwise). A lost state, or a listing
-    /// scope, means every listed package and every name the state knows;
+    /// the state may lag it (0 otherwise). A lost state, a listing scope,
+    /// or verdicts to give again (`rejudge`) mean every listed package and
+    /// every name the state knows;
     /// the listing is taken once per pass, after the first state read
     /// (each name is looked at again anyway, so nothing older counts).
     async fn names(
         &self,
         scope: Scope<'_>,
         loaded: &Loaded,
+        rejudge: bool,
         listing: &mut Option<BTreeMap<String, ObjectMeta>>,
     ) -> Result<(BTreeSet<String>, u64), PassError> {
         let mut names = match scope {
             Scope::Names(names) => names.clone(),
             Scope::Listing => BTreeSet::new(),
         };
-        if matches!(scope, Scope::Names(_)) && loaded.fresh.is_none() {
+        if matches!(scope, Scope::Names(_)) && loaded.fresh.is_none() && !rejudge {
             return Ok((names, 0));
         }
         if listing.is_none() {
@@ -238,11 +255,13 @@ impl<S: Store> Repo<'_, S> {
     /// Looks at every name, `concurrency` at a time, but for those an
     /// earlier attempt found to need no change, as the state still says;
     /// `listed`, if given, is a listing fresh enough to stand for a HEAD of
-    /// each name.
+    /// each name; `rejudge` reads every package whatever its token.
+    #[allow(clippy::too_many_arguments)]
     async fn look_all(
         &self,
         names: &BTreeSet<String>,
         state: &State,
+        rejudge: bool,
         listed: Option<&BTreeMap<String, ObjectMeta>>,
         earlier: &Earlier,
         cache: &HeaderCache,
@@ -258,7 +277,7 @@ impl<S: Store> Repo<'_, S> {
                     Some(Some(token)) if state.token(name) == Some(token) => Seen::Current,
                     _ => {
                         let known = listed.map(|l| l.get(name).cloned());
-                        self.look(name, known, state, cache).await
+                        self.look(name, known, state, rejudge, cache).await
                     }
                 };
                 progress.advance();
@@ -283,8 +302,10 @@ impl<S: Store> Repo<'_, S> {
         name: &str,
         mut known: Option<Option<ObjectMeta>>,
         state: &State,
+        rejudge: bool,
         cache: &HeaderCache,
     ) -> Seen {
+        let token = state.token(name).filter(|_| !rejudge);
         let key = self.key(name);
         let fetch = &self.config.fetch;
         let mut last_error = None;
@@ -295,18 +316,14 @@ impl<S: Store> Repo<'_, S> {
             let (meta, first) = match known.take() {
                 Some(None) => return Seen::Gone,
                 Some(Some(meta)) => (meta, None),
-                None => match self
-                    .store
-                    .peek(&key, fetch.first(), state.token(name))
-                    .await
-                {
+                None => match self.store.peek(&key, fetch.first(), token).await {
                     Ok(Peeked::Gone) => return Seen::Gone,
                     Ok(Peeked::Unchanged) => return Seen::Current,
                     Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
                     Err(err) => return Seen::Unsure(err),
                 },
             };
-            if state.is_current(name, meta.size, &meta.etag) {
+            if !rejudge && state.is_current(name, meta.size, &meta.etag) {
                 return Seen::Current;
             }
             let cache_key = (name.to_owned(), meta.etag.clone());
@@ -326,7 +343,11 @@ impl<S: Store> Repo<'_, S> {
                         requests = fetched.requests,
                         "header read"
                     );
-                    (indexed(name, &meta, &fetched.header), fetched.fetched)
+                    let trust = &self.config.trust;
+                    (
+                        indexed(name, &meta, &fetched.header, trust),
+                        fetched.fetched,
+                    )
                 }
                 Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
                 Err(FetchError::Store(err)) if err.is_precondition() || err.is_not_found() => {
@@ -447,17 +468,29 @@ fn repository_warnings(state: &State) -> Vec<(String, String)> {
     found
 }
 
-fn indexed(name: &str, meta: &ObjectMeta, header: &Header) -> Change {
+/// What reading a package's header found: a record, with its warnings and
+/// its signature verdict; or, when the policy requires a good signature
+/// and it has none, a failure naming the verdict.
+fn indexed(name: &str, meta: &ObjectMeta, header: &Header, trust: &Trust) -> Change {
     let info = FileInfo {
         name: name.as_bytes(),
         size: meta.size,
     };
     let record = record::render(&header.metadata, Some(info));
+    let pkgname = record::pkgname(&record).unwrap_or_default();
+    let verdict = trust.verdict(header.signature.as_ref(), &String::from_utf8_lossy(pkgname));
+    if let Some(verdict) = &verdict {
+        tracing::info!(key = %meta.key, %verdict, "signature judged");
+        if trust.policy() == Policy::Require && !verdict.is_good() {
+            let error = format!("left out, as PKGSUM_SIGNATURES=require: {verdict}");
+            return failed(name, meta, &error);
+        }
+    }
     let mut warnings = header.warnings.clone();
     warnings.extend(checks::package_warnings(
         name,
         &record,
-        header.signature.as_ref(),
+        header.signature.as_ref().map(|s| &s.hash),
     ));
     for warning in &warnings {
         tracing::warn!(key = %meta.key, %warning, "indexed with a warning");
@@ -470,10 +503,11 @@ fn indexed(name: &str, meta: &ObjectMeta, header: &Header) -> Change {
             token: meta.etag.clone(),
             warnings,
         },
+        verdict,
     }
 }
 
-fn failed(name: &str, meta: &ObjectMeta, error: &Error) -> Change {
+fn failed(name: &str, meta: &ObjectMeta, error: &dyn std::fmt::Display) -> Change {
     tracing::warn!(key = %meta.key, %error, "package skipped");
     Change::Failed {
         name: name.to_owned(),

@@ -1,7 +1,7 @@
 //! `<prefix>.pkgsum/status.json`: what is indexed and what is not, for
 //! people and monitoring: the generation, the package count, every
-//! package that cannot be read (with the reason) and every pkg_info
-//! warning.
+//! package that cannot be read (with the reason), every pkg_info
+//! warning, and, under a signature policy, every package's verdict.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use super::keys::{GENERATION, generation_of, status_key};
 use super::{PassError, Repo};
 use crate::state::State;
 use crate::store::{Op, PutMode, PutOptions, Store, StoreError};
+use crate::trust::{Policy, Verdict};
 
 impl<S: Store> Repo<'_, S> {
     /// Writes the status of `state` unless one of its generation or later
@@ -34,12 +35,19 @@ impl<S: Store> Repo<'_, S> {
                     .map(move |w| serde_json::json!({"file": name, "warning": w}))
             })
             .collect();
-        let status = serde_json::json!({
+        let mut status = serde_json::json!({
             "generation": state.generation(),
             "packages": state.len(),
             "failures": failures,
             "warnings": warnings,
         });
+        let policy = self.config.trust.policy();
+        if policy != Policy::Ignore {
+            status["signatures"] = serde_json::json!({
+                "policy": policy.as_str(),
+                "packages": state.verdicts().map(|(name, v)| verdict_json(name, v)).collect::<Vec<_>>(),
+            });
+        }
         let options = PutOptions {
             mode: PutMode::Overwrite,
             content_type: Some("application/json".to_owned()),
@@ -51,5 +59,17 @@ impl<S: Store> Repo<'_, S> {
             .map_err(|e| StoreError::other(Op::Put, self.store.location(&key), e))?;
         self.store.put(&key, Bytes::from(body), options).await?;
         Ok(())
+    }
+}
+
+/// One package's verdict: `signed` (with `by`), `unsigned`, or `bad` (with
+/// the `reason`).
+fn verdict_json(name: &str, verdict: &Verdict) -> serde_json::Value {
+    match verdict {
+        Verdict::Signed { by } => serde_json::json!({"file": name, "verdict": "signed", "by": by}),
+        Verdict::Unsigned => serde_json::json!({"file": name, "verdict": "unsigned"}),
+        Verdict::Bad { reason } => {
+            serde_json::json!({"file": name, "verdict": "bad", "reason": reason})
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! What only tests and benchmarks use, behind the `testing` feature: the
-//! LocalStack, Ceph RGW and SeaweedFS helpers below. The store conformance suite and the store
+//! LocalStack, Ceph RGW and SeaweedFS helpers below, and [`signing`]
+//! (keys, certificates and signed packages made on the spot). The store conformance suite and the store
 //! wrappers that count or fail requests are in [`crate::store`], beside
 //! the trait, under the same feature.
 //!
 //! Panics rather than returning errors: a failure here is a broken test
 //! setup, to be seen at once.
+
+pub mod signing;
 
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
 /// the harness runs S3 tests only there).
