@@ -115,6 +115,17 @@ def settings_match(tpl, mod) -> list[str]:
     return problems
 
 
+def environment_match(tpl, mod) -> list[str]:
+    """The function gets the same PKGSUM_* variables from both."""
+    template_env = tpl["Resources"]["IndexFunction"]["Properties"]["Environment"]["Variables"]
+    function = module_resource(mod, "aws_lambda_function", "index")
+    module_env = attribute(attribute(function, "environment"), "variables")
+    have, want = set(module_env), set(template_env)
+    problems = [f"{v}: set by the template, not by the module" for v in sorted(want - have)]
+    problems += [f"{v}: set by the module, not by the template" for v in sorted(have - want)]
+    return problems
+
+
 def actions(statement) -> tuple[str, ...]:
     action = statement["Action"]
     return tuple(sorted([action] if isinstance(action, str) else action))
@@ -140,7 +151,7 @@ def module_statements(mod, kind: str, name: str) -> dict:
 
 def main() -> None:
     tpl, mod = template(), module()
-    problems = parameters_match(tpl, mod) + settings_match(tpl, mod)
+    problems = parameters_match(tpl, mod) + settings_match(tpl, mod) + environment_match(tpl, mod)
     sam = template_statements(tpl)
     tf = module_statements(mod, "aws_iam_role_policy", "function")
     if sam != tf:

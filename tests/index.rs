@@ -79,17 +79,40 @@ fn oracle_directory_gives_pkg_info_output_in_every_format() {
     let mismatch = "pkgin downloads \"real-name-2.0nb3.tgz\" for PKGNAME=real-name-2.0nb3, \
                     not this file: the package is listed but cannot be installed \
                     (rename it to \"real-name-2.0nb3.tgz\")";
-    assert_eq!(
-        report.warnings,
-        vec![
-            ("buildinfo-edge-0.1.tgz".to_owned(), crlf.to_owned()),
-            (
-                "minimal-1.0.tgz".to_owned(),
-                "build information missing".to_owned()
+    // And the DEPENDS no oracle package satisfies: dewey ranges, globs and
+    // alternates as pkg_install writes them.
+    let unresolved = |file: &str, dep: &str| {
+        (
+            file.to_owned(),
+            format!(
+                "DEPENDS {dep} is satisfied by no package in this repository: pkgin \
+                 cannot install this package unless another repository provides it"
             ),
-            ("name-mismatch-1.0.tgz".to_owned(), mismatch.to_owned()),
-        ]
+        )
+    };
+    let meta = [
+        "bar-[0-9]*",
+        "baz{,-nox11}>=2.0<3",
+        "cmdline-dep>=1.0",
+        "libfoo>=1.2",
+        "other-cmdline-dep-[0-9]*",
+        "py311-quux>=0.5.1nb2",
+        "qux-1.0{,nb[0-9]*}",
+    ];
+    let mut want = vec![("buildinfo-edge-0.1.tgz".to_owned(), crlf.to_owned())];
+    want.extend(
+        meta.iter()
+            .map(|dep| unresolved("meta-deps-2.3nb1.tgz", dep)),
     );
+    want.push((
+        "minimal-1.0.tgz".to_owned(),
+        "build information missing".to_owned(),
+    ));
+    want.push(("name-mismatch-1.0.tgz".to_owned(), mismatch.to_owned()));
+    for dep in ["gettext-lib>=0.22", "zlib>=1.2.3"] {
+        want.push(unresolved("rich-buildinfo-4.5.6nb2.tgz", dep));
+    }
+    assert_eq!(report.warnings, want);
     // The directory gets the status object a bucket gets.
     let status: serde_json::Value =
         serde_json::from_slice(&fs::read(tmp.path().join(".pkgsum/status.json")).unwrap()).unwrap();
@@ -383,13 +406,19 @@ fn unusable_names_and_own_outputs_are_not_packages() {
 fn duplicates_and_other_platforms_are_warned_of() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for name in ["a-1.0", "b-1.0"] {
-        fs::write(
-            dir.join(format!("{name}.tgz")),
-            PackageBuilder::new(name).build().unwrap(),
+    fs::write(
+        dir.join("a-1.0.tgz"),
+        PackageBuilder::new("a-1.0").build().unwrap(),
+    )
+    .unwrap();
+    let b = PackageBuilder::new("b-1.0")
+        .member(
+            "+CONTENTS",
+            "@name b-1.0\n@pkgdep a>=1.0\n@pkgdep zlib>=1.2\n@cwd /usr/pkg\n",
         )
+        .build()
         .unwrap();
-    }
+    fs::write(dir.join("b-1.0.tgz"), b).unwrap();
     fs::copy(dir.join("a-1.0.tgz"), dir.join("a-copy.tgz")).unwrap();
     let arm = "BUILD_DATE=2026-11-25 12:00:00 +0000\nCATEGORIES=misc\n\
                MACHINE_ARCH=aarch64\nOPSYS=NetBSD\nOS_VERSION=10.1\nPKGPATH=misc/c\n";
@@ -406,9 +435,12 @@ fn duplicates_and_other_platforms_are_warned_of() {
     };
     let platform = "MACHINE_ARCH is \"aarch64\", where 3 of 4 packages have \"x86_64\": \
                     pkg_add refuses or warns of a package built for another platform";
+    let unresolved = "DEPENDS zlib>=1.2 is satisfied by no package in this repository: \
+                      pkgin cannot install this package unless another repository provides it";
     let beside = vec![
         ("a-1.0.tgz".to_owned(), duplicate("a-copy.tgz")),
         ("a-copy.tgz".to_owned(), duplicate("a-1.0.tgz")),
+        ("b-1.0.tgz".to_owned(), unresolved.to_owned()),
         ("c-1.0.tgz".to_owned(), platform.to_owned()),
     ];
     let report = index(dir, &Config::default());
@@ -426,10 +458,22 @@ fn duplicates_and_other_platforms_are_warned_of() {
             .iter()
             .any(|(f, w)| f == "a-copy.tgz" && w.starts_with("pkgin downloads \"a-1.0.tgz\""))
     );
+    // The status object keeps them, with the generation they were found at.
+    let status = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(dir.join(".pkgsum/status.json")).unwrap()).unwrap()
+    };
+    let listed: Vec<serde_json::Value> = beside
+        .iter()
+        .map(|(f, w)| serde_json::json!({"file": f, "warning": w}))
+        .collect();
+    let found = status(dir)["repository_warnings"].clone();
+    assert_eq!(found["warnings"], serde_json::Value::from(listed.clone()));
+    assert_eq!(found["found_at_generation"], status(dir)["generation"]);
     // A pass that reads nothing still tells them.
     let again = index(dir, &Config::default());
     assert!(again.read.is_empty());
     assert_eq!(again.warnings, beside);
+    assert_eq!(status(dir)["repository_warnings"], found);
     // So does `verify`, beside the packages' own warnings.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

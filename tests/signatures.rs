@@ -237,10 +237,16 @@ async fn put(store: &impl Store, name: &str, body: Vec<u8>) -> String {
     key
 }
 
-async fn deliver(store: &impl Store, event: &str, keys: &[&str], config: &Config) {
+async fn deliver(
+    store: &impl Store,
+    event: &str,
+    keys: &[&str],
+    config: &Config,
+) -> pkgsum::dispatch::Outcome {
     let messages = event::decode(&common::s3_event(BUCKET, event, keys));
     let outcome = apply_messages(&messages, |_| store, config).await;
     assert!(outcome.is_success(), "{:?}", outcome.errors);
+    outcome
 }
 
 /// The PKGNAMEs in the published gzip summary.
@@ -410,9 +416,76 @@ async fn a_require_repository_publishes_only_good_signatures() {
     assert_eq!(got["packages"], 1);
 }
 
+/// On LocalStack: with `PKGSUM_VERIFY_PAYLOAD`, a signed package is read
+/// whole, in ranges, and one changed byte in its inner package (which the
+/// signature over `+PKG_HASH` alone cannot see) makes it a failure naming
+/// the block; without it, only the header is read and the package is
+/// indexed as signed.
+async fn the_payload_check_reads_every_block() {
+    let store = pkgsum::testing::s3_bucket().await;
+    let alice = GpgKey::new("Alice <alice@example.org>");
+    let big = |name: &str| {
+        PackageBuilder::new(name)
+            .file("payload", create::noise(11, 300_000))
+            .build()
+            .unwrap()
+    };
+    let good = signed_package(&big("big-1.0"), "big-1.0", Signer::Gpg(&alice));
+    let inner = big("changed-1.0");
+    let mut changed = signed_package(&inner, "changed-1.0", Signer::Gpg(&alice));
+    let at = changed.len() - 1000;
+    changed[at] ^= 0x55;
+    let size = good.len() as u64;
+    let good = put(&store, "big-1.0.tgz", good).await;
+    let keyring = alice.public_armored();
+    let trust = Arc::new(Trust::new(Policy::Check, Some(&keyring), None).unwrap());
+    let header_only = Config {
+        trust: trust.clone(),
+        ..Config::default()
+    };
+    let whole = Config {
+        trust,
+        verify_payload: true,
+        ..Config::default()
+    };
+
+    let outcome = deliver(&store, "ObjectCreated:Put", &[&good], &header_only).await;
+    assert!(
+        outcome.reports[0].bytes_fetched < 70_000,
+        "{:?}",
+        outcome.reports[0]
+    );
+    let outcome = deliver(&store, "ObjectCreated:Put", &[&good], &whole).await;
+    // The configuration changed, so the package is read again, whole.
+    let report = &outcome.reports[0];
+    assert!(report.bytes_fetched >= size, "{report:?}");
+    assert_eq!(report.read, ["big-1.0.tgz"]);
+    assert!(report.failures.is_empty(), "{report:?}");
+
+    let changed = put(&store, "changed-1.0.tgz", changed).await;
+    let outcome = deliver(&store, "ObjectCreated:Put", &[&changed], &whole).await;
+    let failures = &outcome.reports[0].failures;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let inner_len = inner.len() as u64;
+    let last = inner_len.div_ceil(65536);
+    assert_eq!(
+        failures[0],
+        (
+            "changed-1.0.tgz".to_owned(),
+            format!(
+                "invalid signed package: block {last} of the inner package (bytes {} to \
+                 {inner_len}) does not match its hash in +PKG_HASH",
+                (last - 1) * 65536
+            )
+        )
+    );
+    assert_eq!(published(&store).await, names(&["big-1.0"]));
+}
+
 crate::harness::trials![
     test oracle_packages_verify_as_pkg_add_says,
     test every_verdict_from_made_keys,
     test unusable_keys_are_refused_up_front,
     s3 a_require_repository_publishes_only_good_signatures,
+    s3 the_payload_check_reads_every_block,
 ];

@@ -39,6 +39,9 @@ pub struct Config {
     /// The signature policy and its keys (`PKGSUM_SIGNATURES`,
     /// `PKGSUM_GPG_KEYRING`, `PKGSUM_X509_ANCHORS`).
     pub trust: Arc<Trust>,
+    /// Whether a signed package is read whole to check every block of its
+    /// inner package against `+PKG_HASH` (`PKGSUM_VERIFY_PAYLOAD`).
+    pub verify_payload: bool,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             allow_empty: false,
             repositories: Vec::new(),
             trust: Arc::new(Trust::ignore()),
+            verify_payload: false,
         }
     }
 }
@@ -71,7 +75,8 @@ impl Config {
     /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none),
     /// `PKGSUM_SIGNATURES` (`ignore`, `check` or `require`) with
     /// `PKGSUM_GPG_KEYRING` and `PKGSUM_X509_ANCHORS` (each a file, or the
-    /// armored or PEM text itself, as a function's environment holds it).
+    /// armored or PEM text itself, as a function's environment holds it),
+    /// `PKGSUM_VERIFY_PAYLOAD` (0).
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -128,12 +133,21 @@ impl Config {
         if let Some(n) = number("PKGSUM_CONCURRENCY")? {
             config.concurrency = n.clamp(1, 1024) as usize;
         }
-        if let Some(flag) = var("PKGSUM_ALLOW_EMPTY").filter(|v| !v.trim().is_empty()) {
-            config.allow_empty = match flag.trim() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" => false,
-                _ => return Err(bad("PKGSUM_ALLOW_EMPTY", &flag, "1 or 0")),
+        let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
+            let Some(value) = var(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(None);
             };
+            match value.trim() {
+                "1" | "true" | "yes" => Ok(Some(true)),
+                "0" | "false" | "no" => Ok(Some(false)),
+                _ => Err(bad(name, &value, "1 or 0")),
+            }
+        };
+        if let Some(on) = flag("PKGSUM_ALLOW_EMPTY")? {
+            config.allow_empty = on;
+        }
+        if let Some(on) = flag("PKGSUM_VERIFY_PAYLOAD")? {
+            config.verify_payload = on;
         }
         if let Some(list) = var("PKGSUM_REPOSITORIES") {
             config.repositories = list
@@ -210,6 +224,14 @@ fn key_material(
 }
 
 impl Config {
+    /// What the verdicts and payload failures of a state depend on: the
+    /// signature policy with its keys, and whether payloads are checked.
+    /// A state judged under another is judged again.
+    pub fn judgement(&self) -> String {
+        let payload = if self.verify_payload { "+payload" } else { "" };
+        format!("{}{payload}", self.trust.fingerprint())
+    }
+
     /// Whether an event on `key` concerns a package. Hidden files (`.x.tgz`)
     /// never do: pkgsrc never names a package so, upload tools use such
     /// names for partial files, `pkg_info -X *.tgz` skips them, and pkgin

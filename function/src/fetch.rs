@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::error::Error;
 use crate::header::{Header, read_header};
 use crate::limit::Limits;
+use crate::signed::check_blocks;
 use crate::store::{ObjectMeta, Op, Store, StoreError};
 
 /// How much to fetch.
@@ -108,27 +109,97 @@ pub async fn header_after<S: Store>(
     store: &S,
     meta: &ObjectMeta,
     chunk: Bytes,
-    mut requests: u32,
+    requests: u32,
     options: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
-    let max = options.max.max(1);
+    let limits = options.limits;
+    let reading = Reading {
+        max: options.max.max(1),
+        largest_range: options.max.max(1),
+    };
+    let (header, fetched, requests) =
+        read_after(store, meta, chunk, requests, reading, move |ranges| {
+            read_header(ranges, &limits)
+        })
+        .await?;
+    Ok(Fetched {
+        header,
+        fetched,
+        requests,
+    })
+}
+
+/// Reads a signed package whole and checks every block of its inner
+/// package against `+PKG_HASH` (`PKGSUM_VERIFY_PAYLOAD`), in ranges of at
+/// most 8 MiB, one at a time. Returns the bytes fetched.
+pub async fn check_payload<S: Store>(
+    store: &S,
+    meta: &ObjectMeta,
+    options: &FetchOptions,
+) -> Result<u64, FetchError> {
+    let limit = options.limits.metadata;
+    let reading = Reading {
+        max: meta.size.max(1),
+        largest_range: PAYLOAD_RANGE,
+    };
+    let (_, fetched, requests) = read_after(store, meta, Bytes::new(), 0, reading, move |ranges| {
+        check_blocks(ranges, limit)
+    })
+    .await?;
+    tracing::info!(key = %meta.key, fetched, requests, "payload checked against +PKG_HASH");
+    Ok(fetched)
+}
+
+/// The largest range a payload check fetches at once: what it holds in
+/// memory, besides its 64 KiB buffer.
+const PAYLOAD_RANGE: u64 = 8 << 20;
+
+/// How far a [`read_after`] may read.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    /// Most bytes fetched from the object.
+    max: u64,
+    /// Longest single range.
+    largest_range: u64,
+}
+
+/// Runs `parse` on the blocking pool over the object `meta` describes,
+/// from `chunk` (its first bytes, fetched by `requests` requests) on,
+/// fetching each further range only when the parser asks: each as long as
+/// everything before it, up to `reading.largest_range`. Returns what the
+/// parser made, the bytes fetched and the requests made.
+async fn read_after<S, T, F>(
+    store: &S,
+    meta: &ObjectMeta,
+    chunk: Bytes,
+    mut requests: u32,
+    reading: Reading,
+    parse: F,
+) -> Result<(T, u64, u32), FetchError>
+where
+    S: Store,
+    T: Send + 'static,
+    F: FnOnce(Ranges) -> Result<T, Error> + Send + 'static,
+{
+    let max = reading.max;
     let mut fetched = chunk.len() as u64;
-    let mut next = fetched.max(1);
+    let mut next = match fetched {
+        0 => reading.largest_range,
+        n => n.min(reading.largest_range),
+    };
     let _permit = parsers()
         .acquire()
         .await
         .map_err(|e| StoreError::other(Op::GetRange, store.location(&meta.key), e))?;
     let (want_tx, mut want_rx) = mpsc::channel(1);
     let (data_tx, data_rx) = mpsc::channel(1);
-    let limits = options.limits;
     let mut parse = tokio::task::spawn_blocking(move || {
-        let ranges = Ranges {
+        parse(Ranges {
             want: want_tx,
             data: data_rx,
             chunk,
             ended: false,
-        };
-        read_header(ranges, &limits)
+        })
     });
     let mut data_tx = Some(data_tx);
     let (mut refused, mut store_error) = (false, None);
@@ -149,7 +220,7 @@ pub async fn header_after<S: Store>(
                         Ok(chunk) => {
                             requests += 1;
                             fetched += chunk.len() as u64;
-                            next = fetched;
+                            next = fetched.min(reading.largest_range);
                             Some(chunk)
                         }
                         Err(err) => {
@@ -171,18 +242,14 @@ pub async fn header_after<S: Store>(
         StoreError::other(
             Op::GetRange,
             store.location(&meta.key),
-            format!("header task failed: {e}"),
+            format!("reading task failed: {e}"),
         )
     })?;
     if let Some(err) = store_error {
         return Err(err.into());
     }
     match parsed {
-        Ok(header) => Ok(Fetched {
-            header,
-            fetched,
-            requests,
-        }),
+        Ok(value) => Ok((value, fetched, requests)),
         Err(_) if refused => Err(Error::TooLarge { limit: max }.into()),
         Err(err) => Err(err.into()),
     }

@@ -195,9 +195,13 @@ resource "aws_lambda_function" "index" {
   environment {
     variables = {
       PKGSUM_SUFFIXES     = var.package_suffix
-      PKGSUM_FORMATS      = join(",", var.summary_formats)
-      PKGSUM_REPOSITORIES = "s3://${local.bucket}/${local.prefix}"
-      RUST_LOG            = "info"
+      PKGSUM_FORMATS        = join(",", var.summary_formats)
+      PKGSUM_SIGNATURES     = var.signature_policy
+      PKGSUM_GPG_KEYRING    = var.gpg_keyring
+      PKGSUM_X509_ANCHORS   = var.x509_anchors
+      PKGSUM_VERIFY_PAYLOAD = tostring(var.verify_payload)
+      PKGSUM_REPOSITORIES   = "s3://${local.bucket}/${local.prefix}"
+      RUST_LOG              = "info"
     }
   }
 }

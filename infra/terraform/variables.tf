@@ -64,6 +64,34 @@ variable "public_read" {
   default     = false
 }
 
+variable "signature_policy" {
+  description = "check: judge each package's signature and record the verdict in .pkgsum/status.json; require: also leave out of the summary every package without a good signature. Needs gpg_keyring or x509_anchors."
+  type        = string
+  default     = "ignore"
+  validation {
+    condition     = contains(["ignore", "check", "require"], var.signature_policy)
+    error_message = "signature_policy: ignore, check or require."
+  }
+}
+
+variable "gpg_keyring" {
+  description = "Armored OpenPGP public keys that may sign packages (the text itself; the function's whole environment must stay under 4 KB)."
+  type        = string
+  default     = ""
+}
+
+variable "x509_anchors" {
+  description = "PEM certificates of the CAs whose signers may sign packages."
+  type        = string
+  default     = ""
+}
+
+variable "verify_payload" {
+  description = "Read each new signed package whole and check every block against +PKG_HASH (costs the package's size in GETs)."
+  type        = bool
+  default     = false
+}
+
 variable "architecture" {
   description = "The architecture the function was built for."
   type        = string

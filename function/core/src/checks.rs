@@ -15,9 +15,16 @@
 //! - two files with one PKGNAME: pkgin keeps one of the records, and the
 //!   other package cannot be installed;
 //! - OPSYS, MACHINE_ARCH or OS_VERSION other than most packages': pkg_add
-//!   refuses (or warns of) a package built for another platform.
+//!   refuses (or warns of) a package built for another platform;
+//! - a DEPENDS pattern no package in the repository satisfies: pkgin cannot
+//!   install the package from this repository alone (another repository
+//!   may provide the dependency, so it is only a warning). Patterns are
+//!   matched as pkg_install matches them (dewey, globs, alternates), by
+//!   the `pkgsrc` crate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use pkgsrc::Pattern;
 
 use crate::record;
 use crate::signed::PkgHash;
@@ -65,23 +72,28 @@ struct Fields<'r> {
     file: &'r str,
     pkgname: Option<&'r [u8]>,
     platform: [Option<&'r [u8]>; 3],
+    depends: Vec<&'r [u8]>,
 }
 
 impl<'r> Fields<'r> {
-    /// The first value of each field, read in one pass over the record's
-    /// lines that stops when all are found.
+    /// The first value of each field and every DEPENDS, read in one pass
+    /// over the record's lines that stops when all are found (pkg_info
+    /// prints DEPENDS before them).
     fn of(file: &'r str, record: &'r [u8]) -> Fields<'r> {
         let mut fields = Fields {
             file,
             pkgname: None,
             platform: [None; 3],
+            depends: Vec::new(),
         };
         for line in record.split(|&b| b == b'\n') {
             let Some(eq) = line.iter().position(|&b| b == b'=') else {
                 continue;
             };
             let (name, value) = (&line[..eq], &line[eq + 1..]);
-            if name == b"PKGNAME" {
+            if name == b"DEPENDS" {
+                fields.depends.push(value);
+            } else if name == b"PKGNAME" {
                 fields.pkgname.get_or_insert(value);
             } else if let Some(i) = PLATFORM.iter().position(|f| f.as_bytes() == name) {
                 fields.platform[i].get_or_insert(value);
@@ -107,8 +119,60 @@ pub fn repository_warnings<'a>(
     for (i, name) in PLATFORM.iter().enumerate() {
         warnings.extend(off_platform(&fields, i, name));
     }
+    warnings.extend(unresolved_depends(&fields));
     warnings.sort();
     warnings
+}
+
+/// DEPENDS patterns that no PKGNAME in the repository matches, each
+/// pattern resolved once whoever depends on it.
+fn unresolved_depends(packages: &[Fields]) -> Vec<(String, String)> {
+    let names: Vec<&str> = packages
+        .iter()
+        .filter_map(|p| std::str::from_utf8(p.pkgname?).ok())
+        .collect();
+    let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
+    for name in &names {
+        let base = name.rsplit_once('-').map_or(*name, |(base, _)| base);
+        by_base.entry(base).or_default().push(name);
+    }
+    let mut resolved: HashMap<&[u8], Option<String>> = HashMap::new();
+    let mut warnings = Vec::new();
+    for package in packages {
+        for &dep in &package.depends {
+            let problem = resolved
+                .entry(dep)
+                .or_insert_with(|| unresolved(dep, &by_base, &names));
+            if let Some(problem) = problem {
+                warnings.push((package.file.to_owned(), problem.clone()));
+            }
+        }
+    }
+    warnings
+}
+
+/// Why `dep` cannot be resolved in the repository, if it cannot.
+fn unresolved(dep: &[u8], by_base: &HashMap<&str, Vec<&str>>, names: &[&str]) -> Option<String> {
+    let text = String::from_utf8_lossy(dep);
+    let Ok(pattern) = Pattern::new(&text) else {
+        return Some(format!(
+            "DEPENDS {text:?} is not a package pattern pkg_add understands"
+        ));
+    };
+    let found = match pattern.pkgbases() {
+        Some(bases) => bases
+            .iter()
+            .filter_map(|base| by_base.get(base))
+            .flatten()
+            .any(|name| pattern.matches(name)),
+        None => names.iter().any(|name| pattern.matches(name)),
+    };
+    (!found).then(|| {
+        format!(
+            "DEPENDS {text} is satisfied by no package in this repository: pkgin \
+             cannot install this package unless another repository provides it"
+        )
+    })
 }
 
 /// Files that share a PKGNAME, each named with the others.
@@ -224,6 +288,49 @@ mod tests {
     fn platform(pkgname: &str, opsys: &str, arch: &str, version: &str) -> Vec<u8> {
         format!("PKGNAME={pkgname}\nOPSYS={opsys}\nMACHINE_ARCH={arch}\nOS_VERSION={version}\n\n")
             .into_bytes()
+    }
+
+    #[test]
+    fn depends_no_package_satisfies_are_named() {
+        let with = |pkgname: &str, depends: &[&str]| {
+            let lines: String = depends.iter().map(|d| format!("DEPENDS={d}\n")).collect();
+            format!("{lines}PKGNAME={pkgname}\n\n").into_bytes()
+        };
+        let records = [
+            with(
+                "app-2.0",
+                &["lib>=1.0", "tool-[0-9]*", "{py311,py312}-x>=3"],
+            ),
+            with("lib-1.2nb1", &["lib2>=1.0", "font-{a,b}-[0-9]*"]),
+            with("other-1", &["lib<1.0", "lib>=1.0", "bad pattern>>"]),
+            with("py312-x-3.1", &[]),
+            with("font-b-1", &[]),
+        ];
+        let names = [
+            "app-2.0.tgz",
+            "lib-1.2nb1.tgz",
+            "other-1.tgz",
+            "py312-x-3.1.tgz",
+            "font-b-1.tgz",
+        ];
+        let packages = names.iter().copied().zip(records.iter().map(|r| &r[..]));
+        let got: Vec<(String, String)> = repository_warnings(packages);
+        let unresolved = |d: &str| {
+            format!(
+                "DEPENDS {d} is satisfied by no package in this repository: pkgin cannot \
+                 install this package unless another repository provides it"
+            )
+        };
+        let want = [
+            ("app-2.0.tgz".to_owned(), unresolved("tool-[0-9]*")),
+            ("lib-1.2nb1.tgz".to_owned(), unresolved("lib2>=1.0")),
+            (
+                "other-1.tgz".to_owned(),
+                "DEPENDS \"bad pattern>>\" is not a package pattern pkg_add understands".to_owned(),
+            ),
+            ("other-1.tgz".to_owned(), unresolved("lib<1.0")),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 
 use std::io::{self, Read};
 
+use sha2::{Digest, Sha512};
+
 use crate::error::{Error, Result, classify};
 
 /// The ar archive magic.
@@ -92,6 +94,64 @@ pub(crate) fn inner_package<R: Read>(
         signature,
     };
     Ok((archive.take(inner.size), signed))
+}
+
+/// Reads a signed package from its first byte (an uncompressed ar
+/// archive, as pkg_admin writes it) to the end of its inner package,
+/// checking the SHA-512 of every block against `+PKG_HASH`, as pkg_add
+/// does while it extracts. Memory is one 64 KiB buffer, whatever the block
+/// size. Returns the inner package's size.
+pub fn check_blocks<R: Read>(mut input: R, hash_limit: u64) -> Result<u64> {
+    let mut magic = [0u8; AR_MAGIC.len()];
+    if read_full(&mut input, &mut magic)? < magic.len() || magic != AR_MAGIC {
+        return Err(Error::Signed(
+            "the payload check needs an uncompressed ar archive".to_owned(),
+        ));
+    }
+    let (mut inner, signed) = inner_package(input, hash_limit)?;
+    let text = std::str::from_utf8(&signed.text).map_err(|_| corrupt("+PKG_HASH is not text"))?;
+    let digests: Vec<&str> = text
+        .split("\n\n")
+        .nth(2)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|line| *line != "end pkgsrc signature")
+        .collect();
+    let block_size = signed.hash.block_size;
+    let blocks = signed.hash.file_size.div_ceil(block_size);
+    if digests.len() as u64 != blocks {
+        return Err(Error::Signed(format!(
+            "+PKG_HASH lists {} block hashes for {blocks} blocks",
+            digests.len()
+        )));
+    }
+    let mut buffer = vec![0u8; 64 * 1024];
+    for (index, want) in digests.iter().enumerate() {
+        let mut hasher = Sha512::new();
+        let mut left = block_size.min(signed.hash.file_size - index as u64 * block_size);
+        while left > 0 {
+            let n = buffer.len().min(left as usize);
+            if read_full(&mut inner, &mut buffer[..n])? < n {
+                return Err(Error::Truncated("signed package"));
+            }
+            hasher.update(&buffer[..n]);
+            left -= n as u64;
+        }
+        let got: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(Error::Signed(format!(
+                "block {} of the inner package (bytes {} to {}) does not match its hash in +PKG_HASH",
+                index + 1,
+                index as u64 * block_size,
+                ((index as u64 + 1) * block_size).min(signed.hash.file_size)
+            )));
+        }
+    }
+    Ok(signed.hash.file_size)
 }
 
 /// One member's header.
@@ -288,6 +348,36 @@ mod tests {
         assert_eq!(member.name, b"+PKG_HASH");
         assert_eq!(read_member(&mut input, &member, 10).unwrap(), b"abc");
         assert!(input.is_empty());
+    }
+
+    #[test]
+    fn every_block_is_checked_against_pkg_hash() {
+        use crate::create::{PackageBuilder, Signature, sign};
+        let inner = PackageBuilder::new("big-1.0")
+            .file("payload", crate::create::noise(7, 200_000))
+            .build()
+            .unwrap();
+        let signed = sign(&inner, "big-1.0.tgz", "big-1.0", Signature::Gpg).unwrap();
+        assert_eq!(
+            check_blocks(&signed[..], 1 << 20).unwrap(),
+            inner.len() as u64
+        );
+        // One byte changed in the third block (bytes 131072 on).
+        let at = signed.len() - inner.len() + 140_000;
+        let mut bad = signed.clone();
+        bad[at] ^= 1;
+        let err = check_blocks(&bad[..], 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "invalid signed package: block 3 of the inner package (bytes 131072 to 196608)"
+            ),
+            "{err}"
+        );
+        let err = check_blocks(&inner[..], 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("needs an uncompressed ar archive"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub enum Change {
     Removed { name: String },
 }
 
+impl Change {
+    /// The file name it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            Change::Indexed { name, .. }
+            | Change::Failed { name, .. }
+            | Change::Removed { name } => name,
+        }
+    }
+}
+
 /// The state of a repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
@@ -88,6 +99,13 @@ pub struct State {
     /// The fingerprint of the policy and keys the verdicts were given
     /// under (empty: signatures ignored).
     trust: String,
+    /// Warnings about packages against the whole repository (duplicate
+    /// PKGNAMEs, other platforms, unresolved DEPENDS), as the last pass
+    /// with every record at hand found them; a package's are dropped when
+    /// it changes or goes.
+    repository_warnings: Vec<(String, String)>,
+    /// The generation those warnings were found at.
+    repository_checked: u64,
     /// The pieces as last stored, in order.
     pieces: Vec<PieceRef>,
     /// Which of them have their packages in `packages`.
@@ -107,6 +125,8 @@ struct Manifest {
     pieces: Vec<PieceRef>,
     signatures: BTreeMap<String, Verdict>,
     trust: String,
+    repository_warnings: Vec<(String, String)>,
+    repository_checked: u64,
 }
 
 /// A version 4 manifest: before signature verdicts.
@@ -131,6 +151,8 @@ impl From<ManifestV4> for Manifest {
             pieces: old.pieces,
             signatures: BTreeMap::new(),
             trust: String::new(),
+            repository_warnings: Vec::new(),
+            repository_checked: 0,
         }
     }
 }
@@ -301,12 +323,31 @@ impl State {
     }
 
     /// Records that every name has been judged under `fingerprint`;
-    /// returns whether that changed.
+    /// returns whether that changed (and if so, advances the generation).
     pub fn set_trust(&mut self, fingerprint: &str) -> bool {
         if self.trust == fingerprint {
             return false;
         }
         fingerprint.clone_into(&mut self.trust);
+        self.generation += 1;
+        true
+    }
+
+    /// The warnings about packages against the whole repository, and the
+    /// generation they were found at.
+    pub fn repository_warnings(&self) -> (&[(String, String)], u64) {
+        (&self.repository_warnings, self.repository_checked)
+    }
+
+    /// Keeps what a pass with every record at hand found (sorted);
+    /// returns whether that changed (and if so, advances the generation).
+    pub fn set_repository_warnings(&mut self, warnings: Vec<(String, String)>) -> bool {
+        if self.repository_warnings == warnings {
+            return false;
+        }
+        self.repository_warnings = warnings;
+        self.generation += 1;
+        self.repository_checked = self.generation;
         true
     }
 
@@ -436,7 +477,18 @@ impl State {
         changed
     }
 
+    /// Merges one change; what the repository-wide checks said of that
+    /// name no longer holds once it changed.
     fn apply_one(&mut self, change: Change) -> bool {
+        let name = change.name().to_owned();
+        let changed = self.merge(change);
+        if changed {
+            self.repository_warnings.retain(|(file, _)| *file != name);
+        }
+        changed
+    }
+
+    fn merge(&mut self, change: Change) -> bool {
         match change {
             Change::Indexed {
                 name,
@@ -628,6 +680,8 @@ impl State {
             pieces: cut.pieces.clone(),
             signatures: self.signatures.clone(),
             trust: self.trust.clone(),
+            repository_warnings: self.repository_warnings.clone(),
+            repository_checked: self.repository_checked,
         };
         cut.manifest = encode_manifest(&manifest)?;
         Ok(cut)
@@ -712,6 +766,8 @@ impl From<Manifest> for State {
             warnings: manifest.warnings,
             signatures: manifest.signatures,
             trust: manifest.trust,
+            repository_warnings: manifest.repository_warnings,
+            repository_checked: manifest.repository_checked,
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()
@@ -814,6 +870,30 @@ mod tests {
             name: "a-1.tgz".to_owned(),
         }]);
         assert_eq!((state.generation(), state.records_generation()), (4, 4));
+    }
+
+    #[test]
+    fn repository_warnings_of_a_changed_name_are_dropped() {
+        let mut state = State::default();
+        state.apply([
+            indexed("a-1.tgz", "PKGNAME=a-1\n\n", "1"),
+            indexed("a-copy.tgz", "PKGNAME=a-1\n\n", "1"),
+        ]);
+        let found = vec![
+            ("a-1.tgz".to_owned(), "twin".to_owned()),
+            ("a-copy.tgz".to_owned(), "twin".to_owned()),
+        ];
+        assert!(state.set_repository_warnings(found.clone()));
+        assert_eq!(state.repository_warnings(), (&found[..], 2));
+        assert!(!state.set_repository_warnings(found.clone()));
+        // An unchanged file keeps its warnings; a removed one loses them.
+        state.apply([indexed("a-1.tgz", "PKGNAME=a-1\n\n", "1")]);
+        assert_eq!(state.repository_warnings().0.len(), 2);
+        state.apply([Change::Removed {
+            name: "a-copy.tgz".to_owned(),
+        }]);
+        assert_eq!(state.repository_warnings(), (&found[..1], 2));
+        assert_eq!(state.generation(), 3);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
 use crate::checks;
 use crate::config::is_package_key;
-use crate::fetch::{FetchError, fetch_header, header_after};
+use crate::fetch::{FetchError, Fetched, check_payload, fetch_header, header_after};
 use crate::header::Header;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
@@ -86,10 +86,11 @@ impl<S: Store> Repo<'_, S> {
                 continue;
             };
             report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
-            // Verdicts given under another policy or other keys are given
-            // again: every package is read again, whatever its token.
-            let trust = self.config.trust.fingerprint();
-            let rejudge = loaded.state.trust() != trust;
+            // Verdicts given under another policy, other keys or another
+            // payload setting are given again: every package is read
+            // again, whatever its token.
+            let judgement = self.config.judgement();
+            let rejudge = loaded.state.trust() != judgement;
             let listed_now = listing.is_none();
             let (names, published) = self.names(scope, &loaded, rejudge, &mut listing).await?;
             // A listing taken after this attempt's state read is as fresh
@@ -120,12 +121,22 @@ impl<S: Store> Repo<'_, S> {
             let (changes, unsure) = tally(looked, &next, &mut report);
             let mut changed = next.apply(changes);
             if unsure.is_empty() {
-                changed |= next.set_trust(trust);
+                changed |= next.set_trust(&judgement);
             }
             if matches!(scope, Scope::Listing) {
-                // Every record is at hand only here (and in `verify`).
-                report.warnings.extend(repository_warnings(&next));
+                // Every record is at hand only here (and in `verify`). A
+                // pass that changed no package finds what the last one did.
+                let (kept, checked) = next.repository_warnings();
+                let found = if changed || checked == 0 {
+                    repository_warnings(&next)
+                } else {
+                    kept.to_vec()
+                };
+                report.warnings.extend(found.iter().cloned());
                 report.warnings.sort();
+                if unsure.is_empty() {
+                    changed |= next.set_repository_warnings(found);
+                }
             }
             if never_indexed(scope, &loaded, published, &next) {
                 // Names that are not there (another reading of a key, a
@@ -334,6 +345,10 @@ impl<S: Store> Repo<'_, S> {
                 Some(first) => header_after(self.store, &meta, first, 1, fetch).await,
                 None => fetch_header(self.store, &meta, fetch).await,
             };
+            let fetched = match fetched {
+                Ok(fetched) => self.check_payload(&meta, fetched).await,
+                Err(err) => Err(err),
+            };
             let (change, bytes) = match fetched {
                 Ok(fetched) => {
                     tracing::info!(
@@ -369,6 +384,19 @@ impl<S: Store> Repo<'_, S> {
                 "kept changing while read",
             )
         }))
+    }
+
+    /// With `PKGSUM_VERIFY_PAYLOAD`, reads a signed package whole and checks
+    /// its blocks against `+PKG_HASH`; the bytes count as fetched.
+    async fn check_payload(
+        &self,
+        meta: &ObjectMeta,
+        mut fetched: Fetched,
+    ) -> Result<Fetched, FetchError> {
+        if self.config.verify_payload && fetched.header.signature.is_some() {
+            fetched.fetched += check_payload(self.store, meta, &self.config.fetch).await?;
+        }
+        Ok(fetched)
     }
 
     /// Refuses a pass that would grow the repository past its bound.

@@ -1,7 +1,9 @@
 //! `<prefix>.pkgsum/status.json`: what is indexed and what is not, for
 //! people and monitoring: the generation, the package count, every
 //! package that cannot be read (with the reason), every pkg_info
-//! warning, and, under a signature policy, every package's verdict.
+//! warning, what the last pass over the whole repository found wrong
+//! between packages, and, under a signature policy, every package's
+//! verdict.
 
 use std::collections::BTreeMap;
 
@@ -35,11 +37,20 @@ impl<S: Store> Repo<'_, S> {
                     .map(move |w| serde_json::json!({"file": name, "warning": w}))
             })
             .collect();
+        let (found, checked) = state.repository_warnings();
+        let beside: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(name, w)| serde_json::json!({"file": name, "warning": w}))
+            .collect();
         let mut status = serde_json::json!({
             "generation": state.generation(),
             "packages": state.len(),
             "failures": failures,
             "warnings": warnings,
+            // What a pass over the whole repository (`rebuild`, the daily
+            // reconcile) last found; a package's are dropped when it
+            // changes or goes.
+            "repository_warnings": {"found_at_generation": checked, "warnings": beside},
         });
         let policy = self.config.trust.policy();
         if policy != Policy::Ignore {
