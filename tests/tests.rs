@@ -12,6 +12,7 @@
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
+//! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the README's LocalStack walkthrough, run as written.
 //! - `deploy`: the SAM stack on LocalStack's CloudFormation.
 
@@ -22,6 +23,7 @@ mod apply;
 mod cli;
 mod deploy;
 mod fetch;
+mod gateway;
 mod golden;
 mod index;
 mod malformed;
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         signatures::trials(),
         notify::trials(),
         serve::trials(),
+        gateway::trials(),
         walkthrough::trials(),
         deploy::trials(),
     ]

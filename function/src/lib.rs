@@ -33,6 +33,8 @@
 //!   - [`serve`]: `pkgsum serve`, the webhook receiver for stores with no
 //!     Lambda: notifications are spooled, then applied per repository by
 //!     one writer after a debounce window.
+//! - [`gateway`] serves a private repository read-only to pkgin
+//!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
 //! - All read their settings from [`config`], report progress through
 //!   [`progress`] and sum up the same way ([`verdict`]).
 //! - With the `testing` feature, `testing` holds what only tests and
@@ -49,6 +51,7 @@ pub mod directory;
 pub mod dispatch;
 pub mod event;
 pub mod fetch;
+pub mod gateway;
 pub mod payload;
 pub mod poll;
 pub mod progress;

@@ -206,6 +206,27 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
     },
+    /// Serve a private repository read-only to pkgin, behind HTTP Basic
+    #[command(
+        long_about = "Serve s3://BUCKET/PREFIX/ read-only over HTTP to an unmodified pkgin, for \
+            stores with no CloudFront: GET and HEAD of pkg_summary.* and package files directly \
+            under /PREFIX, with the store's Content-Length, Last-Modified and ETag, byte ranges \
+            and conditional requests, to clients with a user and password from --credentials \
+            (one user:hash per line, bcrypt or Argon2, as `htpasswd -B` or `argon2` write them). \
+            Nothing is listed, and nothing outside the prefix is reachable. Put it behind TLS: \
+            pkgin then uses https://USER:PASSWORD@HOST/PREFIX.",
+        after_help = format!("{S3_SETTINGS_HELP}\n\n{EXIT_STATUS_HELP}")
+    )]
+    Gateway {
+        /// s3://BUCKET/PREFIX/
+        url: String,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The credentials file.
+        #[arg(long, value_name = "FILE")]
+        credentials: PathBuf,
+    },
     /// Build a small sample repository and index it
     #[command(
         long_about = "Build a small sample repository (one package per compression, one \
@@ -226,7 +247,7 @@ fn main() -> ExitCode {
     // user needs is printed by the commands themselves, once. A service's
     // log is its output, so `serve` logs at info unless told otherwise.
     let default = match cli.command {
-        Command::Serve { .. } => "pkgsum=info",
+        Command::Serve { .. } | Command::Gateway { .. } => "pkgsum=info",
         _ => "off",
     };
     tracing_subscriber::fmt()
@@ -262,7 +283,8 @@ fn one_line(err: &anyhow::Error) -> String {
             || cause.is::<IndexError>()
             || cause.is::<pkgsum::config::ConfigError>()
             || cause.is::<pkgsum::reconcile::UrlError>()
-            || cause.is::<pkgsum::poll::PollError>();
+            || cause.is::<pkgsum::poll::PollError>()
+            || cause.is::<pkgsum::gateway::CredentialsError>();
         if complete {
             break;
         }
@@ -357,6 +379,11 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             };
             run_async(serve(listen, repositories, options))
         }
+        Command::Gateway {
+            url,
+            listen,
+            credentials,
+        } => run_async(gateway(url, listen, credentials)),
         Command::Demo { dir } => demo(dir),
     }
 }
@@ -850,6 +877,38 @@ async fn serve(
         eprintln!("pkgsum: stopping: draining the queues");
     })
     .await?;
+    eprintln!("pkgsum: stopped");
+    Ok(Verdict::Indexed)
+}
+
+async fn gateway(
+    url: String,
+    listen: std::net::SocketAddr,
+    credentials: PathBuf,
+) -> anyhow::Result<Verdict> {
+    let config = Config::from_env()?;
+    let credentials = pkgsum::gateway::Credentials::from_file(&credentials)?;
+    let (store, prefix) = s3_repository(&url, false).await?;
+    let gateway = std::sync::Arc::new(pkgsum::gateway::Gateway::new(
+        store,
+        &prefix,
+        config.suffixes.clone(),
+        credentials,
+    ));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("gateway: listening on {listen}"))?;
+    let address = listener
+        .local_addr()
+        .context("gateway: the bound address")?;
+    eprintln!(
+        "pkgsum: serving {url} read-only at http://{address}{}",
+        gateway.path()
+    );
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .context("gateway: serving")?;
     eprintln!("pkgsum: stopped");
     Ok(Verdict::Indexed)
 }

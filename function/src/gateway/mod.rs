@@ -1,0 +1,298 @@
+//! `pkgsum gateway`: a private repository in any S3-compatible store,
+//! served read-only to an unmodified pkgin over HTTP.
+//!
+//! pkgin hands `REPO/pkg_summary.*` and `REPO/PKGNAME.tgz` to libfetch,
+//! which sends `Authorization: Basic` when the repository URL carries
+//! `user:password@`. The gateway admits only such credentials
+//! ([`credentials`]), then answers `GET` and `HEAD` for exactly those
+//! names, directly under the repository's path (`/PREFIX`), from the
+//! store, with the store's own `Content-Length`, `Last-Modified` and ETag,
+//! single byte ranges, and `If-None-Match` / `If-Modified-Since`. It never
+//! lists anything and never maps a request outside its prefix: the path
+//! is split on `/` before it is percent-decoded, so an encoded slash or a
+//! `..` cannot climb out, and the last segment must be a package or a
+//! summary name.
+//!
+//! Bodies are streamed in ranged GETs of at most 8 MiB, each pinned to the
+//! ETag of the HEAD that answered the headers, so a package being replaced
+//! meanwhile ends the response early rather than mixing two versions.
+
+pub mod credentials;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use percent_encoding::percent_decode_str;
+
+pub use credentials::{Credentials, CredentialsError};
+
+use crate::store::{ObjectMeta, Store};
+use crate::summary;
+
+/// The largest ranged GET a response is streamed in.
+const PART: u64 = 8 << 20;
+
+/// A repository served read-only.
+pub struct Gateway<S> {
+    store: S,
+    /// The key prefix (empty, or ending in `/`).
+    prefix: String,
+    /// Package key suffixes served besides the summaries.
+    suffixes: Vec<String>,
+    credentials: Credentials,
+}
+
+impl<S: Store + Send + Sync + 'static> Gateway<S> {
+    pub fn new(store: S, prefix: &str, suffixes: Vec<String>, credentials: Credentials) -> Self {
+        Gateway {
+            store,
+            prefix: prefix.to_owned(),
+            suffixes,
+            credentials,
+        }
+    }
+
+    /// The URL path the repository is served at (`/PREFIX`, no trailing
+    /// slash), for `repositories.conf`.
+    pub fn path(&self) -> String {
+        format!("/{}", self.prefix.trim_end_matches('/'))
+    }
+
+    /// The router: every path goes to one handler.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new().fallback(answer::<S>).with_state(self)
+    }
+
+    /// The file name a request path names under the prefix, if it names
+    /// one the gateway serves.
+    fn name_of(&self, path: &str) -> Option<String> {
+        let mut segments = Vec::new();
+        for raw in path.strip_prefix('/')?.split('/') {
+            let segment = percent_decode_str(raw).decode_utf8().ok()?;
+            let bad = segment.is_empty()
+                || segment == "."
+                || segment == ".."
+                || segment.contains(['/', '\\'])
+                || segment.chars().any(char::is_control);
+            if bad {
+                return None;
+            }
+            segments.push(segment.into_owned());
+        }
+        let name = segments.pop()?;
+        let prefix: Vec<&str> = self.prefix.split('/').filter(|s| !s.is_empty()).collect();
+        if segments != prefix || name.starts_with('.') {
+            return None;
+        }
+        let summary = summary::PKGIN_ORDER
+            .iter()
+            .any(|f| name == summary::file_name(*f));
+        let package = self.suffixes.iter().any(|s| name.ends_with(s.as_str()));
+        (summary || package).then_some(name)
+    }
+}
+
+/// One request: credentials, then the name, then the object.
+async fn answer<S: Store + Send + Sync + 'static>(
+    State(gateway): State<Arc<Gateway<S>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if !gateway.credentials.admit(&headers).await {
+        let challenge = HeaderValue::from_static("Basic realm=\"pkgsum\", charset=\"UTF-8\"");
+        return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)]).into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let allow = [(axum::http::header::ALLOW, "GET, HEAD")];
+        return (StatusCode::METHOD_NOT_ALLOWED, allow).into_response();
+    }
+    let Some(name) = gateway.name_of(uri.path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let key = format!("{}{name}", gateway.prefix);
+    let meta = match gateway.store.head(&key).await {
+        Ok(Some(meta)) => meta,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(err) => {
+            tracing::warn!(%err, "gateway: the store failed");
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+    };
+    let mut response = HeaderMap::new();
+    describe(&meta, name.starts_with("pkg_summary."), &mut response);
+    if not_modified(&headers, &meta) {
+        return (StatusCode::NOT_MODIFIED, response).into_response();
+    }
+    let range = match requested_range(&headers, meta.size) {
+        Ok(range) => range,
+        Err(()) => {
+            let unsatisfied = format!("bytes */{}", meta.size);
+            insert(&mut response, CONTENT_RANGE, &unsatisfied);
+            return (StatusCode::RANGE_NOT_SATISFIABLE, response).into_response();
+        }
+    };
+    let (status, start, end) = match range {
+        Some((start, end)) => {
+            let content_range = format!("bytes {start}-{}/{}", end - 1, meta.size);
+            insert(&mut response, CONTENT_RANGE, &content_range);
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        None => (StatusCode::OK, 0, meta.size),
+    };
+    insert(&mut response, CONTENT_LENGTH, &(end - start).to_string());
+    if method == Method::HEAD {
+        return (status, response).into_response();
+    }
+    let body = Body::from_stream(parts(gateway, meta, start, end));
+    (status, response, body).into_response()
+}
+
+/// The headers every answer about `meta` carries.
+fn describe(meta: &ObjectMeta, summary: bool, headers: &mut HeaderMap) {
+    insert(headers, ETAG, &format!("\"{}\"", meta.etag));
+    if let Some(modified) = meta.last_modified {
+        insert(headers, LAST_MODIFIED, &httpdate::fmt_http_date(modified));
+    }
+    insert(headers, ACCEPT_RANGES, "bytes");
+    insert(headers, CONTENT_TYPE, "application/octet-stream");
+    if summary {
+        // pkgin decides whether to fetch a summary by its Last-Modified.
+        insert(headers, CACHE_CONTROL, "no-cache");
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: axum::http::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Whether the client's copy is current: `If-None-Match` names the ETag,
+/// or (without it) `If-Modified-Since` is no earlier than Last-Modified.
+fn not_modified(headers: &HeaderMap, meta: &ObjectMeta) -> bool {
+    if let Some(tags) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return tags.split(',').any(|tag| {
+            let tag = tag.trim().trim_start_matches("W/").trim_matches('"');
+            tag == "*" || tag == meta.etag
+        });
+    }
+    let since = headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, meta.last_modified) {
+        (Some(since), Some(modified)) => whole_seconds(modified) <= whole_seconds(since),
+        _ => false,
+    }
+}
+
+fn whole_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The one byte range asked for, as `start..end`: none for the whole
+/// object (no Range, or one the gateway does not serve as a range, such
+/// as several ranges), an error for one that lies past the end.
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
+        // bytes=-N: the last N bytes.
+        (true, _, Some(n)) if n > 0 => (size.saturating_sub(n), size),
+        (false, Some(start), None) if last.trim().is_empty() => (start, size),
+        (false, Some(start), Some(last)) if last >= start => (start, (last + 1).min(size)),
+        _ => return Ok(None),
+    };
+    if start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// The body: ranged GETs of at most [`PART`] bytes, pinned to the ETag.
+fn parts<S: Store + Send + Sync + 'static>(
+    gateway: Arc<Gateway<S>>,
+    meta: ObjectMeta,
+    start: u64,
+    end: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(start, move |at| {
+        let (gateway, meta) = (gateway.clone(), meta.clone());
+        async move {
+            if at >= end {
+                return None;
+            }
+            let until = (at + PART).min(end);
+            let part = gateway
+                .store
+                .get_range(&meta.key, at..until, &meta.etag)
+                .await
+                .map_err(|err| {
+                    tracing::warn!(%err, "gateway: a body ended early");
+                    std::io::Error::other(err.to_string())
+                });
+            let next = if part.is_ok() { until } else { end };
+            Some((part, next))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(range: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(RANGE, HeaderValue::from_str(range).unwrap());
+        map
+    }
+
+    #[test]
+    fn single_ranges_are_served_and_others_are_not() {
+        assert_eq!(
+            requested_range(&headers("bytes=0-9"), 100),
+            Ok(Some((0, 10)))
+        );
+        assert_eq!(
+            requested_range(&headers("bytes=90-"), 100),
+            Ok(Some((90, 100)))
+        );
+        assert_eq!(
+            requested_range(&headers("bytes=-10"), 100),
+            Ok(Some((90, 100)))
+        );
+        assert_eq!(
+            requested_range(&headers("bytes=95-200"), 100),
+            Ok(Some((95, 100)))
+        );
+        assert_eq!(requested_range(&headers("bytes=100-"), 100), Err(()));
+        assert_eq!(requested_range(&headers("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(requested_range(&headers("bytes=5-1"), 100), Ok(None));
+        assert_eq!(requested_range(&headers("items=0-1"), 100), Ok(None));
+        assert_eq!(requested_range(&HeaderMap::new(), 100), Ok(None));
+    }
+}
