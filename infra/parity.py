@@ -126,6 +126,39 @@ def environment_match(tpl, mod) -> list[str]:
     return problems
 
 
+def function_code_match(tpl, mod) -> list[str]:
+    """The CloudFront Function's code is infra/cloudfront/basic-auth.js in
+    both: inline in the template (CloudFormation cannot read files), by
+    file() in the module."""
+    problems = []
+    want = (HERE / "cloudfront" / "basic-auth.js").read_text()
+    code = tpl["Resources"]["BasicAuthFunction"]["Properties"]["FunctionCode"]
+    if code != want:
+        problems.append("BasicAuthFunction.FunctionCode differs from infra/cloudfront/basic-auth.js")
+    module_code = attribute(module_resource(mod, "aws_cloudfront_function", "basic_auth"), "code")
+    if "../cloudfront/basic-auth.js" not in module_code:
+        problems.append(f"aws_cloudfront_function.basic_auth.code is {module_code!r}, not the file")
+    return problems
+
+
+def read_statements(tpl, mod) -> list[str]:
+    """The repository read policy grants the same Sids with the same
+    actions in both."""
+    document = tpl["Resources"]["RepositoryReadPolicy"]["Properties"]["PolicyDocument"]
+    sam = {}
+    for statement in document["Statement"]:
+        branch = statement["Fn::If"][1] if "Fn::If" in statement else statement
+        sam[branch["Sid"]] = actions(branch)
+    text = attribute(module_resource(mod, "aws_s3_bucket_policy", "repository_read"), "policy")
+    tf = {}
+    for sid in re.finditer(r"'Sid': '(\w+)'", text):
+        action = re.compile(r"'Action': '([\w:]+)'").search(text, sid.end())
+        tf[sid.group(1)] = (action.group(1),) if action else ()
+    if sam != tf:
+        return [f"read policy statements differ: template {sam} module {tf}"]
+    return []
+
+
 def actions(statement) -> tuple[str, ...]:
     action = statement["Action"]
     return tuple(sorted([action] if isinstance(action, str) else action))
@@ -152,6 +185,7 @@ def module_statements(mod, kind: str, name: str) -> dict:
 def main() -> None:
     tpl, mod = template(), module()
     problems = parameters_match(tpl, mod) + settings_match(tpl, mod) + environment_match(tpl, mod)
+    problems += function_code_match(tpl, mod) + read_statements(tpl, mod)
     sam = template_statements(tpl)
     tf = module_statements(mod, "aws_iam_role_policy", "function")
     if sam != tf:

@@ -424,7 +424,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         &cfn,
         &artifacts,
         &[
-            ("PublicRead", "true"),
+            ("Access", "public"),
             ("BatchSize", "20"),
             ("BatchingWindow", "1"),
             ("MaximumConcurrency", "3"),
@@ -605,7 +605,7 @@ async fn the_sam_stack_deploys_with_least_privilege_and_indexes_uploads() {
         ("ReconcileRule", "AWS::Events::Rule"),
         ("ReconcilePermission", "AWS::Lambda::Permission"),
         ("DeadLetterAlarm", "AWS::CloudWatch::Alarm"),
-        ("PublicReadPolicy", "AWS::S3::BucketPolicy"),
+        ("RepositoryReadPolicy", "AWS::S3::BucketPolicy"),
     ] {
         assert_eq!(resources[logical].0, kind, "{logical}");
     }
@@ -698,7 +698,7 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     .await;
     assert_eq!(outputs["BucketName"], bucket);
     let resources = resources(&cfn, &stack).await;
-    for logical in ["PackageBucket", "PublicReadPolicy"] {
+    for logical in ["PackageBucket", "RepositoryReadPolicy"] {
         assert!(!resources.contains_key(logical), "{logical} was created");
     }
     let rule_arn = &resources["PackageEventRule"].1;
@@ -752,7 +752,35 @@ async fn an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was() 
     cfn.delete_stack().stack_name(&stack).send().await.unwrap();
 }
 
+/// The CloudFront Function of `Access=private` (the code both templates
+/// deploy), under Node with CloudFront's viewer-request event shape and a
+/// KeyValueStore stand-in: good credentials pass the request on without
+/// them; missing, wrong, unknown and malformed ones get 401 with a
+/// challenge; paths outside the repository get 404; only GET and HEAD.
+fn the_cloudfront_function_admits_only_good_credentials() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/cloudfront/basic-auth.test.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every case ran, and none was skipped.
+    for line in ["# tests 4", "# pass 4", "# fail 0", "# skipped 0"] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no {line:?} in\n{stdout}"
+        );
+    }
+}
+
 crate::harness::trials![
+    node the_cloudfront_function_admits_only_good_credentials,
     s3 the_sam_stack_deploys_with_least_privilege_and_indexes_uploads,
     s3 an_existing_bucket_is_indexed_through_eventbridge_and_left_as_it_was,
 ];

@@ -7,7 +7,7 @@
 //! them. Kinds: `test` (plain), `tokio` (async), `s3` (async, needs
 //! LocalStack), `lambda` (async, needs LocalStack and cargo-lambda), `rgw`
 //! (async, needs the Ceph RGW that `ceph/start.sh` runs), `seaweedfs`
-//! (async, needs `seaweedfs/start.sh`'s server).
+//! (async, needs `seaweedfs/start.sh`'s server), `node` (needs Node.js).
 
 use std::future::Future;
 
@@ -156,6 +156,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
         .enable_all()
         .build()
         .map_err(|e| Failed::from(format!("starting a runtime: {e}")))
+}
+
+/// A test that runs a Node.js script; ignored where there is no `node`.
+pub fn node(name: String, body: fn()) -> Trial {
+    Trial::ignorable_test(name, move || {
+        let found = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Ok(Completion::ignored_with("needs Node.js (node) on the PATH"));
+        }
+        body();
+        Ok(Completion::Completed)
+    })
 }
 
 /// A trial that reports itself ignored for `reason`.

@@ -12,14 +12,18 @@ locals {
   bucket        = local.create_bucket ? aws_s3_bucket.repository[0].id : var.existing_bucket_name
   bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${local.bucket}"
   prefix        = var.repository_prefix == "" ? "" : "${var.repository_prefix}/"
-  public        = local.create_bucket && var.public_read
+  public        = local.create_bucket && var.access == "public"
+  private       = local.create_bucket && var.access == "private"
+  by_cidr       = local.create_bucket && var.access == "source-ip" && length(var.allowed_cidrs) > 0
+  by_endpoint   = local.create_bucket && var.access == "source-ip" && length(var.allowed_vpc_endpoints) > 0
+  read_objects  = "${local.bucket_arn}/${local.prefix}*"
   # What a pass writes: the summaries, and under .pkgsum/ its state
   # (manifest and pieces), layouts and status report; it deletes
   # summary variants no longer configured and pieces a commit replaced.
   summaries = [for ext in ["gz", "bz2", "xz", "zst"] : "${local.bucket_arn}/${local.prefix}*pkg_summary.${ext}"]
   own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/*"]
   pieces    = ["${local.bucket_arn}/${local.prefix}*.pkgsum/pieces/*"]
-  repository_url = join("/", compact([
+  s3_url = join("/", compact([
     "https://${local.bucket}.s3.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}",
     var.repository_prefix,
   ]))
@@ -34,7 +38,7 @@ resource "aws_s3_bucket" "repository" {
   #checkov:skip=CKV_AWS_145:SSE-S3 keeps public pkgin downloads possible; SSE-KMS objects cannot be read anonymously.
   #checkov:skip=CKV2_AWS_61:Packages must stay until their owner deletes them; no lifecycle rule applies.
   #checkov:skip=CKV2_AWS_62:Event notifications are configured by aws_s3_bucket_notification.package_events below.
-  #checkov:skip=CKV2_AWS_6:The public access block below blocks all ACLs; it allows bucket policies only with public_read, for the read-only repository policy.
+  #checkov:skip=CKV2_AWS_6:The public access block below blocks all ACLs; it allows bucket policies only with access = "public", for the read-only repository policy.
   count         = local.create_bucket ? 1 : 0
   bucket        = var.new_bucket_name != "" ? var.new_bucket_name : null
   bucket_prefix = var.new_bucket_name == "" ? "pkgsum-" : null
@@ -60,8 +64,8 @@ resource "aws_s3_bucket_ownership_controls" "repository" {
 }
 
 resource "aws_s3_bucket_public_access_block" "repository" {
-  #checkov:skip=CKV_AWS_54:Public policies are allowed only when public_read is set, for the read-only policy on the repository prefix.
-  #checkov:skip=CKV_AWS_56:As above: pkgin reads a public repository anonymously when public_read is set.
+  #checkov:skip=CKV_AWS_54:Public policies are allowed only with access = "public", for the read-only policy on the repository prefix.
+  #checkov:skip=CKV_AWS_56:As above: pkgin reads a public repository anonymously with access = "public".
   count                   = local.create_bucket ? 1 : 0
   bucket                  = aws_s3_bucket.repository[0].id
   block_public_acls       = true
@@ -70,20 +74,159 @@ resource "aws_s3_bucket_public_access_block" "repository" {
   restrict_public_buckets = !local.public
 }
 
-resource "aws_s3_bucket_policy" "public_read" {
-  count  = local.public ? 1 : 0
+# Read access to the repository prefix, as var.access says: anyone; the
+# CloudFront distribution alone (origin access control); or anyone from
+# the listed address ranges or VPC endpoints. Never writes, never a list.
+resource "aws_s3_bucket_policy" "repository_read" {
+  count  = local.public || local.private || local.by_cidr || local.by_endpoint ? 1 : 0
   bucket = aws_s3_bucket.repository[0].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      Sid       = "PkgsrcRepositoryIsPublic"
-      Effect    = "Allow"
-      Principal = "*"
-      Action    = "s3:GetObject"
-      Resource  = "${local.bucket_arn}/${local.prefix}*"
-    }]
+    Statement = concat(
+      local.public ? [{
+        Sid       = "PkgsrcRepositoryIsPublic"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "s3:GetObject"
+        Resource  = local.read_objects
+      }] : [],
+      local.private ? [{
+        Sid       = "PkgsrcRepositoryThroughCloudFront"
+        Effect    = "Allow"
+        Principal = { Service = "cloudfront.amazonaws.com" }
+        Action    = "s3:GetObject"
+        Resource  = local.read_objects
+        Condition = { StringEquals = { "AWS:SourceArn" = aws_cloudfront_distribution.private[0].arn } }
+      }] : [],
+      local.by_cidr ? [{
+        Sid       = "PkgsrcRepositoryFromAddresses"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "s3:GetObject"
+        Resource  = local.read_objects
+        Condition = { IpAddress = { "aws:SourceIp" = var.allowed_cidrs } }
+      }] : [],
+      local.by_endpoint ? [{
+        Sid       = "PkgsrcRepositoryFromVpcEndpoints"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "s3:GetObject"
+        Resource  = local.read_objects
+        Condition = { StringEquals = { "aws:SourceVpce" = var.allowed_vpc_endpoints } }
+      }] : [],
+    )
   })
   depends_on = [aws_s3_bucket_public_access_block.repository]
+}
+
+# ---- access = "private": CloudFront with HTTP Basic ------------------------
+
+# Users and the hex SHA-256 of their passwords, put with
+# `aws cloudfront-keyvaluestore put-key` (see the README).
+resource "aws_cloudfront_key_value_store" "credentials" {
+  count   = local.private ? 1 : 0
+  name    = "${var.name}-credentials"
+  comment = "pkgin users of the private repository and the SHA-256 of their passwords"
+}
+
+# The same code as the SAM template's, from one file, tested under Node.
+resource "aws_cloudfront_function" "basic_auth" {
+  count                        = local.private ? 1 : 0
+  name                         = "${var.name}-basic-auth"
+  runtime                      = "cloudfront-js-2.0"
+  comment                      = "HTTP Basic for pkgin, one file at the repository root"
+  publish                      = true
+  code                         = file("${path.module}/../cloudfront/basic-auth.js")
+  key_value_store_associations = [aws_cloudfront_key_value_store.credentials[0].arn]
+}
+
+resource "aws_cloudfront_origin_access_control" "repository" {
+  count                             = local.private ? 1 : 0
+  name                              = var.name
+  origin_access_control_origin_type = "s3"
+  signing_behavior                  = "always"
+  signing_protocol                  = "sigv4"
+}
+
+# Summaries are revalidated with S3 at least every minute (they carry
+# Cache-Control: no-cache), so pkgin sees each new Last-Modified.
+resource "aws_cloudfront_cache_policy" "summaries" {
+  count       = local.private ? 1 : 0
+  name        = "${var.name}-summaries"
+  min_ttl     = 0
+  default_ttl = 30
+  max_ttl     = 60
+  parameters_in_cache_key_and_forwarded_to_origin {
+    enable_accept_encoding_gzip   = false
+    enable_accept_encoding_brotli = false
+    headers_config {
+      header_behavior = "none"
+    }
+    cookies_config {
+      cookie_behavior = "none"
+    }
+    query_strings_config {
+      query_string_behavior = "none"
+    }
+  }
+}
+
+resource "aws_cloudfront_distribution" "private" {
+  #checkov:skip=CKV_AWS_68:A WAF is a user decision with its own cost; every request already needs a password.
+  #checkov:skip=CKV_AWS_86:Access logging needs a log bucket the user chooses.
+  #checkov:skip=CKV_AWS_174:The default *.cloudfront.net certificate fixes the TLS policy; a custom domain with its own certificate can raise it.
+  #checkov:skip=CKV_AWS_305:A repository has no root object: pkgin asks for files by name.
+  #checkov:skip=CKV_AWS_310:One origin: the bucket.
+  #checkov:skip=CKV_AWS_374:pkgin users may be anywhere; access = "source-ip" is the option for address limits.
+  #checkov:skip=CKV2_AWS_32:The origin sets the headers pkgin needs; no response headers policy applies.
+  #checkov:skip=CKV2_AWS_42:The default *.cloudfront.net certificate; a custom domain is the user's choice.
+  #checkov:skip=CKV2_AWS_47:No WAF (see CKV_AWS_68).
+  count        = local.private ? 1 : 0
+  enabled      = true
+  comment      = "pkgsum private repository of ${var.name}"
+  http_version = "http2"
+  origin {
+    origin_id                = "repository"
+    domain_name              = aws_s3_bucket.repository[0].bucket_regional_domain_name
+    origin_path              = var.repository_prefix == "" ? "" : "/${var.repository_prefix}"
+    origin_access_control_id = aws_cloudfront_origin_access_control.repository[0].id
+  }
+  # https-only: no redirect, which libfetch would follow with the
+  # credentials it was given.
+  default_cache_behavior {
+    target_origin_id       = "repository"
+    viewer_protocol_policy = "https-only"
+    allowed_methods        = ["GET", "HEAD"]
+    cached_methods         = ["GET", "HEAD"]
+    compress               = false
+    # Managed-CachingOptimized: packages never change under a name.
+    cache_policy_id = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    function_association {
+      event_type   = "viewer-request"
+      function_arn = aws_cloudfront_function.basic_auth[0].arn
+    }
+  }
+  ordered_cache_behavior {
+    path_pattern           = "pkg_summary.*"
+    target_origin_id       = "repository"
+    viewer_protocol_policy = "https-only"
+    allowed_methods        = ["GET", "HEAD"]
+    cached_methods         = ["GET", "HEAD"]
+    compress               = false
+    cache_policy_id        = aws_cloudfront_cache_policy.summaries[0].id
+    function_association {
+      event_type   = "viewer-request"
+      function_arn = aws_cloudfront_function.basic_auth[0].arn
+    }
+  }
+  restrictions {
+    geo_restriction {
+      restriction_type = "none"
+    }
+  }
+  viewer_certificate {
+    cloudfront_default_certificate = true
+  }
 }
 
 resource "aws_s3_bucket_notification" "package_events" {

@@ -1,6 +1,11 @@
 output "repository_url" {
-  description = "The line for pkgin's repositories.conf."
-  value       = local.repository_url
+  description = "The line for pkgin's repositories.conf (with access = \"private\", add USER:PASSWORD@ after https://)."
+  value       = local.private ? "https://${aws_cloudfront_distribution.private[0].domain_name}" : local.s3_url
+}
+
+output "credential_store_arn" {
+  description = "With access = \"private\", the KeyValueStore that holds the users (aws cloudfront-keyvaluestore put-key --kvs-arn <this>)."
+  value       = local.private ? aws_cloudfront_key_value_store.credentials[0].arn : ""
 }
 
 output "repository_s3_url" {

@@ -58,10 +58,26 @@ variable "summary_formats" {
   }
 }
 
-variable "public_read" {
-  description = "Anyone may read objects under the repository prefix, so pkgin can fetch over plain HTTP(S). Applies to a bucket this module creates; the rest of the bucket stays private."
-  type        = bool
-  default     = false
+variable "access" {
+  description = "Who may read the repository (a bucket this module creates). none: only IAM principals (serve it with pkgsum gateway, or your own front). public: anyone, over the S3 URL. private: through a CloudFront distribution, to users with a password in its KeyValueStore (HTTP Basic, which pkgin sends from https://USER:PASSWORD@HOST). source-ip: anyone from allowed_cidrs or allowed_vpc_endpoints."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "public", "private", "source-ip"], var.access)
+    error_message = "access: none, public, private or source-ip."
+  }
+}
+
+variable "allowed_cidrs" {
+  description = "With access = source-ip, the client address ranges that may read (e.g. 192.0.2.0/24)."
+  type        = list(string)
+  default     = []
+}
+
+variable "allowed_vpc_endpoints" {
+  description = "With access = source-ip, the S3 gateway VPC endpoints (vpce-...) whose traffic may read."
+  type        = list(string)
+  default     = []
 }
 
 variable "signature_policy" {
