@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use argon2::{Argon2, PasswordVerifier};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+
+use crate::serve::auth::basic_credentials;
 
 /// Admitted credentials remembered at most.
 const REMEMBERED: usize = 10_000;
@@ -183,22 +183,17 @@ fn check(password: &[u8], hash: &str) -> bool {
     }
 }
 
-/// The user and password of `Basic base64(user:password)`.
+/// The user (as text) and password of `Basic base64(user:password)`.
 fn basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (scheme, encoded) = text.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    Some((user, decoded[colon + 1..].to_vec()))
+    let (user, password) = basic_credentials(value)?;
+    Some((String::from_utf8(user).ok()?, password))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     #[test]
     fn bad_lines_are_named() {

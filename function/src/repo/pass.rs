@@ -49,6 +49,26 @@ enum Seen {
 /// than ours.
 type Earlier = HashMap<String, Option<String>>;
 
+/// What a look compares the bucket with: the state, unless every package
+/// is to be judged again (`rejudge`), when no token counts.
+#[derive(Clone, Copy)]
+struct Against<'a> {
+    state: &'a State,
+    rejudge: bool,
+}
+
+impl Against<'_> {
+    /// The token a peek may find unchanged.
+    fn token(&self, name: &str) -> Option<&str> {
+        self.state.token(name).filter(|_| !self.rejudge)
+    }
+
+    /// Whether `meta` is what the state already reflects.
+    fn is_current(&self, name: &str, meta: &ObjectMeta) -> bool {
+        !self.rejudge && self.state.is_current(name, meta.size, &meta.etag)
+    }
+}
+
 /// Headers already read, by (name, ETag), kept across commit attempts.
 type HeaderCache = tokio::sync::Mutex<HashMap<(String, String), (Change, u64)>>;
 
@@ -100,16 +120,12 @@ impl<S: Store> Repo<'_, S> {
                 .fresh
                 .clone()
                 .filter(|loss| published > 0 || *loss != StateLoss::Missing);
+            let against = Against {
+                state: &loaded.state,
+                rejudge,
+            };
             let looked = self
-                .look_all(
-                    &names,
-                    &loaded.state,
-                    rejudge,
-                    listed,
-                    &earlier,
-                    &cache,
-                    progress,
-                )
+                .look_all(&names, against, listed, &earlier, &cache, progress)
                 .await;
             for (name, seen) in &looked {
                 let token = loaded.state.token(name);
@@ -266,13 +282,11 @@ impl<S: Store> Repo<'_, S> {
     /// Looks at every name, `concurrency` at a time, but for those an
     /// earlier attempt found to need no change, as the state still says;
     /// `listed`, if given, is a listing fresh enough to stand for a HEAD of
-    /// each name; `rejudge` reads every package whatever its token.
-    #[allow(clippy::too_many_arguments)]
+    /// each name.
     async fn look_all(
         &self,
         names: &BTreeSet<String>,
-        state: &State,
-        rejudge: bool,
+        against: Against<'_>,
         listed: Option<&BTreeMap<String, ObjectMeta>>,
         earlier: &Earlier,
         cache: &HeaderCache,
@@ -283,12 +297,13 @@ impl<S: Store> Repo<'_, S> {
         let mut lookups = Vec::with_capacity(names.len());
         for name in names {
             lookups.push(async move {
+                let state = against.state;
                 let seen = match earlier.get(name) {
                     Some(None) if state.token(name).is_none() => Seen::Gone,
                     Some(Some(token)) if state.token(name) == Some(token) => Seen::Current,
                     _ => {
                         let known = listed.map(|l| l.get(name).cloned());
-                        self.look(name, known, state, rejudge, cache).await
+                        self.look(name, known, against, cache).await
                     }
                 };
                 progress.advance();
@@ -312,11 +327,9 @@ impl<S: Store> Repo<'_, S> {
         &self,
         name: &str,
         mut known: Option<Option<ObjectMeta>>,
-        state: &State,
-        rejudge: bool,
+        against: Against<'_>,
         cache: &HeaderCache,
     ) -> Seen {
-        let token = state.token(name).filter(|_| !rejudge);
         let key = self.key(name);
         let fetch = &self.config.fetch;
         let mut last_error = None;
@@ -327,14 +340,18 @@ impl<S: Store> Repo<'_, S> {
             let (meta, first) = match known.take() {
                 Some(None) => return Seen::Gone,
                 Some(Some(meta)) => (meta, None),
-                None => match self.store.peek(&key, fetch.first(), token).await {
+                None => match self
+                    .store
+                    .peek(&key, fetch.first(), against.token(name))
+                    .await
+                {
                     Ok(Peeked::Gone) => return Seen::Gone,
                     Ok(Peeked::Unchanged) => return Seen::Current,
                     Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
                     Err(err) => return Seen::Unsure(err),
                 },
             };
-            if !rejudge && state.is_current(name, meta.size, &meta.etag) {
+            if against.is_current(name, &meta) {
                 return Seen::Current;
             }
             let cache_key = (name.to_owned(), meta.etag.clone());

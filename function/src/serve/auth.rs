@@ -78,17 +78,20 @@ impl Secret {
         if scheme.eq_ignore_ascii_case(b"bearer") {
             return self.matches(credentials);
         }
-        if scheme.eq_ignore_ascii_case(b"basic") {
-            let Ok(decoded) = STANDARD.decode(credentials) else {
-                return false;
-            };
-            return match decoded.iter().position(|&b| b == b':') {
-                Some(colon) => self.matches(&decoded[colon + 1..]),
-                None => false,
-            };
-        }
-        false
+        basic_credentials(value).is_some_and(|(_, password)| self.matches(&password))
     }
+}
+
+/// The user and password of an `Authorization: Basic` value, split at the
+/// first colon (a password may hold more).
+pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (scheme, credentials) = split_scheme(value)?;
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(credentials).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
 }
 
 /// `Scheme credentials` into its two parts.
