@@ -526,7 +526,7 @@ fn write_demo_packages(dir: &Path) -> anyhow::Result<()> {
         (
             "hello-2.12nb1",
             Compression::Gzip,
-            "@pkgdep gettext-lib>=0.22\n",
+            "@pkgdep libfoo>=1.2\n",
         ),
         (
             "libfoo-1.4",
