@@ -523,11 +523,7 @@ async fn run_index(dir: &Path, config: &Config) -> anyhow::Result<Verdict> {
 fn write_demo_packages(dir: &Path) -> anyhow::Result<()> {
     use pkgsum::create::{PackageBuilder, Signature, sign};
     let samples = [
-        (
-            "hello-2.12nb1",
-            Compression::Gzip,
-            "@pkgdep libfoo>=1.2\n",
-        ),
+        ("hello-2.12nb1", Compression::Gzip, "@pkgdep libfoo>=1.2\n"),
         (
             "libfoo-1.4",
             Compression::Xz,

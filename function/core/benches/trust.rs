@@ -22,7 +22,8 @@ fn main() {
     let read = |name: &str| std::fs::read(oracle().join(name)).expect("an oracle fixture");
     let keyring = read("keys/gpg-pubkey.asc");
     let anchors = read("keys/x509-ca.pem");
-    let trust = Trust::new(Policy::Check, Some(&keyring), Some(&anchors)).expect("the oracle's keys");
+    let trust =
+        Trust::new(Policy::Check, Some(&keyring), Some(&anchors)).expect("the oracle's keys");
     println!("| package | verdict | per package |");
     println!("|---|---|---|");
     for (name, pkgname) in [
