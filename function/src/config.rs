@@ -208,19 +208,28 @@ fn key_material(
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(Some(value.into_bytes()));
     }
-    let bad = |why: String| ConfigError {
-        name,
-        value: value.clone(),
-        expected: format!("a key file or armored text ({why})"),
-    };
-    let file = std::fs::File::open(value.trim()).map_err(|e| bad(e.to_string()))?;
+    read_small_file(std::path::Path::new(value.trim()), LIMIT)
+        .map(Some)
+        .map_err(|e| ConfigError {
+            name,
+            value: value.clone(),
+            expected: format!("a key file or armored text ({e})"),
+        })
+}
+
+/// A small settings file (keys, credentials) read whole; one larger than
+/// `limit` bytes is refused rather than cut.
+pub(crate) fn read_small_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, LIMIT + 1), &mut bytes)
-        .map_err(|e| bad(e.to_string()))?;
-    if bytes.len() as u64 > LIMIT {
-        return Err(bad(format!("larger than {LIMIT} bytes")));
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        let why = format!("larger than {limit} bytes");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
     }
-    Ok(Some(bytes))
+    Ok(bytes)
 }
 
 impl Config {

@@ -243,6 +243,7 @@ mod tests {
             algorithm: "SHA512".to_owned(),
             block_size: 65536,
             file_size: 1,
+            blocks: Vec::new(),
         }
     }
 

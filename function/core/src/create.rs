@@ -155,9 +155,7 @@ pub fn pkg_hash(pkgname: &str, inner: &[u8]) -> Vec<u8> {
         inner.len()
     );
     for block in inner.chunks(65536) {
-        for byte in Sha512::digest(block) {
-            text.push_str(&format!("{byte:02x}"));
-        }
+        text.push_str(&crate::hex(&Sha512::digest(block)));
         text.push('\n');
     }
     text.push_str("end pkgsrc signature\n");

@@ -53,6 +53,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+/// Lower-case hex of `bytes`: digests in object names, `+PKG_HASH` and
+/// fingerprints.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The record `pkg_info -X PATH` prints for a package file, with the
 /// warnings pkg_info would print beside it. FILE_NAME is the text after
 /// the path's last `/`; FILE_SIZE is the size of the file it names.

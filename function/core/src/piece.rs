@@ -52,17 +52,13 @@ impl PieceRef {
     /// for other bytes, and a piece a commit dropped is never named again
     /// by a later one, so it can be deleted at once.
     pub fn name(&self) -> String {
-        format!("{}-{}", self.generation, hex(&self.digest))
+        format!("{}-{}", self.generation, crate::hex(&self.digest))
     }
 }
 
 /// The generation a piece's object name starts with.
 pub fn generation_of_name(name: &str) -> Option<u64> {
     name.split_once('-')?.0.parse().ok()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Stores `packages` (sorted, non-empty) as a piece of `generation`:

@@ -38,6 +38,8 @@ pub struct PkgHash {
     pub algorithm: String,
     pub block_size: u64,
     pub file_size: u64,
+    /// The SHA-512 of each block of the inner package, in hex, as listed.
+    pub blocks: Vec<String>,
 }
 
 /// How a package is signed.
@@ -109,14 +111,7 @@ pub fn check_blocks<R: Read>(mut input: R, hash_limit: u64) -> Result<u64> {
         ));
     }
     let (mut inner, signed) = inner_package(input, hash_limit)?;
-    let text = std::str::from_utf8(&signed.text).map_err(|_| corrupt("+PKG_HASH is not text"))?;
-    let digests: Vec<&str> = text
-        .split("\n\n")
-        .nth(2)
-        .unwrap_or_default()
-        .lines()
-        .take_while(|line| *line != "end pkgsrc signature")
-        .collect();
+    let digests = &signed.hash.blocks;
     let block_size = signed.hash.block_size;
     let blocks = signed.hash.file_size.div_ceil(block_size);
     if digests.len() as u64 != blocks {
@@ -137,12 +132,7 @@ pub fn check_blocks<R: Read>(mut input: R, hash_limit: u64) -> Result<u64> {
             hasher.update(&buffer[..n]);
             left -= n as u64;
         }
-        let got: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if !got.eq_ignore_ascii_case(want) {
+        if !crate::hex(&hasher.finalize()).eq_ignore_ascii_case(want) {
             return Err(Error::Signed(format!(
                 "block {} of the inner package (bytes {} to {}) does not match its hash in +PKG_HASH",
                 index + 1,
@@ -308,11 +298,18 @@ pub fn parse_pkg_hash(text: &[u8]) -> Result<PkgHash> {
     if !text.ends_with("end pkgsrc signature\n") {
         return Err(bad("no end line"));
     }
+    // A blank line, then one digest per line up to the end line.
+    let blocks = lines
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| *line != "end pkgsrc signature")
+        .map(str::to_owned)
+        .collect();
     Ok(PkgHash {
         pkgname,
         algorithm,
         block_size,
         file_size,
+        blocks,
     })
 }
 

@@ -166,10 +166,7 @@ impl Trust {
             digest.update(part);
         }
         digest.update(anchors.unwrap_or(b""));
-        let fingerprint = digest.finalize()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = crate::hex(&digest.finalize()[..12]);
         let anchor_count = certs.len();
         let anchors = if certs.is_empty() {
             None
@@ -235,13 +232,12 @@ impl Trust {
                 || sig.issuer_key_id().iter().any(|k| **k == id)
         };
         for key in &self.keyring {
-            let who = describe_key(key);
             if wanted(&key.primary_key) {
-                return verified(signature.verify(&key.primary_key, &signed.text), who);
+                return verified(signature.verify(&key.primary_key, &signed.text), key);
             }
             for sub in &key.public_subkeys {
                 if wanted(&sub.key) {
-                    return verified(signature.verify(&sub.key, &signed.text), who);
+                    return verified(signature.verify(&sub.key, &signed.text), key);
                 }
             }
         }
@@ -249,7 +245,11 @@ impl Trust {
             .issuer_fingerprint()
             .first()
             .map(|f| format!("{f:X}"))
-            .or_else(|| sig.issuer_key_id().first().map(|k| hex_upper(k.as_ref())))
+            .or_else(|| {
+                sig.issuer_key_id()
+                    .first()
+                    .map(|k| crate::hex(k.as_ref()).to_uppercase())
+            })
             .unwrap_or_else(|| "an unnamed key".to_owned());
         Err(format!("signed by {issuer}, which is not in the keyring"))
     }
@@ -330,10 +330,15 @@ fn read_detached(bytes: &[u8]) -> pgp::errors::Result<DetachedSignature> {
     }
 }
 
-fn verified(result: pgp::errors::Result<()>, who: String) -> Result<String, String> {
-    result
-        .map(|()| who.clone())
-        .map_err(|e| format!("the OpenPGP signature by {who} does not verify: {e}"))
+/// The signer of `key`, or why its signature does not verify.
+fn verified(result: pgp::errors::Result<()>, key: &SignedPublicKey) -> Result<String, String> {
+    let who = describe_key(key);
+    match result {
+        Ok(()) => Ok(who),
+        Err(e) => Err(format!(
+            "the OpenPGP signature by {who} does not verify: {e}"
+        )),
+    }
 }
 
 /// A key as people know it: its first user id and its fingerprint.
@@ -393,10 +398,6 @@ fn check_signer(cert: &X509Ref) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// OpenSSL's reasons, on one line.

@@ -19,6 +19,7 @@ use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::config::read_small_file;
 use crate::serve::auth::basic_credentials;
 
 /// Admitted credentials remembered at most.
@@ -73,17 +74,16 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Reads `user:hash` lines from `path`.
+    /// Reads `user:hash` lines from `path` (at most 1 MiB).
     pub fn from_file(path: &Path) -> Result<Credentials, CredentialsError> {
         let shown = path.display().to_string();
         let read = |source| CredentialsError::Read {
             path: shown.clone(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(read)?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(file, FILE_LIMIT), &mut text)
-            .map_err(read)?;
+        let bytes = read_small_file(path, FILE_LIMIT).map_err(read)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Credentials::parse(&text, &shown)
     }
 
