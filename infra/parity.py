@@ -171,15 +171,23 @@ def template_statements(tpl) -> dict:
 
 
 def template_uploader(tpl) -> dict:
+    """The uploader's statements: Sid -> effect, actions, conditions (the
+    denials matter as much as the grant)."""
     document = tpl["Resources"]["UploaderPolicy"]["Properties"]["PolicyDocument"]
-    return {s["Sid"]: actions(s) for s in document["Statement"]}
+    return {s["Sid"]: shape(s) for s in document["Statement"]}
 
 
-def module_statements(mod, kind: str, name: str) -> dict:
+def shape(statement) -> tuple:
+    condition = statement.get("Condition", {})
+    keys = tuple(sorted(f"{op}:{key}={value}" for op, test in condition.items() for key, value in test.items()))
+    return (statement["Effect"], actions(statement), keys)
+
+
+def module_statements(mod, kind: str, name: str, of=None) -> dict:
     text = attribute(module_resource(mod, kind, name), "policy")
     body = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", text, re.S)
     document = ast.literal_eval(body.group(1))
-    return {s["Sid"]: actions(s) for s in document["Statement"]}
+    return {s["Sid"]: (of or actions)(s) for s in document["Statement"]}
 
 
 def main() -> None:
@@ -191,7 +199,7 @@ def main() -> None:
     if sam != tf:
         problems.append(f"IAM statements differ: template {sam} module {tf}")
     uploader = template_uploader(tpl)
-    tf = module_statements(mod, "aws_iam_policy", "uploader")
+    tf = module_statements(mod, "aws_iam_policy", "uploader", shape)
     if uploader != tf:
         problems.append(f"uploader statements differ: template {uploader} module {tf}")
     for problem in problems:

@@ -363,11 +363,36 @@ async fn assert_uploader_policy(iam: &aws_sdk_iam::Client, arn: &str, bucket: &s
         .policy_version()
         .and_then(|v| v.document())
         .unwrap();
+    let policy = policy_json(document);
+    let (allows, denies): (Vec<&Value>, Vec<&Value>) = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|s| s["Effect"] == "Allow");
     let want = (
         "s3:PutObject".to_owned(),
         format!("arn:aws:s3:::{bucket}/{PREFIX}*.tgz"),
     );
-    assert_eq!(grants(&policy_json(document)), BTreeSet::from([want]));
+    let allowed = serde_json::json!({ "Statement": allows });
+    assert_eq!(grants(&allowed), BTreeSet::from([want]));
+    // Whatever the suffix: never a summary, nothing under .pkgsum/, no
+    // object with a customer's key (SSE-C).
+    let object = |suffix: &str| format!("arn:aws:s3:::{bucket}/{PREFIX}{suffix}");
+    let mut denied = BTreeSet::new();
+    for statement in &denies {
+        assert_eq!(statement["Action"], "s3:PutObject", "{statement}");
+        let condition = statement.get("Condition").map(Value::to_string);
+        for resource in as_list(&statement["Resource"]) {
+            denied.insert((resource, condition.clone()));
+        }
+    }
+    let sse_c = r#"{"Null":{"s3:x-amz-server-side-encryption-customer-algorithm":"false"}}"#;
+    let want = BTreeSet::from([
+        (object("*pkg_summary.*"), None),
+        (object("*.pkgsum/*"), None),
+        (object("*"), Some(sse_c.to_owned())),
+    ]);
+    assert_eq!(denied, want);
 }
 
 /// Waits until the repository's pkg_summary.gz says `want`.

@@ -238,7 +238,10 @@ fn the_limit_is_configurable_and_counts_skipped_members() {
         .build()
         .unwrap();
     assert!(read(&bytes).is_ok());
-    let small = Limits { metadata: 1 << 20 };
+    let small = Limits {
+        metadata: 1 << 20,
+        ..Limits::default()
+    };
     let err = read_header(&bytes[..], &small).unwrap_err();
     assert!(
         matches!(err, Error::TooLarge { limit } if limit == 1 << 20),

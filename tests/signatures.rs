@@ -108,14 +108,35 @@ fn every_verdict_from_made_keys() {
     );
     assert_eq!(verdict(&trust, &inner, "foo-1.0"), Verdict::Unsigned);
 
-    // One hex digit of a block hash changed after signing.
+    // The inner package replaced after signing, and +PKG_HASH made to
+    // match it: the signature no longer covers it.
     let hash = create::pkg_hash("foo-1.0", &inner);
-    let mut tampered = hash.clone();
-    let at = tampered.len() - "end pkgsrc signature\n".len() - 2;
-    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+    let other = PackageBuilder::new("foo-1.0")
+        .member("+COMMENT", "changed after signing\n")
+        .build()
+        .unwrap();
+    let tampered = create::pkg_hash("foo-1.0", &other);
     let forged = |kind, signature: Vec<u8>| {
-        create::wrap(&tampered, kind, &signature, "foo-1.0.tgz", &inner).unwrap()
+        create::wrap(&tampered, kind, &signature, "foo-1.0.tgz", &other).unwrap()
     };
+    // Changed without changing +PKG_HASH: the header read refuses it, as
+    // pkg_info does (it checks each block it reads against its hash).
+    let mut changed = inner.clone();
+    changed[100] ^= 1;
+    let swapped = create::wrap(
+        &hash,
+        Signature::Gpg,
+        &alice.sign(&hash),
+        "foo-1.0.tgz",
+        &changed,
+    )
+    .unwrap();
+    let err = read_header(&swapped[..], &Limits::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid signed package: block 1 of the inner package"),
+        "{err}"
+    );
     let reason = bad_reason(verdict(
         &trust,
         &forged(Signature::Gpg, alice.sign(&hash)),
@@ -449,9 +470,11 @@ async fn the_payload_check_reads_every_block() {
         ..Config::default()
     };
 
+    // The header read takes the first 64 KiB block of the inner package
+    // whole, to check it against +PKG_HASH, and no more: two ranges.
     let outcome = deliver(&store, "ObjectCreated:Put", &[&good], &header_only).await;
     assert!(
-        outcome.reports[0].bytes_fetched < 70_000,
+        outcome.reports[0].bytes_fetched <= 2 * 65_536,
         "{:?}",
         outcome.reports[0]
     );

@@ -9,6 +9,7 @@
 //! - `store`: the store conformance suite on every backend.
 //! - `fetch`: header-only ranged reads.
 //! - `apply`: the repository pass and the event handler.
+//! - `hostile`: hostile uploads and racing writers cost only themselves.
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
@@ -25,6 +26,7 @@ mod deploy;
 mod fetch;
 mod gateway;
 mod golden;
+mod hostile;
 mod index;
 mod malformed;
 mod notify;
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         store::trials(),
         fetch::trials(),
         apply::trials(),
+        hostile::trials(),
         signatures::trials(),
         notify::trials(),
         serve::trials(),

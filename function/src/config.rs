@@ -241,7 +241,8 @@ impl Config {
         format!("{}{payload}", self.trust.fingerprint())
     }
 
-    /// Whether an event on `key` concerns a package. Hidden files (`.x.tgz`)
+    /// Whether an event on `key` concerns a package. Keys with control
+    /// characters or dot segments never do. Hidden files (`.x.tgz`)
     /// never do: pkgsrc never names a package so, upload tools use such
     /// names for partial files, `pkg_info -X *.tgz` skips them, and pkgin
     /// could not install one (it fetches `PKGNAME.tgz`).
@@ -252,8 +253,88 @@ impl Config {
 }
 
 /// Whether `key` names a package with one of `suffixes`: not one of
-/// pkgsum's own files, not hidden (see [`Config::wants`]).
+/// pkgsum's own files, not hidden (see [`Config::wants`]), and a plain
+/// key (see [`is_plain_key`]).
 pub fn is_package_key(key: &str, suffixes: &[&str]) -> bool {
     let (_, name) = split_key(key);
-    !is_own_key(key) && !name.starts_with('.') && suffixes.iter().any(|s| name.ends_with(s))
+    is_plain_key(key)
+        && !is_own_key(key)
+        && !name.starts_with('.')
+        && suffixes.iter().any(|s| name.ends_with(s))
+}
+
+/// Whether `key` is one a repository can hold as it is: no control
+/// character (a NUL or a newline: no store serves one back, and it would
+/// forge log lines), and no empty, `.` or `..` segment (a rename to
+/// `../../x.tgz` must not make pkgsum read or write outside the prefix).
+pub fn is_plain_key(key: &str) -> bool {
+    !key.chars().any(char::is_control)
+        && key.split('/').enumerate().all(|(i, part)| {
+            !matches!(part, "." | "..") && (!part.is_empty() || i == 0 && key.is_empty())
+        })
+}
+
+impl Config {
+    /// The repositories events may name, as (bucket, prefix), from
+    /// `PKGSUM_REPOSITORIES`; `None` when it names none (every repository
+    /// a key's prefix makes is served). A deployment sets it, so an upload
+    /// to `PREFIX/sub/x.tgz` never makes a repository of `PREFIX/sub/`.
+    pub fn allowed_repositories(&self) -> Option<std::collections::BTreeSet<(String, String)>> {
+        let allowed: std::collections::BTreeSet<(String, String)> = self
+            .repositories
+            .iter()
+            .filter_map(|url| crate::reconcile::parse_s3_url(url).ok())
+            .collect();
+        (!allowed.is_empty()).then_some(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_keys_are_packages() {
+        // L5: a SeaweedFS rename to `../../x.tgz` made pkgsum GET outside
+        // its prefix; a NUL or a newline reaches no store and forges logs.
+        let config = Config::default();
+        for key in [
+            "All/a-1.tgz",
+            "a-1.tgz",
+            "deep/er/a-1.tgz",
+            "All/pkg_summary-utils-1.tgz",
+        ] {
+            assert!(config.wants(key), "{key}");
+        }
+        for key in [
+            "All/../../x.tgz",
+            "../x.tgz",
+            "All/./x.tgz",
+            "All//x.tgz",
+            "/x.tgz",
+            "All/a\0b.tgz",
+            "All/a\nINFO b.tgz",
+            "All/pkg_summary.gz",
+            "All/.pkgsum/x.tgz",
+        ] {
+            assert!(!config.wants(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn the_repositories_setting_is_the_allow_list() {
+        let vars = |name: &str| {
+            (name == "PKGSUM_REPOSITORIES").then(|| "s3://b/All/, s3://c, bad".to_owned())
+        };
+        let allowed = Config::from_vars(vars)
+            .unwrap()
+            .allowed_repositories()
+            .unwrap();
+        let want = [
+            ("b".to_owned(), "All/".to_owned()),
+            ("c".to_owned(), String::new()),
+        ];
+        assert_eq!(allowed, want.into_iter().collect());
+        assert_eq!(Config::default().allowed_repositories(), None);
+    }
 }

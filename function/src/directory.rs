@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::config::{Config, is_package_key};
@@ -94,21 +95,26 @@ pub async fn index_directory(
 async fn lock(state_dir: &Path, progress: &dyn Progress) -> Result<File, Error> {
     let path = state_dir.join(LOCK_FILE);
     let err = |e| Error::path(&path, e);
+    // Never through a symbolic link: the holder is written into the file,
+    // and `.pkgsum/` is as untrusted as the rest of the directory.
     let mut lock = File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(err)?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
-            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = crate::config::read_small_file(&path, 1024).unwrap_or_default();
+            let holder = String::from_utf8_lossy(&holder);
             let holder = match holder.trim() {
-                "" => "another pkgsum run",
-                holder => holder,
+                "" => "another pkgsum run".to_owned(),
+                holder => crate::excerpt::Bare(holder).to_string(),
             };
+            let holder = holder.as_str();
             tracing::info!(lock = %path.display(), holder, "waiting for the lock");
             progress.waiting(holder);
             lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))

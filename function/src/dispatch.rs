@@ -1,7 +1,9 @@
 //! From decoded events to repository passes: the code path shared by the
 //! Lambda function and `pkgsum apply-event`.
 //!
-//! Keys are filtered (package suffixes only, never pkgsum's own files),
+//! Keys are filtered (package suffixes only, never pkgsum's own files, no
+//! control characters or dot segments, and only in the repositories of
+//! `PKGSUM_REPOSITORIES` when it names any),
 //! grouped by bucket and repository so a batch costs one pass per
 //! repository, and failures are mapped back to the SQS messages that
 //! named them, for partial batch failure reports.
@@ -10,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Config;
 use crate::event::Message;
+use crate::excerpt::Escaped;
 use crate::repo::{self, Repo, Report, Scope};
 use crate::store::Store;
 use crate::verdict::Verdict;
@@ -54,18 +57,26 @@ where
     let mut outcome = Outcome::default();
     // (bucket, prefix) -> name -> indices of the messages naming it.
     let mut groups: BTreeMap<(String, String), BTreeMap<String, BTreeSet<usize>>> = BTreeMap::new();
+    let allowed = config.allowed_repositories();
     for (index, message) in messages.iter().enumerate() {
         outcome.ignored.extend(message.ignored.iter().cloned());
         for target in &message.targets {
+            let shown = Escaped(&target.key);
             if !config.wants(&target.key) {
-                outcome
-                    .ignored
-                    .push(format!("{}: not a package key", target.key));
+                outcome.ignored.push(format!("{shown}: not a package key"));
                 continue;
             }
             let (prefix, name) = repo::split_key(&target.key);
+            let repository = (target.bucket.clone(), prefix.to_owned());
+            if allowed.as_ref().is_some_and(|a| !a.contains(&repository)) {
+                let why = "not in a repository of PKGSUM_REPOSITORIES";
+                outcome
+                    .ignored
+                    .push(format!("s3://{}/{shown}: {why}", target.bucket));
+                continue;
+            }
             groups
-                .entry((target.bucket.clone(), prefix.to_owned()))
+                .entry(repository)
                 .or_default()
                 .entry(name.to_owned())
                 .or_default()

@@ -24,6 +24,7 @@ use bytes::{Buf, Bytes};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::Error;
+use crate::excerpt::Escaped;
 use crate::header::{Header, read_header};
 use crate::limit::Limits;
 use crate::signed::check_blocks;
@@ -137,7 +138,7 @@ pub async fn check_payload<S: Store>(
     meta: &ObjectMeta,
     options: &FetchOptions,
 ) -> Result<u64, FetchError> {
-    let limit = options.limits.metadata;
+    let limit = options.limits.pkg_hash;
     let reading = Reading {
         max: meta.size.max(1),
         largest_range: PAYLOAD_RANGE,
@@ -146,7 +147,7 @@ pub async fn check_payload<S: Store>(
         check_blocks(ranges, limit)
     })
     .await?;
-    tracing::info!(key = %meta.key, fetched, requests, "payload checked against +PKG_HASH");
+    tracing::info!(key = %Escaped(&meta.key), fetched, requests, "payload checked against +PKG_HASH");
     Ok(fetched)
 }
 

@@ -35,6 +35,8 @@
 //!     one writer after a debounce window.
 //! - [`gateway`] serves a private repository read-only to pkgin
 //!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
+//! - [`http`] is the accept loop both servers share: connection limit,
+//!   header and idle timeouts, graceful shutdown.
 //! - All read their settings from [`config`], report progress through
 //!   [`progress`] and sum up the same way ([`verdict`]).
 //! - With the `testing` feature, `testing` holds what only tests and
@@ -42,8 +44,8 @@
 //!   count or fail requests, LocalStack helpers.
 
 pub use pkgsum_core::{
-    Error, Result, checks, chunk, compression, create, error, header, limit, piece, plist, record,
-    record_file, record_stream, sample, signed, state, summary, trust,
+    Error, Result, checks, chunk, compression, create, error, excerpt, header, limit, piece, plist,
+    record, record_file, record_stream, sample, signed, state, summary, trust,
 };
 
 pub mod config;
@@ -52,6 +54,7 @@ pub mod dispatch;
 pub mod event;
 pub mod fetch;
 pub mod gateway;
+pub mod http;
 pub mod payload;
 pub mod poll;
 pub mod progress;

@@ -205,6 +205,8 @@ enum Command {
         /// How long SIGTERM waits for the queues to drain.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Serve a private repository read-only to pkgin, behind HTTP Basic
     #[command(
@@ -226,6 +228,8 @@ enum Command {
         /// The credentials file.
         #[arg(long, value_name = "FILE")]
         credentials: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Build a small sample repository and index it
     #[command(
@@ -366,6 +370,7 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             max_body,
             max_keys,
             drain_timeout,
+            http,
         } => {
             let options = pkgsum::serve::Options {
                 secret: secret(auth_token_file.as_deref(), insecure_no_auth)?,
@@ -375,6 +380,7 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
                 max_body,
                 max_keys: max_keys.max(1),
                 drain_timeout,
+                http: http.limits(),
                 ..pkgsum::serve::Options::default()
             };
             run_async(serve(listen, repositories, options))
@@ -383,7 +389,8 @@ fn run(command: Command) -> anyhow::Result<Verdict> {
             url,
             listen,
             credentials,
-        } => run_async(gateway(url, listen, credentials)),
+            http,
+        } => run_async(gateway(url, listen, credentials, http.limits())),
         Command::Demo { dir } => demo(dir),
     }
 }
@@ -881,6 +888,7 @@ async fn gateway(
     url: String,
     listen: std::net::SocketAddr,
     credentials: PathBuf,
+    limits: pkgsum::http::HttpLimits,
 ) -> anyhow::Result<Verdict> {
     let config = Config::from_env()?;
     let credentials = pkgsum::gateway::Credentials::from_file(&credentials)?;
@@ -901,12 +909,31 @@ async fn gateway(
         "pkgsum: serving {url} read-only at http://{address}{}",
         gateway.path()
     );
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .context("gateway: serving")?;
+    pkgsum::http::serve(listener, gateway.router(), limits, stop_signal()).await;
     eprintln!("pkgsum: stopped");
     Ok(Verdict::Indexed)
+}
+
+/// What HTTP clients of `serve` and `gateway` may hold.
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// Connections served at once; more are closed at once (and logged).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections: usize,
+    /// How long a request's headers may take to arrive, and how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> pkgsum::http::HttpLimits {
+        pkgsum::http::HttpLimits {
+            connections: self.max_connections.max(1),
+            header: self.header_timeout.max(Duration::from_millis(100)),
+            ..pkgsum::http::HttpLimits::default()
+        }
+    }
 }
 
 /// SIGTERM (as systemd, ECS and Kubernetes stop a service) or Ctrl-C.

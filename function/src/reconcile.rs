@@ -70,6 +70,9 @@ impl Drift {
     }
 }
 
+/// Most repository-wide warnings `verify` lists.
+const VERIFY_KEPT: usize = 100_000;
+
 /// Compares bucket, state and outputs. Reads every summary file whole.
 pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
     let prefix = repo.prefix();
@@ -90,12 +93,17 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
             .failures()
             .map(|(name, f)| (name.to_owned(), f.error.clone()))
             .collect(),
+        // Every package is loaded: each one's warnings are in its piece.
         warnings: state
-            .warnings()
-            .flat_map(|(name, warnings)| warnings.iter().map(move |w| (name.to_owned(), w.clone())))
-            .chain(checks::repository_warnings(
-                state.packages().map(|(name, p)| (name, &p.record[..])),
-            ))
+            .packages()
+            .flat_map(|(name, p)| p.warnings.iter().map(move |w| (name.to_owned(), w.clone())))
+            .chain(
+                checks::repository_warnings(
+                    state.packages().map(|(name, p)| (name, &p.record[..])),
+                    VERIFY_KEPT,
+                )
+                .warnings,
+            )
             .collect(),
         generation: state.generation(),
         ..Drift::default()

@@ -415,7 +415,10 @@ resource "aws_iam_role_policy" "function" {
 # ---- who uploads -----------------------------------------------------------
 # Least privilege for the CI that uploads packages: PutObject on package
 # keys under the prefix and nothing else, so it can neither overwrite the
-# summaries or the state nor read or delete anything.
+# summaries or the state nor read or delete anything. The denials hold
+# whatever the suffix: no summary (pkg_summary.*, but not a package such as
+# pkg_summary-utils-1.0.tgz), nothing under .pkgsum/, and no object
+# encrypted with a customer's key (SSE-C), which pkgsum could not read.
 
 resource "aws_iam_policy" "uploader" {
   name        = "${var.name}-uploader"
@@ -424,6 +427,8 @@ resource "aws_iam_policy" "uploader" {
     Version = "2012-10-17"
     Statement = [
       { Sid = "UploadPackages", Effect = "Allow", Action = "s3:PutObject", Resource = "${local.bucket_arn}/${local.prefix}*${var.package_suffix}" },
+      { Sid = "DenyOwnFiles", Effect = "Deny", Action = "s3:PutObject", Resource = ["${local.bucket_arn}/${local.prefix}*pkg_summary.*", "${local.bucket_arn}/${local.prefix}*.pkgsum/*"] },
+      { Sid = "DenyCustomerKeys", Effect = "Deny", Action = "s3:PutObject", Resource = "${local.bucket_arn}/${local.prefix}*", Condition = { Null = { "s3:x-amz-server-side-encryption-customer-algorithm" = "false" } } },
     ]
   })
 }

@@ -39,12 +39,12 @@ variable "repository_prefix" {
 }
 
 variable "package_suffix" {
-  description = "Suffix of package keys (pkgsrc names every package .tgz)."
+  description = "Suffix of package keys (pkgsrc names every package .tgz): a .t and two to four letters or digits, so it can never name a summary (.gz, .xz) or the status (.json)."
   type        = string
   default     = ".tgz"
   validation {
-    condition     = can(regex("^\\.[A-Za-z0-9.]+$", var.package_suffix))
-    error_message = "package_suffix: a dot and letters or digits, such as .tgz."
+    condition     = can(regex("^\\.t[a-z0-9]{2,4}$", var.package_suffix))
+    error_message = "package_suffix: .t and two to four letters or digits, such as .tgz."
   }
 }
 

@@ -21,13 +21,44 @@
 //!   may provide the dependency, so it is only a warning). Patterns are
 //!   matched as pkg_install matches them (dewey, globs, alternates), by
 //!   the `pkgsrc` crate.
+//!
+//! Every check is bounded, because one upload can carry anything: a
+//! pattern is measured before it is expanded (its length and how many
+//! alternatives its braces make), the matching of all patterns shares one
+//! budget of work, a package gets at most [`MAX_PER_PACKAGE`] warnings,
+//! and at most `keep` warnings are returned (the rest counted). Package
+//! text is quoted as an [`excerpt`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use pkgsrc::Pattern;
 
+use crate::excerpt::{Bare, excerpt};
 use crate::record;
 use crate::signed::PkgHash;
+
+/// Longest DEPENDS pattern matched (real ones are under 100 bytes).
+pub const MAX_PATTERN_BYTES: usize = 1024;
+
+/// Most alternatives a pattern's braces may make: `{a,b}{c,d}` makes 4,
+/// and the `pkgsrc` crate builds every one of them. Real patterns make a
+/// handful (`{py312,py313}-x>=1`: 2).
+pub const MAX_ALTERNATIVES: u64 = 256;
+
+/// The work all DEPENDS matching of one check may do, counted as the
+/// bytes of the names compared: about a second of matching.
+pub const MATCH_BUDGET: u64 = 1 << 30;
+
+/// Most repository-wide warnings about one package; one more line says
+/// how many were left out.
+pub const MAX_PER_PACKAGE: usize = 16;
+
+/// Most repository-wide warnings kept in the state and the status by
+/// default: the rest are counted.
+pub const DEFAULT_KEPT: usize = 1000;
+
+/// How many of one PKGNAME's other files a duplicate warning names.
+const OTHERS_NAMED: usize = 3;
 
 /// The suffix pkgin appends to PKGNAME for the download.
 const PKGIN_SUFFIX: &str = ".tgz";
@@ -43,22 +74,26 @@ pub fn package_warnings(
     let Some(pkgname) = record::pkgname(record) else {
         return Vec::new();
     };
-    let pkgname = String::from_utf8_lossy(pkgname);
     let mut warnings = Vec::new();
-    let wanted = format!("{pkgname}{PKGIN_SUFFIX}");
-    if file_name != wanted {
+    let wanted = [pkgname, PKGIN_SUFFIX.as_bytes()].concat();
+    if file_name.as_bytes() != wanted {
+        let shown = String::from_utf8_lossy(pkgname);
         warnings.push(format!(
-            "pkgin downloads {wanted:?} for PKGNAME={pkgname}, not this file: \
-             the package is listed but cannot be installed (rename it to {wanted:?})"
+            "pkgin downloads {} for PKGNAME={}, not this file: \
+             the package is listed but cannot be installed (rename it to {})",
+            excerpt(&wanted),
+            Bare(&shown),
+            excerpt(&wanted)
         ));
     }
     if let Some(hash) = signature
-        && hash.pkgname != pkgname
+        && hash.pkgname.as_bytes() != pkgname
     {
         warnings.push(format!(
-            "+PKG_HASH is signed for pkgname {:?}, but PKGNAME is {pkgname:?} \
+            "+PKG_HASH is signed for pkgname {}, but PKGNAME is {} \
              (pkg_add does not compare them)",
-            hash.pkgname
+            excerpt(&hash.pkgname),
+            excerpt(pkgname)
         ));
     }
     warnings
@@ -106,27 +141,103 @@ impl<'r> Fields<'r> {
     }
 }
 
+/// What the repository-wide checks found: the first warnings in order of
+/// (file, warning), and how many more there were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    pub warnings: Vec<(String, String)>,
+    pub more: usize,
+}
+
 /// Warnings about packages against the rest of the repository, given as
-/// (file name, record) pairs, sorted by file name.
+/// (file name, record) pairs, sorted by file name: at most
+/// [`MAX_PER_PACKAGE`] (and a line saying how many more) about one
+/// package, and at most `keep` in all (the rest counted in
+/// [`Findings::more`]).
 pub fn repository_warnings<'a>(
     packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-) -> Vec<(String, String)> {
+    keep: usize,
+) -> Findings {
     let fields: Vec<Fields> = packages
         .into_iter()
         .map(|(file, record)| Fields::of(file, record))
         .collect();
-    let mut warnings = duplicate_names(&fields);
+    let mut found = duplicate_names(&fields);
     for (i, name) in PLATFORM.iter().enumerate() {
-        warnings.extend(off_platform(&fields, i, name));
+        found.extend(off_platform(&fields, i, name));
     }
-    warnings.extend(unresolved_depends(&fields));
-    warnings.sort();
-    warnings
+    found.extend(unresolved_depends(&fields, MATCH_BUDGET));
+    found.sort();
+    cap(found, keep)
+}
+
+/// At most [`MAX_PER_PACKAGE`] warnings a file (and one saying how many
+/// more), then at most `keep` in all.
+fn cap(found: Vec<(String, String)>, keep: usize) -> Findings {
+    let mut findings = Findings::default();
+    for run in found.chunk_by(|a, b| a.0 == b.0) {
+        let mut about: Vec<(String, String)> = run.iter().take(MAX_PER_PACKAGE).cloned().collect();
+        if run.len() > MAX_PER_PACKAGE {
+            let left = run.len() - MAX_PER_PACKAGE;
+            about.push((
+                run[0].0.clone(),
+                format!("… and {left} more warnings about it"),
+            ));
+        }
+        for warning in about {
+            if findings.warnings.len() < keep {
+                findings.warnings.push(warning);
+            } else {
+                findings.more += 1;
+            }
+        }
+    }
+    findings
+}
+
+/// Why a DEPENDS pattern is not expanded, if it is too large to: longer
+/// than [`MAX_PATTERN_BYTES`], or braces that make more than
+/// [`MAX_ALTERNATIVES`] alternatives. The count bounds what the `pkgsrc`
+/// crate builds: it expands the last group first, each alternative a
+/// pattern of its own, so every group multiplies the count by at most
+/// its commas (nested ones included) plus one.
+pub fn too_large(pattern: &[u8]) -> Option<String> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Some(format!("longer than {MAX_PATTERN_BYTES} bytes"));
+    }
+    let mut open: Vec<u64> = Vec::new();
+    let mut alternatives: u64 = 1;
+    for &b in pattern {
+        match b {
+            b'{' => open.push(0),
+            b',' => {
+                if let Some(commas) = open.last_mut() {
+                    *commas += 1;
+                }
+            }
+            b'}' => {
+                let Some(commas) = open.pop() else { continue };
+                alternatives = alternatives.saturating_mul(commas + 1);
+                if let Some(outer) = open.last_mut() {
+                    *outer += commas;
+                }
+            }
+            _ => {}
+        }
+        if alternatives > MAX_ALTERNATIVES {
+            return Some(format!(
+                "its braces make more than {MAX_ALTERNATIVES} alternatives"
+            ));
+        }
+    }
+    None
 }
 
 /// DEPENDS patterns that no PKGNAME in the repository matches, each
-/// pattern resolved once whoever depends on it.
-fn unresolved_depends(packages: &[Fields]) -> Vec<(String, String)> {
+/// pattern resolved once whoever depends on it, all within `budget` (the
+/// bytes of names compared; past it, what is left is not checked and the
+/// package whose pattern ran out is told so).
+fn unresolved_depends(packages: &[Fields], mut budget: u64) -> Vec<(String, String)> {
     let names: Vec<&str> = packages
         .iter()
         .filter_map(|p| std::str::from_utf8(p.pkgname?).ok())
@@ -136,43 +247,89 @@ fn unresolved_depends(packages: &[Fields]) -> Vec<(String, String)> {
         let base = name.rsplit_once('-').map_or(*name, |(base, _)| base);
         by_base.entry(base).or_default().push(name);
     }
+    let index = Index {
+        by_base: &by_base,
+        names: &names,
+    };
     let mut resolved: HashMap<&[u8], Option<String>> = HashMap::new();
     let mut warnings = Vec::new();
     for package in packages {
         for &dep in &package.depends {
-            let problem = resolved
-                .entry(dep)
-                .or_insert_with(|| unresolved(dep, &by_base, &names));
+            let problem = match resolved.get(dep) {
+                Some(problem) => problem.clone(),
+                None => {
+                    let Some(problem) = unresolved(dep, &index, &mut budget) else {
+                        warnings.push((
+                            package.file.to_owned(),
+                            format!(
+                                "DEPENDS checks stopped here, after comparing {MATCH_BUDGET} \
+                                 bytes of names: the rest of the repository's are not checked"
+                            ),
+                        ));
+                        return warnings;
+                    };
+                    resolved.insert(dep, problem.clone());
+                    problem
+                }
+            };
             if let Some(problem) = problem {
-                warnings.push((package.file.to_owned(), problem.clone()));
+                warnings.push((package.file.to_owned(), problem));
             }
         }
     }
     warnings
 }
 
-/// Why `dep` cannot be resolved in the repository, if it cannot.
-fn unresolved(dep: &[u8], by_base: &HashMap<&str, Vec<&str>>, names: &[&str]) -> Option<String> {
+/// The repository's PKGNAMEs, and by base name.
+struct Index<'a> {
+    by_base: &'a HashMap<&'a str, Vec<&'a str>>,
+    names: &'a [&'a str],
+}
+
+/// Why `dep` cannot be resolved in the repository, if it cannot; `None`
+/// (the outer one) when the budget ran out before it was settled.
+fn unresolved(dep: &[u8], index: &Index<'_>, budget: &mut u64) -> Option<Option<String>> {
+    if let Some(why) = too_large(dep) {
+        return Some(Some(format!(
+            "DEPENDS {} is not checked: {why}",
+            excerpt(dep)
+        )));
+    }
     let text = String::from_utf8_lossy(dep);
     let Ok(pattern) = Pattern::new(&text) else {
-        return Some(format!(
-            "DEPENDS {text:?} is not a package pattern pkg_add understands"
-        ));
+        return Some(Some(format!(
+            "DEPENDS {} is not a package pattern pkg_add understands",
+            excerpt(dep)
+        )));
     };
-    let found = match pattern.pkgbases() {
-        Some(bases) => bases
-            .iter()
-            .filter_map(|base| by_base.get(base))
-            .flatten()
-            .any(|name| pattern.matches(name)),
-        None => names.iter().any(|name| pattern.matches(name)),
+    let candidates: Box<dyn Iterator<Item = &&str>> = match pattern.pkgbases() {
+        Some(bases) => Box::new(
+            bases
+                .into_iter()
+                .filter_map(|base| index.by_base.get(base))
+                .flatten(),
+        ),
+        None => Box::new(index.names.iter()),
     };
-    (!found).then(|| {
+    let mut found = false;
+    for name in candidates {
+        let cost = name.len() as u64 + 1;
+        if *budget < cost {
+            return None;
+        }
+        *budget -= cost;
+        if pattern.matches(name) {
+            found = true;
+            break;
+        }
+    }
+    Some((!found).then(|| {
         format!(
-            "DEPENDS {text} is satisfied by no package in this repository: pkgin \
-             cannot install this package unless another repository provides it"
+            "DEPENDS {} is satisfied by no package in this repository: pkgin \
+             cannot install this package unless another repository provides it",
+            Bare(&text)
         )
-    })
+    }))
 }
 
 /// Files that share a PKGNAME, each named with the others.
@@ -187,12 +344,23 @@ fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
     for (pkgname, files) in by_name.into_iter().filter(|(_, f)| f.len() > 1) {
         let pkgname = String::from_utf8_lossy(pkgname);
         for file in &files {
-            let others: Vec<&str> = files.iter().copied().filter(|f| f != file).collect();
+            let others: Vec<String> = files
+                .iter()
+                .filter(|f| *f != file)
+                .take(OTHERS_NAMED)
+                .map(|f| Bare(f).to_string())
+                .collect();
+            let left = files.len() - 1 - others.len();
+            let more = match left {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
             warnings.push((
                 (*file).to_owned(),
                 format!(
-                    "PKGNAME={pkgname} is also in {}: pkgin keeps one record for a \
+                    "PKGNAME={} is also in {}{more}: pkgin keeps one record for a \
                      PKGNAME, so only one of them can be installed",
+                    Bare(&pkgname),
                     others.join(", ")
                 ),
             ));
@@ -215,16 +383,16 @@ fn off_platform(packages: &[Fields], i: usize, name: &str) -> Vec<(String, Strin
         [(value, n), rest @ ..] if rest.first().is_none_or(|r| r.1 < *n) => (*value, *n),
         _ => return Vec::new(),
     };
-    let shown = String::from_utf8_lossy(most);
+    let shown = excerpt(most);
     packages
         .iter()
         .filter_map(|p| {
             let value = p.platform[i].filter(|v| *v != most)?;
-            let value = String::from_utf8_lossy(value);
             // Quoted: a value may hold a stray `\r` (a CRLF +BUILD_INFO).
             let warning = format!(
-                "{name} is {value:?}, where {count} of {total} packages have {shown:?}: \
-                 pkg_add refuses or warns of a package built for another platform"
+                "{name} is {}, where {count} of {total} packages have {shown}: \
+                 pkg_add refuses or warns of a package built for another platform",
+                excerpt(value)
             );
             Some((p.file.to_owned(), warning))
         })
@@ -315,7 +483,7 @@ mod tests {
             "font-b-1.tgz",
         ];
         let packages = names.iter().copied().zip(records.iter().map(|r| &r[..]));
-        let got: Vec<(String, String)> = repository_warnings(packages);
+        let got = repository_warnings(packages, DEFAULT_KEPT).warnings;
         let unresolved = |d: &str| {
             format!(
                 "DEPENDS {d} is satisfied by no package in this repository: pkgin cannot \
@@ -339,14 +507,17 @@ mod tests {
         let a = platform("a-1", "NetBSD", "aarch64", "10.0");
         let b = platform("b-1", "NetBSD", "aarch64", "10.0");
         let packages = [("a-1.tgz", &a[..]), ("b-1.tgz", &b[..])];
-        assert!(repository_warnings(packages).is_empty());
+        assert_eq!(
+            repository_warnings(packages, DEFAULT_KEPT),
+            Findings::default()
+        );
     }
 
     #[test]
     fn two_files_with_one_pkgname_are_both_named() {
         let a = platform("a-1", "NetBSD", "aarch64", "10.0");
         let packages = [("a-1.tgz", &a[..]), ("a-copy.tgz", &a[..])];
-        let warnings = repository_warnings(packages);
+        let warnings = repository_warnings(packages, DEFAULT_KEPT).warnings;
         let files: Vec<&str> = warnings.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(files, ["a-1.tgz", "a-copy.tgz"]);
         assert!(
@@ -370,7 +541,7 @@ mod tests {
         ];
         let names = ["a-1.tgz", "b-1.tgz", "c-1.tgz"];
         let packages = names.iter().copied().zip(records.iter().map(|r| &r[..]));
-        let warnings = repository_warnings(packages);
+        let warnings = repository_warnings(packages, DEFAULT_KEPT).warnings;
         assert_eq!(
             warnings,
             [
@@ -394,6 +565,139 @@ mod tests {
     fn no_majority_names_nobody() {
         let a = platform("a-1", "NetBSD", "aarch64", "10.0");
         let b = platform("b-1", "Linux", "x86_64", "6.1");
-        assert!(repository_warnings([("a-1.tgz", &a[..]), ("b-1.tgz", &b[..])]).is_empty());
+        let packages = [("a-1.tgz", &a[..]), ("b-1.tgz", &b[..])];
+        assert!(
+            repository_warnings(packages, DEFAULT_KEPT)
+                .warnings
+                .is_empty()
+        );
+    }
+
+    fn depending(pkgname: &str, depends: &[String]) -> Vec<u8> {
+        let lines: String = depends.iter().map(|d| format!("DEPENDS={d}\n")).collect();
+        format!("{lines}PKGNAME={pkgname}\n\n").into_bytes()
+    }
+
+    #[test]
+    fn braces_are_measured_before_they_are_expanded() {
+        assert_eq!(too_large(b"{py312,py313}-x>=1"), None);
+        assert_eq!(too_large(b"a-{1,2,3}{4,5}{6,7}"), None);
+        // Nested commas count in the outer group too: an upper bound.
+        assert_eq!(too_large(b"{a,{b,c}}-[0-9]*"), None);
+        let doubling = format!("{}x-[0-9]*", "{a,b}".repeat(30));
+        assert_eq!(
+            too_large(doubling.as_bytes()).as_deref(),
+            Some("its braces make more than 256 alternatives")
+        );
+        let long = "x".repeat(MAX_PATTERN_BYTES + 1);
+        assert!(too_large(long.as_bytes()).is_some());
+        // Unbalanced braces are left to the parser, which refuses them.
+        assert_eq!(too_large(b"}{a,b"), None);
+    }
+
+    #[test]
+    fn a_pattern_of_two_to_the_thirty_alternates_is_not_expanded() {
+        // H1: about 100 bytes that the pkgsrc crate would expand into 2^30
+        // patterns (minutes and gigabytes).
+        let hostile = format!("{}x-[0-9]*", "{a,b}".repeat(30));
+        let record = depending("evil-1", std::slice::from_ref(&hostile));
+        let ok = depending("ok-1", &[]);
+        let packages = [("evil-1.tgz", &record[..]), ("ok-1.tgz", &ok[..])];
+        let started = std::time::Instant::now();
+        let found = repository_warnings(packages, DEFAULT_KEPT);
+        assert_eq!(found.warnings.len(), 1);
+        assert!(
+            found.warnings[0]
+                .1
+                .ends_with("is not checked: its braces make more than 256 alternatives"),
+            "{:?}",
+            found.warnings
+        );
+        // Not a timed assertion: printed for the record.
+        eprintln!("checked in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn matching_stops_when_its_budget_is_spent() {
+        // Patterns no base narrows are matched against every name.
+        let names: Vec<Vec<u8>> = (0..100)
+            .map(|i| depending(&format!("p{i}-1"), &[]))
+            .collect();
+        let globs: Vec<String> = (0..100).map(|i| format!("*z{i}-[0-9]*")).collect();
+        let asker = depending("asker-1", &globs);
+        let mut fields: Vec<Fields> = vec![Fields::of("asker-1.tgz", &asker)];
+        let files: Vec<String> = (0..100).map(|i| format!("p{i}-1.tgz")).collect();
+        fields.extend(files.iter().zip(&names).map(|(f, r)| Fields::of(f, r)));
+        let all = unresolved_depends(&fields, u64::MAX);
+        assert_eq!(all.len(), 100);
+        // Room for about 10 patterns' worth of comparisons.
+        let cut = unresolved_depends(&fields, 10 * 101 * 6);
+        assert!(cut.len() < 20, "{}", cut.len());
+        assert!(
+            cut.last()
+                .unwrap()
+                .1
+                .starts_with("DEPENDS checks stopped here")
+        );
+    }
+
+    #[test]
+    fn warnings_are_capped_per_package_and_in_all() {
+        let deps: Vec<String> = (0..40).map(|i| format!("missing{i}-[0-9]*")).collect();
+        let records: Vec<Vec<u8>> = (0..5)
+            .map(|i| depending(&format!("a{i}-1"), &deps))
+            .collect();
+        let files: Vec<String> = (0..5).map(|i| format!("a{i}-1.tgz")).collect();
+        let packages = files
+            .iter()
+            .map(String::as_str)
+            .zip(records.iter().map(|r| &r[..]));
+        let found = repository_warnings(packages.clone(), DEFAULT_KEPT);
+        assert_eq!(found.warnings.len(), 5 * (MAX_PER_PACKAGE + 1));
+        assert_eq!(found.more, 0);
+        assert_eq!(
+            found.warnings[MAX_PER_PACKAGE].1,
+            format!("… and {} more warnings about it", 40 - MAX_PER_PACKAGE)
+        );
+        let kept = repository_warnings(packages, 20);
+        assert_eq!((kept.warnings.len(), kept.more), (20, 5 * 17 - 20));
+        assert_eq!(kept.warnings[..], found.warnings[..20]);
+    }
+
+    #[test]
+    fn package_text_is_quoted_as_an_excerpt() {
+        // H3: a 60 MiB @name made 300 MB messages.
+        let long = "n".repeat(1 << 20);
+        let record = format!("PKGNAME={long}-1\n\n");
+        let warnings = package_warnings("x.tgz", record.as_bytes(), Some(&hash(&long)));
+        assert_eq!(warnings.len(), 2);
+        for warning in &warnings {
+            assert!(warning.len() < 1024, "{}", warning.len());
+        }
+        let a = format!("PKGNAME=a-1\nOPSYS={long}\n\n");
+        let b = "PKGNAME=b-1\nOPSYS=NetBSD\n\n";
+        let c = "PKGNAME=c-1\nOPSYS=NetBSD\n\n";
+        let packages = [
+            ("a.tgz", a.as_bytes()),
+            ("b.tgz", b.as_bytes()),
+            ("c.tgz", c.as_bytes()),
+        ];
+        let found = repository_warnings(packages, DEFAULT_KEPT);
+        assert_eq!(found.warnings.len(), 1);
+        assert!(found.warnings[0].1.len() < 1024);
+    }
+
+    #[test]
+    fn many_files_with_one_pkgname_name_a_few_others() {
+        let record = b"PKGNAME=same-1\n\n";
+        let files: Vec<String> = (0..1000).map(|i| format!("copy{i:04}.tgz")).collect();
+        let packages = files.iter().map(|f| (f.as_str(), &record[..]));
+        let found = repository_warnings(packages, 10);
+        assert_eq!((found.warnings.len(), found.more), (10, 990));
+        assert_eq!(
+            found.warnings[0].1,
+            "PKGNAME=same-1 is also in copy0001.tgz, copy0002.tgz, copy0003.tgz and 996 more: \
+             pkgin keeps one record for a PKGNAME, so only one of them can be installed"
+        );
     }
 }

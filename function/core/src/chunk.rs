@@ -144,6 +144,9 @@ pub fn record_digests(records: &[(&str, &[u8])]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// Run digest -> its byte range in a file and the SHA-256 of those bytes.
+type Places = std::collections::HashMap<[u8; 32], (Range<usize>, [u8; 32])>;
+
 /// Where each compressed run lies in a published file, in order: enough
 /// to copy an unchanged run out of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,22 +171,27 @@ pub struct Placed {
 }
 
 impl Layout {
-    /// Total bytes of the file it describes.
-    pub fn file_len(&self) -> u64 {
-        self.runs.iter().map(|r| r.len).sum()
+    /// Total bytes of the file it describes; `None` if they overflow (a
+    /// layout is read back from the store, and is as untrusted as anything
+    /// else there).
+    pub fn file_len(&self) -> Option<u64> {
+        self.runs
+            .iter()
+            .try_fold(0u64, |sum, r| sum.checked_add(r.len))
     }
 
-    /// Digest -> the run's byte range in the file and the SHA-256 its
-    /// bytes must have.
-    fn places(&self) -> std::collections::HashMap<[u8; 32], (Range<usize>, [u8; 32])> {
+    /// Digest -> the run's byte range in a file of `len` bytes and the
+    /// SHA-256 its bytes must have; `None` unless the runs tile exactly
+    /// that file.
+    fn places(&self, len: usize) -> Option<Places> {
         let mut offset = 0usize;
         let mut places = std::collections::HashMap::new();
         for run in &self.runs {
-            let end = offset + run.len as usize;
+            let end = offset.checked_add(usize::try_from(run.len).ok()?)?;
             places.insert(run.digest, (offset..end, run.stored));
             offset = end;
         }
-        places
+        (offset == len).then_some(places)
     }
 }
 
@@ -248,10 +256,8 @@ pub fn reusable<'a>(
     trusted: bool,
 ) -> Vec<Option<Copied<'a>>> {
     let places = match previous {
-        Some((layout, file))
-            if layout.format == format.name() && layout.file_len() == file.len() as u64 =>
-        {
-            Some((layout.places(), file))
+        Some((layout, file)) if layout.format == format.name() => {
+            layout.places(file.len()).map(|places| (places, file))
         }
         _ => None,
     };
@@ -260,7 +266,7 @@ pub fn reusable<'a>(
         .map(|digest| {
             let (places, file) = places.as_ref()?;
             let (range, stored) = places.get(digest)?;
-            let bytes = &file[range.clone()];
+            let bytes = file.get(range.clone())?;
             (trusted || sha256(bytes) == *stored).then_some((bytes, *stored))
         })
         .collect()
@@ -501,7 +507,7 @@ mod tests {
                     decompressed(format, &made.bytes) == whole_of(&view),
                     "step {step}"
                 );
-                assert_eq!(made.layout.file_len(), made.bytes.len() as u64);
+                assert_eq!(made.layout.file_len(), Some(made.bytes.len() as u64));
                 if step > 0 {
                     reused += made.reused;
                     compressed += made.compressed;

@@ -4,9 +4,9 @@
 //! Decoders accept concatenated members/streams/frames, as libarchive does,
 //! so a summary written in independently compressed chunks reads back whole.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::error::MemoryLimitExceeded;
+use crate::error::{MemoryLimitExceeded, TooManyStreams};
 
 /// Input buffer of every decoder.
 const INPUT_BUFFER: usize = 8 * 1024;
@@ -131,6 +131,40 @@ impl Compression {
                     let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered)?;
                     decoder.window_log_max(ZSTD_WINDOW_LOG_LIMIT)?;
                     Box::new(MemoryBounded::new(decoder, self))
+                }
+            }
+        })
+    }
+
+    /// Wraps `input` in a decoder of this format that reads at most
+    /// `streams` concatenated streams (gzip members, bzip2 and xz streams,
+    /// zstd frames) and fails past them, naming the limit. For package
+    /// headers: each stream costs a decoder's set-up (bzip2's is tens of
+    /// microseconds), so a few MiB of empty streams would cost a minute.
+    /// Memory is bounded as [`Compression::decoder`] bounds it.
+    pub fn decoder_bounded<'a, R: Read + 'a>(
+        self,
+        mut input: R,
+        streams: u32,
+    ) -> io::Result<Box<dyn Read + 'a>> {
+        fn buffered<R: Read>(input: R) -> BufReader<R> {
+            BufReader::with_capacity(INPUT_BUFFER, input)
+        }
+        Ok(match self {
+            Compression::None => Box::new(buffered(input)),
+            Compression::Gzip => Box::new(Streams::<_, GzOne<_>>::new(buffered(input), streams)?),
+            Compression::Bzip2 => Box::new(Streams::<_, BzOne<_>>::new(buffered(input), streams)?),
+            Compression::Xz | Compression::Zstd => {
+                let mut head = Vec::with_capacity(HEADER_PEEK as usize);
+                input.by_ref().take(HEADER_PEEK).read_to_end(&mut head)?;
+                check_declared(self, &head)?;
+                let input = buffered(io::Cursor::new(head).chain(input));
+                if self == Compression::Xz {
+                    let streams = Streams::<_, XzOne<_>>::new(input, streams)?;
+                    Box::new(MemoryBounded::new(streams, self))
+                } else {
+                    let streams = Streams::<_, ZstdOne<_>>::new(input, streams)?;
+                    Box::new(MemoryBounded::new(streams, self))
                 }
             }
         })
@@ -280,6 +314,166 @@ fn zstd_window(head: &[u8]) -> Option<u64> {
     Some(base + (base / 8) * u64::from(window & 0x07))
 }
 
+/// A decoder of one compressed stream over a `BufRead`, handing the input
+/// back where the stream ended.
+trait OneStream<R: BufRead>: Read + Sized {
+    const CODEC: &'static str;
+    /// Bytes that may pad between streams, skipped (xz's stream padding).
+    const PADDING: Option<u8> = None;
+    fn open(input: R) -> io::Result<Self>;
+    fn close(self) -> R;
+}
+
+struct GzOne<R>(flate2::bufread::GzDecoder<R>);
+struct BzOne<R>(bzip2::bufread::BzDecoder<R>);
+struct XzOne<R>(liblzma::bufread::XzDecoder<R>);
+struct ZstdOne<R: BufRead>(zstd::stream::read::Decoder<'static, R>);
+
+impl<R: BufRead> OneStream<R> for GzOne<R> {
+    const CODEC: &'static str = "gzip";
+    fn open(input: R) -> io::Result<Self> {
+        Ok(GzOne(flate2::bufread::GzDecoder::new(input)))
+    }
+    fn close(self) -> R {
+        self.0.into_inner()
+    }
+}
+
+impl<R: BufRead> OneStream<R> for BzOne<R> {
+    const CODEC: &'static str = "bzip2";
+    fn open(input: R) -> io::Result<Self> {
+        Ok(BzOne(bzip2::bufread::BzDecoder::new(input)))
+    }
+    fn close(self) -> R {
+        self.0.into_inner()
+    }
+}
+
+impl<R: BufRead> OneStream<R> for XzOne<R> {
+    const CODEC: &'static str = "xz";
+    const PADDING: Option<u8> = Some(0);
+    fn open(input: R) -> io::Result<Self> {
+        let stream = liblzma::stream::Stream::new_stream_decoder(DECODER_MEMORY_LIMIT, 0)?;
+        Ok(XzOne(liblzma::bufread::XzDecoder::new_stream(
+            input, stream,
+        )))
+    }
+    fn close(self) -> R {
+        self.0.into_inner()
+    }
+}
+
+impl<R: BufRead> OneStream<R> for ZstdOne<R> {
+    const CODEC: &'static str = "zstd";
+    fn open(input: R) -> io::Result<Self> {
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?.single_frame();
+        decoder.window_log_max(ZSTD_WINDOW_LOG_LIMIT)?;
+        Ok(ZstdOne(decoder))
+    }
+    fn close(self) -> R {
+        self.0.finish()
+    }
+}
+
+macro_rules! read_through {
+    ($($one:ident),*) => {$(
+        impl<R: BufRead> Read for $one<R> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+    )*};
+}
+read_through!(GzOne, BzOne, XzOne, ZstdOne);
+
+/// Concatenated streams of one codec, decoded one after the other, at
+/// most `limit` of them.
+struct Streams<R: BufRead, D: OneStream<R>> {
+    state: Between<R, D>,
+    opened: u32,
+    limit: u32,
+}
+
+enum Between<R, D> {
+    Decoding(D),
+    Idle(R),
+    /// Only while a stream is being opened: an error there ends reading.
+    Gone,
+}
+
+impl<R: BufRead, D: OneStream<R>> Streams<R, D> {
+    /// Opens the first stream at once, so an empty input is the codec's
+    /// own "unexpected end" rather than nothing.
+    fn new(input: R, limit: u32) -> io::Result<Self> {
+        let mut streams = Streams {
+            state: Between::Idle(input),
+            opened: 0,
+            limit: limit.max(1),
+        };
+        streams.open_next()?;
+        Ok(streams)
+    }
+
+    fn open_next(&mut self) -> io::Result<()> {
+        if self.opened >= self.limit {
+            return Err(io::Error::other(TooManyStreams {
+                codec: D::CODEC,
+                limit: self.limit,
+            }));
+        }
+        if let Between::Idle(input) = std::mem::replace(&mut self.state, Between::Gone) {
+            self.state = Between::Decoding(D::open(input)?);
+            self.opened += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether more input follows the stream that ended (after padding).
+    fn more(input: &mut R) -> io::Result<bool> {
+        loop {
+            let buf = input.fill_buf()?;
+            let Some(pad) = D::PADDING else {
+                return Ok(!buf.is_empty());
+            };
+            let (zeros, len) = (buf.iter().take_while(|&&b| b == pad).count(), buf.len());
+            input.consume(zeros);
+            if zeros < len || len == 0 {
+                return Ok(zeros < len);
+            }
+        }
+    }
+}
+
+impl<R: BufRead, D: OneStream<R>> Read for Streams<R, D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match &mut self.state {
+                Between::Decoding(decoder) => {
+                    let n = decoder.read(buf)?;
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                    if let Between::Decoding(decoder) =
+                        std::mem::replace(&mut self.state, Between::Gone)
+                    {
+                        self.state = Between::Idle(decoder.close());
+                    }
+                }
+                Between::Idle(input) => {
+                    if !Self::more(input)? {
+                        return Ok(0);
+                    }
+                    self.open_next()?;
+                }
+                Between::Gone => return Ok(0),
+            }
+        }
+    }
+}
+
 /// Names a decoder's "out of memory budget" error (liblzma's memlimit,
 /// zstd's window limit) as the limit it is, for later frames or streams
 /// whose size the first header did not tell.
@@ -356,6 +550,53 @@ mod tests {
             Some(data.len() as u64)
         );
         assert_eq!(xz_dictionary(b"\xfd7zXZ\0"), None);
+    }
+
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Bzip2,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+
+    #[test]
+    fn a_bounded_decoder_reads_up_to_its_streams_and_refuses_more() {
+        for c in CODECS {
+            let one = c.compress(b"x").unwrap();
+            let empty = c.compress(b"").unwrap();
+            let mut four = one.repeat(3);
+            four.extend_from_slice(&empty);
+            let mut out = Vec::new();
+            c.decoder_bounded(&four[..], 4)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, b"xxx", "{c:?}");
+            // 100,000 empty streams stop at the 64th, long before their end.
+            let many = empty.repeat(100_000);
+            let err = c
+                .decoder_bounded(&many[..], 64)
+                .unwrap()
+                .read_to_end(&mut Vec::new())
+                .unwrap_err();
+            let over = crate::error::find_in_chain::<TooManyStreams>(&err);
+            assert!(over.is_some_and(|o| o.limit == 64), "{c:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn xz_stream_padding_is_skipped() {
+        let mut padded = Compression::Xz.compress(b"ab").unwrap();
+        padded.extend_from_slice(&[0; 8]);
+        padded.extend(Compression::Xz.compress(b"cd").unwrap());
+        padded.extend_from_slice(&[0; 4]);
+        let mut out = Vec::new();
+        Compression::Xz
+            .decoder_bounded(&padded[..], 64)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"abcd");
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum Error {
 
     #[error("invalid state: {0}")]
     State(String),
+
+    #[error(transparent)]
+    RecordTooLong(#[from] crate::record::RecordTooLong),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -144,6 +147,20 @@ pub fn human_bytes(n: u64) -> String {
     format!("{shown} {}", UNITS[unit])
 }
 
+/// Raised by the block check of a signed package's inner package when a
+/// block does not match its hash in `+PKG_HASH`; the message says which.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct BlockMismatch(pub String);
+
+/// Raised by a decoder given more concatenated streams than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {limit} concatenated {codec} streams")]
+pub(crate) struct TooManyStreams {
+    pub codec: &'static str,
+    pub limit: u32,
+}
+
 /// Raised by [`crate::limit::Limited`] when the byte budget is spent.
 #[derive(Debug, thiserror::Error)]
 #[error("more than {limit} bytes")]
@@ -176,6 +193,15 @@ pub(crate) fn find_in_chain<T: StdError + 'static>(err: &io::Error) -> Option<&T
 /// `container` names the structure parsed when no layer claims the error
 /// (for example "tar archive").
 pub(crate) fn classify(err: io::Error, container: &'static str) -> Error {
+    if let Some(BlockMismatch(message)) = find_in_chain::<BlockMismatch>(&err) {
+        return Error::Signed(message.clone());
+    }
+    if let Some(over) = find_in_chain::<TooManyStreams>(&err) {
+        return Error::Corrupt {
+            codec: over.codec,
+            reason: over.to_string(),
+        };
+    }
     if let Some(limit) = find_in_chain::<LimitExceeded>(&err) {
         return Error::TooLarge { limit: limit.limit };
     }

@@ -104,10 +104,15 @@ fn read_layers<'a>(
             ));
         }
         let archive = skip_magic(decoded)?;
-        let (inner, hash) = signed::inner_package(archive, limits.metadata)?;
+        let (inner, signed) = signed::inner_package(archive, limits.pkg_hash)?;
+        // As pkg_info does, every block metadata is read from is read
+        // whole and checked against its hash: the record then comes only
+        // from bytes the signed `+PKG_HASH` covers.
+        let mut blocks = signed::Blocks::new(inner, &signed.hash);
         let (metadata, inner_compression, _) =
-            read_layers(Box::new(inner), limits, false, warnings)?;
-        return Ok((metadata, inner_compression, Some(hash)));
+            read_layers(Box::new(&mut blocks), limits, false, warnings)?;
+        blocks.finish_block()?;
+        return Ok((metadata, inner_compression, Some(signed)));
     }
     check_tar_start(&block, compression)?;
     let metadata = read_tar(decoded, limits, warnings)?;
@@ -131,7 +136,7 @@ fn decode<'a>(
     limits: &Limits,
 ) -> Result<Box<dyn Read + 'a>> {
     let decoder = compression
-        .decoder(input)
+        .decoder_bounded(input, limits.streams)
         .map_err(|err| classify(err, compression.stream_name()))?;
     let tagged = Tagged::new(decoder, Layer::Codec(compression.stream_name()));
     Ok(Box::new(Limited::new(tagged, limits.metadata)))

@@ -24,7 +24,9 @@
 //! - [`trust`] is a repository's signature policy: it gives each package
 //!   a verdict (signed by whom, not signed, a bad signature) from the
 //!   `+PKG_HASH` and signature that [`signed`] kept.
-//! - [`error`] names every way a package or a state can be bad.
+//! - [`error`] names every way a package or a state can be bad;
+//!   [`excerpt`] is how any text from outside is quoted in a message: a
+//!   short, escaped excerpt, never the whole.
 //!
 //! The `pkgsum` crate is the shell around this: stores, the repository
 //! pass, events, the Lambda function and the CLI.
@@ -34,6 +36,7 @@ pub mod chunk;
 pub mod compression;
 pub mod create;
 pub mod error;
+pub mod excerpt;
 pub mod header;
 pub mod limit;
 pub mod piece;
@@ -42,6 +45,7 @@ pub mod record;
 pub mod sample;
 pub mod signed;
 pub mod state;
+mod stored;
 pub mod summary;
 pub mod trust;
 
@@ -76,10 +80,8 @@ pub fn record_file(path: &Path, limits: &limit::Limits) -> Result<(Vec<u8>, Vec<
         name: record::base_name(path.as_os_str().as_bytes()),
         size,
     };
-    Ok((
-        record::render(&header.metadata, Some(info)),
-        header.warnings,
-    ))
+    let record = record::render_limited(&header.metadata, Some(info), limits.record)?;
+    Ok((record, header.warnings))
 }
 
 /// The record of a package read from a stream (standard input): the whole
@@ -94,7 +96,7 @@ pub fn record_stream<R: Read>(
     let header = header::read_header(&mut input, limits)?;
     std::io::copy(&mut input, &mut std::io::sink()).map_err(Error::Io)?;
     let size = count.load(Ordering::Relaxed);
-    let default_name = record::render(&header.metadata, None);
+    let default_name = record::render_limited(&header.metadata, None, limits.record)?;
     let default_name = record::pkgname(&default_name)
         .map(|n| [n, b".tgz"].concat())
         .unwrap_or_default();
@@ -102,8 +104,6 @@ pub fn record_stream<R: Read>(
         name: name.unwrap_or(&default_name),
         size,
     };
-    Ok((
-        record::render(&header.metadata, Some(info)),
-        header.warnings,
-    ))
+    let record = record::render_limited(&header.metadata, Some(info), limits.record)?;
+    Ok((record, header.warnings))
 }

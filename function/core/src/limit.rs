@@ -13,18 +13,34 @@ use crate::error::{Layer, LayerError, LimitExceeded};
 /// Default bound on decompressed metadata read from one package.
 pub const DEFAULT_METADATA_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// Default bound on the compressed streams a package header may span:
+/// pkg_create writes one; a parallel compressor writes one per block
+/// (pbzip2: 900 kB), and metadata fills a few blocks at most. Each stream
+/// costs a decoder's set-up, so thousands of empty ones cost seconds.
+pub const DEFAULT_STREAM_LIMIT: u32 = 64;
+
 /// Bounds applied while reading one package header.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Most decompressed bytes read before the first payload member,
     /// tar headers and skipped members included.
     pub metadata: u64,
+    /// Most bytes of a signed package's `+PKG_HASH`.
+    pub pkg_hash: u64,
+    /// Longest record made of a package.
+    pub record: u64,
+    /// Most concatenated compressed streams (gzip members, bzip2 and xz
+    /// streams, zstd frames) read in one layer of a package.
+    pub streams: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             metadata: DEFAULT_METADATA_LIMIT,
+            pkg_hash: crate::signed::DEFAULT_PKG_HASH_LIMIT,
+            record: crate::record::DEFAULT_RECORD_LIMIT,
+            streams: DEFAULT_STREAM_LIMIT,
         }
     }
 }

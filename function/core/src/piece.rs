@@ -23,6 +23,15 @@ pub const TARGET: usize = 128 << 10;
 /// when an update touches it.
 pub const MIN: usize = 32 << 10;
 
+/// Most elements (packages and their warnings) a piece may decode to: a
+/// piece holds about 128 KiB of records, a few hundred packages.
+pub const ELEMENTS: u64 = 256 << 10;
+
+/// A piece's packages, as stored: each counted as it is decoded.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Packages(#[serde(deserialize_with = "crate::stored::seq")] Vec<(String, Package)>);
+
 /// First bytes of a stored piece; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-piece\n";
 const VERSION: u8 = 1;
@@ -98,8 +107,8 @@ pub fn decode(bytes: &[u8], piece: &PieceRef, limit: u64) -> Result<Vec<(String,
         .and_then(|rest| rest.strip_prefix(&[VERSION]))
         .ok_or_else(|| damaged("not a version-1 pkgsum piece"))?;
     let body = state::unpack(packed, limit, "piece")?;
-    let packages: Vec<(String, Package)> =
-        postcard::from_bytes(&body).map_err(|e| damaged(&e.to_string()))?;
+    let Packages(packages) =
+        crate::stored::decode(&body, ELEMENTS).map_err(|e| damaged(&e.to_string()))?;
     let sorted = packages.windows(2).all(|w| w[0].0 < w[1].0);
     if packages.len() != piece.count as usize || !sorted {
         return Err(damaged("its packages are not the ones its manifest names"));

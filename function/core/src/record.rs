@@ -56,33 +56,92 @@ pub fn base_name(path: &[u8]) -> &[u8] {
     }
 }
 
+/// Default bound on one record's length (`PKGSUM_RECORD_LIMIT`). Real
+/// records are a few KiB; a record is written into every summary, and
+/// each line of `+DESC` costs 12 bytes more in it than in the package.
+pub const DEFAULT_RECORD_LIMIT: u64 = 1 << 20;
+
+/// A record would be longer than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("its record would be longer than {limit} bytes (the limit)")]
+pub struct RecordTooLong {
+    pub limit: u64,
+}
+
 /// Renders the record, ending with its blank line.
 pub fn render(meta: &Metadata, file: Option<FileInfo<'_>>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        meta.comment.len() + meta.desc.len() + meta.build_info.as_ref().map_or(0, Vec::len) + 256,
-    );
+    let mut out = Out {
+        bytes: Vec::new(),
+        limit: usize::MAX,
+    };
+    // Cannot fail: nothing is longer than usize::MAX.
+    let _ = write(meta, file, &mut out);
+    out.bytes
+}
+
+/// Renders the record unless it would be longer than `limit` bytes, in
+/// which case it stops as it reaches the limit: a package of a few KiB can
+/// hold a `+DESC` of millions of empty lines.
+pub fn render_limited(
+    meta: &Metadata,
+    file: Option<FileInfo<'_>>,
+    limit: u64,
+) -> Result<Vec<u8>, RecordTooLong> {
+    let mut out = Out {
+        bytes: Vec::new(),
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    };
+    write(meta, file, &mut out).map_err(|Full| RecordTooLong { limit })?;
+    Ok(out.bytes)
+}
+
+/// A record being written, and its bound.
+struct Out {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+/// The bound was reached.
+struct Full;
+
+impl Out {
+    fn push(&mut self, parts: &[&[u8]]) -> Result<(), Full> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.bytes.len().saturating_add(len) > self.limit {
+            return Err(Full);
+        }
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        Ok(())
+    }
+}
+
+fn write(meta: &Metadata, file: Option<FileInfo<'_>>, out: &mut Out) -> Result<(), Full> {
+    let hint =
+        meta.comment.len() + meta.desc.len() + meta.build_info.as_ref().map_or(0, Vec::len) + 256;
+    out.bytes.reserve(hint.min(out.limit));
     for entry in plist::summary_entries(c_str(&meta.contents)) {
         let (var, arg) = match entry {
             Entry::Name(arg) => (&b"PKGNAME"[..], arg),
             Entry::Depends(arg) => (&b"DEPENDS"[..], arg),
             Entry::Conflicts(arg) => (&b"CONFLICTS"[..], arg),
         };
-        push_line(&mut out, var, arg.unwrap_or(b"(null)"));
+        push_line(out, var, arg.unwrap_or(b"(null)"))?;
     }
-    push_text(&mut out, b"COMMENT", &meta.comment);
+    push_text(out, b"COMMENT", &meta.comment)?;
     if let Some(size_pkg) = &meta.size_pkg {
-        push_text(&mut out, b"SIZE_PKG", size_pkg);
+        push_text(out, b"SIZE_PKG", size_pkg)?;
     }
     if let Some(build_info) = &meta.build_info {
-        push_build_info(&mut out, build_info);
+        push_build_info(out, build_info)?;
     }
     if let Some(file) = file {
-        push_line(&mut out, b"FILE_NAME", file.name);
-        push_line(&mut out, b"FILE_SIZE", file.size.to_string().as_bytes());
+        push_line(out, b"FILE_NAME", file.name)?;
+        push_line(out, b"FILE_SIZE", file.size.to_string().as_bytes())?;
     }
-    push_text(&mut out, b"DESCRIPTION", &meta.desc);
-    out.push(b'\n');
-    out
+    push_text(out, b"DESCRIPTION", &meta.desc)?;
+    out.push(&[b"\n"])
 }
 
 /// The metadata buffers are C strings in pkg_install: nothing after a NUL
@@ -94,34 +153,32 @@ fn c_str(bytes: &[u8]) -> &[u8] {
     }
 }
 
-fn push_line(out: &mut Vec<u8>, var: &[u8], value: &[u8]) {
-    out.extend_from_slice(var);
-    out.push(b'=');
-    out.extend_from_slice(value);
-    out.push(b'\n');
+fn push_line(out: &mut Out, var: &[u8], value: &[u8]) -> Result<(), Full> {
+    out.push(&[var, b"=", value, b"\n"])
 }
 
 /// `print_string_as_var`: one `VAR=` line per `\n`-ended segment, blank
 /// ones included; a last unterminated segment only if non-empty.
-fn push_text(out: &mut Vec<u8>, var: &[u8], text: &[u8]) {
+fn push_text(out: &mut Out, var: &[u8], text: &[u8]) -> Result<(), Full> {
     for segment in c_str(text).split_inclusive(|&b| b == b'\n') {
-        push_line(out, var, segment.strip_suffix(b"\n").unwrap_or(segment));
+        push_line(out, var, segment.strip_suffix(b"\n").unwrap_or(segment))?;
     }
+    Ok(())
 }
 
 /// `var_copy_list`: every line starting with one of the variables and `=`
 /// is copied whole, in file order.
-fn push_build_info(out: &mut Vec<u8>, build_info: &[u8]) {
+fn push_build_info(out: &mut Out, build_info: &[u8]) -> Result<(), Full> {
     for line in c_str(build_info).split_inclusive(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let copied = BUILD_INFO_VARS
             .iter()
             .any(|var| line.starts_with(var) && line.get(var.len()) == Some(&b'='));
         if copied {
-            out.extend_from_slice(line);
-            out.push(b'\n');
+            out.push(&[line, b"\n"])?;
         }
     }
+    Ok(())
 }
 
 /// The value of the record's first `PKGNAME=` line, if any.
@@ -200,6 +257,20 @@ mod tests {
     fn base_name_takes_text_after_last_slash() {
         assert_eq!(base_name(b"./signed/../m-1.tgz"), b"m-1.tgz");
         assert_eq!(base_name(b"m-1.tgz"), b"m-1.tgz");
+    }
+
+    #[test]
+    fn a_record_past_the_limit_stops_there() {
+        let mut m = meta();
+        // 1 MiB of empty lines: 12 MiB of DESCRIPTION= lines.
+        m.desc = vec![b'\n'; 1 << 20];
+        let full = render(&m, None);
+        assert_eq!(full.len(), 12 + 10 + 13 * (1 << 20) + 1);
+        assert_eq!(render_limited(&m, None, full.len() as u64), Ok(full));
+        assert_eq!(
+            render_limited(&m, None, 1000),
+            Err(RecordTooLong { limit: 1000 })
+        );
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! when the repository's policy asks (pkg_info ignores the verdict for
 //! `-X`, and pkg_add verifies at install time).
 //!
+//! pkg_install checks each block of the inner package against its hash in
+//! `+PKG_HASH` as it reads it, pkg_info included; so does the header
+//! reader here ([`Blocks`]): every block it reads metadata from is read
+//! whole and checked, so the record of a signed package comes only from
+//! bytes its signed hashes cover. [`check_blocks`] checks every block.
+//!
 //! The ar reader is our own: the format is a 60-byte header per member,
 //! and the general-purpose crates trust the sizes in those headers (a
 //! forged name-table size makes them allocate gigabytes, a forged name
@@ -18,16 +24,32 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha512};
 
-use crate::error::{Error, Result, classify};
+use crate::error::{BlockMismatch, Error, Result, classify};
+use crate::excerpt::excerpt;
 
 /// The ar archive magic.
 pub const AR_MAGIC: &[u8] = b"!<arch>\n";
 
-/// Largest signature member read (real ones are a few KiB).
-const SIGNATURE_LIMIT: u64 = 1024 * 1024;
+/// Largest signature member read: real ones are 1 to 4 KiB (an armored
+/// OpenPGP signature, a PEM PKCS#7 with its signer's certificate), and
+/// every byte of one is parsed and may be verified.
+const SIGNATURE_LIMIT: u64 = 64 * 1024;
 
 /// Longest BSD `#1/` member name accepted.
 const NAME_LIMIT: u64 = 4096;
+
+/// Default bound on the `+PKG_HASH` text: 129 bytes a block, so 8 MiB
+/// lists the blocks of an inner package of 4 GiB at pkg_admin's 64 KiB.
+pub const DEFAULT_PKG_HASH_LIMIT: u64 = 8 << 20;
+
+/// Largest block size accepted. pkg_admin writes 65536 and pkg_install
+/// reads a block into memory at once; a header read must read the blocks
+/// its metadata lies in whole, so their size is bounded too.
+pub const MAX_BLOCK_SIZE: u64 = 1 << 20;
+
+/// Length of a SHA-512 digest, and of its hex in `+PKG_HASH`.
+const DIGEST_LEN: usize = 64;
+const HEX_LEN: usize = 2 * DIGEST_LEN;
 
 const HEADER_LEN: usize = 60;
 
@@ -38,8 +60,35 @@ pub struct PkgHash {
     pub algorithm: String,
     pub block_size: u64,
     pub file_size: u64,
-    /// The SHA-512 of each block of the inner package, in hex, as listed.
-    pub blocks: Vec<String>,
+    /// The SHA-512 of each block of the inner package, as listed: one
+    /// per `block_size` bytes of `file_size`, the last block shorter.
+    pub blocks: Vec<[u8; DIGEST_LEN]>,
+}
+
+impl PkgHash {
+    /// The length of block `index` (0-based) of the inner package.
+    fn block_len(&self, index: u64) -> u64 {
+        let start = index.saturating_mul(self.block_size);
+        self.block_size.min(self.file_size.saturating_sub(start))
+    }
+
+    /// Whether block `index` has the digest `digest`.
+    fn matches(&self, index: u64, digest: &[u8]) -> bool {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.blocks.get(i))
+            .is_some_and(|want| want[..] == *digest)
+    }
+
+    /// What is wrong when block `index` does not match its hash.
+    fn mismatch(&self, index: u64) -> String {
+        let start = index.saturating_mul(self.block_size);
+        format!(
+            "block {} of the inner package (bytes {start} to {}) does not match its hash in +PKG_HASH",
+            index + 1,
+            start.saturating_add(self.block_len(index))
+        )
+    }
 }
 
 /// How a package is signed.
@@ -110,38 +159,84 @@ pub fn check_blocks<R: Read>(mut input: R, hash_limit: u64) -> Result<u64> {
             "the payload check needs an uncompressed ar archive".to_owned(),
         ));
     }
-    let (mut inner, signed) = inner_package(input, hash_limit)?;
-    let digests = &signed.hash.blocks;
-    let block_size = signed.hash.block_size;
-    let blocks = signed.hash.file_size.div_ceil(block_size);
-    if digests.len() as u64 != blocks {
-        return Err(Error::Signed(format!(
-            "+PKG_HASH lists {} block hashes for {blocks} blocks",
-            digests.len()
-        )));
-    }
+    let (inner, signed) = inner_package(input, hash_limit)?;
+    let mut blocks = Blocks::new(inner, &signed.hash);
     let mut buffer = vec![0u8; 64 * 1024];
-    for (index, want) in digests.iter().enumerate() {
-        let mut hasher = Sha512::new();
-        let mut left = block_size.min(signed.hash.file_size - index as u64 * block_size);
-        while left > 0 {
-            let n = buffer.len().min(left as usize);
-            if read_full(&mut inner, &mut buffer[..n])? < n {
-                return Err(Error::Truncated("signed package"));
-            }
-            hasher.update(&buffer[..n]);
-            left -= n as u64;
-        }
-        if !crate::hex(&hasher.finalize()).eq_ignore_ascii_case(want) {
-            return Err(Error::Signed(format!(
-                "block {} of the inner package (bytes {} to {}) does not match its hash in +PKG_HASH",
-                index + 1,
-                index as u64 * block_size,
-                ((index as u64 + 1) * block_size).min(signed.hash.file_size)
-            )));
-        }
+    while read_full(&mut blocks, &mut buffer)? > 0 {}
+    if !blocks.is_done() {
+        return Err(Error::Truncated("signed package"));
     }
     Ok(signed.hash.file_size)
+}
+
+/// A reader over the inner package of a signed one that checks each
+/// block against its digest in `+PKG_HASH` as its last byte is read, and
+/// fails (with [`BlockMismatch`]) at the first that does not match.
+pub(crate) struct Blocks<'h, R> {
+    inner: R,
+    hash: &'h PkgHash,
+    /// The block being read (0-based), and how much of it has been.
+    index: u64,
+    filled: u64,
+    hasher: Sha512,
+}
+
+impl<'h, R: Read> Blocks<'h, R> {
+    /// `inner` must start at the inner package's first byte.
+    pub(crate) fn new(inner: R, hash: &'h PkgHash) -> Self {
+        Blocks {
+            inner,
+            hash,
+            index: 0,
+            filled: 0,
+            hasher: Sha512::new(),
+        }
+    }
+
+    /// Whether every block has been read and checked.
+    fn is_done(&self) -> bool {
+        self.index == self.hash.blocks.len() as u64
+    }
+
+    /// Reads the rest of the block being read, if one was begun, and
+    /// checks it: then every byte read so far lies in a checked block.
+    pub(crate) fn finish_block(&mut self) -> Result<()> {
+        let mut buffer = [0u8; 8192];
+        while self.filled > 0 {
+            let left = self.hash.block_len(self.index) - self.filled;
+            let room = usize::try_from(left).map_or(buffer.len(), |l| l.min(buffer.len()));
+            match self.read(&mut buffer[..room]) {
+                Ok(0) => return Err(Error::Truncated("signed package")),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(classify(err, "signed package")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Blocks<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.hash.block_len(self.index) - self.filled;
+        let room = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if room == 0 {
+            return Ok(0);
+        }
+        let got = self.inner.read(&mut buf[..room])?;
+        self.hasher.update(&buf[..got]);
+        self.filled += got as u64;
+        if got > 0 && self.filled == self.hash.block_len(self.index) {
+            let digest = self.hasher.finalize_reset();
+            if !self.hash.matches(self.index, &digest) {
+                let message = self.hash.mismatch(self.index);
+                return Err(io::Error::other(BlockMismatch(message)));
+            }
+            self.index += 1;
+            self.filled = 0;
+        }
+        Ok(got)
+    }
 }
 
 /// One member's header.
@@ -202,9 +297,9 @@ fn expect_name(member: &Member, names: &[&str]) -> Result<()> {
         return Ok(());
     }
     Err(Error::Signed(format!(
-        "expected member {}, found {:?}",
+        "expected member {}, found {}",
         names.join(" or "),
-        String::from_utf8_lossy(&member.name)
+        excerpt(&member.name)
     )))
 }
 
@@ -213,7 +308,7 @@ fn read_member<R: Read>(archive: &mut R, member: &Member, limit: u64) -> Result<
     if member.size > limit {
         return Err(Error::Signed(format!(
             "{} is larger than {limit} bytes",
-            String::from_utf8_lossy(&member.name)
+            excerpt(&member.name)
         )));
     }
     let mut data = vec![0u8; member.size as usize];
@@ -262,48 +357,87 @@ fn corrupt(reason: &str) -> Error {
     }
 }
 
-/// Parses the `+PKG_HASH` text pkg_admin writes.
+/// Parses the `+PKG_HASH` text pkg_admin writes, exactly: the header
+/// lines, a blank line, one lower-case SHA-512 hex line for each block of
+/// the inner package (as many as its file size and block size make), and
+/// the end line. Anything else is refused before it is kept.
 pub fn parse_pkg_hash(text: &[u8]) -> Result<PkgHash> {
     let bad = |why: &str| Error::Signed(format!("malformed +PKG_HASH: {why}"));
     let text = std::str::from_utf8(text).map_err(|_| bad("not text"))?;
     let mut lines = text.split('\n');
-    let mut expect = |want: &str| match lines.next() {
-        Some(line) if line == want => Ok(()),
-        Some(line) => Err(bad(&format!("expected {want:?}, found {line:?}"))),
-        None => Err(bad(&format!("ends before {want:?}"))),
+    let mut next = |want: &str| {
+        lines
+            .next()
+            .ok_or_else(|| bad(&format!("ends before {want:?}")))
+    };
+    let mut expect = |want: &str| match next(want)? {
+        line if line == want => Ok(()),
+        line => Err(bad(&format!("expected {want:?}, found {}", excerpt(line)))),
     };
     expect("pkgsrc signature")?;
     expect("")?;
     expect("version: 1")?;
     let mut field = |name: &str| -> Result<String> {
-        let line = lines
-            .next()
-            .ok_or_else(|| bad(&format!("no {name} line")))?;
+        let line = next(name)?;
         line.strip_prefix(name)
             .and_then(|rest| rest.strip_prefix(": "))
             .map(str::to_owned)
-            .ok_or_else(|| bad(&format!("expected {name}, found {line:?}")))
+            .ok_or_else(|| bad(&format!("expected {name}, found {}", excerpt(line))))
     };
     let pkgname = field("pkgname")?;
     let algorithm = field("algorithm")?;
-    let block_size = field("block size")?
-        .parse::<u64>()
-        .map_err(|_| bad("block size is not a number"))?;
-    let file_size = field("file size")?
-        .parse::<u64>()
-        .map_err(|_| bad("file size is not a number"))?;
-    if block_size < 1024 {
-        return Err(bad("block size below 1024"));
+    let number = |value: String, what: &str| {
+        value
+            .parse::<u64>()
+            .map_err(|_| bad(&format!("{what} {} is not a number", excerpt(&value))))
+    };
+    let block_size = number(field("block size")?, "block size")?;
+    let file_size = number(field("file size")?, "file size")?;
+    if algorithm != "SHA512" {
+        return Err(bad(&format!(
+            "algorithm {} (pkg_install knows SHA512 only)",
+            excerpt(&algorithm)
+        )));
     }
-    if !text.ends_with("end pkgsrc signature\n") {
-        return Err(bad("no end line"));
+    if !(1024..=MAX_BLOCK_SIZE).contains(&block_size) {
+        return Err(bad(&format!(
+            "block size {block_size} is not between 1024 and {MAX_BLOCK_SIZE}"
+        )));
     }
-    // A blank line, then one digest per line up to the end line.
-    let blocks = lines
-        .skip_while(|line| line.is_empty())
-        .take_while(|line| *line != "end pkgsrc signature")
-        .map(str::to_owned)
-        .collect();
+    let mut lines = text.split('\n').skip(7);
+    match lines.next() {
+        Some("") => {}
+        _ => return Err(bad("no blank line before the block hashes")),
+    }
+    // Checked against the text's length before anything is allocated:
+    // each hash takes a line of 129 bytes.
+    let count = file_size.div_ceil(block_size);
+    if count > (text.len() / (HEX_LEN + 1)) as u64 {
+        return Err(bad(&format!(
+            "file size {file_size} makes {count} blocks, more than the text lists"
+        )));
+    }
+    let mut blocks = Vec::with_capacity(count as usize);
+    for index in 1..=count {
+        let line = lines.next().unwrap_or_default();
+        let digest = digest_of(line).ok_or_else(|| {
+            bad(&format!(
+                "line {} should be the hash of block {index} of {count}, found {}",
+                index + 8,
+                excerpt(line)
+            ))
+        })?;
+        blocks.push(digest);
+    }
+    match (lines.next(), lines.next(), lines.next()) {
+        (Some("end pkgsrc signature"), Some(""), None) => {}
+        (Some(line), _, _) if digest_of(line).is_some() => {
+            return Err(bad(&format!(
+                "more block hashes than the {count} blocks of file size {file_size}"
+            )));
+        }
+        _ => return Err(bad("no end line, or text after it")),
+    }
     Ok(PkgHash {
         pkgname,
         algorithm,
@@ -311,6 +445,24 @@ pub fn parse_pkg_hash(text: &[u8]) -> Result<PkgHash> {
         file_size,
         blocks,
     })
+}
+
+/// A SHA-512 digest from its lower-case hex, as pkg_admin writes it.
+fn digest_of(line: &str) -> Option<[u8; DIGEST_LEN]> {
+    let hex = line.as_bytes();
+    if hex.len() != HEX_LEN {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut digest = [0u8; DIGEST_LEN];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(digest)
 }
 
 #[cfg(test)]
@@ -386,5 +538,135 @@ mod tests {
         let mut bytes = header("+PKG_HASH", 3);
         bytes[50] = b'z';
         assert!(next_member(&mut &bytes[..], "x").is_err());
+    }
+
+    fn hash_text(file_size: u64, lines: &[String]) -> Vec<u8> {
+        let mut text = format!(
+            "pkgsrc signature\n\nversion: 1\npkgname: a-1\nalgorithm: SHA512\n\
+             block size: 65536\nfile size: {file_size}\n\n"
+        );
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("end pkgsrc signature\n");
+        text.into_bytes()
+    }
+
+    #[test]
+    fn pkg_hash_lines_are_checked_while_parsed() {
+        let digest = "0123456789abcdef".repeat(8);
+        let good = parse_pkg_hash(&hash_text(65537, &[digest.clone(), digest.clone()])).unwrap();
+        assert_eq!((good.blocks.len(), good.blocks[0][0]), (2, 0x01));
+        let refused = |file_size: u64, lines: &[String], why: &str| {
+            let err = parse_pkg_hash(&hash_text(file_size, lines))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{why}: {err}");
+            assert!(err.len() < 1024, "{}", err.len());
+        };
+        refused(
+            65537,
+            std::slice::from_ref(&digest),
+            "more than the text lists",
+        );
+        refused(
+            65537,
+            &[digest.clone(), "g".repeat(128)],
+            "should be the hash of block 2 of 2",
+        );
+        refused(
+            65536,
+            &[digest.clone(), digest.clone()],
+            "more block hashes than the 1 blocks",
+        );
+        refused(
+            1,
+            &[digest.to_uppercase()],
+            "should be the hash of block 1 of 1",
+        );
+        refused(
+            65537,
+            &["x".to_owned(), digest.clone(), digest.clone()],
+            "found \"x\"",
+        );
+        refused(1, &["0".repeat(10_000)], "(10000 bytes)");
+        // More blocks than the text could list, before any is allocated.
+        refused(
+            u64::MAX,
+            std::slice::from_ref(&digest),
+            "more than the text lists",
+        );
+        let other = String::from_utf8(hash_text(1, std::slice::from_ref(&digest)))
+            .unwrap()
+            .replace("SHA512", "MD5");
+        let err = parse_pkg_hash(other.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("algorithm \"MD5\""), "{err}");
+        let big = String::from_utf8(hash_text(1, &[digest]))
+            .unwrap()
+            .replace("block size: 65536", "block size: 1073741824");
+        let err = parse_pkg_hash(big.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("is not between 1024 and"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_pkg_hash_is_refused_before_it_is_read() {
+        // H2: 31 M one-byte "digest" lines took 1.76 GB; the member's size
+        // is checked against the limit first.
+        let mut bytes = header("+PKG_HASH", 62_000_000);
+        bytes.extend_from_slice(&b"a\n".repeat(1000));
+        let err = inner_package(&bytes[..], DEFAULT_PKG_HASH_LIMIT).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid signed package: \"+PKG_HASH\" is larger than {DEFAULT_PKG_HASH_LIMIT} bytes"
+            )
+        );
+        // Within the limit, one-byte lines are refused at the first.
+        let mut text = hash_text(1 << 30, &[]);
+        text.truncate(text.len() - "end pkgsrc signature\n".len());
+        text.extend_from_slice(&b"a\n".repeat(1 << 20));
+        let err = parse_pkg_hash(&text).unwrap_err().to_string();
+        assert!(err.contains("more than the text lists"), "{err}");
+    }
+
+    #[test]
+    fn a_swapped_inner_package_is_refused_by_the_header_read() {
+        // M2: a good signature over +PKG_HASH, but the inner package is
+        // another of the same size, with the attacker's metadata.
+        use crate::compression::Compression;
+        use crate::create::{PackageBuilder, Signature, wrap};
+        let inner = PackageBuilder::new("good-1.0")
+            .compression(Compression::None)
+            .member("+COMMENT", "a good package\n")
+            .file("payload", crate::create::noise(3, 150_000))
+            .build()
+            .unwrap();
+        let hash = crate::create::pkg_hash("good-1.0", &inner);
+        let signed = wrap(&hash, Signature::Gpg, b"sig", "good-1.0.tgz", &inner).unwrap();
+        let limits = crate::limit::Limits::default();
+        let header = crate::header::read_header(&signed[..], &limits).unwrap();
+        assert_eq!(header.metadata.comment, b"a good package\n");
+        // Every block the metadata came from was read whole and checked.
+        let start = signed.len() - inner.len();
+        assert!(
+            header.consumed >= start as u64 + 65536,
+            "{}",
+            header.consumed
+        );
+
+        let at = inner
+            .windows(14)
+            .position(|w| w == b"a good package")
+            .unwrap();
+        let mut evil = inner.clone();
+        evil[at..at + 14].copy_from_slice(b"a BAD! package");
+        let swapped = wrap(&hash, Signature::Gpg, b"sig", "good-1.0.tgz", &evil).unwrap();
+        let err = crate::header::read_header(&swapped[..], &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid signed package: block 1 of the inner package (bytes 0 to 65536) \
+             does not match its hash in +PKG_HASH"
+        );
     }
 }

@@ -18,10 +18,13 @@ use std::ops::{Bound, Range};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::Findings;
 use crate::chunk;
 use crate::error::{Error, Result};
+use crate::excerpt::bounded;
 use crate::limit::Limited;
 use crate::piece::{self, PieceRef};
+use crate::stored;
 use crate::trust::Verdict;
 
 /// An indexed package.
@@ -36,6 +39,7 @@ pub struct Package {
     /// inode for a local file.
     pub token: String,
     /// What pkg_info would warn about it ("build information missing").
+    #[serde(deserialize_with = "crate::stored::seq")]
     pub warnings: Vec<String>,
 }
 
@@ -90,9 +94,12 @@ pub struct State {
     /// The package suffixes the repository has been indexed with, so a
     /// run that forgets `--suffix .tbz` does not drop those packages.
     suffixes: BTreeSet<String>,
-    /// Every package's pkg_info warnings, for the status object (kept in
-    /// the manifest, so it needs no piece).
+    /// Packages' pkg_info warnings, for the status object (kept in the
+    /// manifest, so it needs no piece): of [`KEPT_WARNED`] packages at most,
+    /// each package's own are in its piece.
     warnings: BTreeMap<String, Vec<String>>,
+    /// How many packages with warnings `warnings` leaves out.
+    warned_more: u64,
     /// Every package's signature verdict, for the status object (in the
     /// manifest too); empty when signatures are ignored.
     signatures: BTreeMap<String, Verdict>,
@@ -104,6 +111,8 @@ pub struct State {
     /// with every record at hand found them; a package's are dropped when
     /// it changes or goes.
     repository_warnings: Vec<(String, String)>,
+    /// How many more that pass found than it kept.
+    repository_more: u64,
     /// The generation those warnings were found at.
     repository_checked: u64,
     /// The pieces as last stored, in order.
@@ -119,14 +128,62 @@ pub struct State {
 struct Manifest {
     generation: u64,
     records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
     failures: BTreeMap<String, Failure>,
+    #[serde(deserialize_with = "stored::seq")]
     suffixes: BTreeSet<String>,
+    #[serde(deserialize_with = "stored::map_of_lines")]
     warnings: BTreeMap<String, Vec<String>>,
+    warned_more: u64,
+    #[serde(deserialize_with = "stored::seq")]
     pieces: Vec<PieceRef>,
+    #[serde(deserialize_with = "stored::map")]
     signatures: BTreeMap<String, Verdict>,
     trust: String,
+    #[serde(deserialize_with = "stored::seq")]
+    repository_warnings: Vec<(String, String)>,
+    repository_more: u64,
+    repository_checked: u64,
+}
+
+/// A version 5 manifest: before warnings were kept only in part.
+#[derive(Deserialize)]
+struct ManifestV5 {
+    generation: u64,
+    records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
+    failures: BTreeMap<String, Failure>,
+    #[serde(deserialize_with = "stored::seq")]
+    suffixes: BTreeSet<String>,
+    #[serde(deserialize_with = "stored::map_of_lines")]
+    warnings: BTreeMap<String, Vec<String>>,
+    #[serde(deserialize_with = "stored::seq")]
+    pieces: Vec<PieceRef>,
+    #[serde(deserialize_with = "stored::map")]
+    signatures: BTreeMap<String, Verdict>,
+    trust: String,
+    #[serde(deserialize_with = "stored::seq")]
     repository_warnings: Vec<(String, String)>,
     repository_checked: u64,
+}
+
+impl From<ManifestV5> for Manifest {
+    fn from(old: ManifestV5) -> Manifest {
+        Manifest {
+            generation: old.generation,
+            records_generation: old.records_generation,
+            failures: old.failures,
+            suffixes: old.suffixes,
+            warnings: old.warnings,
+            warned_more: 0,
+            pieces: old.pieces,
+            signatures: old.signatures,
+            trust: old.trust,
+            repository_warnings: old.repository_warnings,
+            repository_more: 0,
+            repository_checked: old.repository_checked,
+        }
+    }
 }
 
 /// A version 4 manifest: before signature verdicts.
@@ -134,9 +191,13 @@ struct Manifest {
 struct ManifestV4 {
     generation: u64,
     records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
     failures: BTreeMap<String, Failure>,
+    #[serde(deserialize_with = "stored::seq")]
     suffixes: BTreeSet<String>,
+    #[serde(deserialize_with = "stored::map_of_lines")]
     warnings: BTreeMap<String, Vec<String>>,
+    #[serde(deserialize_with = "stored::seq")]
     pieces: Vec<PieceRef>,
 }
 
@@ -148,10 +209,12 @@ impl From<ManifestV4> for Manifest {
             failures: old.failures,
             suffixes: old.suffixes,
             warnings: old.warnings,
+            warned_more: 0,
             pieces: old.pieces,
             signatures: BTreeMap::new(),
             trust: String::new(),
             repository_warnings: Vec::new(),
+            repository_more: 0,
             repository_checked: 0,
         }
     }
@@ -162,8 +225,11 @@ impl From<ManifestV4> for Manifest {
 struct StateV3 {
     generation: u64,
     records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
     packages: BTreeMap<String, Package>,
+    #[serde(deserialize_with = "stored::map")]
     failures: BTreeMap<String, Failure>,
+    #[serde(deserialize_with = "stored::seq")]
     suffixes: BTreeSet<String>,
 }
 
@@ -215,7 +281,9 @@ pub struct Cut {
 struct StateV2 {
     generation: u64,
     records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
     packages: BTreeMap<String, PackageV2>,
+    #[serde(deserialize_with = "stored::map")]
     failures: BTreeMap<String, Failure>,
 }
 
@@ -274,10 +342,25 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 5;
+const VERSION: u8 = 6;
 
-/// Default bound on a stored state's decoded size (about 200,000 records).
-pub const DEFAULT_STATE_LIMIT: u64 = 1 << 30;
+/// Default bound on a stored manifest's decoded size. The manifest names
+/// the pieces (about 120 bytes each, one per 128 KiB of records) and holds
+/// failures, verdicts and the warnings kept: a few MiB at 200,000
+/// packages. Anything larger is not one pkgsum wrote, and is a lost state.
+pub const DEFAULT_STATE_LIMIT: u64 = 64 << 20;
+
+/// Most elements (failures, verdicts, pieces, warnings...) a manifest may
+/// decode to: each costs about 100 bytes of memory however few bytes it
+/// took to store, so this bounds what a forged manifest can make.
+pub const ELEMENTS: u64 = 500_000;
+
+/// Packages whose pkg_info warnings the manifest keeps, for the status:
+/// the rest are counted (and each package's are in its piece).
+pub const KEPT_WARNED: usize = 1000;
+
+/// Most pkg_info warnings kept of one package.
+pub const MAX_PACKAGE_WARNINGS: usize = 16;
 
 impl State {
     /// The generation: 0 for an empty new state, +1 per effective change.
@@ -306,9 +389,31 @@ impl State {
         self.len() == 0
     }
 
-    /// Every package's pkg_info warnings, sorted by file name.
+    /// Packages' pkg_info warnings, sorted by file name: those of
+    /// [`KEPT_WARNED`] packages at most.
     pub fn warnings(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.warnings.iter().map(|(k, v)| (k.as_str(), &v[..]))
+    }
+
+    /// How many packages with warnings [`State::warnings`] leaves out.
+    pub fn warned_more(&self) -> u64 {
+        self.warned_more
+    }
+
+    /// Keeps the warnings of the first [`KEPT_WARNED`] packages that have
+    /// any, and counts the rest: exact once every piece is loaded (a
+    /// listing pass), where merges only keep the count right.
+    pub fn recount_warnings(&mut self) {
+        if !self.is_loaded() {
+            return;
+        }
+        let mut warned = self.packages.iter().filter(|(_, p)| !p.warnings.is_empty());
+        self.warnings = warned
+            .by_ref()
+            .take(KEPT_WARNED)
+            .map(|(name, p)| (name.clone(), p.warnings.clone()))
+            .collect();
+        self.warned_more = warned.count() as u64;
     }
 
     /// Every indexed package's signature verdict, sorted by file name.
@@ -329,24 +434,41 @@ impl State {
             return false;
         }
         fingerprint.clone_into(&mut self.trust);
-        self.generation += 1;
+        self.generation = self.generation.saturating_add(1);
         true
     }
 
-    /// The warnings about packages against the whole repository, and the
-    /// generation they were found at.
+    /// The warnings about packages against the whole repository that
+    /// were kept, and the generation they were found at.
     pub fn repository_warnings(&self) -> (&[(String, String)], u64) {
         (&self.repository_warnings, self.repository_checked)
     }
 
+    /// What the last check of the whole repository found, as it found it
+    /// (the warnings kept, and how many more).
+    pub fn repository_findings(&self) -> Findings {
+        Findings {
+            warnings: self.repository_warnings.clone(),
+            more: usize::try_from(self.repository_more).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// How many warnings against the whole repository were found beyond
+    /// those kept.
+    pub fn repository_more(&self) -> u64 {
+        self.repository_more
+    }
+
     /// Keeps what a pass with every record at hand found (sorted);
     /// returns whether that changed (and if so, advances the generation).
-    pub fn set_repository_warnings(&mut self, warnings: Vec<(String, String)>) -> bool {
-        if self.repository_warnings == warnings {
+    pub fn set_repository_warnings(&mut self, found: Findings) -> bool {
+        let more = found.more as u64;
+        if self.repository_warnings == found.warnings && self.repository_more == more {
             return false;
         }
-        self.repository_warnings = warnings;
-        self.generation += 1;
+        self.repository_warnings = found.warnings;
+        self.repository_more = more;
+        self.generation = self.generation.saturating_add(1);
         self.repository_checked = self.generation;
         true
     }
@@ -455,7 +577,7 @@ impl State {
         if self.generation > published {
             return false;
         }
-        self.generation = published + 1;
+        self.generation = published.saturating_add(1);
         self.records_generation = self.generation;
         true
     }
@@ -469,7 +591,7 @@ impl State {
             changed |= self.apply_one(change);
         }
         if changed {
-            self.generation += 1;
+            self.generation = self.generation.saturating_add(1);
         }
         if records {
             self.records_generation = self.generation;
@@ -492,9 +614,10 @@ impl State {
         match change {
             Change::Indexed {
                 name,
-                package,
+                mut package,
                 verdict,
             } => {
+                bound_warnings(&mut package.warnings);
                 let dropped = self.failures.remove(&name).is_some();
                 let judged = match verdict {
                     Some(verdict) => {
@@ -502,10 +625,13 @@ impl State {
                     }
                     None => self.signatures.remove(&name).is_some(),
                 };
-                if package.warnings.is_empty() {
-                    self.warnings.remove(&name);
-                } else {
-                    self.warnings.insert(name.clone(), package.warnings.clone());
+                self.forget_warnings(&name);
+                if !package.warnings.is_empty() {
+                    if self.warnings.len() < KEPT_WARNED {
+                        self.warnings.insert(name.clone(), package.warnings.clone());
+                    } else {
+                        self.warned_more += 1;
+                    }
                 }
                 let changed = self.packages.get(&name) != Some(&package);
                 if changed {
@@ -514,7 +640,8 @@ impl State {
                 }
                 dropped || changed || judged
             }
-            Change::Failed { name, failure } => {
+            Change::Failed { name, mut failure } => {
+                failure.error = bounded(std::mem::take(&mut failure.error));
                 let dropped = self.remove_package(&name);
                 let old = self.failures.insert(name, failure.clone());
                 dropped || old.as_ref() != Some(&failure)
@@ -527,8 +654,22 @@ impl State {
         }
     }
 
+    /// Drops what the manifest says of `name`'s warnings: its entry, or
+    /// its place in the count of those left out (its package, whose piece
+    /// a merge has loaded, says whether it had any).
+    fn forget_warnings(&mut self, name: &str) {
+        if self.warnings.remove(name).is_none()
+            && self
+                .packages
+                .get(name)
+                .is_some_and(|p| !p.warnings.is_empty())
+        {
+            self.warned_more = self.warned_more.saturating_sub(1);
+        }
+    }
+
     fn remove_package(&mut self, name: &str) -> bool {
-        self.warnings.remove(name);
+        self.forget_warnings(name);
         self.signatures.remove(name);
         let removed = self.packages.remove(name).is_some();
         if removed {
@@ -677,10 +818,12 @@ impl State {
             failures: self.failures.clone(),
             suffixes: self.suffixes.clone(),
             warnings: self.warnings.clone(),
+            warned_more: self.warned_more,
             pieces: cut.pieces.clone(),
             signatures: self.signatures.clone(),
             trust: self.trust.clone(),
             repository_warnings: self.repository_warnings.clone(),
+            repository_more: self.repository_more,
             repository_checked: self.repository_checked,
         };
         cut.manifest = encode_manifest(&manifest)?;
@@ -747,10 +890,13 @@ impl State {
         }
         let body = unpack(packed, limit, "state")?;
         let state = match version {
-            2 => postcard::from_bytes::<StateV2>(&body).map(State::from),
-            3 => postcard::from_bytes::<StateV3>(&body).map(State::from),
-            4 => postcard::from_bytes::<ManifestV4>(&body).map(|m| State::from(Manifest::from(m))),
-            _ => postcard::from_bytes::<Manifest>(&body).map(State::from),
+            2 => stored::decode::<StateV2>(&body, ELEMENTS).map(State::from),
+            3 => stored::decode::<StateV3>(&body, ELEMENTS).map(State::from),
+            4 => stored::decode::<ManifestV4>(&body, ELEMENTS)
+                .map(|m| State::from(Manifest::from(m))),
+            5 => stored::decode::<ManifestV5>(&body, ELEMENTS)
+                .map(|m| State::from(Manifest::from(m))),
+            _ => stored::decode::<Manifest>(&body, ELEMENTS).map(State::from),
         };
         state.map_err(|e| Error::State(e.to_string()))
     }
@@ -764,13 +910,30 @@ impl From<Manifest> for State {
             failures: manifest.failures,
             suffixes: manifest.suffixes,
             warnings: manifest.warnings,
+            warned_more: manifest.warned_more,
             signatures: manifest.signatures,
             trust: manifest.trust,
             repository_warnings: manifest.repository_warnings,
+            repository_more: manifest.repository_more,
             repository_checked: manifest.repository_checked,
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()
+        }
+    }
+}
+
+/// At most [`MAX_PACKAGE_WARNINGS`] of a package's warnings, each cut to
+/// [`crate::excerpt::MESSAGE_BYTES`], and a line saying how many more.
+fn bound_warnings(warnings: &mut Vec<String>) {
+    if warnings.len() > MAX_PACKAGE_WARNINGS {
+        let more = warnings.len() - MAX_PACKAGE_WARNINGS;
+        warnings.truncate(MAX_PACKAGE_WARNINGS);
+        warnings.push(format!("… and {more} more warnings about it"));
+    }
+    for warning in warnings {
+        if warning.len() > crate::excerpt::MESSAGE_BYTES {
+            *warning = bounded(std::mem::take(warning));
         }
     }
 }
@@ -883,9 +1046,13 @@ mod tests {
             ("a-1.tgz".to_owned(), "twin".to_owned()),
             ("a-copy.tgz".to_owned(), "twin".to_owned()),
         ];
-        assert!(state.set_repository_warnings(found.clone()));
+        let findings = Findings {
+            warnings: found.clone(),
+            more: 0,
+        };
+        assert!(state.set_repository_warnings(findings.clone()));
         assert_eq!(state.repository_warnings(), (&found[..], 2));
-        assert!(!state.set_repository_warnings(found.clone()));
+        assert!(!state.set_repository_warnings(findings));
         // An unchanged file keeps its warnings; a removed one loses them.
         state.apply([indexed("a-1.tgz", "PKGNAME=a-1\n\n", "1")]);
         assert_eq!(state.repository_warnings().0.len(), 2);
@@ -1143,5 +1310,96 @@ mod tests {
         let most = rewritten.iter().max().copied().unwrap_or(0);
         let mean = rewritten.iter().sum::<usize>() as f64 / rewritten.len() as f64;
         assert!(most <= 8 && mean < 4.0, "{rewritten:?}");
+    }
+
+    fn warned(name: &str, warnings: usize) -> Change {
+        let mut change = indexed(name, &format!("PKGNAME={name}\n\n"), "1");
+        if let Change::Indexed { package, .. } = &mut change {
+            package.warnings = (0..warnings).map(|i| format!("w{i}")).collect();
+        }
+        change
+    }
+
+    #[test]
+    fn the_manifest_keeps_the_warnings_of_a_bounded_number_of_packages() {
+        // H3: 20,000 packages with a warning each made every update decode,
+        // copy and write all of them.
+        let mut state = State::default();
+        state.apply((0..KEPT_WARNED + 500).map(|i| warned(&format!("p{i:05}.tgz"), 1)));
+        assert_eq!(
+            (state.warnings().count(), state.warned_more()),
+            (KEPT_WARNED, 500)
+        );
+        // Removing a kept one and a counted one keeps the count exact.
+        state.apply([
+            Change::Removed {
+                name: "p00000.tgz".to_owned(),
+            },
+            Change::Removed {
+                name: format!("p{:05}.tgz", KEPT_WARNED + 10),
+            },
+        ]);
+        assert_eq!(
+            (state.warnings().count(), state.warned_more()),
+            (KEPT_WARNED - 1, 499)
+        );
+        // A counted package that loses its warnings leaves the count.
+        state.apply([warned(&format!("p{:05}.tgz", KEPT_WARNED + 20), 0)]);
+        assert_eq!(state.warned_more(), 498);
+        state.recount_warnings();
+        assert_eq!(
+            (state.warnings().count(), state.warned_more()),
+            (KEPT_WARNED, 497)
+        );
+        // One package's warnings are bounded too.
+        state.apply([warned("zz.tgz", 100)]);
+        let kept = &state.package("zz.tgz").unwrap().warnings;
+        assert_eq!(kept.len(), MAX_PACKAGE_WARNINGS + 1);
+        assert_eq!(
+            kept[MAX_PACKAGE_WARNINGS],
+            "… and 84 more warnings about it"
+        );
+    }
+
+    #[test]
+    fn a_failure_reason_is_kept_bounded() {
+        let mut state = State::default();
+        state.apply([Change::Failed {
+            name: "bad.tgz".to_owned(),
+            failure: Failure {
+                size: 1,
+                token: "1".to_owned(),
+                error: "x".repeat(10 << 20),
+            },
+        }]);
+        let kept = &state.failure("bad.tgz").unwrap().error;
+        assert!(
+            kept.len() < 2048 && kept.ends_with("… (cut)"),
+            "{}",
+            kept.len()
+        );
+    }
+
+    #[test]
+    fn a_forged_manifest_is_refused_before_it_is_built() {
+        // M5: 33 KB of zstd made a 1 GB state. Zeros are empty strings and
+        // empty lists to postcard: millions of elements.
+        let body = vec![0u8; 60 << 20];
+        let packed = zstd::bulk::compress(&body, 3).unwrap();
+        assert!(packed.len() < 100 << 10, "{}", packed.len());
+        let forged = [MAGIC, &[VERSION], &packed].concat();
+        assert!(State::from_bytes(&forged, DEFAULT_STATE_LIMIT).is_err());
+        // A list of 8 M empty suffixes, each one byte stored.
+        let mut body = vec![0u8, 0, 0, 0];
+        body.extend_from_slice(&[0x80, 0x80, 0x80, 0x04]);
+        body.resize(body.len() + (8 << 20), 0);
+        let forged = [MAGIC, &[VERSION], &zstd::bulk::compress(&body, 3).unwrap()].concat();
+        let err = State::from_bytes(&forged, DEFAULT_STATE_LIMIT).unwrap_err();
+        assert!(err.to_string().starts_with("invalid state"), "{err}");
+        // Generations at the top do not overflow.
+        let mut state = State::default();
+        assert!(state.advance_past(u64::MAX));
+        assert!(state.apply([indexed("a.tgz", "PKGNAME=a\n\n", "1")]));
+        assert_eq!(state.generation(), u64::MAX);
     }
 }

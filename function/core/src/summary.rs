@@ -25,9 +25,13 @@ pub fn file_name(format: Compression) -> String {
 }
 
 /// Whether `name` is one of the files pkgsum writes, which must never be
-/// taken for a package whatever suffixes are configured.
+/// taken for a package whatever suffixes are configured: exactly a
+/// summary's name (`pkg_summary-utils-0.1.tgz` is a real package), or a
+/// temporary file of its.
 pub fn is_own_file(name: &str) -> bool {
-    name.starts_with("pkg_summary") || name.starts_with(TEMP_PREFIX)
+    name == "pkg_summary"
+        || PKGIN_ORDER.iter().any(|&format| name == file_name(format))
+        || name.starts_with(TEMP_PREFIX)
 }
 
 /// Prefix of the temporary files outputs are written through.
@@ -53,5 +57,8 @@ mod tests {
         assert!(unwritten(&PKGIN_ORDER).is_empty());
         assert!(is_own_file("pkg_summary.gz") && is_own_file(".pkgsum-tmp-x1.tgz"));
         assert!(!is_own_file("pkgin-26.2.tgz"));
+        // L4: a real pkgsrc package whose name starts like a summary's.
+        assert!(!is_own_file("pkg_summary-utils-0.8.tgz"));
+        assert!(is_own_file("pkg_summary.zst") && is_own_file("pkg_summary"));
     }
 }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 
+use crate::excerpt::{bounded, excerpt};
 use crate::signed::{Method, Signed};
 
 /// What a repository does with signatures (`PKGSUM_SIGNATURES`).
@@ -205,15 +206,20 @@ impl Trust {
             Method::Gpg => self.gpg(signed),
             Method::X509 => self.x509(signed),
         };
+        // A signer's name comes from the package's own certificate or key
+        // user id: bounded like any text from outside.
         Some(match checked {
             Ok(by) if signed.hash.pkgname != pkgname => Verdict::Bad {
-                reason: format!(
-                    "{by} signed +PKG_HASH for pkgname {:?}, but PKGNAME is {pkgname:?}",
-                    signed.hash.pkgname
-                ),
+                reason: bounded(format!(
+                    "{by} signed +PKG_HASH for pkgname {}, but PKGNAME is {}",
+                    excerpt(&signed.hash.pkgname),
+                    excerpt(pkgname)
+                )),
             },
-            Ok(by) => Verdict::Signed { by },
-            Err(reason) => Verdict::Bad { reason },
+            Ok(by) => Verdict::Signed { by: bounded(by) },
+            Err(reason) => Verdict::Bad {
+                reason: bounded(reason),
+            },
         })
     }
 

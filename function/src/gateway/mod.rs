@@ -13,7 +13,7 @@
 //! `..` cannot climb out, and the last segment must be a package or a
 //! summary name.
 //!
-//! Bodies are streamed in ranged GETs of at most 8 MiB, each pinned to the
+//! Bodies are streamed in ranged GETs of at most 1 MiB, each pinned to the
 //! ETag of the HEAD that answered the headers, so a package being replaced
 //! meanwhile ends the response early rather than mixing two versions.
 
@@ -34,13 +34,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
 
-pub use credentials::{Credentials, CredentialsError};
+pub use credentials::{Credentials, CredentialsError, Refused};
 
 use crate::store::{ObjectMeta, Store};
 use crate::summary;
 
-/// The largest ranged GET a response is streamed in.
-const PART: u64 = 8 << 20;
+/// The largest ranged GET a response is streamed in: what a download
+/// holds in memory while its client reads slowly (hyper asks for the next
+/// part only once the last is written).
+const PART: u64 = 1 << 20;
 
 /// A repository served read-only.
 pub struct Gateway<S> {
@@ -76,30 +78,39 @@ impl<S: Store + Send + Sync + 'static> Gateway<S> {
     /// The file name a request path names under the prefix, if it names
     /// one the gateway serves.
     fn name_of(&self, path: &str) -> Option<String> {
-        let mut segments = Vec::new();
-        for raw in path.strip_prefix('/')?.split('/') {
-            let segment = percent_decode_str(raw).decode_utf8().ok()?;
-            let bad = segment.is_empty()
-                || segment == "."
-                || segment == ".."
-                || segment.contains(['/', '\\'])
-                || segment.chars().any(char::is_control);
-            if bad {
-                return None;
-            }
-            segments.push(segment.into_owned());
-        }
-        let name = segments.pop()?;
-        let prefix: Vec<&str> = self.prefix.split('/').filter(|s| !s.is_empty()).collect();
-        if segments != prefix || name.starts_with('.') {
+        served_name(&self.prefix, &self.suffixes, path)
+    }
+}
+
+/// The file name `path` names directly under `prefix`, if it is one the
+/// gateway serves (a summary, or a name ending in one of `suffixes`): the
+/// path is split on `/` before each segment is decoded, so an encoded
+/// slash or a `..` cannot climb out; empty, dot and control-character
+/// segments and hidden names are refused.
+pub fn served_name(prefix: &str, suffixes: &[String], path: &str) -> Option<String> {
+    let mut segments = Vec::new();
+    for raw in path.strip_prefix('/')?.split('/') {
+        let segment = percent_decode_str(raw).decode_utf8().ok()?;
+        let bad = segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.contains(['/', '\\'])
+            || segment.chars().any(char::is_control);
+        if bad {
             return None;
         }
-        let summary = summary::PKGIN_ORDER
-            .iter()
-            .any(|f| name == summary::file_name(*f));
-        let package = self.suffixes.iter().any(|s| name.ends_with(s.as_str()));
-        (summary || package).then_some(name)
+        segments.push(segment.into_owned());
     }
+    let name = segments.pop()?;
+    let prefix: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    if segments != prefix || name.starts_with('.') {
+        return None;
+    }
+    let summary = summary::PKGIN_ORDER
+        .iter()
+        .any(|f| name == summary::file_name(*f));
+    let package = suffixes.iter().any(|s| name.ends_with(s.as_str()));
+    (summary || package).then_some(name)
 }
 
 /// One request: credentials, then the name, then the object.
@@ -109,9 +120,16 @@ async fn answer<S: Store + Send + Sync + 'static>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if !gateway.credentials.admit(&headers).await {
-        let challenge = HeaderValue::from_static("Basic realm=\"pkgsum\", charset=\"UTF-8\"");
-        return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)]).into_response();
+    match gateway.credentials.admit(&headers).await {
+        Ok(()) => {}
+        Err(Refused::Wrong) => {
+            let challenge = HeaderValue::from_static("Basic realm=\"pkgsum\", charset=\"UTF-8\"");
+            return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)]).into_response();
+        }
+        Err(Refused::Busy) => {
+            let retry = [(axum::http::header::RETRY_AFTER, "1")];
+            return (StatusCode::SERVICE_UNAVAILABLE, retry).into_response();
+        }
     }
     if method != Method::GET && method != Method::HEAD {
         let allow = [(axum::http::header::ALLOW, "GET, HEAD")];
@@ -136,7 +154,7 @@ async fn answer<S: Store + Send + Sync + 'static>(
     }
     let range = match requested_range(&headers, meta.size) {
         Ok(range) => range,
-        Err(()) => {
+        Err(Unsatisfiable) => {
             let unsatisfied = format!("bytes */{}", meta.size);
             insert(&mut response, CONTENT_RANGE, &unsatisfied);
             return (StatusCode::RANGE_NOT_SATISFIABLE, response).into_response();
@@ -205,12 +223,19 @@ fn whole_seconds(time: SystemTime) -> u64 {
 /// The one byte range asked for, as `start..end`: none for the whole
 /// object (no Range, or one the gateway does not serve as a range, such
 /// as several ranges), an error for one that lies past the end.
-fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = headers
-        .get(RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-    else {
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) => byte_range(value, size),
+        None => Ok(None),
+    }
+}
+
+/// A `Range` header's value (`bytes=A-B`, `bytes=A-`, `bytes=-N`) as
+/// `start..end` within an object of `size` bytes: `Ok(None)` for what the
+/// gateway serves whole (several ranges, another unit, a malformed one),
+/// `Err` for a range that starts past the end.
+pub fn byte_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
     if spec.contains(',') {
@@ -224,14 +249,21 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>,
         // bytes=-N: the last N bytes.
         (true, _, Some(n)) if n > 0 => (size.saturating_sub(n), size),
         (false, Some(start), None) if last.trim().is_empty() => (start, size),
-        (false, Some(start), Some(last)) if last >= start => (start, (last + 1).min(size)),
+        (false, Some(start), Some(last)) if last >= start => {
+            (start, last.saturating_add(1).min(size))
+        }
         _ => return Ok(None),
     };
     if start >= size {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some((start, end)))
 }
+
+/// A range that starts at or past the end of the object (416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the range starts past the end of the object")]
+pub struct Unsatisfiable;
 
 /// The body: ranged GETs of at most [`PART`] bytes, pinned to the ETag.
 fn parts<S: Store + Send + Sync + 'static>(
@@ -289,10 +321,18 @@ mod tests {
             requested_range(&headers("bytes=95-200"), 100),
             Ok(Some((95, 100)))
         );
-        assert_eq!(requested_range(&headers("bytes=100-"), 100), Err(()));
+        assert_eq!(
+            requested_range(&headers("bytes=100-"), 100),
+            Err(Unsatisfiable)
+        );
         assert_eq!(requested_range(&headers("bytes=0-1,5-6"), 100), Ok(None));
         assert_eq!(requested_range(&headers("bytes=5-1"), 100), Ok(None));
         assert_eq!(requested_range(&headers("items=0-1"), 100), Ok(None));
         assert_eq!(requested_range(&HeaderMap::new(), 100), Ok(None));
+        // L1: the largest last byte overflowed `last + 1`.
+        assert_eq!(
+            requested_range(&headers("bytes=0-18446744073709551615"), 100),
+            Ok(Some((0, 100)))
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! Deleting at once is safe: piece names carry the generation that wrote
 //! them, and a commit builds on the manifest it replaces, so no later
 //! manifest can name a piece an earlier commit dropped. A pass still
-//! reading a dropped piece finds it gone, sees the manifest has changed,
-//! and starts over. Pieces of commits that lost the race are collected by
+//! reading a dropped piece finds it gone (or its body cut short, or any
+//! other error), sees the manifest has changed, and starts over. Pieces of commits that lost the race are collected by
 //! listing passes ([`Repo::collect_pieces`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +24,7 @@ use super::keys::{
 use super::{PassError, Repo, StateLoss};
 use crate::piece::{self, PieceRef};
 use crate::state::State;
-use crate::store::{PutMode, PutOptions, Store, StoreError};
+use crate::store::{Bounded, PutMode, PutOptions, Store, StoreError};
 use crate::summary;
 
 /// The state as stored, with the ETag to commit against.
@@ -62,14 +62,28 @@ impl<S: Store> Repo<'_, S> {
     /// caller reads again.
     pub(super) async fn load_state(&self, want: Want<'_>) -> Result<Option<Loaded>, StoreError> {
         let key = state_key(self.prefix);
-        let Some((body, meta)) = self.store.get(&key).await? else {
-            return Ok(Some(Loaded {
-                state: State::default(),
-                etag: None,
-                fresh: Some(StateLoss::Missing),
-            }));
+        let limit = self.config.state_limit;
+        let (body, meta) = match self.store.get_bounded(&key, limit).await? {
+            Some(Bounded::Whole(body, meta)) => (body, meta),
+            // The state is a cache: one larger than any pkgsum writes is
+            // lost, and replaced (on its ETag) from a listing.
+            Some(Bounded::TooLarge(meta)) => {
+                let why = format!("larger than {limit} bytes (PKGSUM_STATE_LIMIT)");
+                return Ok(Some(Loaded {
+                    state: State::default(),
+                    etag: Some(meta.etag),
+                    fresh: Some(StateLoss::Unreadable(why)),
+                }));
+            }
+            None => {
+                return Ok(Some(Loaded {
+                    state: State::default(),
+                    etag: None,
+                    fresh: Some(StateLoss::Missing),
+                }));
+            }
         };
-        let mut state = match State::from_bytes(&body, self.config.state_limit) {
+        let mut state = match State::from_bytes(&body, limit) {
             Ok(state) => state,
             // The state is a cache: an unreadable one is replaced (by a
             // conditional write on its ETag) from a listing.
@@ -85,25 +99,36 @@ impl<S: Store> Repo<'_, S> {
             Want::Names(names) => state.pieces_for(names.iter().map(String::as_str)),
             Want::All => state.unloaded(),
         };
-        match self.load_pieces(&mut state, wanted).await {
-            Ok(()) => Ok(Some(Loaded {
-                state,
-                etag: Some(meta.etag),
-                fresh: None,
-            })),
-            Err(PieceError::Store(err)) => Err(err),
-            Err(PieceError::Bad(reason)) => {
-                let now = self.store.head(&key).await?;
-                if now.is_none_or(|now| now.etag != meta.etag) {
-                    return Ok(None);
-                }
-                Ok(Some(Loaded {
-                    state: State::default(),
+        let failed = match self.load_pieces(&mut state, wanted).await {
+            Ok(()) => {
+                return Ok(Some(Loaded {
+                    state,
                     etag: Some(meta.etag),
-                    fresh: Some(StateLoss::Unreadable(reason)),
-                }))
+                    fresh: None,
+                }));
             }
+            Err(failed) => failed,
+        };
+        // A piece that vanished, came back short or failed to read is what
+        // a newer commit dropping it looks like: if the manifest moved on,
+        // read it again; only a failure under an unchanged one counts.
+        if self.manifest_moved(&meta.etag).await? {
+            return Ok(None);
         }
+        match failed {
+            PieceError::Store(err) => Err(err),
+            PieceError::Bad(reason) => Ok(Some(Loaded {
+                state: State::default(),
+                etag: Some(meta.etag),
+                fresh: Some(StateLoss::Unreadable(reason)),
+            })),
+        }
+    }
+
+    /// Whether the manifest no longer has `etag` (replaced or deleted).
+    pub(super) async fn manifest_moved(&self, etag: &str) -> Result<bool, StoreError> {
+        let now = self.store.head(&state_key(self.prefix)).await?;
+        Ok(now.is_none_or(|now| now.etag != etag))
     }
 
     /// Reads pieces `wanted` of `state` into it, `concurrency` at a time.
@@ -119,13 +144,15 @@ impl<S: Store> Repo<'_, S> {
             let piece = state.pieces()[i].clone();
             reads.push(async move {
                 let key = piece_key(self.prefix, &piece);
-                let got = match self.store.get(&key).await {
-                    Ok(Some((bytes, _))) => piece::decode(&bytes, &piece, limit)
+                let bad =
+                    |why: &str| PieceError::Bad(format!("{}: {why}", self.store.location(&key)));
+                let got = match self.store.get_bounded(&key, limit).await {
+                    Ok(Some(Bounded::Whole(bytes, _))) => piece::decode(&bytes, &piece, limit)
                         .map_err(|e| PieceError::Bad(e.to_string())),
-                    Ok(None) => Err(PieceError::Bad(format!(
-                        "{}: a piece of the state is missing",
-                        self.store.location(&key)
-                    ))),
+                    Ok(Some(Bounded::TooLarge(_))) => {
+                        Err(bad(&format!("a piece larger than {limit} bytes")))
+                    }
+                    Ok(None) => Err(bad("a piece of the state is missing")),
                     Err(err) => Err(PieceError::Store(err)),
                 };
                 (i, got)

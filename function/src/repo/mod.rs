@@ -99,8 +99,11 @@ pub struct Report {
     /// indexed, with the reason: those found in this pass and those
     /// remembered from earlier ones, so they are reported every time.
     pub failures: Vec<(String, String)>,
-    /// What pkg_info would warn about the packages read in this pass.
+    /// What pkg_info would warn about the packages read in this pass
+    /// (and, on a listing pass, the repository-wide warnings kept).
     pub warnings: Vec<(String, String)>,
+    /// Repository-wide warnings found beyond those in `warnings`.
+    pub warnings_more: usize,
     /// Bytes fetched from package headers.
     pub bytes_fetched: u64,
     /// State commits tried (1 when uncontended).

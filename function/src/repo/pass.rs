@@ -11,8 +11,10 @@ use super::keys::state_key;
 use super::{PassError, Repo, Report, StateLoss};
 use crate::checks;
 use crate::config::is_package_key;
+use crate::excerpt::{Bare, Escaped};
 use crate::fetch::{FetchError, Fetched, check_payload, fetch_header, header_after};
 use crate::header::Header;
+use crate::limit::Limits;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
 use crate::state::{Change, Failure, Package, State};
@@ -142,14 +144,16 @@ impl<S: Store> Repo<'_, S> {
             if matches!(scope, Scope::Listing) {
                 // Every record is at hand only here (and in `verify`). A
                 // pass that changed no package finds what the last one did.
-                let (kept, checked) = next.repository_warnings();
+                let (_, checked) = next.repository_warnings();
                 let found = if changed || checked == 0 {
                     repository_warnings(&next)
                 } else {
-                    kept.to_vec()
+                    next.repository_findings()
                 };
-                report.warnings.extend(found.iter().cloned());
+                report.warnings.extend(found.warnings.iter().cloned());
                 report.warnings.sort();
+                report.warnings_more = found.more;
+                next.recount_warnings();
                 if unsure.is_empty() {
                     changed |= next.set_repository_warnings(found);
                 }
@@ -348,6 +352,9 @@ impl<S: Store> Repo<'_, S> {
                     Ok(Peeked::Gone) => return Seen::Gone,
                     Ok(Peeked::Unchanged) => return Seen::Current,
                     Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
+                    Err(err) if err.is_refused_object() => {
+                        return Seen::Changed(refused(name, None, &err), 0);
+                    }
                     Err(err) => return Seen::Unsure(err),
                 },
             };
@@ -369,7 +376,7 @@ impl<S: Store> Repo<'_, S> {
             let (change, bytes) = match fetched {
                 Ok(fetched) => {
                     tracing::info!(
-                        key = %meta.key,
+                        key = %Escaped(&meta.key),
                         size = meta.size,
                         fetched = fetched.fetched,
                         requests = fetched.requests,
@@ -377,7 +384,7 @@ impl<S: Store> Repo<'_, S> {
                     );
                     let trust = &self.config.trust;
                     (
-                        indexed(name, &meta, &fetched.header, trust),
+                        indexed(name, &meta, &fetched.header, trust, &fetch.limits),
                         fetched.fetched,
                     )
                 }
@@ -385,6 +392,9 @@ impl<S: Store> Repo<'_, S> {
                 Err(FetchError::Store(err)) if err.is_precondition() || err.is_not_found() => {
                     last_error = Some(err);
                     continue;
+                }
+                Err(FetchError::Store(err)) if err.is_refused_object() => {
+                    (refused(name, Some(&meta), &err), 0)
                 }
                 Err(FetchError::Store(err)) => return Seen::Unsure(err),
             };
@@ -503,29 +513,50 @@ fn tally(
 }
 
 /// What is wrong with packages beside the others in `state` (duplicate
-/// PKGNAMEs, another platform than most), logged as it is found.
-fn repository_warnings(state: &State) -> Vec<(String, String)> {
+/// PKGNAMEs, another platform than most, unresolved DEPENDS), logged as it
+/// is found (the first few: the state and status keep the rest).
+fn repository_warnings(state: &State) -> checks::Findings {
     let records = state.packages().map(|(name, p)| (name, &p.record[..]));
-    let found = checks::repository_warnings(records);
-    for (name, warning) in &found {
-        tracing::warn!(name, %warning, "found beside the other packages");
+    let found = checks::repository_warnings(records, checks::DEFAULT_KEPT);
+    for (name, warning) in found.warnings.iter().take(LOGGED) {
+        tracing::warn!(name = %Bare(name), %warning, "found beside the other packages");
+    }
+    let more = found.warnings.len().saturating_sub(LOGGED) + found.more;
+    if more > 0 {
+        tracing::warn!(
+            more,
+            "more warnings beside the other packages (in status.json)"
+        );
     }
     found
 }
 
+/// Most warnings of one kind a pass writes to the log; the rest are
+/// counted (status.json has them).
+const LOGGED: usize = 20;
+
 /// What reading a package's header found: a record, with its warnings and
 /// its signature verdict; or, when the policy requires a good signature
 /// and it has none, a failure naming the verdict.
-fn indexed(name: &str, meta: &ObjectMeta, header: &Header, trust: &Trust) -> Change {
+fn indexed(
+    name: &str,
+    meta: &ObjectMeta,
+    header: &Header,
+    trust: &Trust,
+    limits: &Limits,
+) -> Change {
     let info = FileInfo {
         name: name.as_bytes(),
         size: meta.size,
     };
-    let record = record::render(&header.metadata, Some(info));
+    let record = match record::render_limited(&header.metadata, Some(info), limits.record) {
+        Ok(record) => record,
+        Err(too_long) => return failed(name, meta, &too_long),
+    };
     let pkgname = record::pkgname(&record).unwrap_or_default();
     let verdict = trust.verdict(header.signature.as_ref(), &String::from_utf8_lossy(pkgname));
     if let Some(verdict) = &verdict {
-        tracing::info!(key = %meta.key, %verdict, "signature judged");
+        tracing::info!(key = %Escaped(&meta.key), %verdict, "signature judged");
         if trust.policy() == Policy::Require && !verdict.is_good() {
             let error = format!("left out, as PKGSUM_SIGNATURES=require: {verdict}");
             return failed(name, meta, &error);
@@ -538,7 +569,7 @@ fn indexed(name: &str, meta: &ObjectMeta, header: &Header, trust: &Trust) -> Cha
         header.signature.as_ref().map(|s| &s.hash),
     ));
     for warning in &warnings {
-        tracing::warn!(key = %meta.key, %warning, "indexed with a warning");
+        tracing::warn!(key = %Escaped(&meta.key), %warning, "indexed with a warning");
     }
     Change::Indexed {
         name: name.to_owned(),
@@ -552,8 +583,31 @@ fn indexed(name: &str, meta: &ObjectMeta, header: &Header, trust: &Trust) -> Cha
     }
 }
 
+/// An object the store refuses or denies to us (an object encrypted with
+/// a customer's key needs only PutObject to upload): recorded as
+/// unreadable, as the store answered, so it is neither published nor
+/// retried for ever. Without a HEAD's answer its token is unknown, and
+/// each listing looks at it again.
+fn refused(name: &str, meta: Option<&ObjectMeta>, error: &StoreError) -> Change {
+    let unknown;
+    let meta = match meta {
+        Some(meta) => meta,
+        None => {
+            unknown = ObjectMeta {
+                key: name.to_owned(),
+                size: 0,
+                etag: String::new(),
+                last_modified: None,
+                metadata: Default::default(),
+            };
+            &unknown
+        }
+    };
+    failed(name, meta, error)
+}
+
 fn failed(name: &str, meta: &ObjectMeta, error: &dyn std::fmt::Display) -> Change {
-    tracing::warn!(key = %meta.key, %error, "package skipped");
+    tracing::warn!(key = %Escaped(&meta.key), %error, "package skipped");
     Change::Failed {
         name: name.to_owned(),
         failure: Failure {

@@ -16,7 +16,7 @@ use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
 use crate::state::State;
-use crate::store::{ObjectMeta, PutMode, PutOptions, Store, StoreError};
+use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
 use crate::summary;
 
 /// What [`Repo::publish`] did.
@@ -32,6 +32,9 @@ pub struct Published {
 
 /// The largest published file read back to copy its unchanged runs.
 const PREVIOUS_LIMIT: u64 = 256 << 20;
+
+/// The largest layout read: about 150 bytes a run, a few hundred runs.
+const LAYOUT_LIMIT: u64 = 4 << 20;
 
 /// A published file's layout, kept beside it in `.pkgsum/`: which runs it
 /// holds, where, and the SHA-256 of each run's bytes. Only a file of the
@@ -315,10 +318,10 @@ impl<S: Store> Repo<'_, S> {
         let wanted = wanted.filter(|i| unloaded.contains(i)).collect();
         match self.load_pieces(state, wanted).await {
             Ok(()) => {}
+            // A piece gone, cut short or unreadable because a newer commit
+            // dropped it: that commit's pass publishes.
+            Err(_) if self.superseded(state.generation()).await? => return Ok(None),
             Err(PieceError::Store(err)) => return Err(err.into()),
-            Err(PieceError::Bad(_)) if self.superseded(state.generation()).await? => {
-                return Ok(None);
-            }
             Err(PieceError::Bad(reason)) => {
                 return Err(self.render_error(std::io::Error::other(reason)));
             }
@@ -404,13 +407,26 @@ impl<S: Store> Repo<'_, S> {
     ) -> Option<Previous> {
         let current = current.filter(|m| m.size <= PREVIOUS_LIMIT)?;
         let layout_key = layout_key(self.prefix, format);
-        let (body, _) = self.store.get(&layout_key).await.ok()??;
+        let Bounded::Whole(body, _) = self
+            .store
+            .get_bounded(&layout_key, LAYOUT_LIMIT)
+            .await
+            .ok()??
+        else {
+            return None;
+        };
         let saved: LayoutFile = serde_json::from_slice(&body).ok()?;
-        if saved.generation != generation_of(current) || saved.layout.file_len() != current.size {
+        if saved.generation != generation_of(current)
+            || saved.layout.file_len() != Some(current.size)
+        {
             return None;
         }
         let key = output_key(self.prefix, format);
-        let (bytes, meta) = self.store.get(&key).await.ok()??;
+        let Bounded::Whole(bytes, meta) =
+            self.store.get_bounded(&key, PREVIOUS_LIMIT).await.ok()??
+        else {
+            return None;
+        };
         // Its length is checked against the layout where the runs are cut.
         (generation_of(&meta) == saved.generation).then_some(Previous {
             trusted: saved.etag.as_deref() == Some(meta.etag.as_str()),

@@ -3,7 +3,8 @@
 //! package that cannot be read (with the reason), every pkg_info
 //! warning, what the last pass over the whole repository found wrong
 //! between packages, and, under a signature policy, every package's
-//! verdict.
+//! verdict: of each list, the first thousand, with a count of the rest,
+//! so a repository of bad or warned-of uploads keeps a small status.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,10 @@ use super::{PassError, Repo};
 use crate::state::State;
 use crate::store::{Op, PutMode, PutOptions, Store, StoreError};
 use crate::trust::{Policy, Verdict};
+
+/// Most failures and verdicts the status lists; the rest are counted
+/// (`*_more`). Each is bounded, and so, with these, is the status.
+const LISTED: usize = 1000;
 
 impl<S: Store> Repo<'_, S> {
     /// Writes the status of `state` unless one of its generation or later
@@ -27,8 +32,10 @@ impl<S: Store> Repo<'_, S> {
         }
         let failures: Vec<serde_json::Value> = state
             .failures()
+            .take(LISTED)
             .map(|(name, f)| serde_json::json!({"file": name, "size": f.size, "error": f.error}))
             .collect();
+        let failures_more = state.failures().count().saturating_sub(LISTED);
         let warnings: Vec<serde_json::Value> = state
             .warnings()
             .flat_map(|(name, warnings)| {
@@ -46,17 +53,27 @@ impl<S: Store> Repo<'_, S> {
             "generation": state.generation(),
             "packages": state.len(),
             "failures": failures,
+            "failures_more": failures_more,
+            // Of the first packages with warnings; the others are counted
+            // (`pkgsum verify` lists them all).
             "warnings": warnings,
+            "warned_packages_more": state.warned_more(),
             // What a pass over the whole repository (`rebuild`, the daily
             // reconcile) last found; a package's are dropped when it
             // changes or goes.
-            "repository_warnings": {"found_at_generation": checked, "warnings": beside},
+            "repository_warnings": {
+                "found_at_generation": checked,
+                "warnings": beside,
+                "more": state.repository_more(),
+            },
         });
         let policy = self.config.trust.policy();
         if policy != Policy::Ignore {
+            let verdicts = state.verdicts().take(LISTED);
             status["signatures"] = serde_json::json!({
                 "policy": policy.as_str(),
-                "packages": state.verdicts().map(|(name, v)| verdict_json(name, v)).collect::<Vec<_>>(),
+                "packages": verdicts.map(|(name, v)| verdict_json(name, v)).collect::<Vec<_>>(),
+                "packages_more": state.verdicts().count().saturating_sub(LISTED),
             });
         }
         let options = PutOptions {

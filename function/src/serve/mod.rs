@@ -15,8 +15,13 @@
 //! them is reported loudly, and only this process's single writer keeps
 //! it correct). Every configured repository is reconciled from a listing
 //! at start and every `reconcile_every`, which repairs notifications that
-//! never came. While the store cannot be reached, notifications are
-//! refused with 503, so the store keeps them and sends them again.
+//! never came. While the store cannot be reached, notifications are still
+//! spooled and answered 200 (not every store sends one again), and applied
+//! once it answers; `/readyz` says whether it does.
+//!
+//! The HTTP side runs in a task of its own, through [`crate::http`]
+//! (timeouts and a connection limit), so however long a pass computes, the
+//! server keeps answering; a pass that panics is a failed pass.
 
 pub mod auth;
 pub mod queue;
@@ -38,6 +43,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
+use crate::excerpt::{Bare, Escaped};
+use crate::http::HttpLimits;
 use crate::reconcile::{UrlError, parse_s3_url};
 use crate::repo::{Report, split_key, state_key};
 use crate::store::Store;
@@ -64,6 +71,8 @@ pub struct Options {
     pub max_spooled: usize,
     /// How long SIGTERM waits for the queues to drain.
     pub drain_timeout: Duration,
+    /// What HTTP clients may hold: connections, header time.
+    pub http: HttpLimits,
 }
 
 impl Default for Options {
@@ -77,6 +86,7 @@ impl Default for Options {
             max_keys: 1000,
             max_spooled: 100_000,
             drain_timeout: Duration::from_secs(60),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -104,6 +114,11 @@ struct Buckets {
     probe_prefix: BTreeMap<String, String>,
     opened: tokio::sync::Mutex<HashMap<String, S3Store>>,
     ready: AtomicBool,
+    /// Why the store is not ready, as the last check found.
+    why_not: std::sync::Mutex<Option<String>>,
+    /// Turns true when a check finds the store answering again: workers
+    /// backing off retry at once.
+    recovered: watch::Sender<bool>,
     /// Asks the health loop to check the store now.
     recheck: Notify,
 }
@@ -140,7 +155,11 @@ impl Buckets {
     /// first repository's state answers (found or not).
     async fn check(&self) -> Result<(), String> {
         let result = self.check_all().await;
-        self.ready.store(result.is_ok(), Ordering::Relaxed);
+        let was = self.ready.swap(result.is_ok(), Ordering::Relaxed);
+        *self.why_not.lock().unwrap_or_else(|e| e.into_inner()) = result.clone().err();
+        if result.is_ok() && !was {
+            self.recovered.send_replace(true);
+        }
         result
     }
 
@@ -196,12 +215,14 @@ pub async fn serve(
         probe_prefix,
         opened: tokio::sync::Mutex::new(HashMap::new()),
         ready: AtomicBool::new(false),
+        why_not: std::sync::Mutex::new(None),
+        recovered: watch::channel(false).0,
         recheck: Notify::new(),
     });
     let ledger = Arc::new(Ledger::new(Spool::open(&options.spool)?));
     replay(&ledger, &queues, &config)?;
     if let Err(reason) = buckets.check().await {
-        tracing::warn!(%reason, "store not ready; notifications get 503 until it is");
+        tracing::warn!(%reason, "store not ready; notifications are spooled until it is");
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -222,18 +243,19 @@ pub async fn serve(
         .fallback(notification)
         .with_state(app);
 
-    let server = async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+    // The server in a task of its own: a pass computing on this one can
+    // never hold up an answer.
+    let limits = options.http;
+    let server = tokio::spawn(async move {
+        crate::http::serve(listener, router, limits, shutdown).await;
         tracing::info!("stopped accepting; draining the queues");
         let _ = stop_tx.send(true);
-        result
-    };
+    });
     let worker_options = WorkerOptions {
         debounce: options.debounce,
         backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(60),
+        key_backoff: Duration::from_secs(1),
     };
     let workers = queues.values().map(|queue| {
         let buckets = &buckets;
@@ -245,6 +267,7 @@ pub async fn serve(
             &ledger,
             &worker_options,
             stop_rx.clone(),
+            buckets.recovered.subscribe(),
             |(id, result)| report_pass(id, result, buckets),
         )
     });
@@ -267,7 +290,7 @@ pub async fn serve(
         }
     };
     let (served, (), ()) = tokio::join!(server, drain, background);
-    served.map_err(ServeError::Http)
+    served.map_err(|e| ServeError::Http(std::io::Error::other(e)))
 }
 
 /// Every configured repository, with its queue.
@@ -328,7 +351,7 @@ fn route<'a>(
     key: &'a Key,
 ) -> Result<(&'a Arc<RepoQueue>, &'a str), String> {
     if !config.wants(&key.key) {
-        return Err(format!("{}: not a package key", key.key));
+        return Err(format!("{}: not a package key", Escaped(&key.key)));
     }
     let (prefix, name) = split_key(&key.key);
     let id = RepoId {
@@ -337,7 +360,7 @@ fn route<'a>(
     };
     match queues.get(&id) {
         Some(queue) => Ok((queue, name)),
-        None => Err(format!("{id}{name}: not in a served repository")),
+        None => Err(format!("{id}{}: not in a served repository", Escaped(name))),
     }
 }
 
@@ -347,7 +370,13 @@ fn report_pass(id: &RepoId, result: &Result<Report, String>, buckets: &Buckets) 
         Ok(report) if report.repository.is_empty() => {
             tracing::info!(repository = %id, "reconciled: no packages yet")
         }
-        Ok(report) => tracing::info!(repository = %id, "{}", report.summary()),
+        Ok(report) => {
+            tracing::info!(repository = %id, "{}", report.summary());
+            // The store answered: if it was thought down, check now.
+            if !buckets.ready.load(Ordering::Relaxed) {
+                buckets.recheck.notify_one();
+            }
+        }
         Err(reason) => {
             tracing::warn!(repository = %id, %reason, "pass failed; retrying");
             buckets.recheck.notify_one();
@@ -366,9 +395,9 @@ async fn health_loop(buckets: &Buckets) {
             _ = buckets.recheck.notified() => {}
         }
         match buckets.check().await {
-            Ok(()) if !ready => tracing::info!("store reachable; accepting notifications"),
+            Ok(()) if !ready => tracing::info!("store reachable; applying what was spooled"),
             Err(reason) if ready => {
-                tracing::warn!(%reason, "store not reachable; notifications get 503")
+                tracing::warn!(%reason, "store not reachable; notifications are spooled meanwhile")
             }
             _ => {}
         }
@@ -409,16 +438,16 @@ fn refusal(status: StatusCode, error: impl std::fmt::Display) -> Response {
     answer(status, json!({ "error": error.to_string() }))
 }
 
+/// Whether the store answers, as the health loop last found (every 2 s
+/// while it does not, every 30 s while it does): an unauthenticated
+/// request never makes one of its own.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let checked = tokio::time::timeout(Duration::from_secs(10), app.buckets.check()).await;
-    match checked {
-        Ok(Ok(())) => answer(StatusCode::OK, json!({ "ready": true })),
-        Ok(Err(reason)) => refusal(StatusCode::SERVICE_UNAVAILABLE, reason),
-        Err(_) => refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store did not answer in 10 s",
-        ),
+    if app.buckets.ready.load(Ordering::Relaxed) {
+        return answer(StatusCode::OK, json!({ "ready": true }));
     }
+    let why = app.buckets.why_not.lock().map(|w| w.clone()).ok().flatten();
+    let why = why.unwrap_or_else(|| "the store has not answered yet".to_owned());
+    refusal(StatusCode::SERVICE_UNAVAILABLE, why)
 }
 
 fn admitted(app: &App, request: &Request) -> bool {
@@ -457,6 +486,10 @@ async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
     )
 }
 
+/// Most lines one notification writes to the log, and most reasons its
+/// answer lists: the rest are counted.
+const LOGGED: usize = 10;
+
 /// How long a notification's body may take to arrive (a client that
 /// trickles it holds a connection, no more).
 const BODY_TIME: Duration = Duration::from_secs(30);
@@ -471,6 +504,15 @@ async fn notification(State(app): State<Arc<App>>, request: Request) -> Response
         return unauthorized();
     }
     let limit = app.options.max_body;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let too_large = format!("the body is larger than {limit} bytes");
+        return refusal(StatusCode::PAYLOAD_TOO_LARGE, too_large);
+    }
     let reading = axum::body::to_bytes(request.into_body(), limit);
     let body = match tokio::time::timeout(BODY_TIME, reading).await {
         Ok(Ok(body)) => body,
@@ -536,23 +578,23 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
             Err(reason) => ignored.push(reason),
         }
     }
-    for reason in &ignored {
-        tracing::info!(%reason, "ignored");
+    // One request logs a few lines, however much it holds.
+    for reason in ignored.iter().take(LOGGED) {
+        tracing::info!(reason = %Bare(reason), "ignored");
     }
+    if ignored.len() > LOGGED {
+        tracing::info!(more = ignored.len() - LOGGED, "more parts ignored");
+    }
+    let ignored_more = ignored.len().saturating_sub(LOGGED);
+    ignored.truncate(LOGGED);
     if ours.is_empty() {
         return Ok(answer(
             StatusCode::OK,
-            json!({ "queued": 0, "ignored": ignored }),
+            json!({ "queued": 0, "ignored": ignored, "ignored_more": ignored_more }),
         ));
     }
     if *app.stopping.borrow() {
         return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
-    }
-    if !app.buckets.ready.load(Ordering::Relaxed) {
-        return Err(refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is not reachable; send it again later",
-        ));
     }
     if app.ledger.len() >= app.options.max_spooled {
         return Err(refusal(
@@ -566,7 +608,7 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
     enqueue(&app.ledger, &entry, &targets);
     Ok(answer(
         StatusCode::OK,
-        json!({ "queued": ours.len(), "ignored": ignored }),
+        json!({ "queued": ours.len(), "ignored": ignored, "ignored_more": ignored_more }),
     ))
 }
 

@@ -7,11 +7,17 @@
 //! The ledger ties keys to the spool entries that named them: an entry is
 //! removed from the spool once every key in it has been applied. A key
 //! that could not be applied goes back to wait, with its entries, and is
-//! tried again after a backoff.
+//! tried again after a backoff of its own (the other keys do not wait for
+//! it); after [`KEY_ATTEMPTS`] tries it is given up, its entries released
+//! and the failure logged and counted: the next reconcile looks at it
+//! again. A pass that fails as a whole (the store is down) backs the
+//! whole queue off, and counts against no key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use tokio::sync::{Notify, watch};
 
@@ -34,25 +40,64 @@ impl std::fmt::Display for RepoId {
     }
 }
 
+/// Tries of one key before it is given up (its spool entries released; the
+/// next reconcile looks at it again).
+pub const KEY_ATTEMPTS: u32 = 5;
+
+/// A name waiting, the spool entries waiting for it, and its failed tries.
+#[derive(Debug, Default)]
+struct Waiting {
+    entries: Vec<String>,
+    attempts: u32,
+    /// Not to be tried again before this, after a failed try.
+    not_before: Option<Instant>,
+}
+
 /// What waits for one repository's next pass.
 #[derive(Debug, Default)]
 struct Pending {
-    /// Name -> spool entries waiting for it.
-    names: BTreeMap<String, Vec<String>>,
+    names: BTreeMap<String, Waiting>,
     /// A pass over the whole listing is due.
     reconcile: bool,
 }
 
 impl Pending {
-    fn is_empty(&self) -> bool {
-        self.names.is_empty() && !self.reconcile
+    /// Whether nothing is due by `now`.
+    fn is_idle(&self, now: Instant) -> bool {
+        !self.reconcile && !self.names.values().any(|w| w.is_due(now))
+    }
+
+    /// When the first of the waiting names falls due, if one waits.
+    fn next_due(&self) -> Option<Instant> {
+        self.names.values().filter_map(|w| w.not_before).min()
     }
 
     fn merge(&mut self, other: Pending) {
-        for (name, entries) in other.names {
-            self.names.entry(name).or_default().extend(entries);
+        for (name, waiting) in other.names {
+            let mine = self.names.entry(name).or_default();
+            mine.entries.extend(waiting.entries);
+            mine.attempts = mine.attempts.max(waiting.attempts);
+            mine.not_before = mine.not_before.max(waiting.not_before);
         }
         self.reconcile |= other.reconcile;
+    }
+
+    /// What is due by `now`, taken out.
+    fn take_due(&mut self, now: Instant) -> Pending {
+        let (due, later) = std::mem::take(&mut self.names)
+            .into_iter()
+            .partition(|(_, w)| w.is_due(now));
+        self.names = later;
+        Pending {
+            names: due,
+            reconcile: std::mem::take(&mut self.reconcile),
+        }
+    }
+}
+
+impl Waiting {
+    fn is_due(&self, now: Instant) -> bool {
+        self.not_before.is_none_or(|at| at <= now)
     }
 }
 
@@ -63,6 +108,8 @@ pub struct RepoStats {
     /// Passes that wrote the summary files.
     pub published: u64,
     pub failed_passes: u64,
+    /// Keys given up after [`KEY_ATTEMPTS`] failed tries.
+    pub keys_given_up: u64,
     pub pending: usize,
     pub packages: usize,
     pub generation: u64,
@@ -102,6 +149,7 @@ impl RepoQueue {
             .names
             .entry(name.to_owned())
             .or_default()
+            .entries
             .push(entry.to_owned());
         self.wake.notify_one();
     }
@@ -119,7 +167,7 @@ impl RepoQueue {
     }
 
     fn take(&self) -> Pending {
-        std::mem::take(&mut *lock(&self.pending))
+        lock(&self.pending).take_due(Instant::now())
     }
 
     fn put_back(&self, pending: Pending) {
@@ -127,7 +175,16 @@ impl RepoQueue {
     }
 
     fn is_idle(&self) -> bool {
-        lock(&self.pending).is_empty()
+        lock(&self.pending).is_idle(Instant::now())
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        lock(&self.pending).next_due()
+    }
+
+    fn is_empty(&self) -> bool {
+        let pending = lock(&self.pending);
+        pending.names.is_empty() && !pending.reconcile
     }
 }
 
@@ -197,6 +254,9 @@ pub struct WorkerOptions {
     /// First wait after a failed pass; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// First wait before a key that failed is tried again; doubles with
+    /// each of its tries.
+    pub key_backoff: Duration,
 }
 
 /// What a worker reports after each pass.
@@ -205,6 +265,8 @@ pub type PassReport<'a> = (&'a RepoId, &'a Result<Report, String>);
 /// Applies one repository's queue until `stop` turns true and the queue
 /// is empty. On stop, what is pending is applied at once (no debounce);
 /// a pass that fails then is left in the spool for the next start.
+/// `recovered` ends a backoff early: the store answers again.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_worker<S: Store>(
     queue: Arc<RepoQueue>,
     store: impl AsyncFn() -> Option<S>,
@@ -212,18 +274,38 @@ pub async fn run_worker<S: Store>(
     ledger: &Ledger,
     options: &WorkerOptions,
     mut stop: watch::Receiver<bool>,
+    mut recovered: watch::Receiver<bool>,
     report: impl Fn(PassReport<'_>),
 ) {
     let mut backoff = options.backoff;
     loop {
         let stopping = *stop.borrow();
         if queue.is_idle() {
-            if stopping {
+            if stopping && queue.is_empty() {
                 return;
+            }
+            // Keys that failed wait for their own time; on stop, for
+            // nobody.
+            let due = queue.next_due().filter(|_| !stopping);
+            let wait_due = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None if stopping => {}
+                    None => std::future::pending().await,
+                }
+            };
+            if stopping {
+                // Draining: what waits for a later try is tried now.
+                lock(&queue.pending)
+                    .names
+                    .values_mut()
+                    .for_each(|w| w.not_before = None);
+                continue;
             }
             tokio::select! {
                 _ = queue.wake.notified() => {}
                 _ = stop.changed() => {}
+                _ = wait_due => {}
             }
             continue;
         }
@@ -235,10 +317,10 @@ pub async fn run_worker<S: Store>(
         }
         let pending = queue.take();
         let result = match store().await {
-            Some(store) => pass(&queue.id, &store, config, &pending).await,
+            Some(store) => caught(pass(&queue.id, &store, config, &pending)).await,
             None => Err("the store is not reachable".to_owned()),
         };
-        let ok = settle(&queue, ledger, pending, result, &report);
+        let ok = settle(&queue, ledger, pending, result, options, &report);
         if ok {
             backoff = options.backoff;
             continue;
@@ -250,8 +332,30 @@ pub async fn run_worker<S: Store>(
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.changed() => {}
+            _ = recovered.changed() => {}
         }
         backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
+
+/// A pass, with a panic inside it (a bug, or input no check foresaw) made
+/// a failed pass: logged and retried with the queue's backoff, instead of
+/// ending the worker and, with it, the repository's indexing.
+async fn caught(pass: impl Future<Output = PassResult>) -> PassResult {
+    match std::panic::AssertUnwindSafe(pass).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(panic = %crate::excerpt::Bare(&what), "the pass panicked");
+            Err(format!(
+                "the pass panicked: {}",
+                crate::excerpt::Bare(&what)
+            ))
+        }
     }
 }
 
@@ -289,40 +393,33 @@ async fn pass<S: Store>(
     }
 }
 
-/// Releases what a pass applied and queues the rest again. True when
-/// everything was applied.
+/// Releases what a pass applied and queues the rest again: a key that
+/// failed waits for its own backoff, and is given up (its entries
+/// released) after [`KEY_ATTEMPTS`] tries. True when the pass itself
+/// worked: a failing key does not hold the others back.
 fn settle(
     queue: &RepoQueue,
     ledger: &Ledger,
     mut pending: Pending,
     result: PassResult,
+    options: &WorkerOptions,
     report: &impl Fn(PassReport<'_>),
 ) -> bool {
-    let (outcome, retry) = match result {
+    let (outcome, retry, given_up) = match result {
         Ok((done, unsure)) => {
-            let mut retry = Pending::default();
-            for (name, reason) in &unsure {
-                tracing::warn!(repository = %queue.id, name, reason, "key not applied; to be retried");
-                if let Some(entries) = pending.names.remove(name) {
-                    retry.names.insert(name.clone(), entries);
-                }
+            let backoff = options.key_backoff;
+            let (retry, given_up) = retry_keys(queue, ledger, &mut pending, &unsure, backoff);
+            for waiting in pending.names.values() {
+                ledger.applied(&waiting.entries);
             }
-            for entries in pending.names.values() {
-                ledger.applied(entries);
-            }
-            let outcome = if unsure.is_empty() {
-                Ok(done)
-            } else {
-                let reasons: Vec<String> = unsure.iter().map(|(_, r)| r.clone()).collect();
-                Err(reasons.join("; "))
-            };
-            (outcome, retry)
+            (Ok(done), retry, given_up)
         }
-        Err(reason) => (Err(reason), pending),
+        Err(reason) => (Err(reason), pending, 0),
     };
     {
         let mut stats = lock(&queue.stats);
         stats.passes += 1;
+        stats.keys_given_up += given_up;
         match &outcome {
             Ok(done) => {
                 stats.published += u64::from(done.published);
@@ -338,10 +435,54 @@ fn settle(
             }
         }
     }
-    let ok = outcome.is_ok() && retry.is_empty();
+    let ok = outcome.is_ok();
     report((&queue.id, &outcome));
     queue.put_back(retry);
     ok
+}
+
+/// The keys a pass could not apply, out of `pending`: those to try again
+/// later (each after its own growing wait), and how many were given up.
+fn retry_keys(
+    queue: &RepoQueue,
+    ledger: &Ledger,
+    pending: &mut Pending,
+    unsure: &[(String, String)],
+    backoff: Duration,
+) -> (Pending, u64) {
+    let mut retry = Pending::default();
+    let mut given_up = 0;
+    for (name, reason) in unsure {
+        let Some(mut waiting) = pending.names.remove(name) else {
+            tracing::warn!(repository = %queue.id, name = %crate::excerpt::Bare(name), %reason, "key not applied");
+            continue;
+        };
+        waiting.attempts += 1;
+        if waiting.attempts >= KEY_ATTEMPTS {
+            tracing::error!(
+                repository = %queue.id,
+                name = %crate::excerpt::Bare(name),
+                %reason,
+                attempts = waiting.attempts,
+                "key given up; the next reconcile looks at it again"
+            );
+            ledger.applied(&waiting.entries);
+            given_up += 1;
+            continue;
+        }
+        let wait = backoff.saturating_mul(1 << (waiting.attempts - 1).min(6));
+        tracing::warn!(
+            repository = %queue.id,
+            name = %crate::excerpt::Bare(name),
+            %reason,
+            attempts = waiting.attempts,
+            retry_in_ms = wait.as_millis() as u64,
+            "key not applied; to be retried"
+        );
+        waiting.not_before = Some(Instant::now() + wait);
+        retry.names.insert(name.clone(), waiting);
+    }
+    (retry, given_up)
 }
 
 #[cfg(test)]
@@ -387,6 +528,7 @@ mod tests {
             debounce: Duration::from_millis(100),
             backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
+            key_backoff: Duration::from_millis(10),
         }
     }
 
@@ -394,28 +536,41 @@ mod tests {
         std::fs::read_dir(dir.path()).unwrap().count()
     }
 
-    #[tokio::test]
-    async fn a_burst_is_one_pass_and_leaves_the_spool_once_applied() {
-        let (store, dir, ledger, queue) = queued(50).await;
-        assert_eq!(spooled(&dir), 50);
+    /// Runs a worker over `queue` with `store` for `for_ms`, then stops it;
+    /// returns whether each pass worked.
+    async fn drive<S: Store + Clone>(
+        queue: &Arc<RepoQueue>,
+        store: Option<S>,
+        ledger: &Ledger,
+        for_ms: u64,
+    ) -> Vec<bool> {
         let (stop, stopped) = watch::channel(false);
         let (config, options) = (Config::default(), options());
         let passes = Mutex::new(Vec::new());
         let worker = run_worker(
             queue.clone(),
-            async || Some(&store),
+            async || store.clone(),
             &config,
-            &ledger,
+            ledger,
             &options,
             stopped,
-            |(_, result)| passes.lock().unwrap().push(result.is_ok()),
+            watch::channel(false).1,
+            |(_, result): PassReport<'_>| passes.lock().unwrap().push(result.is_ok()),
         );
         let later = async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(for_ms)).await;
             stop.send(true).unwrap();
         };
         tokio::join!(worker, later);
-        assert_eq!(*passes.lock().unwrap(), vec![true]);
+        passes.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_one_pass_and_leaves_the_spool_once_applied() {
+        let (store, dir, ledger, queue) = queued(50).await;
+        assert_eq!(spooled(&dir), 50);
+        let passes = drive(&queue, Some(&store), &ledger, 500).await;
+        assert_eq!(passes, vec![true]);
         let stats = queue.stats();
         assert_eq!((stats.packages, stats.published, stats.pending), (50, 1, 0));
         assert!(ledger.is_empty());
@@ -425,27 +580,48 @@ mod tests {
     #[tokio::test]
     async fn what_cannot_be_applied_stays_spooled() {
         let (_store, dir, ledger, queue) = queued(3).await;
-        let (stop, stopped) = watch::channel(false);
-        let (config, options) = (Config::default(), options());
-        let failures = Mutex::new(0);
-        let worker = run_worker(
-            queue.clone(),
-            async || None::<MemoryStore>,
-            &config,
-            &ledger,
-            &options,
-            stopped,
-            |(_, result)| *failures.lock().unwrap() += usize::from(result.is_err()),
-        );
-        let later = async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            stop.send(true).unwrap();
-        };
-        tokio::join!(worker, later);
+        let passes = drive(&queue, None::<&MemoryStore>, &ledger, 400).await;
         // Tried, backed off and tried again; nothing released.
-        assert!(*failures.lock().unwrap() >= 2);
+        assert!(passes.iter().filter(|ok| !**ok).count() >= 2);
         assert_eq!(queue.stats().pending, 3);
         assert_eq!(ledger.len(), 3);
         assert_eq!(spooled(&dir), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failing_key_waits_on_its_own_and_is_given_up() {
+        // M4: a key that fails with anything but 404 made every pass fail
+        // and back off, so every upload waited, for ever.
+        use crate::store::ErrorKind;
+        use crate::store::faulty::{Fault, Faulty, Op};
+        let (store, dir, ledger, queue) = queued(3).await;
+        let store = Faulty::new(store);
+        store.inject(Fault {
+            op: Op::GetRange,
+            key_contains: "p1-1.0".to_owned(),
+            skip: 0,
+            times: u32::MAX,
+            kind: ErrorKind::Other("HTTP 500".to_owned()),
+        });
+        let passes = drive(&queue, Some(&store), &ledger, 1500).await;
+        // Every pass worked; the others were published at the first.
+        assert!(passes.iter().all(|ok| *ok), "{passes:?}");
+        let stats = queue.stats();
+        assert_eq!(
+            (stats.packages, stats.keys_given_up, stats.pending),
+            (2, 1, 0)
+        );
+        assert_eq!(passes.len() as u32, KEY_ATTEMPTS);
+        assert!(ledger.is_empty());
+        assert_eq!(spooled(&dir), 0);
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_panics_is_a_failed_pass() {
+        let result = caught(async { panic!("a forged layout\nINFO fake line") }).await;
+        assert_eq!(
+            result.unwrap_err(),
+            "the pass panicked: a forged layout\\nINFO fake line"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{ObjectMeta, Peeked, PutOptions, Store, StoreResult};
+use super::{Bounded, ObjectMeta, Peeked, PutOptions, Store, StoreResult};
 
 /// Totals since creation (or the last [`Counting::take`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,6 +93,16 @@ impl<S: Store> Store for Counting<S> {
         add(&self.counters.gets, 1);
         let out = self.inner.get(key).await?;
         if let Some((body, _)) = &out {
+            add(&self.counters.bytes_read, body.len() as u64);
+        }
+        Ok(out)
+    }
+
+    /// One GET, as S3 makes it.
+    async fn get_bounded(&self, key: &str, limit: u64) -> StoreResult<Option<Bounded>> {
+        add(&self.counters.gets, 1);
+        let out = self.inner.get_bounded(key, limit).await?;
+        if let Some(Bounded::Whole(body, _)) = &out {
             add(&self.counters.bytes_read, body.len() as u64);
         }
         Ok(out)

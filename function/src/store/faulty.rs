@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 pub use super::ErrorKind;
 pub use super::Op;
-use super::{ObjectMeta, Peeked, PutOptions, Store, StoreError, StoreResult};
+use super::{Bounded, ObjectMeta, Peeked, PutOptions, Store, StoreError, StoreResult};
 
 /// Fail `times` calls of `op` on keys containing `key_contains`, after
 /// letting `skip` such calls through, with an error of `kind` (say
@@ -113,6 +113,11 @@ impl<S: Store> Store for Faulty<S> {
     async fn get(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
         self.check(Op::Get, key)?;
         self.inner.get(key).await
+    }
+
+    async fn get_bounded(&self, key: &str, limit: u64) -> StoreResult<Option<Bounded>> {
+        self.check(Op::Get, key)?;
+        self.inner.get_bounded(key, limit).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {

@@ -17,6 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::excerpt::Escaped;
 use crate::summary::TEMP_PREFIX;
 
 use super::{
@@ -24,6 +25,34 @@ use super::{
 };
 
 const META_DIR: &str = ".pkgsum-meta";
+
+/// Largest sidecar read.
+const SIDECAR_LIMIT: u64 = 64 << 10;
+
+/// An object's metadata from its file's `lstat` or `fstat`: none unless it
+/// is a regular file.
+fn object_meta(key: &str, stat: &fs::Metadata) -> Option<ObjectMeta> {
+    if !stat.file_type().is_file() {
+        return None;
+    }
+    Some(ObjectMeta {
+        key: key.to_owned(),
+        size: stat.len(),
+        // A replacement by rename changes the inode; a rewrite in
+        // place changes ctime even where mtime is put back.
+        etag: format!(
+            "{:x}.{:x}-{:x}.{:x}-{:x}-{:x}",
+            stat.mtime(),
+            stat.mtime_nsec(),
+            stat.ctime(),
+            stat.ctime_nsec(),
+            stat.len(),
+            stat.ino()
+        ),
+        last_modified: stat.modified().ok(),
+        metadata: BTreeMap::new(),
+    })
+}
 
 /// A directory holding objects.
 #[derive(Debug, Clone)]
@@ -80,40 +109,52 @@ impl LocalStore {
         let Some(mut meta) = self.stat(op, key, path)? else {
             return Ok(None);
         };
-        let sidecar: Sidecar = fs::read(self.sidecar_path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        meta.metadata = sidecar.metadata;
+        meta.metadata = self.sidecar(key).metadata;
         Ok(Some(meta))
     }
 
+    /// The sidecar of `key`, read bounded (it is a few hundred bytes; a
+    /// file under `.pkgsum-meta/` is as untrusted as any other).
+    fn sidecar(&self, key: &str) -> Sidecar {
+        crate::config::read_small_file(&self.sidecar_path(key), SIDECAR_LIMIT)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
     /// What `key` holds, without user metadata: a listing (as S3's) and a
-    /// ranged read need only the size and the ETag.
+    /// ranged read need only the size and the ETag. Only a regular file
+    /// is an object: a symbolic link (`x.tgz -> /etc/shadow`), a FIFO (which
+    /// would block a read for ever) or a device is not there.
     fn stat(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
-        let stat = match fs::metadata(path) {
-            Ok(stat) if stat.is_file() => stat,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        match fs::symlink_metadata(path) {
+            Ok(stat) => Ok(object_meta(key, &stat)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_error(op, key, e)),
+        }
+    }
+
+    /// Opens `key`'s file for reading only if it is a regular file, never
+    /// through a symbolic link and never waiting on a FIFO, and says what
+    /// it holds as the open file says (no window for a swap in between).
+    fn open(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<(File, ObjectMeta)>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path);
+        let file = match opened {
+            Ok(file) => file,
+            // ELOOP: the last component is a symbolic link.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ELOOP) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(self.io_error(op, key, e)),
         };
-        Ok(Some(ObjectMeta {
-            key: key.to_owned(),
-            size: stat.len(),
-            // A replacement by rename changes the inode; a rewrite in
-            // place changes ctime even where mtime is put back.
-            etag: format!(
-                "{:x}.{:x}-{:x}.{:x}-{:x}-{:x}",
-                stat.mtime(),
-                stat.mtime_nsec(),
-                stat.ctime(),
-                stat.ctime_nsec(),
-                stat.len(),
-                stat.ino()
-            ),
-            last_modified: stat.modified().ok(),
-            metadata: BTreeMap::new(),
-        }))
+        let stat = file.metadata().map_err(|e| self.io_error(op, key, e))?;
+        Ok(object_meta(key, &stat).map(|meta| (file, meta)))
     }
 
     /// Holds the store-wide write lock (across processes too).
@@ -217,27 +258,26 @@ impl LocalStore {
 
     fn get_sync(&self, key: &str) -> StoreResult<Option<(Bytes, ObjectMeta)>> {
         let path = self.path(Op::Get, key)?;
-        let Some(meta) = self.meta(Op::Get, key, &path)? else {
+        let Some((mut file, mut meta)) = self.open(Op::Get, key, &path)? else {
             return Ok(None);
         };
-        match fs::read(&path) {
-            Ok(body) => Ok(Some((Bytes::from(body), meta))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io_error(Op::Get, key, e)),
-        }
+        meta.metadata = self.sidecar(key).metadata;
+        let mut body = Vec::new();
+        file.read_to_end(&mut body)
+            .map_err(|e| self.io_error(Op::Get, key, e))?;
+        Ok(Some((Bytes::from(body), meta)))
     }
 
     fn get_range_sync(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
         let path = self.path(Op::GetRange, key)?;
         let fail = |kind| StoreError::new(Op::GetRange, self.location(key), kind);
-        let meta = self
-            .stat(Op::GetRange, key, &path)?
+        let (mut file, meta) = self
+            .open(Op::GetRange, key, &path)?
             .ok_or_else(|| fail(ErrorKind::NotFound))?;
         if meta.etag != etag {
             return Err(fail(ErrorKind::Precondition));
         }
         let err = |e: io::Error| self.io_error(Op::GetRange, key, e);
-        let mut file = File::open(&path).map_err(err)?;
         let end = range.end.min(meta.size);
         let start = range.start.min(end);
         file.seek(SeekFrom::Start(start)).map_err(err)?;
@@ -314,7 +354,7 @@ impl Store for LocalStore {
     }
 
     fn location(&self, key: &str) -> String {
-        self.root.join(key).display().to_string()
+        Escaped(&self.root.join(key).display().to_string()).to_string()
     }
 
     fn sets_modified(&self) -> bool {

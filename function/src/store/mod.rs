@@ -38,6 +38,15 @@ pub struct ObjectMeta {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// What [`Store::get_bounded`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bounded {
+    /// The whole object.
+    Whole(Bytes, ObjectMeta),
+    /// An object larger than the bound: nothing of it was kept.
+    TooLarge(ObjectMeta),
+}
+
 /// What [`Store::peek`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peeked {
@@ -127,6 +136,10 @@ pub enum ErrorKind {
     NoSuchBucket(String),
     #[error("access denied ({0})")]
     Denied(String),
+    /// 400: the store will not serve this object to this request (an
+    /// object encrypted with a customer key, a key it cannot take).
+    #[error("the store refuses the request ({0})")]
+    Refused(String),
     #[error(
         "no credentials: {0} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
     )]
@@ -172,6 +185,15 @@ impl StoreError {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
+    }
+
+    /// Whether reading this one object failed in a way no retry mends:
+    /// the store refuses the request (400) while it answered the
+    /// repository's own reads. Such an object is recorded as unreadable,
+    /// like a bad package, instead of being retried for ever. (A 403 is
+    /// not: a role that may not read packages would empty the summary.)
+    pub fn is_refused_object(&self) -> bool {
+        matches!(self.kind, ErrorKind::Refused(_))
     }
 }
 
@@ -223,6 +245,18 @@ pub trait Store: Send + Sync {
         peek_by_head(self, key, len, unless)
     }
 
+    /// The whole object if it holds at most `limit` bytes; what pkgsum
+    /// reads of its own files (the state, its pieces, the layouts) is
+    /// bounded so, as a forged one may be any size. This default makes a
+    /// HEAD then a GET; S3 makes one ranged GET.
+    fn get_bounded(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Option<Bounded>>> + Send {
+        get_bounded_by_head(self, key, limit)
+    }
+
     /// Writes `body`; returns the new ETag.
     fn put(
         &self,
@@ -240,7 +274,7 @@ pub trait Store: Send + Sync {
 
     /// How people should read the object `key` names, e.g. `s3://b/key`.
     fn location(&self, key: &str) -> String {
-        key.to_owned()
+        crate::excerpt::Escaped(key).to_string()
     }
 
     /// Whether a PUT honours [`PutOptions::modified`] (a local directory
@@ -268,6 +302,28 @@ pub(crate) async fn peek_by_head<S: Store + ?Sized>(
         .get_range(key, 0..len.min(meta.size), &meta.etag)
         .await?;
     Ok(Peeked::Found(meta, first))
+}
+
+/// [`Store::get_bounded`] by a HEAD, then a GET (whose answer is checked
+/// again: the object may have been replaced in between).
+pub(crate) async fn get_bounded_by_head<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    limit: u64,
+) -> StoreResult<Option<Bounded>> {
+    let Some(meta) = store.head(key).await? else {
+        return Ok(None);
+    };
+    if meta.size > limit {
+        return Ok(Some(Bounded::TooLarge(meta)));
+    }
+    Ok(store.get(key).await?.map(|(body, meta)| {
+        if body.len() as u64 > limit {
+            Bounded::TooLarge(meta)
+        } else {
+            Bounded::Whole(body, meta)
+        }
+    }))
 }
 
 /// Implements [`Store`] for a pointer type by delegating to its target:
@@ -302,6 +358,14 @@ macro_rules! delegate_store {
                 unless: Option<&str>,
             ) -> impl Future<Output = StoreResult<Peeked>> + Send {
                 (**self).peek(key, len, unless)
+            }
+
+            fn get_bounded(
+                &self,
+                key: &str,
+                limit: u64,
+            ) -> impl Future<Output = StoreResult<Option<Bounded>>> + Send {
+                (**self).get_bounded(key, limit)
             }
 
             fn put(

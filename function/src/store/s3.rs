@@ -17,8 +17,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use crate::excerpt::Escaped;
+
 use super::{
-    ErrorKind, ObjectMeta, Op, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
+    Bounded, ErrorKind, ObjectMeta, Op, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
 };
 
 /// One bucket through one shared client.
@@ -317,6 +319,7 @@ where
             | "UnrecognizedClientException",
         ) => ErrorKind::BadCredentials(said),
         (Some(403), _) | (_, "AccessDenied" | "AccessDeniedException") => ErrorKind::Denied(said),
+        (Some(400), _) => ErrorKind::Refused(said),
         (Some(301), _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => {
             ErrorKind::Other(format!(
                 "the bucket is in another region than the one configured (AWS_REGION): {said}"
@@ -537,6 +540,22 @@ impl Store for S3Store {
         Ok(Peeked::Found(meta, Bytes::from(first)))
     }
 
+    /// One ranged GET of `limit + 1` bytes: a longer object shows by its
+    /// size, and no more of it is read.
+    async fn get_bounded(&self, key: &str, limit: u64) -> StoreResult<Option<Bounded>> {
+        let want = limit.saturating_add(1);
+        let peeked = self.peek(key, want, None).await.map_err(|mut err| {
+            // Whole GETs are named so, whatever request made them.
+            err.op = Op::Get;
+            err
+        })?;
+        Ok(match peeked {
+            Peeked::Gone | Peeked::Unchanged => None,
+            Peeked::Found(meta, _) if meta.size > limit => Some(Bounded::TooLarge(meta)),
+            Peeked::Found(meta, body) => Some(Bounded::Whole(body, meta)),
+        })
+    }
+
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
         self.put_as(key, body, options, self.if_match).await
     }
@@ -579,7 +598,7 @@ impl Store for S3Store {
     }
 
     fn location(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        format!("s3://{}/{}", self.bucket, Escaped(key))
     }
 }
 

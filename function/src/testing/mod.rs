@@ -7,6 +7,7 @@
 //! Panics rather than returning errors: a failure here is a broken test
 //! setup, to be seen at once.
 
+pub mod hostile;
 pub mod signing;
 
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
