@@ -129,9 +129,14 @@ async fn a_bzip2_package_fits_under_the_fetch_bound_and_bad_ones_fail_clearly() 
     assert!(
         matches!(
             err,
-            FetchError::Package(pkgsum::Error::TooLarge { limit: 100_000 })
+            FetchError::Package(pkgsum::Error::FetchLimit { limit: 100_000 })
         ),
         "{err}"
+    );
+    // M1: the message says what ran out: the bytes fetched.
+    assert_eq!(
+        err.to_string(),
+        "its header needs more than the first 100000 bytes of the file (the fetch limit)"
     );
 
     let whole = PackageBuilder::new("cut-1.0").build().unwrap();

@@ -127,6 +127,10 @@ async fn links_and_fifos_in_a_directory_are_not_packages() {
     let good = PackageBuilder::new("good-1.0").build().unwrap();
     std::fs::write(dir.path().join("good-1.0.tgz"), good).unwrap();
     std::os::unix::fs::symlink(secret.path(), dir.path().join("shadow-1.0.tgz")).unwrap();
+    // L3: a newline in a name would forge a log line and break the
+    // summary's FILE_NAME line.
+    let forged = PackageBuilder::new("forged-1.0").build().unwrap();
+    std::fs::write(dir.path().join("x\nINFO forged-1.0.tgz"), forged).unwrap();
     let fifo = dir.path().join("fifo-1.0.tgz");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -144,10 +148,18 @@ async fn links_and_fifos_in_a_directory_are_not_packages() {
     .expect("index returned")
     .unwrap()
     .unwrap();
+    assert_eq!(report.packages, 1, "{report:?}");
+    let failures: Vec<(&str, &str)> = report
+        .failures
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.as_str()))
+        .collect();
     assert_eq!(
-        (report.packages, report.failures.len()),
-        (1, 0),
-        "{report:?}"
+        failures,
+        [(
+            "x\nINFO forged-1.0.tgz",
+            "file name holds a control character, which no summary line can carry"
+        )]
     );
     let status = std::fs::read_to_string(dir.path().join(".pkgsum/status.json")).unwrap();
     assert!(

@@ -10,6 +10,7 @@
 //! - `fetch`: header-only ranged reads.
 //! - `apply`: the repository pass and the event handler.
 //! - `hostile`: hostile uploads and racing writers cost only themselves.
+//! - `chaos`: seeded trials of racing appliers and unreliable notifications.
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
@@ -21,6 +22,7 @@ mod common;
 mod harness;
 
 mod apply;
+mod chaos;
 mod cli;
 mod deploy;
 mod fetch;
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
         fetch::trials(),
         apply::trials(),
         hostile::trials(),
+        chaos::trials(),
         signatures::trials(),
         notify::trials(),
         serve::trials(),

@@ -70,7 +70,10 @@ impl Config {
     /// override them only when given. `PKGSUM_SUFFIXES` (comma list,
     /// default `.tgz`), `PKGSUM_FORMATS` (`gz,bz2,xz` by default; add
     /// `zst`), `PKGSUM_FETCH_INITIAL` (bytes, 65536),
-    /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_MAX_ATTEMPTS` (10),
+    /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_PKG_HASH_LIMIT`
+    /// (bytes, 8 MiB), `PKGSUM_RECORD_LIMIT` (bytes, 1 MiB),
+    /// `PKGSUM_STREAM_LIMIT` (64), `PKGSUM_STATE_LIMIT` (bytes, 64 MiB),
+    /// `PKGSUM_MAX_ATTEMPTS` (10),
     /// `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16),
     /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none),
     /// `PKGSUM_SIGNATURES` (`ignore`, `check` or `require`) with
@@ -123,6 +126,18 @@ impl Config {
         }
         if let Some(n) = number("PKGSUM_METADATA_LIMIT")? {
             config.fetch.limits.metadata = n;
+        }
+        if let Some(n) = number("PKGSUM_PKG_HASH_LIMIT")? {
+            config.fetch.limits.pkg_hash = n;
+        }
+        if let Some(n) = number("PKGSUM_RECORD_LIMIT")? {
+            config.fetch.limits.record = n;
+        }
+        if let Some(n) = number("PKGSUM_STREAM_LIMIT")? {
+            config.fetch.limits.streams = n.clamp(1, u64::from(u32::MAX)) as u32;
+        }
+        if let Some(n) = number("PKGSUM_STATE_LIMIT")? {
+            config.state_limit = n;
         }
         if let Some(n) = number("PKGSUM_MAX_ATTEMPTS")? {
             config.max_attempts = n.clamp(1, 100) as u32;

@@ -130,23 +130,26 @@ async fn lock(state_dir: &Path, progress: &dyn Progress) -> Result<File, Error> 
     Ok(lock)
 }
 
-/// Package files whose names are not UTF-8: no store key can name them,
-/// so the pass never sees them; they are reported as unreadable instead
-/// of silently left out.
+/// Package files whose names no key can carry: not UTF-8, or holding a
+/// control character (a newline would break the summary's FILE_NAME line
+/// and forge log lines). The pass never sees them; they are reported as
+/// unreadable, escaped, instead of silently left out.
 fn unusable_names(dir: &Path, suffixes: &[String]) -> Result<Vec<(String, String)>, Error> {
     let suffixes: Vec<&str> = suffixes.iter().map(String::as_str).collect();
     let mut unusable = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::path(dir, e))? {
         let name = entry.map_err(|e| Error::path(dir, e))?.file_name();
-        if std::str::from_utf8(name.as_bytes()).is_ok() {
-            continue;
-        }
-        let lossy = name.to_string_lossy();
-        if is_package_key(&lossy, &suffixes) {
-            unusable.push((
-                lossy.into_owned(),
-                "file name is not valid UTF-8".to_owned(),
-            ));
+        let (lossy, why) = match std::str::from_utf8(name.as_bytes()) {
+            Err(_) => (name.to_string_lossy(), "file name is not valid UTF-8"),
+            Ok(text) if text.chars().any(char::is_control) => (
+                text.into(),
+                "file name holds a control character, which no summary line can carry",
+            ),
+            Ok(_) => continue,
+        };
+        let plain: String = lossy.chars().filter(|c| !c.is_control()).collect();
+        if is_package_key(&plain, &suffixes) {
+            unusable.push((lossy.into_owned(), why.to_owned()));
         }
     }
     Ok(unusable)

@@ -251,7 +251,9 @@ where
     }
     match parsed {
         Ok(value) => Ok((value, fetched, requests)),
-        Err(_) if refused => Err(Error::TooLarge { limit: max }.into()),
+        // M1: the parser fails because no more may be fetched; say so,
+        // rather than blame decompressed data.
+        Err(_) if refused => Err(Error::FetchLimit { limit: max }.into()),
         Err(err) => Err(err.into()),
     }
 }

@@ -132,3 +132,67 @@ impl Refusals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// Whether the server has closed `stream` (a read ends), waiting up to
+    /// `within`.
+    fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+        stream.set_read_timeout(Some(within)).unwrap();
+        let mut one = [0u8; 1];
+        matches!(stream.read(&mut one), Ok(0))
+            || matches!(stream.read(&mut one), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_and_excess_connections_are_closed_and_the_rest_served() {
+        // M3: half-open requests were held for ever, and idle sockets
+        // took every descriptor.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = HttpLimits {
+            connections: 2,
+            header: Duration::from_millis(300),
+            drain: Duration::from_secs(1),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        let checks = tokio::task::spawn_blocking(move || {
+            let mut idle = TcpStream::connect(address).unwrap();
+            let mut half = TcpStream::connect(address).unwrap();
+            half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            // A third, past the limit, is closed at once.
+            let mut third = TcpStream::connect(address).unwrap();
+            assert!(closed_within(&mut third, Duration::from_secs(2)), "third");
+            // The idle one and the one whose head never ends go at the
+            // header timeout.
+            assert!(closed_within(&mut idle, Duration::from_secs(5)), "idle");
+            assert!(closed_within(&mut half, Duration::from_secs(5)), "half");
+            // And a whole request is answered, its connection then kept
+            // no longer than the same bound.
+            let mut whole = TcpStream::connect(address).unwrap();
+            whole
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = [0u8; 15];
+            whole.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"HTTP/1.1 200 OK");
+            let mut rest = Vec::new();
+            whole
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            assert!(whole.read_to_end(&mut rest).is_ok(), "kept open");
+        });
+        checks.await.unwrap();
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+}

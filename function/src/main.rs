@@ -16,6 +16,7 @@ use pkgsum::compression::Compression;
 use pkgsum::config::Config;
 use pkgsum::directory::{IndexError, index_directory};
 use pkgsum::dispatch::Outcome;
+use pkgsum::excerpt::Escaped;
 use pkgsum::limit::Limits;
 use pkgsum::progress::Progress;
 use pkgsum::repo::{Repo, Report};
@@ -25,9 +26,13 @@ use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
 const S3_SETTINGS_HELP: &str = "\
 Settings come from the environment, as for the Lambda function:
   PKGSUM_SUFFIXES (.tgz), PKGSUM_FORMATS (gz,bz2,xz), PKGSUM_CONCURRENCY (16),
-  PKGSUM_MAX_RECORDS, PKGSUM_METADATA_LIMIT, PKGSUM_FETCH_INITIAL,
-  PKGSUM_MAX_ATTEMPTS, PKGSUM_ALLOW_EMPTY; the store and credentials from the
-  AWS SDK's own (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ...).";
+  PKGSUM_MAX_RECORDS, PKGSUM_FETCH_INITIAL, PKGSUM_MAX_ATTEMPTS,
+  PKGSUM_ALLOW_EMPTY, PKGSUM_REPOSITORIES, PKGSUM_SIGNATURES,
+  PKGSUM_GPG_KEYRING, PKGSUM_X509_ANCHORS, PKGSUM_VERIFY_PAYLOAD; the bounds
+  PKGSUM_METADATA_LIMIT, PKGSUM_PKG_HASH_LIMIT, PKGSUM_RECORD_LIMIT,
+  PKGSUM_STREAM_LIMIT, PKGSUM_STATE_LIMIT (README, Limits); the store and
+  credentials from the AWS SDK's own (AWS_REGION, AWS_ENDPOINT_URL,
+  AWS_PROFILE, ...).";
 
 #[derive(Parser)]
 #[command(
@@ -621,11 +626,18 @@ fn print_report(report: &Report) {
             report.generation
         );
     }
+    // Names are escaped: a file name cannot forge a line of this output.
     for (name, warning) in &report.warnings {
-        eprintln!("pkgsum: {place}{name}: warning: {warning}");
+        eprintln!("pkgsum: {place}{}: warning: {warning}", Escaped(name));
+    }
+    if report.warnings_more > 0 {
+        eprintln!(
+            "pkgsum: {place}: {} more warnings beside the other packages (status.json counts them; `pkgsum verify` lists them)",
+            report.warnings_more
+        );
     }
     for (name, reason) in &report.failures {
-        eprintln!("pkgsum: {place}{name}: {reason}");
+        eprintln!("pkgsum: {place}{}: {reason}", Escaped(name));
     }
     eprintln!("pkgsum: {place}: {}", report.summary());
 }

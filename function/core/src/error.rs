@@ -39,6 +39,10 @@ pub enum Error {
     #[error("more than {limit} bytes of decompressed data (the limit)")]
     TooLarge { limit: u64 },
 
+    /// Reading the header needed more of the object than may be fetched.
+    #[error("its header needs more than the first {limit} bytes of the file (the fetch limit)")]
+    FetchLimit { limit: u64 },
+
     #[error("{}", memory_message(codec, *declared, *limit))]
     MemoryLimit {
         codec: &'static str,

@@ -27,15 +27,45 @@ pub fn excerpt(text: &(impl AsRef<[u8]> + ?Sized)) -> Excerpt<'_> {
 impl fmt::Display for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
-        let cut = &bytes[..bytes.len().min(EXCERPT_BYTES)];
-        let shown = String::from_utf8_lossy(cut);
-        // A cut through a UTF-8 sequence shows as one replacement character
-        // at the end, which the "…" makes plain.
-        write!(f, "{shown:?}")?;
-        if bytes.len() > cut.len() {
+        // The lossy view of no more bytes than can show.
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]);
+        f.write_str("\"")?;
+        let cut = write_escaped(f, &shown, |c| c.escape_debug().to_string(), EXCERPT_BYTES)?;
+        f.write_str("\"")?;
+        if cut || bytes.len() > EXCERPT_BYTES {
             write!(f, "… ({} bytes)", bytes.len())?;
         }
         Ok(())
+    }
+}
+
+/// Writes `text` escaped by `escape`, stopping before the escaped text
+/// would pass `most` bytes (an escape can be six times its character);
+/// returns whether it stopped early.
+fn write_escaped(
+    f: &mut fmt::Formatter<'_>,
+    text: &str,
+    escape: impl Fn(char) -> String,
+    most: usize,
+) -> Result<bool, fmt::Error> {
+    let mut written = 0;
+    for c in text.chars() {
+        let escaped = escape(c);
+        if written + escaped.len() > most {
+            return Ok(true);
+        }
+        written += escaped.len();
+        f.write_str(&escaped)?;
+    }
+    Ok(false)
+}
+
+/// A control character as `\n`, `\u{0}`; anything else as it is.
+fn escape_control(c: char) -> String {
+    if c.is_control() {
+        c.escape_default().to_string()
+    } else {
+        c.to_string()
     }
 }
 
@@ -54,12 +84,7 @@ pub struct Bare<'a>(pub &'a str);
 impl fmt::Display for Bare<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.0;
-        let mut end = text.len().min(EXCERPT_BYTES);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        Escaped(&text[..end]).fmt(f)?;
-        if end < text.len() {
+        if write_escaped(f, text, escape_control, EXCERPT_BYTES)? {
             write!(f, "… ({} bytes)", text.len())?;
         }
         Ok(())
@@ -74,14 +99,7 @@ pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(at) = rest.find(|c: char| c.is_control()) {
-            f.write_str(&rest[..at])?;
-            let c = rest[at..].chars().next().unwrap_or_default();
-            write!(f, "{}", c.escape_default())?;
-            rest = &rest[at + c.len_utf8()..];
-        }
-        f.write_str(rest)
+        write_escaped(f, self.0, escape_control, usize::MAX).map(drop)
     }
 }
 
@@ -109,6 +127,16 @@ mod tests {
     fn short_text_is_quoted_whole_and_escaped() {
         assert_eq!(excerpt("a\nb\"c\\").to_string(), r#""a\nb\"c\\""#);
         assert_eq!(excerpt(&b"\xff\x00"[..]).to_string(), "\"\u{fffd}\\0\"");
+    }
+
+    #[test]
+    fn escapes_count_toward_the_bound() {
+        // Found by fuzzing: 200 bytes of DEL made 1,200 of `\u{7f}`.
+        let shown = excerpt(&[0x7f; 300][..]).to_string();
+        assert!(shown.len() <= EXCERPT_BYTES + 20, "{}", shown.len());
+        assert!(shown.ends_with("… (300 bytes)"), "{shown}");
+        let shown = Bare(&"\0".repeat(300)).to_string();
+        assert!(shown.len() <= EXCERPT_BYTES + 20, "{}", shown.len());
     }
 
     #[test]

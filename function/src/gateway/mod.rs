@@ -335,4 +335,82 @@ mod tests {
             Ok(Some((0, 100)))
         );
     }
+
+    /// A store that remembers the longest range asked of it.
+    struct Longest {
+        inner: crate::store::memory::MemoryStore,
+        most: std::sync::atomic::AtomicU64,
+    }
+
+    impl Store for Longest {
+        async fn head(&self, key: &str) -> crate::store::StoreResult<Option<ObjectMeta>> {
+            self.inner.head(key).await
+        }
+        async fn get(&self, key: &str) -> crate::store::StoreResult<Option<(Bytes, ObjectMeta)>> {
+            self.inner.get(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: std::ops::Range<u64>,
+            etag: &str,
+        ) -> crate::store::StoreResult<Bytes> {
+            let len = range.end - range.start;
+            self.most
+                .fetch_max(len, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get_range(key, range, etag).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            body: Bytes,
+            options: crate::store::PutOptions,
+        ) -> crate::store::StoreResult<String> {
+            self.inner.put(key, body, options).await
+        }
+        async fn delete(&self, key: &str) -> crate::store::StoreResult<()> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> crate::store::StoreResult<Vec<ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_holds_one_part_at_a_time() {
+        // M6: 60 downloads never read took 11.6 MiB each (8 MiB parts).
+        let store = Longest {
+            inner: crate::store::memory::MemoryStore::new(),
+            most: std::sync::atomic::AtomicU64::new(0),
+        };
+        let body = Bytes::from(vec![7u8; 5 << 20]);
+        store
+            .put("pkgs/big-1.0.tgz", body.clone(), Default::default())
+            .await
+            .unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let credentials = Credentials::parse(&format!("ann:{hash}\n"), "creds").unwrap();
+        let gateway = Arc::new(Gateway::new(
+            store,
+            "pkgs/",
+            vec![".tgz".to_owned()],
+            credentials,
+        ));
+        let mut headers = HeaderMap::new();
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("ann:pw");
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        );
+        let uri: Uri = "/pkgs/big-1.0.tgz".parse().unwrap();
+        let response = answer(State(gateway.clone()), Method::GET, uri, headers).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let got = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(got, body);
+        let most = gateway.store.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, PART);
+    }
 }
