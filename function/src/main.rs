@@ -643,8 +643,11 @@ fn print_report(report: &Report) {
 }
 
 fn print_outcome(outcome: &Outcome) {
-    for line in &outcome.ignored {
-        eprintln!("pkgsum: ignored: {line}");
+    for line in outcome.ignored.iter().take(10) {
+        eprintln!("pkgsum: ignored: {}", pkgsum::excerpt::Bare(line));
+    }
+    if outcome.ignored.len() > 10 {
+        eprintln!("pkgsum: ignored: {} more", outcome.ignored.len() - 10);
     }
     for report in &outcome.reports {
         print_report(report);

@@ -70,8 +70,12 @@ where
     let messages = event::decode(payload);
     let from_sqs = messages.iter().any(|m| m.id.is_some());
     let outcome = apply_messages(&messages, store_for, config).await;
-    for reason in &outcome.ignored {
-        tracing::info!(%reason, "ignored");
+    // A few lines per invocation, however much of the event was ignored.
+    for reason in outcome.ignored.iter().take(10) {
+        tracing::info!(reason = %crate::excerpt::Bare(reason), "ignored");
+    }
+    if outcome.ignored.len() > 10 {
+        tracing::info!(more = outcome.ignored.len() - 10, "more parts ignored");
     }
     if from_sqs {
         // Both types are non-exhaustive: fill defaults, then set fields.

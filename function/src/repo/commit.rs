@@ -63,7 +63,12 @@ impl<S: Store> Repo<'_, S> {
     pub(super) async fn load_state(&self, want: Want<'_>) -> Result<Option<Loaded>, StoreError> {
         let key = state_key(self.prefix);
         let limit = self.config.state_limit;
-        let (body, meta) = match self.store.get_bounded(&key, limit).await? {
+        let read = match self.store.get_bounded(&key, limit).await {
+            // Replaced while read (its body cut short): read it again.
+            Err(err) if err.is_moved_on() && !err.is_not_found() => return Ok(None),
+            read => read?,
+        };
+        let (body, meta) = match read {
             Some(Bounded::Whole(body, meta)) => (body, meta),
             // The state is a cache: one larger than any pkgsum writes is
             // lost, and replaced (on its ETag) from a listing.

@@ -32,6 +32,10 @@ pub enum Scope<'a> {
     Listing,
 }
 
+/// Looks at one name before it is left unsure (to the next event or
+/// reconcile) because the object kept changing while it was read.
+const LOOKS: u32 = 5;
+
 /// What looking at one name found.
 enum Seen {
     Gone,
@@ -338,9 +342,9 @@ impl<S: Store> Repo<'_, S> {
         let fetch = &self.config.fetch;
         let mut last_error = None;
         // An object replaced or deleted between our first and a further
-        // ranged GET (412 or 404) is simply looked at again: the bucket
-        // moved on.
-        for _ in 0..3 {
+        // ranged GET (412 or 404), or while one was read (its body cut
+        // short), is simply looked at again: the bucket moved on.
+        for _ in 0..LOOKS {
             let (meta, first) = match known.take() {
                 Some(None) => return Seen::Gone,
                 Some(Some(meta)) => (meta, None),
@@ -354,6 +358,10 @@ impl<S: Store> Repo<'_, S> {
                     Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
                     Err(err) if err.is_refused_object() => {
                         return Seen::Changed(refused(name, None, &err), 0);
+                    }
+                    Err(err) if err.is_moved_on() => {
+                        last_error = Some(err);
+                        continue;
                     }
                     Err(err) => return Seen::Unsure(err),
                 },
@@ -389,7 +397,7 @@ impl<S: Store> Repo<'_, S> {
                     )
                 }
                 Err(FetchError::Package(error)) => (failed(name, &meta, &error), 0),
-                Err(FetchError::Store(err)) if err.is_precondition() || err.is_not_found() => {
+                Err(FetchError::Store(err)) if err.is_moved_on() => {
                     last_error = Some(err);
                     continue;
                 }

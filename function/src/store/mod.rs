@@ -150,6 +150,10 @@ pub enum ErrorKind {
     Unreachable(String),
     #[error("timed out: {0}")]
     TimedOut(String),
+    /// The answer's body ended before its length: on S3, what an object
+    /// replaced or deleted while it is read looks like.
+    #[error("the answer was cut short ({0})")]
+    CutShort(String),
     #[error("{0}")]
     Other(String),
 }
@@ -185,6 +189,16 @@ impl StoreError {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
+    }
+
+    /// Whether a read failed because the object moved on under it: a
+    /// precondition (another ETag), gone, or a body cut short. Reading it
+    /// again sees what the key holds now.
+    pub fn is_moved_on(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Precondition | ErrorKind::NotFound | ErrorKind::CutShort(_)
+        )
     }
 
     /// Whether reading this one object failed in a way no retry mends:

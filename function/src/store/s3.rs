@@ -449,7 +449,7 @@ impl Store for S3Store {
         while let Some(chunk) = stream
             .try_next()
             .await
-            .map_err(|e| StoreError::other(Op::Get, self.location(key), innermost(&e)))?
+            .map_err(|e| self.cut_short(Op::Get, key, &e))?
         {
             body.extend_from_slice(&chunk);
         }
@@ -474,7 +474,7 @@ impl Store for S3Store {
                 .body
                 .collect()
                 .await
-                .map_err(|e| StoreError::other(Op::GetRange, self.location(key), innermost(&e)))?
+                .map_err(|e| self.cut_short(Op::GetRange, key, &e))?
                 .into_bytes()),
             // 416: the range starts at or past the end.
             Err(err)
@@ -532,7 +532,7 @@ impl Store for S3Store {
             && let Some(chunk) = stream
                 .try_next()
                 .await
-                .map_err(|e| StoreError::other(Op::GetRange, self.location(key), innermost(&e)))?
+                .map_err(|e| self.cut_short(Op::GetRange, key, &e))?
         {
             first.extend_from_slice(&chunk);
         }
@@ -599,6 +599,23 @@ impl Store for S3Store {
 
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, Escaped(key))
+    }
+}
+
+impl S3Store {
+    /// An answer whose body failed part way: named so, so callers read
+    /// again (the object was most likely replaced or deleted meanwhile).
+    fn cut_short(
+        &self,
+        op: Op,
+        key: &str,
+        error: &(dyn std::error::Error + 'static),
+    ) -> StoreError {
+        StoreError::new(
+            op,
+            self.location(key),
+            ErrorKind::CutShort(innermost(error)),
+        )
     }
 }
 
