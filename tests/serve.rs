@@ -302,7 +302,7 @@ fn seaweedfs_env() -> Vec<(&'static str, String)> {
 
 /// An RGW topic pushing to `endpoint`, and the bucket's notification of
 /// created and removed `.tgz` keys to it. The topic is synchronous (RGW
-/// holds each PUT until `serve` answers), as the README advises: RGW 16
+/// holds each PUT until `serve` answers), as docs/serve.md advises: RGW 16
 /// here did not deliver from a persistent topic within minutes.
 async fn rgw_notify(store: &S3Store, endpoint: &str) {
     let var = |name: &str| std::env::var(name).unwrap();
@@ -435,7 +435,7 @@ async fn rgw_topic_notifications_are_indexed() {
 
 /// 500 uploads at once to RGW (`PKGSUM_SERVE_BURST` for another count):
 /// all indexed, in at most 20 summary rewrites. What it prints is the
-/// README's figure for `serve`.
+/// docs/serve.md's figure for `serve`.
 async fn rgw_burst_of_uploads_is_coalesced() {
     let count: usize = std::env::var("PKGSUM_SERVE_BURST")
         .ok()

@@ -15,7 +15,7 @@
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
-//! - `walkthrough`: the README's LocalStack walkthrough, run as written.
+//! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
 //! - `deploy`: the SAM stack on LocalStack's CloudFormation.
 
 mod common;

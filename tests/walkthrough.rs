@@ -1,5 +1,5 @@
-//! The README's LocalStack walkthrough, run as written: its shell block is
-//! taken from README.md, with only the binary (`cargo run --` is this
+//! The LocalStack walkthrough, run as written: its shell block is taken
+//! from docs/development.md, with only the binary (`cargo run --` is this
 //! build's `pkgsum`), the bucket and the demo directory made unique, and
 //! `localstack/stop.sh` left out (the other tests use the same LocalStack).
 
@@ -9,17 +9,17 @@ use std::process::Command;
 const HEADING: &str = "## Trying it by hand on LocalStack";
 
 /// The first `sh` block after the walkthrough's heading.
-fn walkthrough(readme: &str) -> String {
-    let section = &readme[readme.find(HEADING).expect("the walkthrough heading")..];
+fn walkthrough(doc: &str) -> String {
+    let section = &doc[doc.find(HEADING).expect("the walkthrough heading")..];
     let start = section.find("```sh\n").expect("a shell block") + "```sh\n".len();
     let end = start + section[start..].find("```").expect("the block's end");
     section[start..end].to_owned()
 }
 
-async fn the_readme_walkthrough_ends_with_the_upload_published() {
+async fn the_walkthrough_ends_with_the_upload_published() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let block = walkthrough(&readme);
+    let doc = std::fs::read_to_string(root.join("docs/development.md")).unwrap();
+    let block = walkthrough(&doc);
     assert!(block.contains("localstack/stop.sh"), "{block}");
     let demo = tempfile::tempdir().unwrap();
     let demo_dir = demo.path().join("pkgsum-demo");
@@ -59,4 +59,4 @@ async fn the_readme_walkthrough_ends_with_the_upload_published() {
     assert!(stderr.contains("generation 1: no drift"), "{stderr}");
 }
 
-crate::harness::trials![s3 the_readme_walkthrough_ends_with_the_upload_published];
+crate::harness::trials![s3 the_walkthrough_ends_with_the_upload_published];

@@ -1,6 +1,6 @@
 //! `cargo bench --bench hostile`: what each crafted hostile upload
 //! (`pkgsum::testing::hostile`) costs the pass that meets it, for the
-//! README's limits table. Not pass/fail: figures.
+//! the limits table (docs/security.md). Not pass/fail: figures.
 //!
 //! Each upload is put beside 200 good packages in a memory store, and a
 //! listing pass (the one that also runs the repository-wide checks) is

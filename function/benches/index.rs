@@ -1,4 +1,4 @@
-//! `cargo bench`: figures for the README, not pass/fail.
+//! `cargo bench`: figures for docs/benchmarks.md, not pass/fail.
 //!
 //! Builds a corpus of packages with the project's own test kit, then
 //! measures `pkgsum index` (`index_directory`) cold (no state) and warm

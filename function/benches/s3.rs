@@ -1,5 +1,5 @@
 //! `cargo bench --bench s3`: what one upload costs a large repository, and
-//! how a burst of uploads is absorbed. Figures for the README.
+//! how a burst of uploads is absorbed. Figures for docs/benchmarks.md.
 //!
 //! 1. A single-package event applied to repositories of 200, 1,000, 20,000
 //!    and 100,000 packages (`PKGSUM_BENCH_RECORDS`, comma-separated): wall

@@ -1,7 +1,7 @@
 //! `localstack/run-with cargo bench --bench soak`: `pkgsum serve` and
 //! `pkgsum gateway` (the release binary) under steady load for a while,
 //! beside clients that hold connections open, against LocalStack's S3 on
-//! 127.0.0.1. Figures and an RSS curve for the README; not pass/fail,
+//! 127.0.0.1. Figures and an RSS curve for docs/benchmarks.md; not pass/fail,
 //! except that nothing may be lost.
 //!
 //! - serve: a bounded load generator uploads (or overwrites, or deletes)

@@ -122,7 +122,7 @@ resource "aws_s3_bucket_policy" "repository_read" {
 # ---- access = "private": CloudFront with HTTP Basic ------------------------
 
 # Users and the hex SHA-256 of their passwords, put with
-# `aws cloudfront-keyvaluestore put-key` (see the README).
+# `aws cloudfront-keyvaluestore put-key` (see docs/private.md).
 resource "aws_cloudfront_key_value_store" "credentials" {
   count   = local.private ? 1 : 0
   name    = "${var.name}-credentials"

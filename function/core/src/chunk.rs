@@ -222,7 +222,7 @@ impl Assembled {
 }
 
 /// The run size each format gets, measured by `cargo bench -p pkgsum-core
-/// --bench chunks` on 20,000 records shaped like pkgsrc's (README,
+/// --bench chunks` on 20,000 records shaped like pkgsrc's (docs/benchmarks.md,
 /// "Chunked summaries"): gzip, bzip2 and zstd stay within 3%, 4% and 4%
 /// of compressing the whole file, for 6, 31 and 13 ms a run; xz (+18%)
 /// would need runs of 1 MiB to come within 10%, at 240 ms each, against
