@@ -418,15 +418,178 @@ fn help_is_short_lists_index_first_and_gives_the_exit_rule() {
             help.contains("1  done, but some packages are unreadable"),
             "{command}"
         );
-        if ["rebuild", "verify", "apply-event", "poll"].contains(&command) {
-            assert!(
-                help.contains("PKGSUM_CONCURRENCY (16)"),
-                "{command}: {help}"
-            );
-        }
     }
     let rebuild = stdout(&pkgsum(&["rebuild", "--help"], &here));
     assert!(!rebuild.contains("default: 32"), "{rebuild}");
+}
+
+/// `--help` of every command names each setting it honours, with its
+/// default, and none it does not: all from the one table.
+fn every_help_names_the_settings_its_command_honours() {
+    let here = std::env::current_dir().unwrap();
+    let help = stdout(&pkgsum(&["--help"], &here));
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{help}");
+    for command in commands {
+        let help = stdout(&pkgsum(&[command, "--help"], &here));
+        for setting in pkgsum::settings::SETTINGS {
+            let named = format!("  {} (default: {})\n", setting.name, setting.default);
+            assert_eq!(
+                help.contains(&named),
+                setting.honoured_by.contains(&command),
+                "{command} --help and {}: {help}",
+                setting.name
+            );
+        }
+    }
+}
+
+/// docs/cli.md is what `pkgsum generate markdown` prints, byte for byte.
+fn the_command_reference_is_generated() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = pkgsum(&["generate", "markdown"], &root);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let committed = fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    assert!(
+        committed == stdout(&out),
+        "docs/cli.md is stale: run `cargo run -- generate markdown > docs/cli.md`"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let man = tmp.path().join("man");
+    let out = pkgsum(&["generate", "man", man.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = fs::read_to_string(man.join("pkgsum-index.1")).unwrap();
+    assert!(
+        page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH pkgsum-index"),
+        "{page}"
+    );
+    let out = pkgsum(&["generate", "completions", "bash"], tmp.path());
+    assert!(
+        stdout(&out).contains("pkgsum__subcmd__index"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// `verify` and `rebuild` take a directory, as a path or `file://`, as
+/// they take a bucket.
+fn verify_and_rebuild_take_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_oracle(tmp.path(), &["minimal-1.0.tgz"]);
+    let out = pkgsum(&["rebuild", "."], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(tmp.path().join("pkg_summary.gz").exists());
+    let url = format!("file://{}", tmp.path().display());
+    for repository in [".", url.as_str()] {
+        let out = pkgsum(&["verify", repository], tmp.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_said(&out, "1 package, 0 unreadable, generation 1: no drift");
+    }
+    // A package gone behind the index's back is drift.
+    fs::remove_file(tmp.path().join("minimal-1.0.tgz")).unwrap();
+    let out = pkgsum(&["verify", "."], tmp.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("minimal-1.0.tgz"), "{}", stdout(&out));
+    let out = pkgsum(&["verify", "ftp://host/All/"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_said(
+        &out,
+        "\"ftp://host/All/\" is not a repository: s3://BUCKET/PREFIX/, a directory",
+    );
+}
+
+/// Every error the CLI can end with is one line that says each cause
+/// once: an error that quotes its source is not followed by it again.
+fn every_error_says_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("file"), "not a directory").unwrap();
+    fs::write(dir.join("credentials"), "ann:plain\n").unwrap();
+    copy_oracle(dir, &["minimal-1.0.tgz"]);
+    let store = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("PKGSUM_AUTH_TOKEN", "a-secret-of-enough-length"),
+    ];
+    let spool = format!("{}/file/spool", dir.display());
+    let cases: Vec<Vec<String>> = [
+        vec!["index", "missing"],
+        vec!["index", "file"],
+        vec!["rebuild", "missing"],
+        vec!["verify", "missing"],
+        vec!["apply-event", "missing.json"],
+        vec!["apply-event", "."],
+        vec![
+            "gateway",
+            "s3://b/All/",
+            "--listen",
+            "127.0.0.1:0",
+            "--credentials",
+            "credentials",
+        ],
+        vec![
+            "gateway",
+            "s3://b/All/",
+            "--listen",
+            "127.0.0.1:0",
+            "--credentials",
+            "missing",
+        ],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--repository",
+            "s3://b/All/",
+            "--spool",
+            &spool,
+        ],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--repository",
+            "nope",
+            "--spool",
+            "spool",
+        ],
+        vec!["demo", "."],
+        vec!["verify", "s3://b/All/"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_owned).collect())
+    .collect();
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pkgsum"));
+        command.args(&args).current_dir(dir).envs(store);
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        // serve says where it listens before it meets the spool.
+        if args[0] != "serve" {
+            assert_one_readable_line(&out);
+        }
+        let line = stderr(&out).lines().last().unwrap_or_default().to_owned();
+        let causes: Vec<&str> = line.trim_end().split(": ").collect();
+        for (i, cause) in causes.iter().enumerate() {
+            let again = causes[i + 1..].iter().any(|later| later == cause);
+            assert!(
+                !again || cause.len() < 8,
+                "{args:?} says {cause:?} twice: {line}"
+            );
+        }
+    }
 }
 
 /// What a user sees when the store cannot be used at all.
@@ -807,6 +970,10 @@ crate::harness::trials![
     test logs_are_detail_on_request_and_never_coloured,
     test demo_refuses_a_directory_that_is_not_empty,
     test help_is_short_lists_index_first_and_gives_the_exit_rule,
+    test every_help_names_the_settings_its_command_honours,
+    test the_command_reference_is_generated,
+    test verify_and_rebuild_take_a_directory,
+    test every_error_says_each_cause_once,
     test store_errors_are_one_readable_line,
     s3 rebuild_verify_and_apply_event_against_s3,
     s3 exit_codes_and_counts_agree_between_commands,

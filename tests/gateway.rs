@@ -325,7 +325,50 @@ fn a_bad_credentials_file_is_refused() {
     );
 }
 
+/// A directory is served as a bucket is: the summary and the packages
+/// to a client with credentials, pkgsum's own files and hidden files to
+/// nobody.
+fn a_directory_is_served_as_a_bucket_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("All");
+    std::fs::create_dir(&repo).unwrap();
+    let package = PackageBuilder::new("foo-1.0").build().unwrap();
+    std::fs::write(repo.join("foo-1.0.tgz"), &package).unwrap();
+    std::fs::write(repo.join(".hidden.tgz"), b"x").unwrap();
+    let index = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .arg("index")
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(index.status.code(), Some(0), "{index:?}");
+    let credentials = dir.path().join("credentials");
+    let hash = bcrypt::hash("pass", 4).unwrap();
+    std::fs::write(&credentials, format!("ci:{hash}\n")).unwrap();
+    let url = format!("file://{}", repo.display());
+    let gateway = Gateway::start(&url, &credentials);
+    let ci = Some(("ci", "pass"));
+    let summary = std::fs::read(repo.join("pkg_summary.gz")).unwrap();
+    let (status, headers, body) = gateway.ask("GET", "/pkg_summary.gz", ci, &[]);
+    assert_eq!(status, 200);
+    assert!(body == summary, "the summary differs");
+    assert!(!header(&headers, "last-modified").is_empty());
+    let (status, _, body) = gateway.ask("GET", "/foo-1.0.tgz", ci, &[("Range", "bytes=0-9")]);
+    assert_eq!((status, &body[..]), (206, &package[..10]));
+    for path in ["/foo-1.0.tgz", "/pkg_summary.gz"] {
+        assert_eq!(gateway.ask("GET", path, None, &[]).0, 401, "{path}");
+    }
+    for path in [
+        "/.pkgsum/status.json",
+        "/.pkgsum/state",
+        "/.hidden.tgz",
+        "/../credentials",
+    ] {
+        assert_eq!(gateway.ask("GET", path, ci, &[]).0, 404, "{path}");
+    }
+}
+
 crate::harness::trials![
     s3 pkgin_gets_the_summary_then_the_package_and_nothing_else,
     test a_bad_credentials_file_is_refused,
+    test a_directory_is_served_as_a_bucket_is,
 ];

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::compression::Compression;
 use crate::fetch::FetchOptions;
 use crate::repo::{is_own_key, split_key};
+use crate::settings;
 use crate::trust::{Policy, Trust};
 use crate::{state, summary};
 
@@ -64,22 +65,10 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The configuration from `PKGSUM_*` environment variables: the one
-    /// place every entry point (the CLI's commands, the Lambda function)
-    /// reads its settings, so all behave the same; command-line flags
-    /// override them only when given. `PKGSUM_SUFFIXES` (comma list,
-    /// default `.tgz`), `PKGSUM_FORMATS` (`gz,bz2,xz` by default; add
-    /// `zst`), `PKGSUM_FETCH_INITIAL` (bytes, 65536),
-    /// `PKGSUM_METADATA_LIMIT` (bytes, 64 MiB), `PKGSUM_PKG_HASH_LIMIT`
-    /// (bytes, 8 MiB), `PKGSUM_RECORD_LIMIT` (bytes, 1 MiB),
-    /// `PKGSUM_STREAM_LIMIT` (64), `PKGSUM_STATE_LIMIT` (bytes, 64 MiB),
-    /// `PKGSUM_MAX_ATTEMPTS` (10),
-    /// `PKGSUM_MAX_RECORDS` (200000), `PKGSUM_CONCURRENCY` (16),
-    /// `PKGSUM_ALLOW_EMPTY` (0), `PKGSUM_REPOSITORIES` (none),
-    /// `PKGSUM_SIGNATURES` (`ignore`, `check` or `require`) with
-    /// `PKGSUM_GPG_KEYRING` and `PKGSUM_X509_ANCHORS` (each a file, or the
-    /// armored or PEM text itself, as a function's environment holds it),
-    /// `PKGSUM_VERIFY_PAYLOAD` (0).
+    /// The configuration from the `PKGSUM_*` environment variables of
+    /// [`settings::SETTINGS`]: the one place every entry point (the CLI's
+    /// commands, the Lambda function) reads its settings, so all behave the
+    /// same; command-line flags override them only when given.
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -102,14 +91,14 @@ impl Config {
                 })
                 .transpose()
         };
-        if let Some(list) = var("PKGSUM_SUFFIXES").filter(|v| !v.trim().is_empty()) {
+        if let Some(list) = var(settings::SUFFIXES).filter(|v| !v.trim().is_empty()) {
             config.suffixes = list
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect();
         }
-        if let Some(list) = var("PKGSUM_FORMATS").filter(|v| !v.trim().is_empty()) {
+        if let Some(list) = var(settings::FORMATS).filter(|v| !v.trim().is_empty()) {
             config.formats = list
                 .split(',')
                 .map(|f| match f.trim() {
@@ -117,35 +106,35 @@ impl Config {
                     "bz2" | "bzip2" => Ok(Compression::Bzip2),
                     "xz" => Ok(Compression::Xz),
                     "zst" | "zstd" => Ok(Compression::Zstd),
-                    _ => Err(bad("PKGSUM_FORMATS", &list, "a list of gz, bz2, xz, zst")),
+                    _ => Err(bad(settings::FORMATS, &list, "a list of gz, bz2, xz, zst")),
                 })
                 .collect::<Result<_, _>>()?;
         }
-        if let Some(n) = number("PKGSUM_FETCH_INITIAL")? {
+        if let Some(n) = number(settings::FETCH_INITIAL)? {
             config.fetch.initial = n;
         }
-        if let Some(n) = number("PKGSUM_METADATA_LIMIT")? {
+        if let Some(n) = number(settings::METADATA_LIMIT)? {
             config.fetch.limits.metadata = n;
         }
-        if let Some(n) = number("PKGSUM_PKG_HASH_LIMIT")? {
+        if let Some(n) = number(settings::PKG_HASH_LIMIT)? {
             config.fetch.limits.pkg_hash = n;
         }
-        if let Some(n) = number("PKGSUM_RECORD_LIMIT")? {
+        if let Some(n) = number(settings::RECORD_LIMIT)? {
             config.fetch.limits.record = n;
         }
-        if let Some(n) = number("PKGSUM_STREAM_LIMIT")? {
+        if let Some(n) = number(settings::STREAM_LIMIT)? {
             config.fetch.limits.streams = n.clamp(1, u64::from(u32::MAX)) as u32;
         }
-        if let Some(n) = number("PKGSUM_STATE_LIMIT")? {
+        if let Some(n) = number(settings::STATE_LIMIT)? {
             config.state_limit = n;
         }
-        if let Some(n) = number("PKGSUM_MAX_ATTEMPTS")? {
+        if let Some(n) = number(settings::MAX_ATTEMPTS)? {
             config.max_attempts = n.clamp(1, 100) as u32;
         }
-        if let Some(n) = number("PKGSUM_MAX_RECORDS")? {
+        if let Some(n) = number(settings::MAX_RECORDS)? {
             config.max_records = n as usize;
         }
-        if let Some(n) = number("PKGSUM_CONCURRENCY")? {
+        if let Some(n) = number(settings::CONCURRENCY)? {
             config.concurrency = n.clamp(1, 1024) as usize;
         }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
@@ -158,13 +147,13 @@ impl Config {
                 _ => Err(bad(name, &value, "1 or 0")),
             }
         };
-        if let Some(on) = flag("PKGSUM_ALLOW_EMPTY")? {
+        if let Some(on) = flag(settings::ALLOW_EMPTY)? {
             config.allow_empty = on;
         }
-        if let Some(on) = flag("PKGSUM_VERIFY_PAYLOAD")? {
+        if let Some(on) = flag(settings::VERIFY_PAYLOAD)? {
             config.verify_payload = on;
         }
-        if let Some(list) = var("PKGSUM_REPOSITORIES") {
+        if let Some(list) = var(settings::REPOSITORIES) {
             config.repositories = list
                 .split(',')
                 .map(str::trim)
@@ -174,8 +163,8 @@ impl Config {
         }
         config.trust = Arc::new(trust_from_vars(&var)?);
         if config.suffixes.is_empty() {
-            let value = var("PKGSUM_SUFFIXES").unwrap_or_default();
-            return Err(bad("PKGSUM_SUFFIXES", &value, "at least one suffix"));
+            let value = var(settings::SUFFIXES).unwrap_or_default();
+            return Err(bad(settings::SUFFIXES, &value, "at least one suffix"));
         }
         Ok(config)
     }
@@ -192,19 +181,19 @@ pub struct ConfigError {
 
 /// The signature policy and the keys it names.
 fn trust_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Trust, ConfigError> {
-    let value = var("PKGSUM_SIGNATURES").unwrap_or_default();
+    let value = var(settings::SIGNATURES).unwrap_or_default();
     let policy = match value.trim() {
         "" => Policy::Ignore,
         v => v.parse::<Policy>().map_err(|()| ConfigError {
-            name: "PKGSUM_SIGNATURES",
+            name: settings::SIGNATURES,
             value: value.clone(),
             expected: "ignore, check or require".to_owned(),
         })?,
     };
-    let keyring = key_material(var, "PKGSUM_GPG_KEYRING")?;
-    let anchors = key_material(var, "PKGSUM_X509_ANCHORS")?;
+    let keyring = key_material(var, settings::GPG_KEYRING)?;
+    let anchors = key_material(var, settings::X509_ANCHORS)?;
     Trust::new(policy, keyring.as_deref(), anchors.as_deref()).map_err(|err| ConfigError {
-        name: "PKGSUM_SIGNATURES",
+        name: settings::SIGNATURES,
         value,
         expected: format!("usable keys ({err})"),
     })
@@ -339,7 +328,7 @@ mod tests {
     #[test]
     fn the_repositories_setting_is_the_allow_list() {
         let vars = |name: &str| {
-            (name == "PKGSUM_REPOSITORIES").then(|| "s3://b/All/, s3://c, bad".to_owned())
+            (name == settings::REPOSITORIES).then(|| "s3://b/All/, s3://c, bad".to_owned())
         };
         let allowed = Config::from_vars(vars)
             .unwrap()
@@ -351,5 +340,56 @@ mod tests {
         ];
         assert_eq!(allowed, want.into_iter().collect());
         assert_eq!(Config::default().allowed_repositories(), None);
+    }
+
+    #[test]
+    fn the_settings_read_are_the_ones_defined() {
+        // What Config reads is what the table says the function honours,
+        // but for the store's path-style setting, which the S3 client
+        // reads.
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Config::from_vars(|name| {
+            asked.lock().unwrap().insert(name.to_owned());
+            None
+        })
+        .unwrap();
+        let defined: std::collections::BTreeSet<String> = settings::honoured_by("lambda")
+            .map(|s| s.name.to_owned())
+            .filter(|name| name != settings::FORCE_PATH_STYLE)
+            .collect();
+        assert_eq!(asked.into_inner().unwrap(), defined);
+    }
+
+    #[test]
+    fn no_setting_is_named_outside_the_table() {
+        // Every PKGSUM_ name in the code is one of the table's: a setting
+        // read somewhere else would be missing from every --help.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let known: Vec<&str> = settings::SETTINGS.iter().map(|s| s.name).collect();
+        let mut files = vec![src];
+        while let Some(path) = files.pop() {
+            // The test kit's own settings (where the test stores are)
+            // are not pkgsum's.
+            if path.ends_with("testing") {
+                continue;
+            }
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("PKGSUM_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // A `PKGSUM_*` in prose names them all.
+                assert!(
+                    name == "PKGSUM_" || known.contains(&name.as_str()),
+                    "{name} in {} is not in settings::SETTINGS",
+                    path.display()
+                );
+            }
+        }
     }
 }

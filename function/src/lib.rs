@@ -21,7 +21,9 @@
 //! only names keys to look at, and the store is the truth).
 //!
 //! - [`store`] is the one narrow object-store trait and its backends: S3
-//!   (and S3-compatible servers), a local directory, memory.
+//!   (and S3-compatible servers), a local directory, memory; its `open`
+//!   turns a repository URL (`s3://BUCKET/PREFIX/`, a directory) into its
+//!   store, opening each bucket once.
 //! - [`repo`] is a repository in a store and the one pass over it: list or
 //!   look, read headers of new and changed packages ([`fetch`]), commit by
 //!   compare-and-swap, publish. Every entry point runs this pass:
@@ -37,7 +39,9 @@
 //!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
 //! - [`http`] is the accept loop both servers share: connection limit,
 //!   header and idle timeouts, graceful shutdown.
-//! - All read their settings from [`config`], report progress through
+//! - All read their settings from [`config`] (each defined once, with its
+//!   default and the commands that honour it, in [`settings`]), report
+//!   progress through
 //!   [`progress`] and sum up the same way ([`verdict`]).
 //! - With the `testing` feature, `testing` holds what only tests and
 //!   benchmarks use: the store conformance suite, store wrappers that
@@ -61,6 +65,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod repo;
 pub mod serve;
+pub mod settings;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

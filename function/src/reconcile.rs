@@ -10,30 +10,7 @@ use crate::state::{Listed, State};
 use crate::store::{Store, StoreError};
 use crate::summary;
 
-/// A repository URL that is not `s3://BUCKET/PREFIX/`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{url:?} is not an s3://BUCKET/PREFIX/ URL")]
-pub struct UrlError {
-    pub url: String,
-}
-
-/// Parses `s3://bucket/prefix/` into the bucket and a repository prefix
-/// (empty, or ending in `/`).
-pub fn parse_s3_url(url: &str) -> Result<(String, String), UrlError> {
-    let error = || UrlError {
-        url: url.to_owned(),
-    };
-    let rest = url.strip_prefix("s3://").ok_or_else(error)?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(error());
-    }
-    let mut prefix = prefix.to_owned();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
-    Ok((bucket.to_owned(), prefix))
-}
+pub use crate::store::open::{UrlError, parse_s3_url};
 
 /// Brings a repository's state and summaries in line with its listing:
 /// every listed package is looked at (read only if new or changed), every

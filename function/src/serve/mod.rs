@@ -27,7 +27,7 @@ pub mod auth;
 pub mod queue;
 pub mod spool;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,10 +109,10 @@ pub enum ServeError {
 /// The stores of the configured buckets, opened (and probed) on first
 /// use, and whether they answer.
 struct Buckets {
-    client: aws_sdk_s3::Client,
+    /// Each bucket's store, opened (and probed) once.
+    stores: crate::store::open::Buckets,
     /// Bucket -> the prefix its probe writes under.
     probe_prefix: BTreeMap<String, String>,
-    opened: tokio::sync::Mutex<HashMap<String, S3Store>>,
     ready: AtomicBool,
     /// Why the store is not ready, as the last check found.
     why_not: std::sync::Mutex<Option<String>>,
@@ -125,22 +125,21 @@ struct Buckets {
 
 impl Buckets {
     async fn store(&self, bucket: &str) -> Option<S3Store> {
-        let mut opened = self.opened.lock().await;
-        if let Some(store) = opened.get(bucket) {
-            return Some(store.clone());
-        }
         let prefix = self.probe_prefix.get(bucket)?;
-        match S3Store::open(self.client.clone(), bucket, prefix).await {
-            Ok((store, found)) => {
-                match found {
+        let first = !self.stores.is_open(bucket).await;
+        match self.stores.writer(bucket, prefix).await {
+            Ok(opened) => {
+                match opened.found {
                     Some(found) if !found.honoured() => {
                         tracing::error!(bucket, "{found}; run one `pkgsum serve` only")
                     }
                     Some(found) => tracing::info!(bucket, "{found}"),
-                    None => tracing::info!(bucket, "AWS S3: conditional writes honoured"),
+                    None if first => {
+                        tracing::info!(bucket, "AWS S3: conditional writes honoured")
+                    }
+                    None => {}
                 }
-                opened.insert(bucket.to_owned(), store.clone());
-                Some(store)
+                Some(opened.store)
             }
             Err(error) => {
                 // The health loop says when the store goes and comes back.
@@ -211,9 +210,8 @@ pub async fn serve(
             .or_insert_with(|| id.prefix.clone());
     }
     let buckets = Arc::new(Buckets {
-        client,
+        stores: crate::store::open::Buckets::new(client),
         probe_prefix,
-        opened: tokio::sync::Mutex::new(HashMap::new()),
         ready: AtomicBool::new(false),
         why_not: std::sync::Mutex::new(None),
         recovered: watch::channel(false).0,

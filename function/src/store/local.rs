@@ -80,7 +80,7 @@ impl LocalStore {
             io::ErrorKind::PermissionDenied => ErrorKind::Denied(error.to_string()),
             _ => ErrorKind::Other(error.to_string()),
         };
-        StoreError::new(op, self.location(key), kind).with_source(error)
+        StoreError::new(op, self.location(key), kind).with_backend(error)
     }
 
     fn path(&self, op: Op, key: &str) -> StoreResult<PathBuf> {

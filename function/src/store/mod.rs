@@ -17,6 +17,7 @@ pub mod counting;
 pub mod faulty;
 pub mod local;
 pub mod memory;
+pub mod open;
 pub mod s3;
 
 use std::collections::BTreeMap;
@@ -108,16 +109,17 @@ impl std::fmt::Display for Op {
 }
 
 /// Why a store operation failed, in one line: the operation, the object
-/// (as the store names it, e.g. `s3://bucket/key`) and the cause.
+/// (as the store names it, e.g. `s3://bucket/key`) and the cause. The
+/// line says all there is to say, so it ends the error chain: the
+/// backend's own error, layers of SDK wrappers, is kept aside
+/// ([`StoreError::backend`]) rather than printed after it.
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {object}: {kind}")]
 pub struct StoreError {
     pub op: Op,
     pub object: String,
     pub kind: ErrorKind,
-    /// What the backend reported, kept for callers that walk the chain.
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    backend: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// The causes callers act on or people must be told apart. Preconditions
@@ -164,17 +166,22 @@ impl StoreError {
             op,
             object: object.into(),
             kind,
-            source: None,
+            backend: None,
         }
     }
 
-    /// Keeps `source` behind the error, for callers that walk the chain.
-    pub fn with_source(
+    /// Keeps what the backend reported, for a closer look.
+    pub fn with_backend(
         mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> StoreError {
-        self.source = Some(source.into());
+        self.backend = Some(error.into());
         self
+    }
+
+    /// What the backend reported, when it reported an error.
+    pub fn backend(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.backend.as_deref()
     }
 
     /// Any other failure, described by `cause`.

@@ -259,7 +259,7 @@ impl S3Store {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let kind = classify(&err, &self.bucket);
-        StoreError::new(op, self.location(key), kind).with_source(err)
+        StoreError::new(op, self.location(key), kind).with_backend(err)
     }
 }
 

@@ -1,0 +1,134 @@
+//! The commands, one module each, as ripgrep keeps its flags apart from
+//! its search: a module holds its command's arguments and its body. The
+//! argument groups several commands share ([`args`]) are each applied to
+//! [`Config`](pkgsum::config::Config) once; what a command prints about a
+//! pass, and how an error ends it, is [`report`]'s.
+//!
+//! The help of every command ends with the settings it honours, from
+//! [`pkgsum::settings`], and the exit-status rule.
+
+mod apply_event;
+pub mod args;
+mod demo;
+mod gateway;
+mod generate;
+mod index;
+mod poll;
+mod rebuild;
+mod record;
+pub mod report;
+mod serve;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
+
+#[derive(Parser)]
+#[command(
+    name = "pkgsum",
+    version,
+    about = "Index pkgsrc binary packages into pkg_summary files, byte for byte as pkg_info -X",
+    after_help = EXIT_STATUS_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `--help` of `command` ends with: the settings it honours, then
+/// the exit-status rule.
+fn after_help(command: &str) -> String {
+    let settings = pkgsum::settings::help(command);
+    if settings.is_empty() {
+        EXIT_STATUS_HELP.to_owned()
+    } else {
+        format!("{settings}\n{EXIT_STATUS_HELP}")
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Index a package directory and write its pkg_summary files
+    #[command(long_about = index::ABOUT, after_help = after_help("index"))]
+    Index(index::Args),
+    /// Print each package's record, exactly as pkg_info -X FILE...
+    #[command(after_help = after_help("record"))]
+    Record(record::Args),
+    /// Build or repair a repository's index from a listing
+    #[command(long_about = rebuild::ABOUT, after_help = after_help("rebuild"))]
+    Rebuild(rebuild::Args),
+    /// Report differences between a repository, its index and its summaries
+    #[command(long_about = verify::ABOUT, after_help = after_help("verify"))]
+    Verify(verify::Args),
+    /// Apply an S3, SQS, SNS or EventBridge event, as the Lambda function does
+    #[command(long_about = apply_event::ABOUT, after_help = after_help("apply-event"))]
+    ApplyEvent(apply_event::Args),
+    /// Consume an SQS queue of S3 notifications, as Lambda's event source does
+    #[command(long_about = poll::ABOUT, after_help = after_help("poll"))]
+    Poll(poll::Args),
+    /// Receive bucket notifications over HTTP (MinIO, Ceph RGW, SeaweedFS) and index
+    #[command(long_about = serve::ABOUT, after_help = after_help("serve"))]
+    Serve(serve::Args),
+    /// Serve a private repository read-only to pkgin, behind HTTP Basic
+    #[command(long_about = gateway::ABOUT, after_help = after_help("gateway"))]
+    Gateway(gateway::Args),
+    /// Build a small sample repository and index it
+    #[command(long_about = demo::ABOUT, after_help = after_help("demo"))]
+    Demo(demo::Args),
+    /// Write the man page, shell completions or the Markdown reference
+    #[command(long_about = generate::ABOUT, after_help = after_help("generate"))]
+    Generate(generate::Args),
+}
+
+impl Command {
+    /// Library logs are detail for those who ask (RUST_LOG=info); what a
+    /// user needs is printed by the commands themselves, once. A service's
+    /// log is its output, so the servers log at info unless told
+    /// otherwise.
+    pub fn default_log(&self) -> &'static str {
+        match self {
+            Command::Serve(_) | Command::Gateway(_) => "pkgsum=info",
+            _ => "off",
+        }
+    }
+
+    pub fn run(self) -> anyhow::Result<Verdict> {
+        match self {
+            Command::Index(args) => index::run(args),
+            Command::Record(args) => record::run(args),
+            Command::Rebuild(args) => run_async(rebuild::run(args)),
+            Command::Verify(args) => run_async(verify::run(args)),
+            Command::ApplyEvent(args) => run_async(apply_event::run(args)),
+            Command::Poll(args) => run_async(poll::run(args)),
+            Command::Serve(args) => serve::run(args),
+            Command::Gateway(args) => run_async(gateway::run(args)),
+            Command::Demo(args) => demo::run(args),
+            Command::Generate(args) => generate::run(args),
+        }
+    }
+}
+
+/// Runs a command's body on a fresh async runtime.
+pub fn run_async(
+    job: impl std::future::Future<Output = anyhow::Result<Verdict>>,
+) -> anyhow::Result<Verdict> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(job)
+}
+
+/// SIGTERM (as systemd, ECS and Kubernetes stop a service) or Ctrl-C.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

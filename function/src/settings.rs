@@ -1,0 +1,256 @@
+//! Every environment setting pkgsum reads, defined once: its name, its
+//! default, what it means and which commands honour it. [`crate::config`]
+//! reads them by these names, the CLI's `--help` of each command lists the
+//! ones it honours from this table, and `docs/cli.md` is generated from
+//! that help, so none of the three can drift from the others.
+
+/// One environment setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// The default, as a person writes it.
+    pub default: &'static str,
+    /// What it sets, in a few words.
+    pub meaning: &'static str,
+    /// The commands that honour it (`lambda` is the function).
+    pub honoured_by: &'static [&'static str],
+}
+
+pub const SUFFIXES: &str = "PKGSUM_SUFFIXES";
+pub const FORMATS: &str = "PKGSUM_FORMATS";
+pub const CONCURRENCY: &str = "PKGSUM_CONCURRENCY";
+pub const FETCH_INITIAL: &str = "PKGSUM_FETCH_INITIAL";
+pub const METADATA_LIMIT: &str = "PKGSUM_METADATA_LIMIT";
+pub const PKG_HASH_LIMIT: &str = "PKGSUM_PKG_HASH_LIMIT";
+pub const RECORD_LIMIT: &str = "PKGSUM_RECORD_LIMIT";
+pub const STREAM_LIMIT: &str = "PKGSUM_STREAM_LIMIT";
+pub const STATE_LIMIT: &str = "PKGSUM_STATE_LIMIT";
+pub const MAX_ATTEMPTS: &str = "PKGSUM_MAX_ATTEMPTS";
+pub const MAX_RECORDS: &str = "PKGSUM_MAX_RECORDS";
+pub const ALLOW_EMPTY: &str = "PKGSUM_ALLOW_EMPTY";
+pub const REPOSITORIES: &str = "PKGSUM_REPOSITORIES";
+pub const SIGNATURES: &str = "PKGSUM_SIGNATURES";
+pub const GPG_KEYRING: &str = "PKGSUM_GPG_KEYRING";
+pub const X509_ANCHORS: &str = "PKGSUM_X509_ANCHORS";
+pub const VERIFY_PAYLOAD: &str = "PKGSUM_VERIFY_PAYLOAD";
+pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
+pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
+
+/// Commands that read package headers.
+const READERS: &[&str] = &[
+    "record",
+    "index",
+    "rebuild",
+    "verify",
+    "apply-event",
+    "poll",
+    "serve",
+    "lambda",
+];
+/// Commands that run the repository pass.
+const PASSES: &[&str] = &[
+    "index",
+    "rebuild",
+    "verify",
+    "apply-event",
+    "poll",
+    "serve",
+    "lambda",
+];
+/// Commands that run the pass or serve packages, so know what one is.
+const PACKAGES: &[&str] = &[
+    "index",
+    "rebuild",
+    "verify",
+    "apply-event",
+    "poll",
+    "serve",
+    "gateway",
+    "lambda",
+];
+/// Commands that take notifications, and the function's reconcile.
+const EVENTS: &[&str] = &["apply-event", "poll", "serve", "lambda"];
+/// Commands that talk to an S3 store.
+const STORES: &[&str] = &[
+    "rebuild",
+    "verify",
+    "apply-event",
+    "poll",
+    "serve",
+    "gateway",
+    "lambda",
+];
+
+/// The table. The AWS SDK's own settings (credentials, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_PROFILE`) are the SDK's and not repeated here.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: SUFFIXES,
+        default: ".tgz",
+        meaning: "comma list of package file suffixes",
+        honoured_by: PACKAGES,
+    },
+    Setting {
+        name: FORMATS,
+        default: "gz,bz2,xz",
+        meaning: "summaries to publish (add zst for pkgin 26.2 and later)",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: CONCURRENCY,
+        default: "16",
+        meaning: "header reads in flight",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: FETCH_INITIAL,
+        default: "65536",
+        meaning: "bytes of a package's first ranged read",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: METADATA_LIMIT,
+        default: "67108864",
+        meaning: "decompressed metadata bytes read from one package",
+        honoured_by: READERS,
+    },
+    Setting {
+        name: PKG_HASH_LIMIT,
+        default: "8388608",
+        meaning: "bytes of one +PKG_HASH",
+        honoured_by: READERS,
+    },
+    Setting {
+        name: RECORD_LIMIT,
+        default: "1048576",
+        meaning: "bytes of one record",
+        honoured_by: READERS,
+    },
+    Setting {
+        name: STREAM_LIMIT,
+        default: "64",
+        meaning: "concatenated compressed streams in one layer of a package",
+        honoured_by: READERS,
+    },
+    Setting {
+        name: STATE_LIMIT,
+        default: "67108864",
+        meaning: "bytes of the stored state manifest (a larger one is rebuilt)",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: MAX_ATTEMPTS,
+        default: "10",
+        meaning: "state commit attempts under contention",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: MAX_RECORDS,
+        default: "200000",
+        meaning: "packages one repository may hold",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: ALLOW_EMPTY,
+        default: "0",
+        meaning: "1: a listing with no package may publish an empty summary",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: REPOSITORIES,
+        default: "(none)",
+        meaning: "comma list of s3://BUCKET/PREFIX/: the repositories events may name, and those reconciled",
+        honoured_by: EVENTS,
+    },
+    Setting {
+        name: SIGNATURES,
+        default: "ignore",
+        meaning: "ignore, check (judge every signature) or require (also leave out packages without a good one)",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: GPG_KEYRING,
+        default: "(none)",
+        meaning: "OpenPGP public keys: a file, or the armored text",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: X509_ANCHORS,
+        default: "(none)",
+        meaning: "X.509 trust anchors: a PEM file, or the PEM text",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: VERIFY_PAYLOAD,
+        default: "0",
+        meaning: "1: read signed packages whole and check every block hash",
+        honoured_by: PASSES,
+    },
+    Setting {
+        name: AUTH_TOKEN,
+        default: "(none)",
+        meaning: "the webhook secret (or --auth-token-file)",
+        honoured_by: &["serve"],
+    },
+    Setting {
+        name: FORCE_PATH_STYLE,
+        default: "false",
+        meaning: "true: path-style S3 addressing (always with AWS_ENDPOINT_URL)",
+        honoured_by: STORES,
+    },
+];
+
+/// The settings `command` honours, in the table's order.
+pub fn honoured_by(command: &str) -> impl Iterator<Item = &'static Setting> + '_ {
+    SETTINGS
+        .iter()
+        .filter(move |s| s.honoured_by.contains(&command))
+}
+
+/// The paragraph `--help` of `command` ends with: every setting it
+/// honours, with its default; empty when it honours none.
+pub fn help(command: &str) -> String {
+    let settings: Vec<&Setting> = honoured_by(command).collect();
+    if settings.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("Settings (environment; a flag given overrides its setting):\n");
+    for s in settings {
+        text.push_str(&format!(
+            "  {} (default: {})\n      {}\n",
+            s.name, s.default, s.meaning
+        ));
+    }
+    if STORES.contains(&command) {
+        text.push_str(
+            "  and the AWS SDK's own: credentials, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE\n",
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_defined_once() {
+        let mut names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before);
+    }
+
+    #[test]
+    fn the_help_names_what_a_command_honours_and_nothing_else() {
+        let record = help("record");
+        assert!(record.contains(METADATA_LIMIT), "{record}");
+        assert!(!record.contains(SIGNATURES), "{record}");
+        assert!(!record.contains("AWS_REGION"), "{record}");
+        let gateway = help("gateway");
+        assert!(gateway.contains(SUFFIXES) && gateway.contains("AWS_REGION"));
+        assert!(!gateway.contains(FORMATS), "{gateway}");
+        assert_eq!(help("demo"), "");
+    }
+}
