@@ -634,9 +634,10 @@ async fn lost_state_keeps_publishing(
         "{:?}",
         drift.lines
     );
-    let (report, unsure) = pkgsum::reconcile::rebuild(&Repo::new(&store, "All/", &config), &())
-        .await
-        .unwrap();
+    let pkgsum::repo::Applied { report, unsure } =
+        pkgsum::reconcile::rebuild(&Repo::new(&store, "All/", &config), &())
+            .await
+            .unwrap();
     assert!(unsure.is_empty());
     assert!(report.published, "rebuild did not publish");
     assert!(report.generation > 3, "generation {}", report.generation);
@@ -961,7 +962,7 @@ async fn a_crash_at_any_step_of_an_update_is_repaired() {
         // that is not there.
         if crash_at % 3 == 2 {
             let repo = Repo::new(&store, "All/", &config);
-            let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
+            let report = repo.apply(repo::Scope::Listing, &()).await.unwrap().report;
             assert_eq!(report.state_lost, None, "after {crash_at}");
         } else {
             let outcome = deliver(&store, event.clone(), &config).await;
@@ -1016,7 +1017,7 @@ async fn a_listing_pass_collects_pieces_nothing_names() {
             .unwrap();
     }
     let repo = Repo::new(&store, "All/", &config);
-    let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
+    let report = repo.apply(repo::Scope::Listing, &()).await.unwrap().report;
     assert_eq!(report.pieces_collected, 1);
     assert!(store.head(&old).await.unwrap().is_none());
     assert!(store.head(&young).await.unwrap().is_some());
@@ -1049,7 +1050,7 @@ async fn a_retried_pass_looks_again_only_at_what_it_changes() {
         kind: ErrorKind::Precondition,
     });
     store.inner().take();
-    let (report, _) = repo.apply(repo::Scope::Listing, &()).await.unwrap();
+    let report = repo.apply(repo::Scope::Listing, &()).await.unwrap().report;
     assert_eq!((report.attempts, report.unchanged), (2, 20));
     assert_eq!(report.read, ["new-1.0.tgz"]);
     // The first attempt took the listing for every HEAD and read the new

@@ -36,7 +36,8 @@ async fn apply(store: &impl Store, names: &[&str]) -> pkgsum::repo::Report {
     let config = Config::default();
     let names: BTreeSet<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let repo = Repo::new(store, "All/", &config);
-    let (report, unsure) = repo.apply(Scope::Names(&names), &()).await.unwrap();
+    let pkgsum::repo::Applied { report, unsure } =
+        repo.apply(Scope::Names(&names), &()).await.unwrap();
     assert!(unsure.is_empty(), "{unsure:?}");
     report
 }

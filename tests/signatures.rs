@@ -20,18 +20,18 @@ use pkgsum::limit::Limits;
 use pkgsum::repo;
 use pkgsum::store::{PutOptions, Store};
 use pkgsum::testing::signing::{Cert, GpgKey, Role, Signer, signed_package};
-use pkgsum::trust::{Policy, Trust, Verdict};
+use pkgsum::trust::{Policy, SignatureVerdict, Trust};
 
-fn verdict(trust: &Trust, package: &[u8], pkgname: &str) -> Verdict {
+fn verdict(trust: &Trust, package: &[u8], pkgname: &str) -> SignatureVerdict {
     let header = read_header(package, &Limits::default()).unwrap();
     trust
         .verdict(header.signature.as_ref(), pkgname)
         .expect("a verdict")
 }
 
-fn bad_reason(verdict: Verdict) -> String {
+fn bad_reason(verdict: SignatureVerdict) -> String {
     match verdict {
-        Verdict::Bad { reason } => reason,
+        SignatureVerdict::Bad { reason } => reason,
         other => panic!("expected a bad signature, got {other:?}"),
     }
 }
@@ -50,14 +50,14 @@ fn oracle_packages_verify_as_pkg_add_says() {
     let signer = expected.lines().nth(1).unwrap().trim_start_matches('\t');
     assert_eq!(
         verdict(&trust, &x509, "signed-x509-1.0"),
-        Verdict::Signed {
+        SignatureVerdict::Signed {
             by: signer.to_owned()
         }
     );
 
     let gpg = fs::read(oracle.join("signed/signed-gpg-1.0.tgz")).unwrap();
     match verdict(&trust, &gpg, "signed-gpg-1.0") {
-        Verdict::Signed { by } => assert!(by.ends_with(')') && by.contains(" ("), "{by}"),
+        SignatureVerdict::Signed { by } => assert!(by.ends_with(')') && by.contains(" ("), "{by}"),
         other => panic!("{other:?}"),
     }
 
@@ -96,17 +96,22 @@ fn every_verdict_from_made_keys() {
     let inner = PackageBuilder::new("foo-1.0").build().unwrap();
     let good_gpg = signed_package(&inner, "foo-1.0", Signer::Gpg(&alice));
     match verdict(&trust, &good_gpg, "foo-1.0") {
-        Verdict::Signed { by } => assert!(by.starts_with("Alice <alice@example.org> ("), "{by}"),
+        SignatureVerdict::Signed { by } => {
+            assert!(by.starts_with("Alice <alice@example.org> ("), "{by}")
+        }
         other => panic!("{other:?}"),
     }
     let good_x509 = signed_package(&inner, "foo-1.0", Signer::X509(&signer));
     assert_eq!(
         verdict(&trust, &good_x509, "foo-1.0"),
-        Verdict::Signed {
+        SignatureVerdict::Signed {
             by: "/O=pkgsum tests/CN=package signer".to_owned()
         }
     );
-    assert_eq!(verdict(&trust, &inner, "foo-1.0"), Verdict::Unsigned);
+    assert_eq!(
+        verdict(&trust, &inner, "foo-1.0"),
+        SignatureVerdict::Unsigned
+    );
 
     // The inner package replaced after signing, and +PKG_HASH made to
     // match it: the signature no longer covers it.

@@ -174,7 +174,11 @@ fn one(name: &str, body: Option<Vec<u8>>) {
             put(&store, &format!("All/{name}"), body).await;
         }
         let (cpu, wall) = (cpu_time(), Instant::now());
-        let (report, _) = repo.apply(Scope::Listing, &()).await.expect("the pass");
+        let report = repo
+            .apply(Scope::Listing, &())
+            .await
+            .expect("the pass")
+            .report;
         let (wall, cpu) = (wall.elapsed(), cpu_time() - cpu);
         let failure = report.failures.iter().find(|(n, _)| n == name);
         let warnings: BTreeSet<&str> = report

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::compression::Compression;
 use crate::fetch::FetchOptions;
-use crate::repo::{is_own_key, split_key};
+use crate::keys::is_package_key;
 use crate::settings;
 use crate::trust::{Policy, Trust};
 use crate::{state, summary};
@@ -256,28 +256,6 @@ impl Config {
     }
 }
 
-/// Whether `key` names a package with one of `suffixes`: not one of
-/// pkgsum's own files, not hidden (see [`Config::wants`]), and a plain
-/// key (see [`is_plain_key`]).
-pub fn is_package_key(key: &str, suffixes: &[&str]) -> bool {
-    let (_, name) = split_key(key);
-    is_plain_key(key)
-        && !is_own_key(key)
-        && !name.starts_with('.')
-        && suffixes.iter().any(|s| name.ends_with(s))
-}
-
-/// Whether `key` is one a repository can hold as it is: no control
-/// character (a NUL or a newline: no store serves one back, and it would
-/// forge log lines), and no empty, `.` or `..` segment (a rename to
-/// `../../x.tgz` must not make pkgsum read or write outside the prefix).
-pub fn is_plain_key(key: &str) -> bool {
-    !key.chars().any(char::is_control)
-        && key.split('/').enumerate().all(|(i, part)| {
-            !matches!(part, "." | "..") && (!part.is_empty() || i == 0 && key.is_empty())
-        })
-}
-
 impl Config {
     /// The repositories events may name, as (bucket, prefix), from
     /// `PKGSUM_REPOSITORIES`; `None` when it names none (every repository
@@ -287,7 +265,7 @@ impl Config {
         let allowed: std::collections::BTreeSet<(String, String)> = self
             .repositories
             .iter()
-            .filter_map(|url| crate::reconcile::parse_s3_url(url).ok())
+            .filter_map(|url| crate::store::open::parse_s3_url(url).ok())
             .collect();
         (!allowed.is_empty()).then_some(allowed)
     }

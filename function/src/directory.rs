@@ -13,10 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::config::{Config, is_package_key};
+use crate::config::Config;
 use crate::error::Error;
+use crate::keys::is_package_key;
 use crate::progress::Progress;
-use crate::repo::{PassError, Repo, Report, Scope, state_key};
+use crate::repo::{Applied, PassError, Repo, Report, Scope, state_key};
 use crate::store::local::LocalStore;
 
 /// Where pkgsum keeps its own files inside a repository directory.
@@ -77,13 +78,13 @@ pub async fn index_directory(
     }
     fs::create_dir_all(&state_dir).map_err(|e| Error::path(&state_dir, e))?;
     let _lock = lock(&state_dir, progress).await?;
-    let (mut report, unsure) = repo.apply(Scope::Listing, progress).await?;
+    let Applied { mut report, unsure } = repo.apply(Scope::Listing, progress).await?;
     // A directory has no transient failures to retry: report them as
     // unreadable, with the reason, as every other failure.
     report.failures.extend(
         unsure
             .into_iter()
-            .map(|(name, err)| (name, err.kind.to_string())),
+            .map(|unsure| (unsure.name, unsure.error.kind.to_string())),
     );
     report.failures.extend(unusable);
     report.failures.sort();

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::Config;
 use crate::event::Message;
 use crate::excerpt::Escaped;
-use crate::repo::{self, Repo, Report, Scope};
+use crate::repo::{self, Applied, Repo, Report, Scope, Unsure};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -90,8 +90,8 @@ where
         let wanted: BTreeSet<String> = names.keys().cloned().collect();
         let repo = Repo::new(&store, &prefix, config);
         match repo.apply(Scope::Names(&wanted), &()).await {
-            Ok((report, unsure)) => {
-                for (name, error) in unsure {
+            Ok(Applied { report, unsure }) => {
+                for Unsure { name, error } in unsure {
                     tracing::warn!(%error, "key not applied; to be retried");
                     outcome.errors.push(error.to_string());
                     failed.extend(names.get(&name).into_iter().flatten().copied());

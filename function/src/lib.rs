@@ -59,6 +59,7 @@ pub mod event;
 pub mod fetch;
 pub mod gateway;
 pub mod http;
+pub mod keys;
 pub mod payload;
 pub mod poll;
 pub mod progress;

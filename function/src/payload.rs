@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::dispatch::apply_messages;
 use crate::event;
 use crate::reconcile::{UrlError, parse_s3_url, rebuild};
-use crate::repo::Repo;
+use crate::repo::{Applied, Repo};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -131,8 +131,8 @@ where
         let (bucket, prefix) = parse_s3_url(&url)?;
         let store = store_for(&bucket);
         match rebuild(&Repo::new(&store, &prefix, config), &()).await {
-            Ok((report, unsure)) => {
-                errors.extend(unsure.iter().map(|(_, error)| error.to_string()));
+            Ok(Applied { report, unsure }) => {
+                errors.extend(unsure.iter().map(|unsure| unsure.error.to_string()));
                 verdict = verdict.max(Verdict::from_unreadable(report.failures.len()));
                 results.push(json!({
                     "repository": url,

@@ -5,9 +5,9 @@
 use crate::checks;
 use crate::limit::Limited;
 use crate::progress::Progress;
-use crate::repo::{PassError, Repo, Report, Scope, output_key, state_key};
+use crate::repo::{Applied, PassError, Repo, Scope, output_key, state_key};
 use crate::state::{Listed, State};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::summary;
 
 pub use crate::store::open::{UrlError, parse_s3_url};
@@ -20,7 +20,7 @@ pub use crate::store::open::{UrlError, parse_s3_url};
 pub async fn rebuild<S: Store>(
     repo: &Repo<'_, S>,
     progress: &dyn Progress,
-) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
+) -> Result<Applied, PassError> {
     repo.apply(Scope::Listing, progress).await
 }
 

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(messages) = pkgsum::event::decode_str(text) {
         for message in &messages {
             for target in &message.targets {
-                let _ = pkgsum::config::is_plain_key(&target.key);
+                let _ = pkgsum::keys::is_plain_key(&target.key);
             }
         }
     }

@@ -12,7 +12,7 @@ use pkgsum_core::create::{self, PackageBuilder, Signature};
 use pkgsum_core::header::read_header;
 use pkgsum_core::limit::Limits;
 use pkgsum_core::signed::check_blocks;
-use pkgsum_core::trust::{Policy, Trust, Verdict};
+use pkgsum_core::trust::{Policy, SignatureVerdict, Trust};
 
 fn oracle() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/oracle")
@@ -39,9 +39,9 @@ fn main() {
         }
         let each = start.elapsed() / rounds;
         let shown = match last {
-            Some(Verdict::Signed { .. }) => "signed",
-            Some(Verdict::Unsigned) => "unsigned",
-            Some(Verdict::Bad { .. }) => "bad",
+            Some(SignatureVerdict::Signed { .. }) => "signed",
+            Some(SignatureVerdict::Unsigned) => "unsigned",
+            Some(SignatureVerdict::Bad { .. }) => "bad",
             None => "none",
         };
         println!("| {name} | {shown} | {each:.2?} |");

@@ -14,7 +14,23 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::state::{self, Package};
+use crate::stored;
+
+/// An indexed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    /// Its `pkg_info -X` record, blank line included.
+    #[serde(with = "serde_bytes")]
+    pub record: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What identifies this version of the file: an ETag, or mtime and
+    /// inode for a local file.
+    pub token: String,
+    /// What pkg_info would warn about it ("build information missing").
+    #[serde(deserialize_with = "crate::stored::seq")]
+    pub warnings: Vec<String>,
+}
 
 /// The bytes of records a piece is cut for.
 pub const TARGET: usize = 128 << 10;
@@ -82,7 +98,7 @@ pub fn encode(packages: &[(&String, &Package)], generation: u64) -> Result<(Piec
         records.update(&package.record);
         bytes += package.record.len() as u64;
     }
-    let stored = [MAGIC, &[VERSION], &state::pack(packages)?].concat();
+    let stored = [MAGIC, &[VERSION], &stored::pack(packages)?].concat();
     let piece = PieceRef {
         first: (*first).clone(),
         count: u32::try_from(packages.len()).map_err(|e| Error::State(e.to_string()))?,
@@ -106,7 +122,7 @@ pub fn decode(bytes: &[u8], piece: &PieceRef, limit: u64) -> Result<Vec<(String,
         .strip_prefix(MAGIC)
         .and_then(|rest| rest.strip_prefix(&[VERSION]))
         .ok_or_else(|| damaged("not a version-1 pkgsum piece"))?;
-    let body = state::unpack(packed, limit, "piece")?;
+    let body = stored::unpack(packed, limit, "piece")?;
     let Packages(packages) =
         crate::stored::decode(&body, ELEMENTS).map_err(|e| damaged(&e.to_string()))?;
     let sorted = packages.windows(2).all(|w| w[0].0 < w[1].0);

@@ -13,7 +13,6 @@
 //! the pieces of its names, and [`cut`](State::cut) stores again only the
 //! pieces it changed.
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::ops::{Bound, Range};
 
 use serde::{Deserialize, Serialize};
@@ -22,26 +21,10 @@ use crate::checks::Findings;
 use crate::chunk;
 use crate::error::{Error, Result};
 use crate::excerpt::bounded;
-use crate::limit::Limited;
+pub use crate::piece::Package;
 use crate::piece::{self, PieceRef};
 use crate::stored;
-use crate::trust::Verdict;
-
-/// An indexed package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Package {
-    /// Its `pkg_info -X` record, blank line included.
-    #[serde(with = "serde_bytes")]
-    pub record: Vec<u8>,
-    /// Its size in bytes.
-    pub size: u64,
-    /// What identifies this version of the file: an ETag, or mtime and
-    /// inode for a local file.
-    pub token: String,
-    /// What pkg_info would warn about it ("build information missing").
-    #[serde(deserialize_with = "crate::stored::seq")]
-    pub warnings: Vec<String>,
-}
+use crate::trust::SignatureVerdict;
 
 /// A package that could not be read, remembered so an unchanged bad file
 /// is reported again without being read again.
@@ -61,7 +44,7 @@ pub enum Change {
     Indexed {
         name: String,
         package: Package,
-        verdict: Option<Verdict>,
+        verdict: Option<SignatureVerdict>,
     },
     /// The file is there but is not a readable package.
     Failed { name: String, failure: Failure },
@@ -102,7 +85,7 @@ pub struct State {
     warned_more: u64,
     /// Every package's signature verdict, for the status object (in the
     /// manifest too); empty when signatures are ignored.
-    signatures: BTreeMap<String, Verdict>,
+    signatures: BTreeMap<String, SignatureVerdict>,
     /// The fingerprint of the policy and keys the verdicts were given
     /// under (empty: signatures ignored).
     trust: String,
@@ -138,7 +121,7 @@ struct Manifest {
     #[serde(deserialize_with = "stored::seq")]
     pieces: Vec<PieceRef>,
     #[serde(deserialize_with = "stored::map")]
-    signatures: BTreeMap<String, Verdict>,
+    signatures: BTreeMap<String, SignatureVerdict>,
     trust: String,
     #[serde(deserialize_with = "stored::seq")]
     repository_warnings: Vec<(String, String)>,
@@ -160,7 +143,7 @@ struct ManifestV5 {
     #[serde(deserialize_with = "stored::seq")]
     pieces: Vec<PieceRef>,
     #[serde(deserialize_with = "stored::map")]
-    signatures: BTreeMap<String, Verdict>,
+    signatures: BTreeMap<String, SignatureVerdict>,
     trust: String,
     #[serde(deserialize_with = "stored::seq")]
     repository_warnings: Vec<(String, String)>,
@@ -417,7 +400,7 @@ impl State {
     }
 
     /// Every indexed package's signature verdict, sorted by file name.
-    pub fn verdicts(&self) -> impl Iterator<Item = (&str, &Verdict)> {
+    pub fn verdicts(&self) -> impl Iterator<Item = (&str, &SignatureVerdict)> {
         self.signatures.iter().map(|(k, v)| (k.as_str(), v))
     }
 
@@ -888,7 +871,7 @@ impl State {
                 "unsupported state version {version} (this pkgsum reads versions 2 to {VERSION})"
             )));
         }
-        let body = unpack(packed, limit, "state")?;
+        let body = stored::unpack(packed, limit, "state")?;
         let state = match version {
             2 => stored::decode::<StateV2>(&body, ELEMENTS).map(State::from),
             3 => stored::decode::<StateV3>(&body, ELEMENTS).map(State::from),
@@ -941,26 +924,7 @@ fn bound_warnings(warnings: &mut Vec<String>) {
 /// Serializes a manifest: magic, version byte, then zstd-compressed
 /// postcard.
 fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
-    Ok([MAGIC, &[VERSION], &pack(manifest)?].concat())
-}
-
-/// Postcard, zstd-compressed: how the manifest and the pieces are stored.
-pub(crate) fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let body = postcard::to_stdvec(value).map_err(|e| Error::State(e.to_string()))?;
-    zstd::bulk::compress(&body, 3).map_err(Error::Io)
-}
-
-/// Decompresses what [`pack`] made, at most `limit` bytes of it; `what`
-/// names it in errors.
-pub(crate) fn unpack(packed: &[u8], limit: u64, what: &'static str) -> Result<Vec<u8>> {
-    let decoder = crate::compression::Compression::Zstd
-        .decoder(packed)
-        .map_err(|e| crate::error::classify(e, what))?;
-    let mut body = Vec::new();
-    Limited::new(decoder, limit)
-        .read_to_end(&mut body)
-        .map_err(|e| crate::error::classify(e, what))?;
-    Ok(body)
+    Ok([MAGIC, &[VERSION], &stored::pack(manifest)?].concat())
 }
 
 #[cfg(test)]
@@ -1172,7 +1136,7 @@ mod tests {
                 &state.warnings,
                 &state.pieces,
             );
-            [MAGIC, &[4], &pack(&old).unwrap()].concat()
+            [MAGIC, &[4], &stored::pack(&old).unwrap()].concat()
         };
         let v4_state = State::from_bytes(&v4, DEFAULT_STATE_LIMIT).unwrap();
         assert_eq!(v4_state.pieces(), state.pieces());

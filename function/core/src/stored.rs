@@ -2,7 +2,7 @@
 //! pieces) as the untrusted input it is: anyone with write access to the
 //! bucket can put bytes there.
 //!
-//! The bytes are bounded before they are decoded (`state::unpack`), but
+//! The bytes are bounded before they are decoded ([`unpack`]), but
 //! postcard spends as little as one byte on an element that takes 24 or
 //! more in memory (an empty string in a list), so a few MiB could still
 //! become gigabytes. Every collection is therefore decoded through
@@ -12,9 +12,14 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::io::Read;
 use std::marker::PhantomData;
 
+use serde::Serialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::limit::Limited;
 
 thread_local! {
     /// Elements the decoding under way may still make; unbounded outside
@@ -114,6 +119,25 @@ pub(crate) fn map_of_lines<'de, D: Deserializer<'de>>(
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, D::Error> {
     let counted: Vec<(String, Lines)> = map(deserializer)?;
     Ok(counted.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// Postcard, zstd-compressed: how the manifest and the pieces are stored.
+pub(crate) fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let body = postcard::to_stdvec(value).map_err(|e| Error::State(e.to_string()))?;
+    zstd::bulk::compress(&body, 3).map_err(Error::Io)
+}
+
+/// Decompresses what [`pack`] made, at most `limit` bytes of it; `what`
+/// names it in errors.
+pub(crate) fn unpack(packed: &[u8], limit: u64, what: &'static str) -> Result<Vec<u8>> {
+    let decoder = crate::compression::Compression::Zstd
+        .decoder(packed)
+        .map_err(|e| crate::error::classify(e, what))?;
+    let mut body = Vec::new();
+    Limited::new(decoder, limit)
+        .read_to_end(&mut body)
+        .map_err(|e| crate::error::classify(e, what))?;
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl FromStr for Policy {
 
 /// What the policy found of one package's signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verdict {
+pub enum SignatureVerdict {
     /// A good signature by a trusted key; who signed, as pkg_add names it.
     Signed { by: String },
     /// No signature.
@@ -81,18 +81,18 @@ pub enum Verdict {
     Bad { reason: String },
 }
 
-impl Verdict {
+impl SignatureVerdict {
     pub fn is_good(&self) -> bool {
-        matches!(self, Verdict::Signed { .. })
+        matches!(self, SignatureVerdict::Signed { .. })
     }
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for SignatureVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Signed { by } => write!(f, "signed by {by}"),
-            Verdict::Unsigned => f.write_str("not signed"),
-            Verdict::Bad { reason } => write!(f, "bad signature: {reason}"),
+            SignatureVerdict::Signed { by } => write!(f, "signed by {by}"),
+            SignatureVerdict::Unsigned => f.write_str("not signed"),
+            SignatureVerdict::Bad { reason } => write!(f, "bad signature: {reason}"),
         }
     }
 }
@@ -195,12 +195,12 @@ impl Trust {
 
     /// The verdict on a package whose record says `pkgname`, signed as
     /// `signed` says; none when signatures are ignored.
-    pub fn verdict(&self, signed: Option<&Signed>, pkgname: &str) -> Option<Verdict> {
+    pub fn verdict(&self, signed: Option<&Signed>, pkgname: &str) -> Option<SignatureVerdict> {
         if self.policy == Policy::Ignore {
             return None;
         }
         let Some(signed) = signed else {
-            return Some(Verdict::Unsigned);
+            return Some(SignatureVerdict::Unsigned);
         };
         let checked = match signed.method {
             Method::Gpg => self.gpg(signed),
@@ -209,15 +209,15 @@ impl Trust {
         // A signer's name comes from the package's own certificate or key
         // user id: bounded like any text from outside.
         Some(match checked {
-            Ok(by) if signed.hash.pkgname != pkgname => Verdict::Bad {
+            Ok(by) if signed.hash.pkgname != pkgname => SignatureVerdict::Bad {
                 reason: bounded(format!(
                     "{by} signed +PKG_HASH for pkgname {}, but PKGNAME is {}",
                     excerpt(&signed.hash.pkgname),
                     excerpt(pkgname)
                 )),
             },
-            Ok(by) => Verdict::Signed { by: bounded(by) },
-            Err(reason) => Verdict::Bad {
+            Ok(by) => SignatureVerdict::Signed { by: bounded(by) },
+            Err(reason) => SignatureVerdict::Bad {
                 reason: bounded(reason),
             },
         })

@@ -2,7 +2,7 @@
 //! or repair its index.
 
 use pkgsum::config::Config;
-use pkgsum::repo::Repo;
+use pkgsum::repo::{Applied, Repo};
 use pkgsum::store::open::{Buckets, RepoUrl, open};
 use pkgsum::verdict::Verdict;
 
@@ -35,10 +35,10 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     print_found(&bucket, repository.found.as_ref());
     let bar = Bar::new("looking at packages", &url.to_string())?;
     let repo = Repo::new(&repository.store, &repository.prefix, &config);
-    let (report, unsure) = pkgsum::reconcile::rebuild(&repo, &bar).await?;
+    let Applied { report, unsure } = pkgsum::reconcile::rebuild(&repo, &bar).await?;
     print_report(&report);
-    for (_, error) in &unsure {
-        eprintln!("pkgsum: {error}");
+    for unsure in &unsure {
+        eprintln!("pkgsum: {}", unsure.error);
     }
     if !unsure.is_empty() {
         return Ok(Verdict::Failed);

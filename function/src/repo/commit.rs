@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
-use super::keys::{
+use super::{PassError, Repo, StateLoss};
+use crate::keys::{
     GENERATION, generation_of, output_key, piece_key, pieces_prefix, state_key, status_key,
 };
-use super::{PassError, Repo, StateLoss};
 use crate::piece::{self, PieceRef};
 use crate::state::State;
 use crate::store::{Bounded, PutMode, PutOptions, Store, StoreError};

@@ -27,12 +27,11 @@
 //!    last; then the status object (`status.rs`).
 
 mod commit;
-mod keys;
 mod pass;
 mod publish;
 mod status;
 
-pub use keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
+pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
 pub use pass::Scope;
 pub use publish::Published;
 
@@ -79,6 +78,22 @@ impl<'a, S: Store> Repo<'a, S> {
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
+}
+
+/// What a pass did, and the names it could not look at.
+#[derive(Debug)]
+pub struct Applied {
+    pub report: Report,
+    /// Names the store failed for, left as the state had them, for
+    /// whoever asked to retry them.
+    pub unsure: Vec<Unsure>,
+}
+
+/// A name a pass could not look at, and why.
+#[derive(Debug)]
+pub struct Unsure {
+    pub name: String,
+    pub error: StoreError,
 }
 
 /// What a pass did.

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::stream::{self, StreamExt};
 
 use super::commit::{Loaded, Want};
-use super::keys::state_key;
-use super::{PassError, Repo, Report, StateLoss};
+use super::{Applied, PassError, Repo, Report, StateLoss, Unsure};
 use crate::checks;
-use crate::config::is_package_key;
 use crate::excerpt::{Bare, Escaped};
 use crate::fetch::{FetchError, Fetched, check_payload, fetch_header, header_after};
 use crate::header::Header;
+use crate::keys::is_package_key;
+use crate::keys::state_key;
 use crate::limit::Limits;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
@@ -78,137 +78,250 @@ impl Against<'_> {
 /// Headers already read, by (name, ETag), kept across commit attempts.
 type HeaderCache = tokio::sync::Mutex<HashMap<(String, String), (Change, u64)>>;
 
+/// What one pass keeps across its commit attempts.
+struct Pass<'a> {
+    scope: Scope<'a>,
+    report: Report,
+    /// Headers read, so a retry does not read them again.
+    cache: HeaderCache,
+    /// Names earlier attempts found to need no change.
+    earlier: Earlier,
+    /// The listing, taken once per pass (after the first state read).
+    listing: Option<BTreeMap<String, ObjectMeta>>,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// Done: published (or nothing to do), with the names left unsure.
+    Done(Vec<Unsure>),
+    /// Another writer moved the state on: read it again, after a pause.
+    Retry(&'static str),
+}
+
+/// What the look step found against the state it read.
+struct Looked {
+    seen: Vec<(String, Seen)>,
+    /// The judgement (signature policy) this pass gives verdicts under.
+    judgement: String,
+    /// The highest published generation, where the state may lag it.
+    published: u64,
+}
+
+/// The state the merge step made, whether it differs from the one read,
+/// and the names left unsure.
+struct Merged {
+    /// `None` when a name-scoped pass found nothing to make a repository
+    /// of: then nothing is committed or published.
+    next: Option<State>,
+    changed: bool,
+    unsure: Vec<Unsure>,
+}
+
 impl<S: Store> Repo<'_, S> {
     /// Brings the state up to what the bucket holds for `scope` and
-    /// publishes it. Returns what the pass did, and the names it could not
-    /// look at because the store failed for them (left as they were, for
-    /// whoever asked to retry).
+    /// publishes it, in steps: read the state, look at the names (reading
+    /// the headers of new and changed packages), merge what was found,
+    /// commit by compare-and-swap, publish. A commit that loses a race
+    /// starts again from the read, keeping what was already looked at.
     pub async fn apply(
         &self,
         scope: Scope<'_>,
         progress: &dyn Progress,
-    ) -> Result<(Report, Vec<(String, StoreError)>), PassError> {
-        let cache = HeaderCache::default();
-        let mut earlier = Earlier::new();
-        let mut listing = None;
-        let mut report = Report {
-            prefix: self.prefix.to_owned(),
-            repository: self.location(),
-            ..Report::default()
+    ) -> Result<Applied, PassError> {
+        let mut pass = Pass {
+            scope,
+            report: Report {
+                prefix: self.prefix.to_owned(),
+                repository: self.location(),
+                ..Report::default()
+            },
+            cache: HeaderCache::default(),
+            earlier: Earlier::new(),
+            listing: None,
         };
         for attempt in 1..=self.config.max_attempts {
-            report.attempts = attempt;
-            let want = match scope {
-                Scope::Names(names) => Want::Names(names),
-                Scope::Listing => Want::All,
-            };
-            let Some(loaded) = self.load_state(want).await? else {
-                tracing::info!(
-                    prefix = self.prefix,
-                    attempt,
-                    "state changed while read; retrying"
-                );
-                self.backoff(attempt).await;
-                continue;
-            };
-            report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
-            // Verdicts given under another policy, other keys or another
-            // payload setting are given again: every package is read
-            // again, whatever its token.
-            let judgement = self.config.judgement();
-            let rejudge = loaded.state.trust() != judgement;
-            let listed_now = listing.is_none();
-            let (names, published) = self.names(scope, &loaded, rejudge, &mut listing).await?;
-            // A listing taken after this attempt's state read is as fresh
-            // as a HEAD would be: no HEAD per name (on a retry, there is).
-            let listed = listing.as_ref().filter(|_| listed_now);
-            report.state_lost = loaded
-                .fresh
-                .clone()
-                .filter(|loss| published > 0 || *loss != StateLoss::Missing);
-            let against = Against {
-                state: &loaded.state,
-                rejudge,
-            };
-            let looked = self
-                .look_all(&names, against, listed, &earlier, &cache, progress)
-                .await;
-            for (name, seen) in &looked {
-                let token = loaded.state.token(name);
-                if matches!((seen, token), (Seen::Current, _) | (Seen::Gone, None)) {
-                    earlier.insert(name.clone(), token.map(str::to_owned));
+            pass.report.attempts = attempt;
+            match self.attempt(&mut pass, progress).await? {
+                Attempt::Done(unsure) => {
+                    return Ok(Applied {
+                        report: pass.report,
+                        unsure,
+                    });
+                }
+                Attempt::Retry(why) => {
+                    tracing::info!(prefix = self.prefix, attempt, "{why}; retrying");
+                    self.backoff(attempt).await;
                 }
             }
-            let mut next = loaded.state.clone();
-            let (changes, unsure) = tally(looked, &next, &mut report);
-            let mut changed = next.apply(changes);
-            if unsure.is_empty() {
-                changed |= next.set_trust(&judgement);
-            }
-            if matches!(scope, Scope::Listing) {
-                // Every record is at hand only here (and in `verify`). A
-                // pass that changed no package finds what the last one did.
-                let (_, checked) = next.repository_warnings();
-                let found = if changed || checked == 0 {
-                    repository_warnings(&next)
-                } else {
-                    next.repository_findings()
-                };
-                report.warnings.extend(found.warnings.iter().cloned());
-                report.warnings.sort();
-                report.warnings_more = found.more;
-                next.recount_warnings();
-                if unsure.is_empty() {
-                    changed |= next.set_repository_warnings(found);
-                }
-            }
-            if never_indexed(scope, &loaded, published, &next) {
-                // Names that are not there (another reading of a key, a
-                // late delete) never create a repository.
-                report.state_lost = None;
-                return Ok((report, unsure));
-            }
-            changed |= next.remember_suffixes(self.config.suffixes.iter().map(String::as_str));
-            // A state from before pieces is stored again in pieces.
-            changed |= next.pieces().is_empty() && !next.is_empty();
-            // Outputs ahead of the state (it was lost, or restored from an
-            // old copy): move past them, or no publication would replace them.
-            report.published_generation = None;
-            if published > loaded.state.generation() && next.advance_past(published) {
-                changed = true;
-                report.published_generation = Some(published);
-            }
-            self.check_size(&next, &loaded.state)?;
-            if changed {
-                match self.commit(&mut next, loaded.etag.as_deref()).await {
-                    Ok(()) => report.committed = true,
-                    Err(PassError::Store(err)) if err.is_precondition() => {
-                        tracing::info!(
-                            prefix = self.prefix,
-                            attempt,
-                            "state changed under us; retrying"
-                        );
-                        self.backoff(attempt).await;
-                        continue;
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            self.finish(&mut report, &mut next).await?;
-            // Collecting garbage is housekeeping: a failure (a role that may
-            // not delete, say) leaves the garbage, not the pass, behind.
-            if matches!(scope, Scope::Listing) {
-                match self.collect_pieces(&next).await {
-                    Ok(collected) => report.pieces_collected = collected,
-                    Err(err) => tracing::warn!(%err, "could not collect unnamed pieces"),
-                }
-            }
-            return Ok((report, unsure));
         }
         Err(PassError::Contended {
             object: self.store.location(&state_key(self.prefix)),
             attempts: self.config.max_attempts,
         })
+    }
+
+    /// One attempt: read, look, merge, commit, publish.
+    async fn attempt(
+        &self,
+        pass: &mut Pass<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Attempt, PassError> {
+        let want = match pass.scope {
+            Scope::Names(names) => Want::Names(names),
+            Scope::Listing => Want::All,
+        };
+        let Some(loaded) = self.load_state(want).await? else {
+            return Ok(Attempt::Retry("state changed while read"));
+        };
+        let looked = self.look_step(pass, &loaded, progress).await?;
+        let Merged {
+            next,
+            changed,
+            unsure,
+        } = self.merge(pass, &loaded, looked)?;
+        let Some(mut next) = next else {
+            return Ok(Attempt::Done(unsure));
+        };
+        if changed {
+            match self.commit(&mut next, loaded.etag.as_deref()).await {
+                Ok(()) => pass.report.committed = true,
+                Err(PassError::Store(err)) if err.is_precondition() => {
+                    return Ok(Attempt::Retry("state changed under us"));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        self.publish_step(pass, &mut next).await?;
+        Ok(Attempt::Done(unsure))
+    }
+
+    /// The names this attempt looks at, each looked at against the state
+    /// read (a header read for each new or changed package).
+    async fn look_step(
+        &self,
+        pass: &mut Pass<'_>,
+        loaded: &Loaded,
+        progress: &dyn Progress,
+    ) -> Result<Looked, PassError> {
+        pass.report.remembered_suffixes = self.remembered_suffixes(&loaded.state);
+        // Verdicts given under another policy, other keys or another
+        // payload setting are given again: every package is read again,
+        // whatever its token.
+        let judgement = self.config.judgement();
+        let rejudge = loaded.state.trust() != judgement;
+        let listed_now = pass.listing.is_none();
+        let (names, published) = self
+            .names(pass.scope, loaded, rejudge, &mut pass.listing)
+            .await?;
+        // A listing taken after this attempt's state read is as fresh as a
+        // HEAD would be: no HEAD per name (on a retry, there is).
+        let listed = pass.listing.as_ref().filter(|_| listed_now);
+        pass.report.state_lost = loaded
+            .fresh
+            .clone()
+            .filter(|loss| published > 0 || *loss != StateLoss::Missing);
+        let against = Against {
+            state: &loaded.state,
+            rejudge,
+        };
+        let seen = self
+            .look_all(
+                &names,
+                against,
+                listed,
+                &pass.earlier,
+                &pass.cache,
+                progress,
+            )
+            .await;
+        for (name, seen) in &seen {
+            let token = loaded.state.token(name);
+            if matches!((seen, token), (Seen::Current, _) | (Seen::Gone, None)) {
+                pass.earlier.insert(name.clone(), token.map(str::to_owned));
+            }
+        }
+        Ok(Looked {
+            seen,
+            judgement,
+            published,
+        })
+    }
+
+    /// The state with what was looked at merged in, the repository-wide
+    /// checks of a listing pass, and the generation moved past published
+    /// outputs ahead of it.
+    fn merge(
+        &self,
+        pass: &mut Pass<'_>,
+        loaded: &Loaded,
+        looked: Looked,
+    ) -> Result<Merged, PassError> {
+        let report = &mut pass.report;
+        let mut next = loaded.state.clone();
+        let (changes, unsure) = tally(looked.seen, &next, report);
+        let mut changed = next.apply(changes);
+        if unsure.is_empty() {
+            changed |= next.set_trust(&looked.judgement);
+        }
+        if matches!(pass.scope, Scope::Listing) {
+            // Every record is at hand only here (and in `verify`). A pass
+            // that changed no package finds what the last one did.
+            let (_, checked) = next.repository_warnings();
+            let found = if changed || checked == 0 {
+                repository_warnings(&next)
+            } else {
+                next.repository_findings()
+            };
+            report.warnings.extend(found.warnings.iter().cloned());
+            report.warnings.sort();
+            report.warnings_more = found.more;
+            next.recount_warnings();
+            if unsure.is_empty() {
+                changed |= next.set_repository_warnings(found);
+            }
+        }
+        let published = looked.published;
+        if never_indexed(pass.scope, loaded, published, &next) {
+            // Names that are not there (another reading of a key, a late
+            // delete) never create a repository.
+            report.state_lost = None;
+            return Ok(Merged {
+                next: None,
+                changed: false,
+                unsure,
+            });
+        }
+        changed |= next.remember_suffixes(self.config.suffixes.iter().map(String::as_str));
+        // A state from before pieces is stored again in pieces.
+        changed |= next.pieces().is_empty() && !next.is_empty();
+        // Outputs ahead of the state (it was lost, or restored from an old
+        // copy): move past them, or no publication would replace them.
+        report.published_generation = None;
+        if published > loaded.state.generation() && next.advance_past(published) {
+            changed = true;
+            report.published_generation = Some(published);
+        }
+        self.check_size(&next, &loaded.state)?;
+        Ok(Merged {
+            next: Some(next),
+            changed,
+            unsure,
+        })
+    }
+
+    /// Publishes the newest committed state; a listing pass then collects
+    /// the pieces nothing names.
+    async fn publish_step(&self, pass: &mut Pass<'_>, next: &mut State) -> Result<(), PassError> {
+        self.finish(&mut pass.report, next).await?;
+        // Collecting garbage is housekeeping: a failure (a role that may
+        // not delete, say) leaves the garbage, not the pass, behind.
+        if matches!(pass.scope, Scope::Listing) {
+            match self.collect_pieces(next).await {
+                Ok(collected) => pass.report.pieces_collected = collected,
+                Err(err) => tracing::warn!(%err, "could not collect unnamed pieces"),
+            }
+        }
+        Ok(())
     }
 
     /// The names to look at, and the highest published generation where
@@ -311,7 +424,7 @@ impl<S: Store> Repo<'_, S> {
                     Some(Some(token)) if state.token(name) == Some(token) => Seen::Current,
                     _ => {
                         let known = listed.map(|l| l.get(name).cloned());
-                        self.look(name, known, against, cache).await
+                        self.look_at(name, known, against, cache).await
                     }
                 };
                 progress.advance();
@@ -331,7 +444,7 @@ impl<S: Store> Repo<'_, S> {
     /// GET of its start unless it still has the state's ETag (or, if
     /// `known`, from a fresh listing), and the rest of the header of a new
     /// or changed package.
-    async fn look(
+    async fn look_at(
         &self,
         name: &str,
         mut known: Option<Option<ObjectMeta>>,
@@ -487,7 +600,7 @@ fn tally(
     looked: Vec<(String, Seen)>,
     state: &State,
     report: &mut Report,
-) -> (Vec<Change>, Vec<(String, StoreError)>) {
+) -> (Vec<Change>, Vec<Unsure>) {
     let mut changes = Vec::new();
     let mut unsure = Vec::new();
     let (mut read, mut removed, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
@@ -509,7 +622,7 @@ fn tally(
                 bytes += n;
                 changes.push(change);
             }
-            Seen::Unsure(err) => unsure.push((name, err)),
+            Seen::Unsure(error) => unsure.push(Unsure { name, error }),
         }
     }
     read.sort();

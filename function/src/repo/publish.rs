@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use super::commit::{Loaded, PieceError, Want};
-use super::keys::{GENERATION, generation_of, output_key, state_key};
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
+use crate::keys::{GENERATION, generation_of, output_key, state_key};
 use crate::state::State;
 use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
 use crate::summary;

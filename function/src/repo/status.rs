@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::keys::{GENERATION, generation_of, status_key};
 use super::{PassError, Repo};
+use crate::keys::{GENERATION, generation_of, status_key};
 use crate::state::State;
 use crate::store::{Op, PutMode, PutOptions, Store, StoreError};
-use crate::trust::{Policy, Verdict};
+use crate::trust::{Policy, SignatureVerdict};
 
 /// Most failures and verdicts the status lists; the rest are counted
 /// (`*_more`). Each is bounded, and so, with these, is the status.
@@ -92,11 +92,13 @@ impl<S: Store> Repo<'_, S> {
 
 /// One package's verdict: `signed` (with `by`), `unsigned`, or `bad` (with
 /// the `reason`).
-fn verdict_json(name: &str, verdict: &Verdict) -> serde_json::Value {
+fn verdict_json(name: &str, verdict: &SignatureVerdict) -> serde_json::Value {
     match verdict {
-        Verdict::Signed { by } => serde_json::json!({"file": name, "verdict": "signed", "by": by}),
-        Verdict::Unsigned => serde_json::json!({"file": name, "verdict": "unsigned"}),
-        Verdict::Bad { reason } => {
+        SignatureVerdict::Signed { by } => {
+            serde_json::json!({"file": name, "verdict": "signed", "by": by})
+        }
+        SignatureVerdict::Unsigned => serde_json::json!({"file": name, "verdict": "unsigned"}),
+        SignatureVerdict::Bad { reason } => {
             serde_json::json!({"file": name, "verdict": "bad", "reason": reason})
         }
     }

@@ -51,7 +51,7 @@ use crate::store::Store;
 use crate::store::s3::S3Store;
 
 use auth::Secret;
-use queue::{Ledger, RepoId, RepoQueue, WorkerOptions, run_worker};
+use queue::{Ledger, PassFailure, RepoId, RepoQueue, WorkerOptions, run_worker};
 use spool::{Key, Spool, SpoolError};
 
 /// How the service runs.
@@ -363,7 +363,7 @@ fn route<'a>(
 }
 
 /// Logs a pass; a failed one asks for a store check (the 503s).
-fn report_pass(id: &RepoId, result: &Result<Report, String>, buckets: &Buckets) {
+fn report_pass(id: &RepoId, result: &Result<Report, PassFailure>, buckets: &Buckets) {
     match result {
         Ok(report) if report.repository.is_empty() => {
             tracing::info!(repository = %id, "reconciled: no packages yet")
@@ -432,48 +432,99 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-fn refusal(status: StatusCode, error: impl std::fmt::Display) -> Response {
-    answer(status, json!({ "error": error.to_string() }))
+/// Why a request is refused: each maps to its status, and is answered as
+/// `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("POST notifications here")]
+    NotPost,
+    #[error("missing or wrong secret")]
+    Unauthorized,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body is larger than {0} bytes (or was cut short)")]
+    TooLargeOrCut(usize),
+    #[error("the body did not arrive within {} s", BODY_TIME.as_secs())]
+    Late,
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("not a notification pkgsum knows (S3, MinIO, SNS, EventBridge or SeaweedFS filer)")]
+    Unknown,
+    #[error("{keys} keys in one request, more than {most}")]
+    TooManyKeys { keys: usize, most: usize },
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("too many notifications waiting; send it again later")]
+    Full,
+    #[error("could not spool it")]
+    NotSpooled,
+    #[error("spooling failed")]
+    SpoolFailed,
+    #[error("{0}")]
+    NotReady(String),
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+            Refusal::TooLarge(_) | Refusal::TooLargeOrCut(_) | Refusal::TooManyKeys { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Refusal::Late => StatusCode::REQUEST_TIMEOUT,
+            Refusal::NotJson(_) | Refusal::Unknown => StatusCode::BAD_REQUEST,
+            Refusal::ShuttingDown | Refusal::Full | Refusal::NotSpooled | Refusal::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::SpoolFailed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = answer(self.status(), json!({ "error": self.to_string() }));
+        if matches!(self, Refusal::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer, Basic realm=\"pkgsum\""),
+            );
+        }
+        response
+    }
 }
 
 /// Whether the store answers, as the health loop last found (every 2 s
 /// while it does not, every 30 s while it does): an unauthenticated
 /// request never makes one of its own.
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+async fn readyz(State(app): State<Arc<App>>) -> Result<Response, Refusal> {
     if app.buckets.ready.load(Ordering::Relaxed) {
-        return answer(StatusCode::OK, json!({ "ready": true }));
+        return Ok(answer(StatusCode::OK, json!({ "ready": true })));
     }
     let why = app.buckets.why_not.lock().map(|w| w.clone()).ok().flatten();
     let why = why.unwrap_or_else(|| "the store has not answered yet".to_owned());
-    refusal(StatusCode::SERVICE_UNAVAILABLE, why)
+    Err(Refusal::NotReady(why))
 }
 
-fn admitted(app: &App, request: &Request) -> bool {
+/// Whether the request carries the secret (when there is one).
+fn admit(app: &App, request: &Request) -> Result<(), Refusal> {
     match &app.options.secret {
-        Some(secret) => secret.admits(request.headers(), request.uri().path()),
-        None => true,
+        Some(secret) if !secret.admits(request.headers(), request.uri().path()) => {
+            Err(Refusal::Unauthorized)
+        }
+        _ => Ok(()),
     }
 }
 
-fn unauthorized() -> Response {
-    let mut response = refusal(StatusCode::UNAUTHORIZED, "missing or wrong secret");
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer, Basic realm=\"pkgsum\""),
-    );
-    response
-}
-
-async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
-    if !admitted(&app, &request) {
-        return unauthorized();
-    }
+async fn status(State(app): State<Arc<App>>, request: Request) -> Result<Response, Refusal> {
+    admit(&app, &request)?;
     let repositories: BTreeMap<String, _> = app
         .queues
         .values()
         .map(|queue| (queue.id.to_string(), queue.stats()))
         .collect();
-    answer(
+    Ok(answer(
         StatusCode::OK,
         json!({
             "ready": app.buckets.ready.load(Ordering::Relaxed),
@@ -481,7 +532,7 @@ async fn status(State(app): State<Arc<App>>, request: Request) -> Response {
             "accepted": app.accepted.load(Ordering::Relaxed),
             "repositories": repositories,
         }),
-    )
+    ))
 }
 
 /// Most lines one notification writes to the log, and most reasons its
@@ -493,13 +544,13 @@ const LOGGED: usize = 10;
 const BODY_TIME: Duration = Duration::from_secs(30);
 
 /// `POST` on any other path: a notification.
-async fn notification(State(app): State<Arc<App>>, request: Request) -> Response {
+async fn notification(State(app): State<Arc<App>>, request: Request) -> Result<Response, Refusal> {
     if request.method() != Method::POST {
-        return refusal(StatusCode::METHOD_NOT_ALLOWED, "POST notifications here");
+        return Err(Refusal::NotPost);
     }
-    if !admitted(&app, &request) {
+    if let Err(refused) = admit(&app, &request) {
         tracing::info!("notification refused: missing or wrong secret");
-        return unauthorized();
+        return Err(refused);
     }
     let limit = app.options.max_body;
     let declared = request
@@ -508,37 +559,21 @@ async fn notification(State(app): State<Arc<App>>, request: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        let too_large = format!("the body is larger than {limit} bytes");
-        return refusal(StatusCode::PAYLOAD_TOO_LARGE, too_large);
+        return Err(Refusal::TooLarge(limit));
     }
     let reading = axum::body::to_bytes(request.into_body(), limit);
     let body = match tokio::time::timeout(BODY_TIME, reading).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            return refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {limit} bytes (or was cut short)"),
-            );
-        }
-        Err(_) => {
-            let late = format!("the body did not arrive within {} s", BODY_TIME.as_secs());
-            return refusal(StatusCode::REQUEST_TIMEOUT, late);
-        }
+        Ok(Err(_)) => return Err(Refusal::TooLargeOrCut(limit)),
+        Err(_) => return Err(Refusal::Late),
     };
-    match accept(&app, &body).await {
-        Ok(answered) => answered,
-        Err(refused) => refused,
-    }
+    accept(&app, &body).await
 }
 
 /// Decodes, bounds, spools and queues a notification body.
-async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        refusal(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {error}"),
-        )
-    })?;
+async fn accept(app: &App, body: &[u8]) -> Result<Response, Refusal> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| Refusal::NotJson(error.to_string()))?;
     let messages = crate::event::decode(&value);
     let mut ignored: Vec<String> = messages.iter().flat_map(|m| m.ignored.clone()).collect();
     let keys: BTreeSet<Key> = messages
@@ -550,20 +585,13 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
         })
         .collect();
     if keys.is_empty() && ignored.iter().all(|i| i == crate::event::UNRECOGNIZED) {
-        return Err(refusal(
-            StatusCode::BAD_REQUEST,
-            "not a notification pkgsum knows (S3, MinIO, SNS, EventBridge or SeaweedFS filer)",
-        ));
+        return Err(Refusal::Unknown);
     }
     if keys.len() > app.options.max_keys {
-        return Err(refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} keys in one request, more than {}",
-                keys.len(),
-                app.options.max_keys
-            ),
-        ));
+        return Err(Refusal::TooManyKeys {
+            keys: keys.len(),
+            most: app.options.max_keys,
+        });
     }
     let mut ours = Vec::new();
     let mut targets = Vec::new();
@@ -592,13 +620,10 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
         ));
     }
     if *app.stopping.borrow() {
-        return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+        return Err(Refusal::ShuttingDown);
     }
     if app.ledger.len() >= app.options.max_spooled {
-        return Err(refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many notifications waiting; send it again later",
-        ));
+        return Err(Refusal::Full);
     }
     let entry = spool_keys(app.ledger.clone(), ours.clone()).await?;
     tracing::info!(keys = ours.len(), %entry, "notification spooled");
@@ -612,20 +637,14 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Response> {
 
 /// Writes the keys to the spool off the async threads (it waits for the
 /// disk).
-async fn spool_keys(ledger: Arc<Ledger>, keys: Vec<Key>) -> Result<String, Response> {
+async fn spool_keys(ledger: Arc<Ledger>, keys: Vec<Key>) -> Result<String, Refusal> {
     let written = tokio::task::spawn_blocking(move || ledger.spool().write(&keys)).await;
     match written {
         Ok(Ok(entry)) => Ok(entry),
         Ok(Err(error)) => {
             tracing::error!(%error, "notification not spooled");
-            Err(refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "could not spool it",
-            ))
+            Err(Refusal::NotSpooled)
         }
-        Err(_) => Err(refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "spooling failed",
-        )),
+        Err(_) => Err(Refusal::SpoolFailed),
     }
 }

@@ -22,7 +22,7 @@ use futures::FutureExt;
 use tokio::sync::{Notify, watch};
 
 use crate::reconcile::rebuild;
-use crate::repo::{PassError, Repo, Report, Scope};
+use crate::repo::{Applied, PassError, Repo, Report, Scope, Unsure};
 use crate::store::Store;
 
 use super::spool::Spool;
@@ -260,7 +260,20 @@ pub struct WorkerOptions {
 }
 
 /// What a worker reports after each pass.
-pub type PassReport<'a> = (&'a RepoId, &'a Result<Report, String>);
+pub type PassReport<'a> = (&'a RepoId, &'a Result<Report, PassFailure>);
+
+/// Why a pass of a repository's queue failed as a whole (its keys are
+/// tried again with the queue's backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum PassFailure {
+    #[error("the store is not reachable")]
+    Unreachable,
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    /// A bug, or input no check foresaw: what it said, escaped.
+    #[error("the pass panicked: {0}")]
+    Panicked(String),
+}
 
 /// Applies one repository's queue until `stop` turns true and the queue
 /// is empty. On stop, what is pending is applied at once (no debounce);
@@ -318,7 +331,7 @@ pub async fn run_worker<S: Store>(
         let pending = queue.take();
         let result = match store().await {
             Some(store) => caught(pass(&queue.id, &store, config, &pending)).await,
-            None => Err("the store is not reachable".to_owned()),
+            None => Err(PassFailure::Unreachable),
         };
         let ok = settle(&queue, ledger, pending, result, options, &report);
         if ok {
@@ -350,18 +363,16 @@ async fn caught(pass: impl Future<Output = PassResult>) -> PassResult {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_owned());
-            tracing::error!(panic = %crate::excerpt::Bare(&what), "the pass panicked");
-            Err(format!(
-                "the pass panicked: {}",
-                crate::excerpt::Bare(&what)
-            ))
+            let what = crate::excerpt::Bare(&what).to_string();
+            tracing::error!(panic = %what, "the pass panicked");
+            Err(PassFailure::Panicked(what))
         }
     }
 }
 
-/// A pass's report and the names it could not apply (with the reason),
-/// or why it failed as a whole.
-type PassResult = Result<(Report, Vec<(String, String)>), String>;
+/// A pass's report and the names it could not apply, or why it failed as
+/// a whole.
+type PassResult = Result<Applied, PassFailure>;
 
 async fn pass<S: Store>(
     id: &RepoId,
@@ -377,19 +388,14 @@ async fn pass<S: Store>(
         repo.apply(Scope::Names(&names), &()).await
     };
     match result {
-        Ok((report, unsure)) => {
-            let unsure = unsure
-                .into_iter()
-                .map(|(name, error)| (name, error.to_string()))
-                .collect();
-            Ok((report, unsure))
-        }
+        Ok(applied) => Ok(applied),
         // A reconcile of a prefix with no package yet: nothing to do, and
         // nothing wrong with the store.
-        Err(PassError::NoPackages { .. }) if pending.names.is_empty() => {
-            Ok((Report::default(), Vec::new()))
-        }
-        Err(error) => Err(error.to_string()),
+        Err(PassError::NoPackages { .. }) if pending.names.is_empty() => Ok(Applied {
+            report: Report::default(),
+            unsure: Vec::new(),
+        }),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -406,7 +412,10 @@ fn settle(
     report: &impl Fn(PassReport<'_>),
 ) -> bool {
     let (outcome, retry, given_up) = match result {
-        Ok((done, unsure)) => {
+        Ok(Applied {
+            report: done,
+            unsure,
+        }) => {
             let backoff = options.key_backoff;
             let (retry, given_up) = retry_keys(queue, ledger, &mut pending, &unsure, backoff);
             for waiting in pending.names.values() {
@@ -431,7 +440,7 @@ fn settle(
             }
             Err(reason) => {
                 stats.failed_passes += 1;
-                stats.last_error = Some(reason.clone());
+                stats.last_error = Some(reason.to_string());
             }
         }
     }
@@ -447,12 +456,16 @@ fn retry_keys(
     queue: &RepoQueue,
     ledger: &Ledger,
     pending: &mut Pending,
-    unsure: &[(String, String)],
+    unsure: &[Unsure],
     backoff: Duration,
 ) -> (Pending, u64) {
     let mut retry = Pending::default();
     let mut given_up = 0;
-    for (name, reason) in unsure {
+    for Unsure {
+        name,
+        error: reason,
+    } in unsure
+    {
         let Some(mut waiting) = pending.names.remove(name) else {
             tracing::warn!(repository = %queue.id, name = %crate::excerpt::Bare(name), %reason, "key not applied");
             continue;
@@ -620,7 +633,7 @@ mod tests {
     async fn a_pass_that_panics_is_a_failed_pass() {
         let result = caught(async { panic!("a forged layout\nINFO fake line") }).await;
         assert_eq!(
-            result.unwrap_err(),
+            result.unwrap_err().to_string(),
             "the pass panicked: a forged layout\\nINFO fake line"
         );
     }

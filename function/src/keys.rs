@@ -1,6 +1,8 @@
-//! Where a repository's files live, relative to its prefix: the packages
-//! (`<prefix><name>`), pkgsum's own state (a manifest and its pieces) and
-//! status under `<prefix>.pkgsum/`, and the summaries `<prefix>pkg_summary.*`, whose
+//! Key naming, a leaf every other part may use: which keys are packages
+//! and which are plain enough to hold, and where a repository's files
+//! live, relative to its prefix: the packages (`<prefix><name>`), pkgsum's
+//! own state (a manifest and its pieces) and status under
+//! `<prefix>.pkgsum/`, and the summaries `<prefix>pkg_summary.*`, whose
 //! object metadata carries the generation they were rendered from.
 
 use crate::compression::Compression;
@@ -25,6 +27,28 @@ pub fn split_key(key: &str) -> (&str, &str) {
 pub fn is_own_key(key: &str) -> bool {
     let (_, name) = split_key(key);
     key.split('/').any(|part| part == ".pkgsum") || summary::is_own_file(name)
+}
+
+/// Whether `key` names a package with one of `suffixes`: not one of
+/// pkgsum's own files, not hidden (see [`Config::wants`]), and a plain
+/// key (see [`is_plain_key`]).
+pub fn is_package_key(key: &str, suffixes: &[&str]) -> bool {
+    let (_, name) = split_key(key);
+    is_plain_key(key)
+        && !is_own_key(key)
+        && !name.starts_with('.')
+        && suffixes.iter().any(|s| name.ends_with(s))
+}
+
+/// Whether `key` is one a repository can hold as it is: no control
+/// character (a NUL or a newline: no store serves one back, and it would
+/// forge log lines), and no empty, `.` or `..` segment (a rename to
+/// `../../x.tgz` must not make pkgsum read or write outside the prefix).
+pub fn is_plain_key(key: &str) -> bool {
+    !key.chars().any(char::is_control)
+        && key.split('/').enumerate().all(|(i, part)| {
+            !matches!(part, "." | "..") && (!part.is_empty() || i == 0 && key.is_empty())
+        })
 }
 
 /// The state object of the repository at `prefix`.
