@@ -443,7 +443,7 @@ fn every_help_names_the_settings_its_command_honours() {
             let named = format!("  {} (default: {})\n", setting.name, setting.default);
             assert_eq!(
                 help.contains(&named),
-                setting.honoured_by.contains(&command),
+                pkgsum::settings::honours(command, setting),
                 "{command} --help and {}: {help}",
                 setting.name
             );

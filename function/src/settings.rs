@@ -12,8 +12,25 @@ pub struct Setting {
     pub default: &'static str,
     /// What it sets, in a few words.
     pub meaning: &'static str,
-    /// The commands that honour it (`lambda` is the function).
-    pub honoured_by: &'static [&'static str],
+    /// What it is about, which says which commands honour it.
+    pub scope: Scope,
+}
+
+/// What a setting is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Reading one package's header.
+    Read,
+    /// Which files are packages.
+    Packages,
+    /// The repository pass.
+    Pass,
+    /// Notifications, and the repositories they may name.
+    Events,
+    /// An S3 store.
+    Store,
+    /// `pkgsum serve`'s own.
+    Serve,
 }
 
 pub const SUFFIXES: &str = "PKGSUM_SUFFIXES";
@@ -36,50 +53,22 @@ pub const VERIFY_PAYLOAD: &str = "PKGSUM_VERIFY_PAYLOAD";
 pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
 pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
 
-/// Commands that read package headers.
-const READERS: &[&str] = &[
-    "record",
-    "index",
-    "rebuild",
-    "verify",
-    "apply-event",
-    "poll",
-    "serve",
-    "lambda",
-];
-/// Commands that run the repository pass.
-const PASSES: &[&str] = &[
-    "index",
-    "rebuild",
-    "verify",
-    "apply-event",
-    "poll",
-    "serve",
-    "lambda",
-];
-/// Commands that run the pass or serve packages, so know what one is.
-const PACKAGES: &[&str] = &[
-    "index",
-    "rebuild",
-    "verify",
-    "apply-event",
-    "poll",
-    "serve",
-    "gateway",
-    "lambda",
-];
-/// Commands that take notifications, and the function's reconcile.
-const EVENTS: &[&str] = &["apply-event", "poll", "serve", "lambda"];
-/// Commands that talk to an S3 store.
-const STORES: &[&str] = &[
-    "rebuild",
-    "verify",
-    "apply-event",
-    "poll",
-    "serve",
-    "gateway",
-    "lambda",
-];
+/// The scopes of the settings each command honours (`lambda` is the
+/// function); a command not named honours none.
+const COMMANDS: &[(&str, &[Scope])] = {
+    use Scope::*;
+    &[
+        ("record", &[Read]),
+        ("index", &[Read, Packages, Pass]),
+        ("rebuild", &[Read, Packages, Pass, Store]),
+        ("verify", &[Read, Packages, Pass, Store]),
+        ("apply-event", &[Read, Packages, Pass, Events, Store]),
+        ("poll", &[Read, Packages, Pass, Events, Store]),
+        ("serve", &[Read, Packages, Pass, Events, Store, Serve]),
+        ("gateway", &[Packages, Store]),
+        ("lambda", &[Read, Packages, Pass, Events, Store]),
+    ]
+};
 
 /// The table. The AWS SDK's own settings (credentials, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, `AWS_PROFILE`) are the SDK's and not repeated here.
@@ -88,123 +77,128 @@ pub const SETTINGS: &[Setting] = &[
         name: SUFFIXES,
         default: ".tgz",
         meaning: "comma list of package file suffixes",
-        honoured_by: PACKAGES,
+        scope: Scope::Packages,
     },
     Setting {
         name: FORMATS,
         default: "gz,bz2,xz",
         meaning: "summaries to publish (add zst for pkgin 26.2 and later)",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: CONCURRENCY,
         default: "16",
         meaning: "header reads in flight",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: FETCH_INITIAL,
         default: "65536",
         meaning: "bytes of a package's first ranged read",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: METADATA_LIMIT,
         default: "67108864",
         meaning: "decompressed metadata bytes read from one package",
-        honoured_by: READERS,
+        scope: Scope::Read,
     },
     Setting {
         name: PKG_HASH_LIMIT,
         default: "8388608",
         meaning: "bytes of one +PKG_HASH",
-        honoured_by: READERS,
+        scope: Scope::Read,
     },
     Setting {
         name: RECORD_LIMIT,
         default: "1048576",
         meaning: "bytes of one record",
-        honoured_by: READERS,
+        scope: Scope::Read,
     },
     Setting {
         name: STREAM_LIMIT,
         default: "64",
         meaning: "concatenated compressed streams in one layer of a package",
-        honoured_by: READERS,
+        scope: Scope::Read,
     },
     Setting {
         name: STATE_LIMIT,
         default: "67108864",
         meaning: "bytes of the stored state manifest (a larger one is rebuilt)",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: MAX_ATTEMPTS,
         default: "10",
         meaning: "state commit attempts under contention",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: MAX_RECORDS,
         default: "200000",
         meaning: "packages one repository may hold",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: ALLOW_EMPTY,
         default: "0",
         meaning: "1: a listing with no package may publish an empty summary",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: REPOSITORIES,
         default: "(none)",
         meaning: "comma list of s3://BUCKET/PREFIX/: the repositories events may name, and those reconciled",
-        honoured_by: EVENTS,
+        scope: Scope::Events,
     },
     Setting {
         name: SIGNATURES,
         default: "ignore",
         meaning: "ignore, check (judge every signature) or require (also leave out packages without a good one)",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: GPG_KEYRING,
         default: "(none)",
         meaning: "OpenPGP public keys: a file, or the armored text",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: X509_ANCHORS,
         default: "(none)",
         meaning: "X.509 trust anchors: a PEM file, or the PEM text",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: VERIFY_PAYLOAD,
         default: "0",
         meaning: "1: read signed packages whole and check every block hash",
-        honoured_by: PASSES,
+        scope: Scope::Pass,
     },
     Setting {
         name: AUTH_TOKEN,
         default: "(none)",
         meaning: "the webhook secret (or --auth-token-file)",
-        honoured_by: &["serve"],
+        scope: Scope::Serve,
     },
     Setting {
         name: FORCE_PATH_STYLE,
         default: "false",
         meaning: "true: path-style S3 addressing (always with AWS_ENDPOINT_URL)",
-        honoured_by: STORES,
+        scope: Scope::Store,
     },
 ];
 
+/// Whether `command` honours `setting`.
+pub fn honours(command: &str, setting: &Setting) -> bool {
+    COMMANDS
+        .iter()
+        .any(|(name, scopes)| *name == command && scopes.contains(&setting.scope))
+}
+
 /// The settings `command` honours, in the table's order.
 pub fn honoured_by(command: &str) -> impl Iterator<Item = &'static Setting> + '_ {
-    SETTINGS
-        .iter()
-        .filter(move |s| s.honoured_by.contains(&command))
+    SETTINGS.iter().filter(move |s| honours(command, s))
 }
 
 /// The paragraph `--help` of `command` ends with: every setting it
@@ -221,7 +215,7 @@ pub fn help(command: &str) -> String {
             s.name, s.default, s.meaning
         ));
     }
-    if STORES.contains(&command) {
+    if honoured_by(command).any(|s| s.scope == Scope::Store) {
         text.push_str(
             "  and the AWS SDK's own: credentials, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE\n",
         );
