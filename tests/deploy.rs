@@ -37,7 +37,7 @@ struct Clients {
 
 impl Clients {
     async fn new() -> Clients {
-        let config = aws_config::load_from_env().await;
+        let config = pkgsum::store::s3::sdk_config().await;
         Clients {
             cfn: aws_sdk_cloudformation::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),

@@ -315,6 +315,7 @@ async fn rgw_notify(store: &S3Store, endpoint: &str) {
     );
     let config = aws_sdk_sns::config::Builder::new()
         .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+        .http_client(pkgsum::store::s3::https_client())
         .endpoint_url(var("PKGSUM_RGW_ENDPOINT"))
         .region(aws_sdk_sns::config::Region::new("default"))
         .credentials_provider(credentials)

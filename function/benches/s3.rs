@@ -314,7 +314,7 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> V
     // repository in use (a fresh one is read whole by its first pass).
     seed(&store.inner, "All/", EXISTING, &Config::default()).await;
     let (sqs, url) = if direct {
-        let config = aws_config::load_from_env().await;
+        let config = pkgsum::store::s3::sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let name = format!("{}-direct", store.inner.bucket());
         let url = sqs

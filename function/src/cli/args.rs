@@ -2,9 +2,8 @@
 //! settings in one place: a flag given overrides its `PKGSUM_*` setting,
 //! a flag left out leaves it alone.
 
-use std::time::Duration;
-
 use pkgsum::config::Config;
+#[cfg(feature = "http")]
 use pkgsum::http::HttpLimits;
 
 /// How a pass over a listing runs (`index`, `rebuild`).
@@ -45,6 +44,7 @@ impl LimitArgs {
 }
 
 /// What HTTP clients of `serve` and `gateway` may hold.
+#[cfg(feature = "http")]
 #[derive(Debug, clap::Args)]
 pub struct HttpArgs {
     /// Connections served at once; more are closed at once (and logged).
@@ -53,14 +53,17 @@ pub struct HttpArgs {
     /// How long a request's headers may take to arrive, and how long an
     /// idle keep-alive connection stays open.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_timeout: Duration,
+    pub header_timeout: std::time::Duration,
 }
 
+#[cfg(feature = "http")]
 impl HttpArgs {
     pub fn limits(&self) -> HttpLimits {
         HttpLimits {
             connections: self.max_connections.max(1),
-            header: self.header_timeout.max(Duration::from_millis(100)),
+            header: self
+                .header_timeout
+                .max(std::time::Duration::from_millis(100)),
             ..HttpLimits::default()
         }
     }

@@ -10,13 +10,16 @@
 mod apply_event;
 pub mod args;
 mod demo;
+#[cfg(feature = "gateway")]
 mod gateway;
 mod generate;
 mod index;
+#[cfg(feature = "poll")]
 mod poll;
 mod rebuild;
 mod record;
 pub mod report;
+#[cfg(feature = "serve")]
 mod serve;
 mod verify;
 
@@ -64,12 +67,15 @@ pub enum Command {
     #[command(long_about = apply_event::ABOUT, after_help = after_help("apply-event"))]
     ApplyEvent(apply_event::Args),
     /// Consume an SQS queue of S3 notifications, as Lambda's event source does
+    #[cfg(feature = "poll")]
     #[command(long_about = poll::ABOUT, after_help = after_help("poll"))]
     Poll(poll::Args),
     /// Receive bucket notifications over HTTP (MinIO, Ceph RGW, SeaweedFS) and index
+    #[cfg(feature = "serve")]
     #[command(long_about = serve::ABOUT, after_help = after_help("serve"))]
     Serve(serve::Args),
     /// Serve a private repository read-only to pkgin, behind HTTP Basic
+    #[cfg(feature = "gateway")]
     #[command(long_about = gateway::ABOUT, after_help = after_help("gateway"))]
     Gateway(gateway::Args),
     /// Build a small sample repository and index it
@@ -87,7 +93,10 @@ impl Command {
     /// otherwise.
     pub fn default_log(&self) -> &'static str {
         match self {
-            Command::Serve(_) | Command::Gateway(_) => "pkgsum=info",
+            #[cfg(feature = "serve")]
+            Command::Serve(_) => "pkgsum=info",
+            #[cfg(feature = "gateway")]
+            Command::Gateway(_) => "pkgsum=info",
             _ => "off",
         }
     }
@@ -99,8 +108,11 @@ impl Command {
             Command::Rebuild(args) => run_async(rebuild::run(args)),
             Command::Verify(args) => run_async(verify::run(args)),
             Command::ApplyEvent(args) => run_async(apply_event::run(args)),
+            #[cfg(feature = "poll")]
             Command::Poll(args) => run_async(poll::run(args)),
+            #[cfg(feature = "serve")]
             Command::Serve(args) => serve::run(args),
+            #[cfg(feature = "gateway")]
             Command::Gateway(args) => run_async(gateway::run(args)),
             Command::Demo(args) => demo::run(args),
             Command::Generate(args) => generate::run(args),
@@ -121,6 +133,7 @@ pub fn run_async(
 }
 
 /// SIGTERM (as systemd, ECS and Kubernetes stop a service) or Ctrl-C.
+#[cfg(any(feature = "poll", feature = "http"))]
 pub async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {

@@ -87,6 +87,16 @@ pub fn custom_endpoint() -> bool {
         || std::env::var_os("AWS_ENDPOINT_URL").is_some()
 }
 
+/// The one HTTPS client pkgsum's SDK clients use: rustls on ring
+/// (Cargo.toml says why). A client configured by hand must be given it;
+/// the SDK has no default here.
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The standard AWS configuration (environment, profile, instance role),
 /// with time bounds: a store that does not answer fails the request
 /// instead of hanging the pass. The SDK's own retries (3 attempts) apply.
@@ -97,6 +107,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .read_timeout(Duration::from_secs(60))
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(timeouts)
         .load()
         .await

@@ -41,7 +41,7 @@ async fn new_bucket(
 /// A new queue receiving the bucket's `.tgz` created/removed notifications,
 /// as S3 itself sends them (the queue's first message is `s3:TestEvent`).
 pub async fn subscribe(store: &crate::store::s3::S3Store) -> (aws_sdk_sqs::Client, String) {
-    let config = aws_config::load_from_env().await;
+    let config = crate::store::s3::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let url = sqs
         .create_queue()
@@ -149,6 +149,7 @@ async fn compatible_bucket(
         aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "tests");
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .http_client(crate::store::s3::https_client())
         .endpoint_url(endpoint)
         .region(aws_sdk_s3::config::Region::new(region))
         .credentials_provider(credentials)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what building pkgsum needs from Debian beside a Rust toolchain
+# and a C compiler: OpenSSL's headers and pkg-config, to link the system's
+# OpenSSL for the X.509 checks (building it from source instead costs
+# about 5 minutes of CPU). Once; a no-op when present.
+set -euo pipefail
+if command -v pkg-config >/dev/null && pkg-config --exists openssl; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+$sudo apt-get install -y -q --no-install-recommends libssl-dev pkg-config >/dev/null
