@@ -75,6 +75,34 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// `pkgsum gateway` on the repository `All/` of `store`, for the user
+/// `soak` (password `soak`), logging to `log` in the temporary directory;
+/// answers once it listens. The directory holds the credentials file.
+fn start_gateway(store: &S3Store, log: &str) -> (Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let credentials = dir.path().join("users");
+    let hash = bcrypt::hash("soak", 6).expect("a hash");
+    std::fs::write(&credentials, format!("soak:{hash}\n")).expect("the credentials");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("s3://{}/All/", store.bucket());
+    let log = std::env::temp_dir().join(log);
+    let server = start(
+        &[
+            "gateway",
+            &url,
+            "--listen",
+            &listen,
+            "--credentials",
+            credentials.to_str().unwrap_or_default(),
+        ],
+        &[],
+        &log,
+    );
+    wait_for_port(port);
+    (server, port, dir)
+}
+
 /// The release `pkgsum` with `args`, its log to a file.
 fn start(args: &[&str], env: &[(&str, &str)], log: &std::path::Path) -> Child {
     let log = std::fs::File::create(log).expect("a log file");
@@ -365,27 +393,8 @@ async fn stalled_downloads() {
         .build()
         .expect("a package");
     put(&store, "All/huge-1.0.tgz", body).await;
-    let dir = tempfile::tempdir().expect("a directory");
-    let credentials = dir.path().join("users");
-    let hash = bcrypt::hash("soak", 6).expect("a hash");
-    std::fs::write(&credentials, format!("soak:{hash}\n")).expect("the credentials");
-    let port = free_port();
+    let (mut server, port, _dir) = start_gateway(&store, "pkgsum-soak-stalled.log");
     let listen = format!("127.0.0.1:{port}");
-    let url = format!("s3://{}/All/", store.bucket());
-    let log = std::env::temp_dir().join("pkgsum-soak-stalled.log");
-    let mut server = start(
-        &[
-            "gateway",
-            &url,
-            "--listen",
-            &listen,
-            "--credentials",
-            credentials.to_str().unwrap_or_default(),
-        ],
-        &[],
-        &log,
-    );
-    wait_for_port(port);
     std::thread::sleep(Duration::from_secs(1));
     let before = rss_kib(server.id());
     let mut held = Vec::new();
@@ -431,27 +440,8 @@ async fn soak_gateway() {
         .apply(pkgsum::repo::Scope::Listing, &())
         .await
         .expect("an index");
-    let dir = tempfile::tempdir().expect("a directory");
-    let credentials = dir.path().join("users");
-    let hash = bcrypt::hash("soak", 6).expect("a hash");
-    std::fs::write(&credentials, format!("soak:{hash}\n")).expect("the credentials");
-    let port = free_port();
+    let (mut server, port, _dir) = start_gateway(&store, "pkgsum-soak-gateway.log");
     let listen = format!("127.0.0.1:{port}");
-    let url = format!("s3://{}/All/", store.bucket());
-    let log = std::env::temp_dir().join("pkgsum-soak-gateway.log");
-    let mut server = start(
-        &[
-            "gateway",
-            &url,
-            "--listen",
-            &listen,
-            "--credentials",
-            credentials.to_str().unwrap_or_default(),
-        ],
-        &[],
-        &log,
-    );
-    wait_for_port(port);
     let stop = Arc::new(AtomicBool::new(false));
     let rss = sample_rss(server.id(), stop.clone());
     let idle = hold_idle(port, IDLE, stop.clone());
