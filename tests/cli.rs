@@ -512,6 +512,8 @@ fn every_error_says_each_cause_once() {
     let dir = tmp.path();
     fs::write(dir.join("file"), "not a directory").unwrap();
     fs::write(dir.join("credentials"), "ann:plain\n").unwrap();
+    // An "event" past the 16 MiB apply-event reads.
+    fs::write(dir.join("huge.json"), vec![b' '; (16 << 20) + 1]).unwrap();
     copy_oracle(dir, &["minimal-1.0.tgz"]);
     let store = [
         ("AWS_REGION", "us-east-1"),
@@ -530,6 +532,7 @@ fn every_error_says_each_cause_once() {
         vec!["verify", "missing"],
         vec!["apply-event", "missing.json"],
         vec!["apply-event", "."],
+        vec!["apply-event", "huge.json"],
         vec![
             "gateway",
             "s3://b/All/",
@@ -581,6 +584,12 @@ fn every_error_says_each_cause_once() {
             assert_one_readable_line(&out);
         }
         let line = stderr(&out).lines().last().unwrap_or_default().to_owned();
+        if args.contains(&"huge.json") {
+            assert!(
+                line.contains("larger than 16777216 bytes; not an event"),
+                "{line}"
+            );
+        }
         let causes: Vec<&str> = line.trim_end().split(": ").collect();
         for (i, cause) in causes.iter().enumerate() {
             let again = causes[i + 1..].iter().any(|later| later == cause);

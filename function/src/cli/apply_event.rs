@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use pkgsum::config::Config;
@@ -73,7 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
 
 /// The event's text and how to name where it came from; bounded, as a
 /// file named by mistake may be anything.
-fn read_event(file: &PathBuf) -> anyhow::Result<(String, String)> {
+fn read_event(file: &Path) -> anyhow::Result<(String, String)> {
     let (shown, reader): (String, Box<dyn Read>) = if file.as_os_str() == "-" {
         ("(stdin)".to_owned(), Box::new(io::stdin()))
     } else {

@@ -135,8 +135,9 @@ impl Buckets {
     /// The store of `bucket`, for reading: as opened if it was, else
     /// without a probe (reads need none).
     pub async fn reader(&self, bucket: &str) -> S3Store {
-        match self.opened.lock().await.get(bucket) {
-            Some(store) => store.clone(),
+        let opened = self.opened.lock().await.get(bucket).cloned();
+        match opened {
+            Some(store) => store,
             None => S3Store::new(self.client().await.clone(), bucket),
         }
     }
