@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::dispatch::{Outcome, apply_messages};
 use crate::event;
-use crate::store::Store;
+use crate::store::open::Buckets;
+use crate::store::s3::ConditionalWrites;
 use crate::verdict::Verdict;
 
 /// How to poll.
@@ -59,6 +60,8 @@ impl Default for PollOptions {
 #[derive(Debug)]
 pub struct Batch {
     pub outcome: Outcome,
+    /// What the first opening of each bucket new to this batch found.
+    pub found: Vec<(String, ConditionalWrites)>,
     pub received: usize,
     /// Messages deleted from the queue: applied, or nothing to do.
     pub deleted: usize,
@@ -81,19 +84,15 @@ pub enum PollError {
 /// queue is empty), calling `on_batch` after each batch. Returns the worst
 /// verdict of all batches. Receive errors are retried with a growing
 /// delay, except with `until_empty`, where the first one ends the poll.
-pub async fn poll<S, F>(
+pub async fn poll(
     sqs: &Client,
     queue: &str,
-    store_for: F,
+    buckets: &Buckets,
     config: &Config,
     options: &PollOptions,
     mut stop: watch::Receiver<bool>,
     mut on_batch: impl FnMut(&Batch),
-) -> Result<Verdict, PollError>
-where
-    S: Store,
-    F: Fn(&str) -> S,
-{
+) -> Result<Verdict, PollError> {
     let mut verdict = Verdict::Indexed;
     let mut failures = 0u32;
     while !*stop.borrow() {
@@ -120,7 +119,7 @@ where
             }
             continue;
         }
-        let batch = apply_batch(sqs, queue, &messages, &store_for, config).await;
+        let batch = apply_batch(sqs, queue, &messages, buckets, config).await;
         verdict = verdict.max(batch.outcome.verdict());
         on_batch(&batch);
     }
@@ -171,19 +170,15 @@ async fn gather(
     }
 }
 
-/// Handles one batch as the function would, then deletes every message
-/// that is not to be delivered again.
-async fn apply_batch<S, F>(
+/// Handles one batch as the function would (each bucket opened once per
+/// process), then deletes every message that is not to be delivered again.
+async fn apply_batch(
     sqs: &Client,
     queue: &str,
     messages: &[Message],
-    store_for: &F,
+    buckets: &Buckets,
     config: &Config,
-) -> Batch
-where
-    S: Store,
-    F: Fn(&str) -> S,
-{
+) -> Batch {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
@@ -195,7 +190,8 @@ where
         })
         .collect();
     let decoded = event::decode(&json!({ "Records": records }));
-    let outcome = apply_messages(&decoded, store_for, config).await;
+    let stores = buckets.for_messages(&decoded, config).await;
+    let outcome = apply_messages(&decoded, |bucket: &str| stores.get(bucket), config).await;
     let failed: BTreeSet<&str> = outcome.failed_messages.iter().map(String::as_str).collect();
     let done: Vec<&Message> = messages
         .iter()
@@ -206,6 +202,7 @@ where
         received: messages.len(),
         deleted,
         outcome,
+        found: stores.found,
     }
 }
 

@@ -1,7 +1,6 @@
 //! `pkgsum apply-event FILE`: one event, applied as the Lambda function
 //! applies it.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -9,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use pkgsum::config::Config;
 use pkgsum::store::open::Buckets;
-use pkgsum::store::s3::S3Store;
 use pkgsum::verdict::Verdict;
 
 use super::report::{print_found, print_outcome};
@@ -39,33 +37,11 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
         bail!("{shown}: not an S3, SQS, SNS or EventBridge event; nothing applied");
     }
     let config = Config::from_env()?;
-    let buckets = Buckets::from_env();
-    let mut stores = BTreeMap::new();
-    for target in messages.iter().flat_map(|m| &m.targets) {
-        if !stores.contains_key(&target.bucket) && config.wants(&target.key) {
-            let (prefix, _) = pkgsum::repo::split_key(&target.key);
-            // A bucket that cannot be probed fails its own keys in the
-            // pass, with the reason; the other buckets go on.
-            let store = match buckets.writer(&target.bucket, prefix).await {
-                Ok(opened) => {
-                    print_found(&target.bucket, opened.found.as_ref());
-                    opened.store
-                }
-                Err(err) => {
-                    tracing::info!(bucket = %target.bucket, error = %err, "probe failed");
-                    buckets.reader(&target.bucket).await
-                }
-            };
-            stores.insert(target.bucket.clone(), store);
-        }
+    let stores = Buckets::from_env().for_messages(&messages, &config).await;
+    for (bucket, found) in &stores.found {
+        print_found(bucket, Some(found));
     }
-    let client = buckets.client().await;
-    let store_for = |bucket: &str| {
-        stores
-            .get(bucket)
-            .cloned()
-            .unwrap_or_else(|| S3Store::new(client.clone(), bucket))
-    };
+    let store_for = |bucket: &str| stores.get(bucket);
     let outcome = pkgsum::dispatch::apply_messages(&messages, store_for, &config).await;
     print_outcome(&outcome);
     Ok(outcome.verdict())

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use pkgsum::config::Config;
 use pkgsum::poll::PollOptions;
-use pkgsum::store::s3::S3Store;
+use pkgsum::store::open::Buckets;
 use pkgsum::verdict::Verdict;
 
-use super::report::{count, print_outcome};
+use super::report::{count, print_found, print_outcome};
 
 pub const ABOUT: &str = "Consume QUEUE_URL, an SQS queue receiving a bucket's S3 notifications: \
     messages are taken in batches, each applied as the Lambda function would, and deleted once \
@@ -54,8 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     let config = Config::from_env()?;
     let sdk = pkgsum::store::s3::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let client = pkgsum::store::s3::client_from_config(&sdk);
-    let store_for = |bucket: &str| S3Store::new(client.clone(), bucket);
+    let buckets = Buckets::new(pkgsum::store::s3::client_from_config(&sdk));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::stop_signal().await;
@@ -64,23 +63,18 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     });
     let queue = &args.queue_url;
     eprintln!("pkgsum: polling {queue}");
-    let verdict = pkgsum::poll::poll(
-        &sqs,
-        queue,
-        store_for,
-        &config,
-        &options,
-        stop_rx,
-        |batch| {
-            print_outcome(&batch.outcome);
-            eprintln!(
-                "pkgsum: {}: {} deleted, {} left for redelivery",
-                count(batch.received, "message"),
-                batch.deleted,
-                batch.received - batch.deleted
-            );
-        },
-    )
+    let verdict = pkgsum::poll::poll(&sqs, queue, &buckets, &config, &options, stop_rx, |batch| {
+        for (bucket, found) in &batch.found {
+            print_found(bucket, Some(found));
+        }
+        print_outcome(&batch.outcome);
+        eprintln!(
+            "pkgsum: {}: {} deleted, {} left for redelivery",
+            count(batch.received, "message"),
+            batch.deleted,
+            batch.received - batch.deleted
+        );
+    })
     .await?;
     // A service that was told to stop ended well; a drain reports what
     // its batches found.

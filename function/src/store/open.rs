@@ -158,9 +158,65 @@ impl Buckets {
         Ok(Opened { store, found })
     }
 
+    /// The stores of the buckets `messages` name (those of keys `config`
+    /// wants), each opened for writing once, and what each first opening
+    /// found. A bucket whose probe failed is given for reading: its keys
+    /// then fail in the pass with the reason, and the other buckets go on.
+    pub async fn for_messages(
+        &self,
+        messages: &[crate::event::Message],
+        config: &crate::config::Config,
+    ) -> Stores {
+        let mut stores = Stores {
+            opened: HashMap::new(),
+            client: self.client().await.clone(),
+            found: Vec::new(),
+        };
+        for target in messages.iter().flat_map(|m| &m.targets) {
+            if stores.opened.contains_key(&target.bucket) || !config.wants(&target.key) {
+                continue;
+            }
+            let (prefix, _) = crate::keys::split_key(&target.key);
+            let store = match self.writer(&target.bucket, prefix).await {
+                Ok(opened) => {
+                    if let Some(found) = opened.found {
+                        stores.found.push((target.bucket.clone(), found));
+                    }
+                    opened.store
+                }
+                Err(err) => {
+                    tracing::info!(bucket = %target.bucket, error = %err, "probe failed");
+                    self.reader(&target.bucket).await
+                }
+            };
+            stores.opened.insert(target.bucket.clone(), store);
+        }
+        stores
+    }
+
     /// Whether `bucket` was opened for writing already.
     pub async fn is_open(&self, bucket: &str) -> bool {
         self.opened.lock().await.contains_key(bucket)
+    }
+}
+
+/// The buckets of one batch of messages, opened (see
+/// [`Buckets::for_messages`]).
+pub struct Stores {
+    opened: HashMap<String, S3Store>,
+    /// For a bucket no wanted key named (its keys are refused unread).
+    client: aws_sdk_s3::Client,
+    /// What the first opening of a bucket found, by bucket.
+    pub found: Vec<(String, ConditionalWrites)>,
+}
+
+impl Stores {
+    /// The store of `bucket`.
+    pub fn get(&self, bucket: &str) -> S3Store {
+        match self.opened.get(bucket) {
+            Some(store) => store.clone(),
+            None => S3Store::new(self.client.clone(), bucket),
+        }
     }
 }
 
