@@ -21,6 +21,9 @@
 //! - [`create`] builds packages as pkg_create does (for `pkgsum demo`, the
 //!   tests and the benchmarks); [`sample`] makes metadata shaped like
 //!   pkgsrc's for the benchmarks.
+//! - [`select`] decides what a summary lists: every package, or the
+//!   newest version of each (`PKGSUM_SELECT`), in pkg_install's dewey
+//!   order.
 //! - [`trust`] is a repository's signature policy: it gives each package
 //!   a verdict (signed by whom, not signed, a bad signature) from the
 //!   `+PKG_HASH` and signature that [`signed`] kept.
@@ -43,6 +46,7 @@ pub mod piece;
 pub mod plist;
 pub mod record;
 pub mod sample;
+pub mod select;
 pub mod signed;
 pub mod state;
 mod stored;
