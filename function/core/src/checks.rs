@@ -14,6 +14,8 @@
 //! record is at hand: listing passes and `verify`):
 //! - two files with one PKGNAME: pkgin keeps one of the records, and the
 //!   other package cannot be installed;
+//! - two versions of one PKGPATH (and PKGBASE): pkgin's upgrades get them
+//!   wrong (NetBSDfr/pkgin#122); [`crate::select`] orders them;
 //! - OPSYS, MACHINE_ARCH or OS_VERSION other than most packages': pkg_add
 //!   refuses (or warns of) a package built for another platform;
 //! - a DEPENDS pattern no package in the repository satisfies: pkgin cannot
@@ -35,6 +37,7 @@ use pkgsrc::Pattern;
 
 use crate::excerpt::{Bare, excerpt};
 use crate::record;
+use crate::select;
 use crate::signed::PkgHash;
 
 /// Longest DEPENDS pattern matched (real ones are under 100 bytes).
@@ -106,6 +109,7 @@ const PLATFORM: [&str; 3] = ["OPSYS", "MACHINE_ARCH", "OS_VERSION"];
 struct Fields<'r> {
     file: &'r str,
     pkgname: Option<&'r [u8]>,
+    pkgpath: Option<&'r [u8]>,
     platform: [Option<&'r [u8]>; 3],
     depends: Vec<&'r [u8]>,
 }
@@ -118,6 +122,7 @@ impl<'r> Fields<'r> {
         let mut fields = Fields {
             file,
             pkgname: None,
+            pkgpath: None,
             platform: [None; 3],
             depends: Vec::new(),
         };
@@ -130,10 +135,13 @@ impl<'r> Fields<'r> {
                 fields.depends.push(value);
             } else if name == b"PKGNAME" {
                 fields.pkgname.get_or_insert(value);
+            } else if name == b"PKGPATH" {
+                fields.pkgpath.get_or_insert(value);
             } else if let Some(i) = PLATFORM.iter().position(|f| f.as_bytes() == name) {
                 fields.platform[i].get_or_insert(value);
             }
-            if fields.pkgname.is_some() && fields.platform.iter().all(Option::is_some) {
+            let named = fields.pkgname.is_some() && fields.pkgpath.is_some();
+            if named && fields.platform.iter().all(Option::is_some) {
                 break;
             }
         }
@@ -163,6 +171,7 @@ pub fn repository_warnings<'a>(
         .map(|(file, record)| Fields::of(file, record))
         .collect();
     let mut found = duplicate_names(&fields);
+    found.extend(older_versions(&fields));
     for (i, name) in PLATFORM.iter().enumerate() {
         found.extend(off_platform(&fields, i, name));
     }
@@ -369,6 +378,45 @@ fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
     warnings
 }
 
+/// Packages of which the repository holds a newer version, of one
+/// PKGPATH and PKGBASE, in dewey order (another file of the same PKGNAME
+/// is [`duplicate_names`]' to name). A PKGNAME or PKGPATH that is not
+/// UTF-8 is left to the other checks.
+fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
+    let candidates: Vec<select::Candidate> = packages
+        .iter()
+        .filter_map(|p| {
+            Some(select::Candidate {
+                name: p.file,
+                pkgname: std::str::from_utf8(p.pkgname?).ok()?,
+                pkgpath: std::str::from_utf8(p.pkgpath?).ok()?,
+            })
+        })
+        .collect();
+    let pkgname: HashMap<&str, &str> = candidates.iter().map(|c| (c.name, c.pkgname)).collect();
+    let found = select::select(select::Select::All, candidates.iter().copied());
+    let mut warnings = Vec::new();
+    for versions in &found.versions {
+        let newest = pkgname.get(versions.newest.as_str());
+        let other_versions = versions
+            .older
+            .iter()
+            .filter(|older| pkgname.get(older.as_str()) != newest);
+        for older in other_versions {
+            warnings.push((
+                older.clone(),
+                format!(
+                    "PKGPATH={} also has the newer {}: with two versions of one \
+                     PKGPATH in the summary, pkgin's upgrades can pick the wrong one",
+                    Bare(&versions.pkgpath),
+                    Bare(&versions.newest)
+                ),
+            ));
+        }
+    }
+    warnings
+}
+
 /// Packages whose platform field `i` (`name`) differs from the value most
 /// packages have (if one value has more packages than any other).
 fn off_platform(packages: &[Fields], i: usize, name: &str) -> Vec<(String, String)> {
@@ -457,6 +505,33 @@ mod tests {
     fn platform(pkgname: &str, opsys: &str, arch: &str, version: &str) -> Vec<u8> {
         format!("PKGNAME={pkgname}\nOPSYS={opsys}\nMACHINE_ARCH={arch}\nOS_VERSION={version}\n\n")
             .into_bytes()
+    }
+
+    #[test]
+    fn older_versions_of_one_pkgpath_are_named() {
+        let record = |pkgname: &str, pkgpath: &str| {
+            format!("PKGNAME={pkgname}\nOPSYS=NetBSD\nMACHINE_ARCH=x86_64\nOS_VERSION=10.1\nPKGPATH={pkgpath}\n\n")
+                .into_bytes()
+        };
+        let records = [
+            ("foo-1.0.tgz", record("foo-1.0", "misc/foo")),
+            ("foo-1.0nb1.tgz", record("foo-1.0nb1", "misc/foo")),
+            ("foo-1.0alpha.tgz", record("foo-1.0alpha", "misc/foo")),
+            ("py311-x-1.tgz", record("py311-x-1", "devel/py-x")),
+            ("py312-x-1.tgz", record("py312-x-1", "devel/py-x")),
+        ];
+        let found = repository_warnings(records.iter().map(|(n, r)| (*n, &r[..])), 100);
+        let named: Vec<&str> = found
+            .warnings
+            .iter()
+            .map(|(file, _)| file.as_str())
+            .collect();
+        assert_eq!(named, ["foo-1.0.tgz", "foo-1.0alpha.tgz"]);
+        assert_eq!(
+            found.warnings[0].1,
+            "PKGPATH=misc/foo also has the newer foo-1.0nb1.tgz: with two versions of one \
+             PKGPATH in the summary, pkgin's upgrades can pick the wrong one"
+        );
     }
 
     #[test]
