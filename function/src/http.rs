@@ -11,7 +11,8 @@
 //! logged), so a flood cannot starve the process of descriptors. An
 //! accept error (EMFILE) is logged and waited out instead of spinning.
 //! On shutdown, connections finish their request in flight, for at most
-//! [`HttpLimits::drain`].
+//! [`HttpLimits::drain`]. It also reads the `Authorization` header's
+//! scheme and Basic credentials for both.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use base64::Engine;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -131,6 +133,27 @@ impl Refusals {
             );
         }
     }
+}
+
+/// The user and password of an `Authorization: Basic` value, split at the
+/// first colon (a password may hold more).
+pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (scheme, credentials) = split_scheme(value)?;
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
+}
+
+/// `Scheme credentials` into its two parts.
+pub(crate) fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let credentials = value[space + 1..].trim_ascii();
+    Some((&value[..space], credentials))
 }
 
 #[cfg(test)]

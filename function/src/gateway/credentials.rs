@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::read_small_file;
-use crate::serve::auth::basic_credentials;
+use crate::http::basic_credentials;
 
 /// Admitted credentials remembered at most.
 const REMEMBERED: usize = 10_000;

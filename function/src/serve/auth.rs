@@ -13,9 +13,9 @@
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
+
+use crate::http::{basic_credentials, split_scheme};
 
 /// The path under which the secret may be given as the last segment.
 pub const HOOK_PATH: &str = "/hook/";
@@ -82,29 +82,12 @@ impl Secret {
     }
 }
 
-/// The user and password of an `Authorization: Basic` value, split at the
-/// first colon (a password may hold more).
-pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let (scheme, credentials) = split_scheme(value)?;
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(credentials).ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
-}
-
-/// `Scheme credentials` into its two parts.
-fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
-    let space = value.iter().position(|&b| b == b' ')?;
-    let credentials = value[space + 1..].trim_ascii();
-    Some((&value[..space], credentials))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     fn headers(value: &str) -> HeaderMap {
         let mut map = HeaderMap::new();
