@@ -2,6 +2,9 @@
 //! settings in one place: a flag given overrides its `PKGSUM_*` setting,
 //! a flag left out leaves it alone.
 
+#[cfg(feature = "http")]
+use std::time::Duration;
+
 use pkgsum::config::Config;
 #[cfg(feature = "http")]
 use pkgsum::http::HttpLimits;
@@ -53,7 +56,7 @@ pub struct HttpArgs {
     /// How long a request's headers may take to arrive, and how long an
     /// idle keep-alive connection stays open.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_timeout: std::time::Duration,
+    pub header_timeout: Duration,
 }
 
 #[cfg(feature = "http")]
@@ -61,9 +64,7 @@ impl HttpArgs {
     pub fn limits(&self) -> HttpLimits {
         HttpLimits {
             connections: self.max_connections.max(1),
-            header: self
-                .header_timeout
-                .max(std::time::Duration::from_millis(100)),
+            header: self.header_timeout.max(Duration::from_millis(100)),
             ..HttpLimits::default()
         }
     }
