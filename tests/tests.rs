@@ -13,6 +13,7 @@
 //! - `chaos`: seeded trials of racing appliers and unreliable notifications.
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
+//! - `publish`: what a summary lists, the publish gates, hold and resume.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
@@ -32,6 +33,7 @@ mod hostile;
 mod index;
 mod malformed;
 mod notify;
+mod publish;
 mod serve;
 mod signatures;
 mod store;
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         chaos::trials(),
         signatures::trials(),
         notify::trials(),
+        publish::trials(),
         serve::trials(),
         gateway::trials(),
         walkthrough::trials(),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::compression::Compression;
 use crate::fetch::FetchOptions;
+use crate::gate::{Gates, Unresolved};
 use crate::keys::is_package_key;
+use crate::select::Select;
 use crate::settings;
 use crate::trust::{Policy, Trust};
 use crate::{state, summary};
@@ -43,6 +45,10 @@ pub struct Config {
     /// Whether a signed package is read whole to check every block of its
     /// inner package against `+PKG_HASH` (`PKGSUM_VERIFY_PAYLOAD`).
     pub verify_payload: bool,
+    /// What a summary lists, and what keeps it from being published
+    /// (`PKGSUM_SELECT`, `PKGSUM_MAX_SHRINK`, `PKGSUM_REQUIRED`,
+    /// `PKGSUM_UNRESOLVED`).
+    pub gates: Gates,
 }
 
 impl Default for Config {
@@ -60,6 +66,7 @@ impl Default for Config {
             repositories: Vec::new(),
             trust: Arc::new(Trust::ignore()),
             verify_payload: false,
+            gates: Gates::default(),
         }
     }
 }
@@ -162,6 +169,7 @@ impl Config {
                 .collect();
         }
         config.trust = Arc::new(trust_from_vars(&var)?);
+        config.gates = gates_from_vars(&var)?;
         if config.suffixes.is_empty() {
             let value = var(settings::SUFFIXES).unwrap_or_default();
             return Err(bad(settings::SUFFIXES, &value, "at least one suffix"));
@@ -177,6 +185,52 @@ pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
     pub expected: String,
+}
+
+/// The publish gates.
+fn gates_from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Gates, ConfigError> {
+    let mut gates = Gates::default();
+    let given = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let bad = |name: &'static str, value: String, expected: &str| ConfigError {
+        name,
+        value,
+        expected: expected.to_owned(),
+    };
+    if let Some(value) = given(settings::SELECT) {
+        gates.select = value
+            .trim()
+            .parse::<Select>()
+            .map_err(|_| bad(settings::SELECT, value.clone(), "all or newest"))?;
+    }
+    if let Some(value) = given(settings::MAX_SHRINK) {
+        let percent = value.trim().trim_end_matches('%');
+        gates.max_shrink = percent
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| {
+                bad(
+                    settings::MAX_SHRINK,
+                    value.clone(),
+                    "a percentage, 0 to 100",
+                )
+            })?;
+    }
+    if let Some(value) = given(settings::REQUIRED) {
+        gates.required = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(value) = given(settings::UNRESOLVED) {
+        gates.unresolved = value
+            .trim()
+            .parse::<Unresolved>()
+            .map_err(|()| bad(settings::UNRESOLVED, value.clone(), "warn or hold"))?;
+    }
+    Ok(gates)
 }
 
 /// The signature policy and the keys it names.

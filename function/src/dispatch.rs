@@ -42,7 +42,8 @@ impl Outcome {
         if !self.is_success() {
             Verdict::Failed
         } else {
-            Verdict::from_unreadable(self.reports.iter().map(|r| r.failures.len()).sum())
+            let verdicts = self.reports.iter().map(crate::repo::Report::verdict);
+            verdicts.max().unwrap_or_default()
         }
     }
 }

@@ -13,6 +13,13 @@ use crate::summary;
 /// Object metadata name carrying the state generation of an output.
 pub const GENERATION: &str = "pkgsum-generation";
 
+/// Object metadata name carrying how many packages a summary lists: the
+/// count the next summary's shrink is measured against.
+pub const LISTED: &str = "pkgsum-listed";
+
+/// Object metadata name carrying what a summary lists (`all`, `newest`).
+pub const SELECTED: &str = "pkgsum-select";
+
 /// Splits a key into its repository prefix (ending in `/`, or empty) and
 /// the file name.
 pub fn split_key(key: &str) -> (&str, &str) {

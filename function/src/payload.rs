@@ -100,6 +100,7 @@ where
         "read": outcome.reports.iter().map(|r| r.read.len()).sum::<usize>(),
         "removed": outcome.reports.iter().map(|r| r.removed.len()).sum::<usize>(),
         "unreadable": outcome.reports.iter().map(|r| r.failures.len()).sum::<usize>(),
+        "held": outcome.reports.iter().flat_map(|r| r.held.iter()).collect::<Vec<_>>(),
         "ignored": outcome.ignored.len(),
     }))
 }
@@ -133,7 +134,7 @@ where
         match rebuild(&Repo::new(&store, &prefix, config), &()).await {
             Ok(Applied { report, unsure }) => {
                 errors.extend(unsure.iter().map(|unsure| unsure.error.to_string()));
-                verdict = verdict.max(Verdict::from_unreadable(report.failures.len()));
+                verdict = verdict.max(report.verdict());
                 results.push(json!({
                     "repository": url,
                     "read": report.read.len(),
@@ -142,6 +143,7 @@ where
                     "unreadable": report.failures.len(),
                     "generation": report.generation,
                     "published": report.published,
+                    "held": report.held,
                     "state_lost": report.state_lost.map(|loss| loss.to_string()),
                 }));
             }

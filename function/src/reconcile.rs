@@ -1,8 +1,11 @@
 //! Whole-repository operations: `rebuild` (bootstrap or repair a
 //! repository from a listing) and `verify` (report drift between the
-//! bucket, the state and the published summaries without writing).
+//! bucket, the state and the published summaries without writing, and
+//! whatever keeps the summary from being published).
 
 use crate::checks;
+use crate::gate;
+use crate::keys::LISTED;
 use crate::limit::Limited;
 use crate::progress::Progress;
 use crate::repo::{Applied, PassError, Repo, Scope, output_key, state_key};
@@ -119,13 +122,48 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
     Ok(drift)
 }
 
+/// Whether the summary may be published (a hold, the gates), and, if
+/// so, whether the published files say what the state does.
 async fn check_outputs<S: Store>(
     repo: &Repo<'_, S>,
     state: &State,
     drift: &mut Drift,
 ) -> Result<(), PassError> {
     let (store, prefix, config) = (repo.store(), repo.prefix(), repo.config());
-    let want = state.summary();
+    let mut published = None;
+    for &format in &config.formats {
+        if let Some(meta) = store.head(&output_key(prefix, format)).await? {
+            let listed = meta
+                .metadata
+                .get(LISTED)
+                .and_then(|n| n.parse::<usize>().ok());
+            published = published.max(listed);
+        }
+    }
+    let records: Vec<(&str, &[u8])> = state.packages().map(|(n, p)| (n, &p.record[..])).collect();
+    let verdict = gate::judge(
+        &config.gates,
+        state.hold(),
+        state.len(),
+        Some(&records),
+        published,
+    );
+    if !verdict.closed.is_empty() {
+        // The files out there are older on purpose: nothing to compare.
+        let location = repo.location();
+        for closed in &verdict.closed {
+            drift
+                .lines
+                .push(format!("{location}: not published: {closed}"));
+        }
+        return Ok(());
+    }
+    let mut want = Vec::new();
+    for (name, record) in records {
+        if !verdict.unlisted.contains(name) {
+            want.extend_from_slice(record);
+        }
+    }
     for &format in &config.formats {
         let key = output_key(prefix, format);
         let Some((body, _)) = store.get(&key).await? else {

@@ -50,6 +50,10 @@ pub const SIGNATURES: &str = "PKGSUM_SIGNATURES";
 pub const GPG_KEYRING: &str = "PKGSUM_GPG_KEYRING";
 pub const X509_ANCHORS: &str = "PKGSUM_X509_ANCHORS";
 pub const VERIFY_PAYLOAD: &str = "PKGSUM_VERIFY_PAYLOAD";
+pub const SELECT: &str = "PKGSUM_SELECT";
+pub const MAX_SHRINK: &str = "PKGSUM_MAX_SHRINK";
+pub const REQUIRED: &str = "PKGSUM_REQUIRED";
+pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
 pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
 pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
 
@@ -62,6 +66,8 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("index", &[Read, Packages, Pass]),
         ("rebuild", &[Read, Packages, Pass, Store]),
         ("verify", &[Read, Packages, Pass, Store]),
+        ("hold", &[Pass, Store]),
+        ("resume", &[Pass, Store]),
         ("apply-event", &[Read, Packages, Pass, Events, Store]),
         ("poll", &[Read, Packages, Pass, Events, Store]),
         ("serve", &[Read, Packages, Pass, Events, Store, Serve]),
@@ -173,6 +179,30 @@ pub const SETTINGS: &[Setting] = &[
         name: VERIFY_PAYLOAD,
         default: "0",
         meaning: "1: read signed packages whole and check every block hash",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: SELECT,
+        default: "all",
+        meaning: "all, or newest: list only the newest version of each PKGPATH (dewey order)",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: MAX_SHRINK,
+        default: "25",
+        meaning: "percent of the published packages a summary may drop before it is held, if 10 or more (100: off)",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: REQUIRED,
+        default: "(none)",
+        meaning: "comma list of PKGBASEs every published summary must list (e.g. pkgin,pkg_install)",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: UNRESOLVED,
+        default: "warn",
+        meaning: "warn, or hold: keep back a summary with DEPENDS nothing listed satisfies",
         scope: Scope::Pass,
     },
     Setting {

@@ -3,8 +3,9 @@
 //! the Lambda function's answer.
 //!
 //! - 0, [`Verdict::Indexed`]: every package is indexed and published.
-//! - 1, [`Verdict::Unreadable`]: done, but some packages cannot be read;
-//!   they are listed every time, until they are fixed or removed.
+//! - 1, [`Verdict::Incomplete`]: done, but some packages cannot be read,
+//!   or the summary is held back (a hold, a publish gate); each is listed
+//!   every time, until it is fixed, removed or resumed.
 //! - 2, [`Verdict::Failed`]: could not run, or could not finish (a store
 //!   error, bad input or settings); nothing published was harmed, and
 //!   running again (or the event's redelivery) completes the work.
@@ -14,7 +15,7 @@
 pub enum Verdict {
     #[default]
     Indexed,
-    Unreadable,
+    Incomplete,
     Failed,
 }
 
@@ -23,7 +24,7 @@ impl Verdict {
     pub fn exit_code(self) -> u8 {
         match self {
             Verdict::Indexed => 0,
-            Verdict::Unreadable => 1,
+            Verdict::Incomplete => 1,
             Verdict::Failed => 2,
         }
     }
@@ -32,17 +33,17 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Indexed => "indexed",
-            Verdict::Unreadable => "unreadable",
+            Verdict::Incomplete => "incomplete",
             Verdict::Failed => "failed",
         }
     }
 
-    /// [`Verdict::Unreadable`] when there is any unreadable package.
+    /// [`Verdict::Incomplete`] when anything is unreadable or held back.
     pub fn from_unreadable(count: usize) -> Verdict {
         if count == 0 {
             Verdict::Indexed
         } else {
-            Verdict::Unreadable
+            Verdict::Incomplete
         }
     }
 }
@@ -51,7 +52,8 @@ impl Verdict {
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status (the same for every command):
   0  everything is indexed
-  1  done, but some packages are unreadable (each is listed, every run)
+  1  done, but some packages are unreadable or the summary is held back
+     (each is listed, every run)
   2  could not run or finish (bad arguments, settings or input; a store error)";
 
 #[cfg(test)]
@@ -60,7 +62,7 @@ mod tests {
 
     #[test]
     fn the_worst_verdict_wins() {
-        let all = [Verdict::Unreadable, Verdict::Indexed, Verdict::Failed];
+        let all = [Verdict::Incomplete, Verdict::Indexed, Verdict::Failed];
         assert_eq!(all.iter().max(), Some(&Verdict::Failed));
         assert_eq!(Verdict::from_unreadable(0).exit_code(), 0);
         assert_eq!(Verdict::from_unreadable(3).exit_code(), 1);

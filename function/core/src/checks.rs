@@ -180,6 +180,35 @@ pub fn repository_warnings<'a>(
     cap(found, keep)
 }
 
+/// The files (of (file name, record) pairs) a summary under `mode`
+/// leaves out: under `newest`, every older version of a PKGPATH and
+/// PKGBASE ([`crate::select`]).
+pub fn unlisted<'a>(
+    mode: select::Select,
+    packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> std::collections::BTreeSet<String> {
+    if mode == select::Select::All {
+        return std::collections::BTreeSet::new();
+    }
+    let fields: Vec<Fields> = packages
+        .into_iter()
+        .map(|(file, record)| Fields::of(file, record))
+        .collect();
+    select::select(mode, candidates(&fields)).unlisted
+}
+
+/// The DEPENDS of `packages` that no package among them satisfies, one
+/// warning each (and, if the work budget runs out, one saying so).
+pub fn unresolved_of<'a>(
+    packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<(String, String)> {
+    let fields: Vec<Fields> = packages
+        .into_iter()
+        .map(|(file, record)| Fields::of(file, record))
+        .collect();
+    unresolved_depends(&fields, MATCH_BUDGET)
+}
+
 /// At most [`MAX_PER_PACKAGE`] warnings a file (and one saying how many
 /// more), then at most `keep` in all.
 fn cap(found: Vec<(String, String)>, keep: usize) -> Findings {
@@ -382,8 +411,9 @@ fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
 /// PKGPATH and PKGBASE, in dewey order (another file of the same PKGNAME
 /// is [`duplicate_names`]' to name). A PKGNAME or PKGPATH that is not
 /// UTF-8 is left to the other checks.
-fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
-    let candidates: Vec<select::Candidate> = packages
+/// What selection sees of each package that has a PKGNAME and a PKGPATH.
+fn candidates<'a>(packages: &'a [Fields]) -> Vec<select::Candidate<'a>> {
+    packages
         .iter()
         .filter_map(|p| {
             Some(select::Candidate {
@@ -392,7 +422,11 @@ fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
                 pkgpath: std::str::from_utf8(p.pkgpath?).ok()?,
             })
         })
-        .collect();
+        .collect()
+}
+
+fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
+    let candidates = candidates(packages);
     let pkgname: HashMap<&str, &str> = candidates.iter().map(|c| (c.name, c.pkgname)).collect();
     let found = select::select(select::Select::All, candidates.iter().copied());
     let mut warnings = Vec::new();

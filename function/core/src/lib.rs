@@ -40,6 +40,7 @@ pub mod compression;
 pub mod create;
 pub mod error;
 pub mod excerpt;
+pub mod gate;
 pub mod header;
 pub mod limit;
 pub mod piece;

@@ -3,7 +3,7 @@
 //! and two versions under one PKGPATH in one summary confuse them
 //! (NetBSDfr/pkgin#122); pbulk never lists more than one. `newest` keeps,
 //! for each PKGPATH and PKGBASE, the version that is highest in
-//! pkg_install's dewey order (`1.0alpha < 1.0 < 1.0nb1 < 1.0.1 < 1.0pl1`
+//! pkg_install's dewey order (`1.0alpha < 1.0 < 1.0nb1 < 1.0.1 = 1.0pl1`
 //! is not the strings' order). PKGBASE counts too because one PKGPATH
 //! builds one package per Python or PHP version (`py311-foo`, `py312-foo`),
 //! and those are not versions of each other.

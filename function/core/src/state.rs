@@ -98,6 +98,9 @@ pub struct State {
     repository_more: u64,
     /// The generation those warnings were found at.
     repository_checked: u64,
+    /// Set while publication is held (`pkgsum hold`, a rollback): passes
+    /// still commit, nothing is published.
+    hold: Option<Hold>,
     /// The pieces as last stored, in order.
     pieces: Vec<PieceRef>,
     /// Which of them have their packages in `packages`.
@@ -127,6 +130,60 @@ struct Manifest {
     repository_warnings: Vec<(String, String)>,
     repository_more: u64,
     repository_checked: u64,
+    hold: Option<Hold>,
+}
+
+/// Why and since when publication is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Seconds since the epoch.
+    pub since: u64,
+    /// Who or what held it, as people read it (`pkgsum hold`, a rollback
+    /// to generation 12).
+    pub reason: String,
+}
+
+/// A version 6 manifest: before publication could be held.
+#[derive(Deserialize)]
+struct ManifestV6 {
+    generation: u64,
+    records_generation: u64,
+    #[serde(deserialize_with = "stored::map")]
+    failures: BTreeMap<String, Failure>,
+    #[serde(deserialize_with = "stored::seq")]
+    suffixes: BTreeSet<String>,
+    #[serde(deserialize_with = "stored::map_of_lines")]
+    warnings: BTreeMap<String, Vec<String>>,
+    warned_more: u64,
+    #[serde(deserialize_with = "stored::seq")]
+    pieces: Vec<PieceRef>,
+    #[serde(deserialize_with = "stored::map")]
+    signatures: BTreeMap<String, SignatureVerdict>,
+    trust: String,
+    #[serde(deserialize_with = "stored::seq")]
+    repository_warnings: Vec<(String, String)>,
+    repository_more: u64,
+    repository_checked: u64,
+}
+
+impl From<ManifestV6> for Manifest {
+    fn from(old: ManifestV6) -> Manifest {
+        Manifest {
+            generation: old.generation,
+            records_generation: old.records_generation,
+            failures: old.failures,
+            suffixes: old.suffixes,
+            warnings: old.warnings,
+            warned_more: old.warned_more,
+            pieces: old.pieces,
+            signatures: old.signatures,
+            trust: old.trust,
+            repository_warnings: old.repository_warnings,
+            repository_more: old.repository_more,
+            repository_checked: old.repository_checked,
+            hold: None,
+        }
+    }
 }
 
 /// A version 5 manifest: before warnings were kept only in part.
@@ -165,6 +222,7 @@ impl From<ManifestV5> for Manifest {
             repository_warnings: old.repository_warnings,
             repository_more: 0,
             repository_checked: old.repository_checked,
+            hold: None,
         }
     }
 }
@@ -199,6 +257,7 @@ impl From<ManifestV4> for Manifest {
             repository_warnings: Vec::new(),
             repository_more: 0,
             repository_checked: 0,
+            hold: None,
         }
     }
 }
@@ -325,7 +384,7 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 6;
+const VERSION: u8 = 7;
 
 /// Default bound on a stored manifest's decoded size. The manifest names
 /// the pieces (about 120 bytes each, one per 128 KiB of records) and holds
@@ -565,6 +624,34 @@ impl State {
         true
     }
 
+    /// Why publication is held, if it is.
+    pub fn hold(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    /// Holds publication (`Some`) or lets it go on (`None`); returns
+    /// whether that changed (and if so, advances the generation).
+    pub fn set_hold(&mut self, hold: Option<Hold>) -> bool {
+        let hold = hold.map(|h| Hold {
+            reason: bounded(h.reason),
+            ..h
+        });
+        if self.hold == hold {
+            return false;
+        }
+        self.hold = hold;
+        self.generation = self.generation.saturating_add(1);
+        true
+    }
+
+    /// Marks the summary as to be published again, as a new generation,
+    /// although its records did not change: after a rollback or a hold,
+    /// the files out there are not this state's.
+    pub fn republish(&mut self) {
+        self.generation = self.generation.saturating_add(1);
+        self.records_generation = self.generation;
+    }
+
     /// Merges changes; returns whether anything changed, in which case the
     /// generation has advanced by one.
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
@@ -736,21 +823,54 @@ impl State {
         self.packages.range::<str, _>(self.bounds(pieces)).collect()
     }
 
-    /// The records of a range of loaded pieces, concatenated: one run of
-    /// the summary.
-    pub fn records_in(&self, pieces: Range<usize>) -> Result<Vec<u8>> {
+    /// The records of a range of loaded pieces, concatenated, but for the
+    /// files `unlisted`: one run of the summary.
+    pub fn records_in(&self, pieces: Range<usize>, unlisted: &BTreeSet<String>) -> Result<Vec<u8>> {
         if self.loaded[pieces.clone()].iter().any(|&l| !l) {
             return Err(Error::State(
                 "a piece needed for the summary is not loaded".to_owned(),
             ));
         }
         let packages = self.packages_in(pieces);
-        let len = packages.iter().map(|(_, p)| p.record.len()).sum();
+        let listed = packages
+            .iter()
+            .filter(|(name, _)| !unlisted.contains(*name));
+        let len = listed.clone().map(|(_, p)| p.record.len()).sum();
         let mut out = Vec::with_capacity(len);
-        for (_, package) in packages {
+        for (_, package) in listed {
             out.extend_from_slice(&package.record);
         }
         Ok(out)
+    }
+
+    /// Each piece's digest of the records a summary lists from it: the
+    /// stored digest, or, for a piece holding a file of `unlisted`, the
+    /// SHA-256 of that digest and the names left out. A run of a
+    /// published summary is copied only under the same digest, so a
+    /// change of selection makes its runs again.
+    pub fn listed_digests(&self, unlisted: &BTreeSet<String>) -> Vec<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut left_out: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+        for name in unlisted {
+            if let Some(i) = self.locate(name) {
+                left_out.entry(i).or_default().push(name);
+            }
+        }
+        let pieces = self.pieces.iter().enumerate();
+        pieces
+            .map(|(i, piece)| match left_out.get(&i) {
+                None => piece.records,
+                Some(names) => {
+                    let mut hash = Sha256::new();
+                    hash.update(piece.records);
+                    for name in names {
+                        hash.update(name.as_bytes());
+                        hash.update([0]);
+                    }
+                    hash.finalize().into()
+                }
+            })
+            .collect()
     }
 
     /// Cuts the state into pieces for storing: unchanged pieces are kept,
@@ -808,6 +928,7 @@ impl State {
             repository_warnings: self.repository_warnings.clone(),
             repository_more: self.repository_more,
             repository_checked: self.repository_checked,
+            hold: self.hold.clone(),
         };
         cut.manifest = encode_manifest(&manifest)?;
         Ok(cut)
@@ -879,6 +1000,8 @@ impl State {
                 .map(|m| State::from(Manifest::from(m))),
             5 => stored::decode::<ManifestV5>(&body, ELEMENTS)
                 .map(|m| State::from(Manifest::from(m))),
+            6 => stored::decode::<ManifestV6>(&body, ELEMENTS)
+                .map(|m| State::from(Manifest::from(m))),
             _ => stored::decode::<Manifest>(&body, ELEMENTS).map(State::from),
         };
         state.map_err(|e| Error::State(e.to_string()))
@@ -899,6 +1022,10 @@ impl From<Manifest> for State {
             repository_warnings: manifest.repository_warnings,
             repository_more: manifest.repository_more,
             repository_checked: manifest.repository_checked,
+            hold: manifest.hold.map(|h| Hold {
+                reason: bounded(h.reason),
+                ..h
+            }),
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()

@@ -69,6 +69,9 @@ pub async fn index(dir: &Path, config: &Config) -> anyhow::Result<Verdict> {
     for (name, error) in &report.failures {
         eprintln!("pkgsum: {}: {error}", dir.join(name).display());
     }
+    for why in &report.held {
+        eprintln!("pkgsum: {place}: not published: {why}");
+    }
     let formats: Vec<&str> = config
         .formats
         .iter()
@@ -85,5 +88,5 @@ pub async fn index(dir: &Path, config: &Config) -> anyhow::Result<Verdict> {
         formats.join(","),
         report.generation,
     );
-    Ok(Verdict::from_unreadable(report.failures.len()))
+    Ok(report.verdict())
 }

@@ -13,6 +13,7 @@ mod demo;
 #[cfg(feature = "gateway")]
 mod gateway;
 mod generate;
+mod hold;
 mod index;
 #[cfg(feature = "poll")]
 mod poll;
@@ -63,6 +64,12 @@ pub enum Command {
     /// Report differences between a repository, its index and its summaries
     #[command(long_about = verify::ABOUT, after_help = after_help("verify"))]
     Verify(verify::Args),
+    /// Stop publishing a repository's summaries; uploads are still indexed
+    #[command(long_about = hold::HOLD_ABOUT, after_help = after_help("hold"))]
+    Hold(hold::HoldArgs),
+    /// Lift a hold or a gate and publish the newest state
+    #[command(long_about = hold::RESUME_ABOUT, after_help = after_help("resume"))]
+    Resume(hold::ResumeArgs),
     /// Apply an S3, SQS, SNS or EventBridge event, as the Lambda function does
     #[command(long_about = apply_event::ABOUT, after_help = after_help("apply-event"))]
     ApplyEvent(apply_event::Args),
@@ -107,6 +114,8 @@ impl Command {
             Command::Record(args) => record::run(args),
             Command::Rebuild(args) => run_async(rebuild::run(args)),
             Command::Verify(args) => run_async(verify::run(args)),
+            Command::Hold(args) => run_async(hold::hold(args)),
+            Command::Resume(args) => run_async(hold::resume(args)),
             Command::ApplyEvent(args) => run_async(apply_event::run(args)),
             #[cfg(feature = "poll")]
             Command::Poll(args) => run_async(poll::run(args)),

@@ -43,5 +43,5 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     if !unsure.is_empty() {
         return Ok(Verdict::Failed);
     }
-    Ok(Verdict::from_unreadable(report.failures.len()))
+    Ok(report.verdict())
 }

@@ -58,7 +58,7 @@ fn record(files: &[OsString], file_name: Option<&str>, limits: &Limits) -> anyho
                 out.write_all(&record).context("writing to stdout")?;
             }
             Err(err) => {
-                verdict = Verdict::Unreadable;
+                verdict = Verdict::Incomplete;
                 // Flush first so messages follow the records before them.
                 out.flush().context("writing to stdout")?;
                 eprintln!("pkgsum: {shown}: {err}");

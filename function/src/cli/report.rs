@@ -138,6 +138,9 @@ pub fn print_report(report: &Report) {
     for (name, reason) in &report.failures {
         eprintln!("pkgsum: {place}{}: {reason}", Escaped(name));
     }
+    for why in &report.held {
+        eprintln!("pkgsum: {place}: not published: {why}");
+    }
     eprintln!("pkgsum: {place}: {}", report.summary());
 }
 

@@ -50,6 +50,6 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     Ok(if drift.is_clean() {
         Verdict::Indexed
     } else {
-        Verdict::Unreadable
+        Verdict::Incomplete
     })
 }

@@ -27,13 +27,15 @@
 //!    last; then the status object (`status.rs`).
 
 mod commit;
+mod hold;
 mod pass;
 mod publish;
 mod status;
 
 pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
+pub use hold::HoldError;
 pub use pass::Scope;
-pub use publish::Published;
+pub use publish::{Gating, Published};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -128,6 +130,8 @@ pub struct Report {
     pub committed: bool,
     /// Whether this pass wrote summary files.
     pub published: bool,
+    /// Why the summary was not published (a hold, a gate), one line each.
+    pub held: Vec<String>,
     /// Runs of records compressed for the summary files this pass wrote,
     /// and runs copied from the files published before (all formats).
     pub runs_compressed: usize,
@@ -147,6 +151,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// How the pass ends: unreadable packages or a summary held back
+    /// need a person.
+    pub fn verdict(&self) -> crate::verdict::Verdict {
+        crate::verdict::Verdict::from_unreadable(self.failures.len() + self.held.len())
+    }
+
     /// One line on what the pass did.
     pub fn summary(&self) -> String {
         let plural = if self.packages == 1 { "" } else { "s" };
@@ -159,7 +169,13 @@ impl Report {
             self.failures.len(),
             self.bytes_fetched,
             self.generation,
-            if self.published { ", published" } else { "" }
+            if self.published {
+                ", published"
+            } else if !self.held.is_empty() {
+                ", held"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -579,6 +579,7 @@ impl<S: Store> Repo<'_, S> {
         report.packages = next.len();
         let published = self.publish(next).await?;
         report.published = published.wrote;
+        report.held = published.closed.iter().map(ToString::to_string).collect();
         report.runs_compressed = published.runs_compressed;
         report.runs_copied = published.runs_copied;
         Ok(())

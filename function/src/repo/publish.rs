@@ -2,7 +2,10 @@
 //! what pkgin reads right: all formats from one generation, an output of a
 //! newer generation never replaced, a variant pkgsum does not write
 //! removed (pkgin would prefer it), and each new version at a later second
-//! than the last (pkgin ignores a Last-Modified it has seen).
+//! than the last (pkgin ignores a Last-Modified it has seen). Before any
+//! of it, the summary is judged against the publish gates (`gate.rs`): a
+//! hold, or a summary that would hurt clients, is not published, and the
+//! status says why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -14,20 +17,31 @@ use super::commit::{Loaded, PieceError, Want};
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
-use crate::keys::{GENERATION, generation_of, output_key, state_key};
+use crate::gate::{self, Closed, Verdict};
+use crate::keys::{GENERATION, LISTED, SELECTED, generation_of, output_key, state_key};
 use crate::state::State;
 use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
 use crate::summary;
 
 /// What [`Repo::publish`] did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Published {
     /// Whether anything was written.
     pub wrote: bool,
+    /// Why the summary was not published, if it was not.
+    pub closed: Vec<Closed>,
     /// Runs compressed for the files written, and runs copied from the
     /// files published before.
     pub runs_compressed: usize,
     pub runs_copied: usize,
+}
+
+/// Whether the publish gates apply: `pkgsum resume` publishes what they
+/// held (a hold itself is lifted by committing the state without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gating {
+    Apply,
+    Override,
 }
 
 /// The largest published file read back to copy its unchanged runs.
@@ -110,14 +124,34 @@ impl<S: Store> Repo<'_, S> {
     /// committed state by then, so the passes that committed meanwhile are
     /// published together, as one version, instead of one per second.
     pub async fn publish(&self, state: &mut State) -> Result<Published, PassError> {
+        self.publish_as(state, Gating::Apply).await
+    }
+
+    /// [`Repo::publish`], with the gates applied or not.
+    pub async fn publish_as(
+        &self,
+        state: &mut State,
+        gating: Gating,
+    ) -> Result<Published, PassError> {
         let behind = self.behind(state).await?;
+        let Some(verdict) = self.judge(state, &behind, gating).await? else {
+            return Ok(superseded(
+                Published::default(),
+                state.generation(),
+                self.prefix,
+            ));
+        };
+        if !verdict.closed.is_empty() {
+            return self.withhold(state, verdict).await;
+        }
         let Some(later) = self.next_second(&behind) else {
-            return self.publish_state(state, behind, None).await;
+            return self.publish_state(state, behind, &verdict, None).await;
         };
         // The files are made while waiting: usually no newer commit has
         // come by then, and the wait was not lost.
         let early = if self.together(state, &behind) {
-            let (_, made) = tokio::join!(wait_until(later), self.assemble_all(state, &behind));
+            let made = self.assemble_all(state, &behind, &verdict.unlisted);
+            let (_, made) = tokio::join!(wait_until(later), made);
             made?
         } else {
             wait_until(later).await;
@@ -131,9 +165,83 @@ impl<S: Store> Repo<'_, S> {
                 "publishing a newer commit"
             );
             let behind = self.behind(&newer).await?;
-            return self.publish_state(&mut newer, behind, None).await;
+            let Some(verdict) = self.judge(&mut newer, &behind, gating).await? else {
+                return Ok(superseded(
+                    Published::default(),
+                    newer.generation(),
+                    self.prefix,
+                ));
+            };
+            if !verdict.closed.is_empty() {
+                return self.withhold(&newer, verdict).await;
+            }
+            return self.publish_state(&mut newer, behind, &verdict, None).await;
         }
-        self.publish_state(state, behind, early).await
+        self.publish_state(state, behind, &verdict, early).await
+    }
+
+    /// What a summary of `state` lists, and what keeps it from being
+    /// published: the state's hold, and (for formats `behind`) the gates.
+    /// Every piece is loaded first when a gate needs every record. `None`
+    /// when a newer commit dropped a piece (its pass publishes).
+    async fn judge(
+        &self,
+        state: &mut State,
+        behind: &[(Compression, Option<ObjectMeta>)],
+        gating: Gating,
+    ) -> Result<Option<Verdict>, PassError> {
+        let gates = &self.config.gates;
+        let need_records = !behind.is_empty() && gates.need_records();
+        if need_records && !self.load_all(state).await? {
+            return Ok(None);
+        }
+        let published = behind
+            .iter()
+            .filter_map(|(_, current)| current.as_ref()?.metadata.get(LISTED)?.parse().ok())
+            .max();
+        let records: Option<Vec<(&str, &[u8])>> =
+            need_records.then(|| state.packages().map(|(n, p)| (n, &p.record[..])).collect());
+        let published = published.filter(|_| !behind.is_empty());
+        let mut verdict = gate::judge(
+            gates,
+            state.hold(),
+            state.len(),
+            records.as_deref(),
+            published,
+        );
+        if gating == Gating::Override {
+            verdict.closed.retain(|c| matches!(c, Closed::Held(_)));
+        }
+        Ok(Some(verdict))
+    }
+
+    /// Loads every piece of `state`; `false` when one has gone because a
+    /// newer state was committed.
+    async fn load_all(&self, state: &mut State) -> Result<bool, PassError> {
+        let unloaded = state.unloaded();
+        match self.load_pieces(state, unloaded).await {
+            Ok(()) => Ok(true),
+            Err(_) if self.superseded(state.generation()).await? => Ok(false),
+            Err(PieceError::Store(err)) => Err(err.into()),
+            Err(PieceError::Bad(reason)) => Err(self.render_error(std::io::Error::other(reason))),
+        }
+    }
+
+    /// Leaves the published summaries as they are, and says why: in the
+    /// logs and in the status.
+    async fn withhold(&self, state: &State, verdict: Verdict) -> Result<Published, PassError> {
+        for closed in &verdict.closed {
+            tracing::warn!(
+                repository = %self.location(),
+                generation = state.generation(),
+                "not published: {closed}"
+            );
+        }
+        self.write_status(state, &verdict, false).await?;
+        Ok(Published {
+            closed: verdict.closed,
+            ..Published::default()
+        })
     }
 
     /// The formats whose published file is older than `state`'s records,
@@ -145,10 +253,11 @@ impl<S: Store> Repo<'_, S> {
         let mut behind = Vec::new();
         for &format in &self.config.formats {
             let current = self.store.head(&output_key(self.prefix, format)).await?;
-            if current
-                .as_ref()
-                .is_none_or(|m| generation_of(m) < state.records_generation())
-            {
+            let selected = self.config.gates.select.to_string();
+            if current.as_ref().is_none_or(|m| {
+                generation_of(m) < state.records_generation()
+                    || m.metadata.get(SELECTED).map_or("all", String::as_str) != selected
+            }) {
                 behind.push((format, current));
             }
         }
@@ -208,6 +317,7 @@ impl<S: Store> Repo<'_, S> {
         &self,
         state: &mut State,
         behind: Vec<(Compression, Option<ObjectMeta>)>,
+        verdict: &Verdict,
         early: Option<Vec<Assembled>>,
     ) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
@@ -237,7 +347,7 @@ impl<S: Store> Repo<'_, S> {
         let mut outputs: Vec<Option<Assembled>> = match early {
             Some(made) => made.into_iter().map(Some).collect(),
             None if !behind.is_empty() && self.together(state, &behind) => {
-                match self.assemble_all(state, &behind).await? {
+                match self.assemble_all(state, &behind, &verdict.unlisted).await? {
                     Some(made) => made.into_iter().map(Some).collect(),
                     None => return Ok(superseded(published, generation, prefix)),
                 }
@@ -250,7 +360,10 @@ impl<S: Store> Repo<'_, S> {
         for (i, (format, current)) in behind.iter().enumerate().rev() {
             let output = match outputs.get_mut(i).and_then(Option::take) {
                 Some(output) => output,
-                None => match self.assemble_all(state, &behind[i..=i]).await? {
+                None => match self
+                    .assemble_all(state, &behind[i..=i], &verdict.unlisted)
+                    .await?
+                {
                     Some(mut made) => made.remove(0),
                     None => return Ok(superseded(published, generation, prefix)),
                 },
@@ -260,6 +373,8 @@ impl<S: Store> Repo<'_, S> {
                 generation,
                 current_from,
                 attempts: config.max_attempts,
+                listed: verdict.listed,
+                selected: config.gates.select,
             };
             tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
             let layout = output.layout;
@@ -280,7 +395,10 @@ impl<S: Store> Repo<'_, S> {
         }
         // Layouts only serve the next update: written together, with the
         // status, after the summaries.
-        let (layouts, status) = tokio::join!(join_all(layouts), self.write_status(state));
+        let (layouts, status) = tokio::join!(
+            join_all(layouts),
+            self.write_status(state, verdict, published.wrote)
+        );
         layouts
             .into_iter()
             .chain([status])
@@ -298,6 +416,7 @@ impl<S: Store> Repo<'_, S> {
         &self,
         state: &mut State,
         behind: &[(Compression, Option<ObjectMeta>)],
+        unlisted: &BTreeSet<String>,
     ) -> Result<Option<Vec<Assembled>>, PassError> {
         if state.is_empty() {
             let empty = behind.iter().map(|(format, _)| Assembled::empty(*format));
@@ -310,7 +429,7 @@ impl<S: Store> Repo<'_, S> {
         let drafts = join_all(
             behind
                 .iter()
-                .map(|(format, current)| self.draft(shared, *format, current.as_ref())),
+                .map(|(format, current)| self.draft(shared, *format, current.as_ref(), unlisted)),
         )
         .await;
         let unloaded = state.unloaded();
@@ -330,7 +449,7 @@ impl<S: Store> Repo<'_, S> {
         for draft in &drafts {
             let raws = draft
                 .todo()
-                .map(|run| state.records_in(run))
+                .map(|run| state.records_in(run, unlisted))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.render_error(std::io::Error::other(e)))?;
             let format = draft.format;
@@ -361,6 +480,7 @@ impl<S: Store> Repo<'_, S> {
         state: &State,
         format: Compression,
         current: Option<&ObjectMeta>,
+        unlisted: &BTreeSet<String>,
     ) -> Draft {
         let previous = self.previous_output(format, current).await;
         let items: Vec<(&str, usize)> = state
@@ -368,7 +488,7 @@ impl<S: Store> Repo<'_, S> {
             .iter()
             .map(|p| (p.first.as_str(), p.bytes as usize))
             .collect();
-        let digests: Vec<[u8; 32]> = state.pieces().iter().map(|p| p.records).collect();
+        let digests = state.listed_digests(unlisted);
         let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
         let copied = match &previous {
             Some(previous) => {
@@ -476,6 +596,9 @@ struct Stamp {
     generation: u64,
     current_from: u64,
     attempts: u32,
+    /// What the summary lists: how many packages, selected how.
+    listed: usize,
+    selected: crate::select::Select,
 }
 
 /// Writes one output unless one holding these records or newer is already
@@ -490,9 +613,9 @@ async fn put_output<S: Store>(
     stamp: Stamp,
 ) -> Result<Option<String>, PassError> {
     let Stamp {
-        generation,
         current_from,
         attempts,
+        ..
     } = stamp;
     let body = Bytes::from(body);
     // The first attempt trusts what `behind` saw: If-Match refuses the
@@ -503,10 +626,11 @@ async fn put_output<S: Store>(
             Some(current) => current,
             None => store.head(key).await?,
         };
-        if current
-            .as_ref()
-            .is_some_and(|m| generation_of(m) >= current_from)
-        {
+        if current.as_ref().is_some_and(|m| {
+            generation_of(m) >= current_from
+                && m.metadata.get(SELECTED).map_or("all", String::as_str)
+                    == stamp.selected.to_string()
+        }) {
             return Ok(None);
         }
         let previous = current.as_ref().and_then(|m| m.last_modified);
@@ -514,7 +638,7 @@ async fn put_output<S: Store>(
             Some(meta) => PutMode::Update(meta.etag.clone()),
             None => PutMode::Create,
         };
-        let mut options = output_options(mode, format, generation);
+        let mut options = output_options(mode, format, stamp);
         // A store that sets modification times is given the later second;
         // on any other, the write waits for it.
         let later = previous.and_then(|p| later_second(p, SystemTime::now()));
@@ -525,7 +649,7 @@ async fn put_output<S: Store>(
         }
         match store.put(key, body.clone(), options).await {
             Ok(etag) => {
-                let written = Written { etag, generation };
+                let written = Written { etag, stamp };
                 let etag = ensure_later(store, key, &body, previous, format, written).await?;
                 return Ok(Some(etag));
             }
@@ -543,12 +667,16 @@ async fn put_output<S: Store>(
 
 /// How a summary file is written: never cached stale by a CDN, typed for
 /// browsers and tools, stamped with its state generation.
-fn output_options(mode: PutMode, format: Compression, generation: u64) -> PutOptions {
+fn output_options(mode: PutMode, format: Compression, stamp: Stamp) -> PutOptions {
     PutOptions {
         mode,
         content_type: Some(format.content_type().to_owned()),
         cache_control: Some("no-cache".to_owned()),
-        metadata: BTreeMap::from([(GENERATION.to_owned(), generation.to_string())]),
+        metadata: BTreeMap::from([
+            (GENERATION.to_owned(), stamp.generation.to_string()),
+            (LISTED.to_owned(), stamp.listed.to_string()),
+            (SELECTED.to_owned(), stamp.selected.to_string()),
+        ]),
         modified: None,
     }
 }
@@ -578,7 +706,7 @@ async fn wait_until(time: SystemTime) {
 /// An output just written.
 struct Written {
     etag: String,
-    generation: u64,
+    stamp: Stamp,
 }
 
 /// If the store's clock gave the new object the same second as the one it
@@ -592,10 +720,7 @@ async fn ensure_later<S: Store>(
     format: Compression,
     written: Written,
 ) -> Result<String, PassError> {
-    let Written {
-        mut etag,
-        generation,
-    } = written;
+    let Written { mut etag, stamp } = written;
     let Some(previous) = previous else {
         return Ok(etag);
     };
@@ -603,7 +728,7 @@ async fn ensure_later<S: Store>(
         let Some(now) = store.head(key).await? else {
             return Ok(etag);
         };
-        if generation_of(&now) != generation {
+        if generation_of(&now) != stamp.generation {
             return Ok(etag);
         }
         let Some(modified) = now.last_modified else {
@@ -613,7 +738,7 @@ async fn ensure_later<S: Store>(
             return Ok(etag);
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let options = output_options(PutMode::Update(now.etag), format, generation);
+        let options = output_options(PutMode::Update(now.etag), format, stamp);
         match store.put(key, body.clone(), options).await {
             Ok(again) => etag = again,
             Err(err) if err.is_precondition() => return Ok(etag),

@@ -4,13 +4,15 @@
 //! warning, what the last pass over the whole repository found wrong
 //! between packages, and, under a signature policy, every package's
 //! verdict: of each list, the first thousand, with a count of the rest,
-//! so a repository of bad or warned-of uploads keeps a small status.
+//! so a repository of bad or warned-of uploads keeps a small status; and
+//! whether its summary is published or held, and why.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use super::{PassError, Repo};
+use crate::gate::Verdict;
 use crate::keys::{GENERATION, generation_of, status_key};
 use crate::state::State;
 use crate::store::{Op, PutMode, PutOptions, Store, StoreError};
@@ -21,12 +23,20 @@ use crate::trust::{Policy, SignatureVerdict};
 const LISTED: usize = 1000;
 
 impl<S: Store> Repo<'_, S> {
-    /// Writes the status of `state` unless one of its generation or later
-    /// is there already.
-    pub(super) async fn write_status(&self, state: &State) -> Result<(), PassError> {
+    /// Writes the status of `state`, published or held as `verdict`
+    /// says, unless one of a later generation is there already (or of the
+    /// same, unless this pass has just published: the status there may
+    /// say the summary was held).
+    pub(super) async fn write_status(
+        &self,
+        state: &State,
+        verdict: &Verdict,
+        published: bool,
+    ) -> Result<(), PassError> {
         let key = status_key(self.prefix);
         if let Some(meta) = self.store.head(&key).await?
-            && generation_of(&meta) >= state.generation()
+            && (generation_of(&meta) > state.generation()
+                || generation_of(&meta) == state.generation() && !published)
         {
             return Ok(());
         }
@@ -65,6 +75,15 @@ impl<S: Store> Repo<'_, S> {
                 "found_at_generation": checked,
                 "warnings": beside,
                 "more": state.repository_more(),
+            },
+            // Whether this state's summary is out there, what it lists,
+            // and what keeps it back (a hold, a gate).
+            "publication": {
+                "published": verdict.closed.is_empty(),
+                "held": verdict.closed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "select": self.config.gates.select.to_string(),
+                "listed": verdict.listed,
+                "unlisted": verdict.unlisted.len(),
             },
         });
         let policy = self.config.trust.policy();

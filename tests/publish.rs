@@ -1,0 +1,393 @@
+//! Publishing like a release manager: what a summary lists
+//! (`PKGSUM_SELECT`), the publish gates (`PKGSUM_MAX_SHRINK`,
+//! `PKGSUM_REQUIRED`, `PKGSUM_UNRESOLVED`), and holding and resuming,
+//! through the event path on memory and LocalStack, and through the
+//! `pkgsum` binary on a directory.
+
+use crate::common;
+
+use std::process::Command;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use pkgsum::compression::Compression;
+use pkgsum::config::Config;
+use pkgsum::create::PackageBuilder;
+use pkgsum::dispatch::apply_messages;
+use pkgsum::event;
+use pkgsum::gate::Unresolved;
+use pkgsum::repo::{Repo, output_key, status_key};
+use pkgsum::select::Select;
+use pkgsum::store::memory::MemoryStore;
+use pkgsum::store::{PutOptions, Store};
+
+const BUCKET: &str = "repo-bucket";
+const PREFIX: &str = "All/";
+
+/// Versions whose byte order is not pkg_install's dewey order.
+const VERSIONS: [&str; 5] = ["1.0alpha", "1.0", "1.0nb1", "1.0.1", "1.0pl1"];
+
+fn package(pkgname: &str, depends: &[&str]) -> Vec<u8> {
+    let deps: String = depends.iter().map(|d| format!("@pkgdep {d}\n")).collect();
+    let contents = format!("@name {pkgname}\n{deps}");
+    PackageBuilder::new(pkgname)
+        .member("+CONTENTS", contents)
+        .build()
+        .unwrap()
+}
+
+async fn upload(store: &impl Store, name: &str, body: Vec<u8>) -> String {
+    let key = format!("{PREFIX}{name}");
+    store
+        .put(&key, Bytes::from(body), PutOptions::default())
+        .await
+        .unwrap();
+    key
+}
+
+/// Delivers one notification of `event` for `keys`; returns the reports'
+/// held reasons.
+async fn deliver<S: Store>(
+    store: &S,
+    event: &str,
+    keys: &[String],
+    config: &Config,
+) -> Vec<String> {
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let messages = event::decode(&common::s3_event(BUCKET, event, &refs));
+    let outcome = apply_messages(&messages, |_| store, config).await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    outcome
+        .reports
+        .iter()
+        .flat_map(|r| r.held.clone())
+        .collect()
+}
+
+/// The PKGNAMEs the published gzip summary lists.
+async fn listed<S: Store>(store: &S) -> Vec<String> {
+    let summary = common::published(store, &output_key(PREFIX, Compression::Gzip)).await;
+    let text = String::from_utf8(summary).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("PKGNAME="))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn status<S: Store>(store: &S) -> serde_json::Value {
+    let (body, _) = store.get(&status_key(PREFIX)).await.unwrap().unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn modified<S: Store>(store: &S) -> SystemTime {
+    let key = output_key(PREFIX, Compression::Gzip);
+    store
+        .head(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_modified
+        .unwrap()
+}
+
+async fn newest_lists_one_version_in_dewey_order<S: Store>(store: &S) {
+    let mut keys = Vec::new();
+    for version in VERSIONS {
+        let name = format!("foo-{version}");
+        keys.push(upload(store, &format!("{name}.tgz"), package(&name, &[])).await);
+    }
+    keys.push(upload(store, "bar-2.tgz", package("bar-2", &[])).await);
+    let newest = Config {
+        gates: pkgsum::gate::Gates {
+            select: Select::Newest,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    // One notification per upload, in the order of the versions.
+    for key in &keys {
+        let held = deliver(
+            store,
+            "ObjectCreated:Put",
+            std::slice::from_ref(key),
+            &newest,
+        )
+        .await;
+        assert!(held.is_empty(), "{held:?}");
+    }
+    // pl counts as `.`: 1.0pl1 ties with 1.0.1, whose name sorts first.
+    assert_eq!(listed(store).await, ["bar-2", "foo-1.0.1"]);
+    let status = status(store).await;
+    assert_eq!(status["publication"]["unlisted"], 4, "{status}");
+    assert_eq!(status["publication"]["select"], "newest", "{status}");
+    // The older files stay, for clients that installed them.
+    for key in &keys {
+        assert!(store.head(key).await.unwrap().is_some(), "{key}");
+    }
+    // Back to `all`: the next pass lists every version again, though no
+    // record changed.
+    let all = Config::default();
+    deliver(store, "ObjectCreated:Put", &keys[..1], &all).await;
+    // Sorted by file name, as every summary is.
+    let mut files: Vec<String> = VERSIONS.iter().map(|v| format!("foo-{v}.tgz")).collect();
+    files.push("bar-2.tgz".into());
+    files.sort();
+    let want: Vec<&str> = files.iter().map(|f| f.trim_end_matches(".tgz")).collect();
+    assert_eq!(listed(store).await, want);
+}
+
+async fn memory_newest_lists_one_version_in_dewey_order() {
+    newest_lists_one_version_in_dewey_order(&MemoryStore::new()).await;
+}
+
+async fn s3_newest_lists_one_version_in_dewey_order() {
+    newest_lists_one_version_in_dewey_order(&common::s3_bucket().await).await;
+}
+
+/// Thirty packages published; twelve deleted at once (40%, past the
+/// default 25%): the state drops them, the summary stays, the status, the
+/// report and `verify` say why; `resume` publishes it, a second later.
+async fn a_shrink_is_held_until_resumed<S: Store>(store: &S) {
+    let config = Config::default();
+    let mut keys = Vec::new();
+    for i in 0..30 {
+        let name = format!("p{i}-1.0");
+        keys.push(upload(store, &format!("{name}.tgz"), package(&name, &[])).await);
+    }
+    deliver(store, "ObjectCreated:Put", &keys, &config).await;
+    assert_eq!(listed(store).await.len(), 30);
+    let before = modified(store).await;
+
+    for key in &keys[..12] {
+        store.delete(key).await.unwrap();
+    }
+    let held = deliver(store, "ObjectRemoved:Delete", &keys[..12], &config).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(
+        held[0].starts_with(
+            "the summary would list 18 packages, 40% fewer than the 30 published (PKGSUM_MAX_SHRINK=25%)"
+        ),
+        "{}",
+        held[0]
+    );
+    assert_eq!(
+        listed(store).await.len(),
+        30,
+        "a held summary was published"
+    );
+    let status = status(store).await;
+    assert_eq!(status["packages"], 18, "the state lost the deletes");
+    assert_eq!(status["publication"]["published"], false, "{status}");
+    assert_eq!(status["publication"]["held"][0], held[0].as_str());
+    let repo = Repo::new(store, PREFIX, &config);
+    let drift = pkgsum::reconcile::verify(&repo).await.unwrap();
+    assert!(
+        drift
+            .lines
+            .iter()
+            .any(|l| l.contains("not published: the summary would list 18")),
+        "{:?}",
+        drift.lines
+    );
+
+    // Another upload still finds it held (19 of 30 is still past 25%).
+    let more = upload(store, "q-1.tgz", package("q-1", &[])).await;
+    assert_eq!(
+        deliver(store, "ObjectCreated:Put", &[more], &config)
+            .await
+            .len(),
+        1
+    );
+
+    let published = repo.resume().await.unwrap();
+    assert!(published.wrote && published.closed.is_empty());
+    assert_eq!(listed(store).await.len(), 19);
+    assert!(
+        modified(store)
+            .await
+            .duration_since(before)
+            .unwrap()
+            .as_secs()
+            >= 1,
+        "pkgin would keep its cached summary"
+    );
+    assert!(pkgsum::reconcile::verify(&repo).await.unwrap().is_clean());
+    // The published count is the new baseline.
+    let next = upload(store, "r-1.tgz", package("r-1", &[])).await;
+    assert!(
+        deliver(store, "ObjectCreated:Put", &[next], &config)
+            .await
+            .is_empty()
+    );
+    assert_eq!(listed(store).await.len(), 20);
+}
+
+async fn memory_a_shrink_is_held_until_resumed() {
+    a_shrink_is_held_until_resumed(&MemoryStore::new()).await;
+}
+
+async fn s3_a_shrink_is_held_until_resumed() {
+    a_shrink_is_held_until_resumed(&common::s3_bucket().await).await;
+}
+
+/// While held, uploads reach the state and nothing is published; resume
+/// publishes the newest state.
+async fn a_hold_stops_publication_until_resumed<S: Store>(store: &S) {
+    let config = Config::default();
+    let first = upload(store, "a-1.tgz", package("a-1", &[])).await;
+    deliver(store, "ObjectCreated:Put", &[first], &config).await;
+    let repo = Repo::new(store, PREFIX, &config);
+    let state = repo.hold("release freeze").await.unwrap();
+    assert_eq!(state.hold().unwrap().reason, "release freeze");
+    let second = upload(store, "b-1.tgz", package("b-1", &[])).await;
+    let held = deliver(store, "ObjectCreated:Put", &[second], &config).await;
+    assert!(
+        held[0].starts_with("publication is held (release freeze, since "),
+        "{held:?}"
+    );
+    assert_eq!(listed(store).await, ["a-1"]);
+    assert_eq!(status(store).await["packages"], 2);
+    assert!(!pkgsum::reconcile::verify(&repo).await.unwrap().is_clean());
+    repo.resume().await.unwrap();
+    assert_eq!(listed(store).await, ["a-1", "b-1"]);
+    assert_eq!(
+        status(store).await["publication"]["held"],
+        serde_json::json!([])
+    );
+}
+
+async fn memory_a_hold_stops_publication_until_resumed() {
+    a_hold_stops_publication_until_resumed(&MemoryStore::new()).await;
+}
+
+async fn s3_a_hold_stops_publication_until_resumed() {
+    a_hold_stops_publication_until_resumed(&common::s3_bucket().await).await;
+}
+
+/// A summary without a required PKGBASE, or with DEPENDS nothing listed
+/// satisfies under `hold`, is held until the upload that mends it.
+async fn required_and_unresolved_hold_until_mended() {
+    let store = MemoryStore::new();
+    let config = Config {
+        gates: pkgsum::gate::Gates {
+            required: vec!["pkg_install".into()],
+            unresolved: Unresolved::Hold,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let app = upload(&store, "app-2.0.tgz", package("app-2.0", &["libdep>=2.0"])).await;
+    let held = deliver(&store, "ObjectCreated:Put", &[app], &config).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(
+        held[0],
+        "the summary would list no pkg_install (PKGSUM_REQUIRED)"
+    );
+    assert!(
+        held[1].starts_with("1 DEPENDS nothing listed satisfies, the first of app-2.0.tgz"),
+        "{}",
+        held[1]
+    );
+    assert!(
+        store
+            .head(&output_key(PREFIX, Compression::Gzip))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let tools = upload(
+        &store,
+        "pkg_install-20250417.tgz",
+        package("pkg_install-20250417", &[]),
+    )
+    .await;
+    let held = deliver(&store, "ObjectCreated:Put", &[tools], &config).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    let lib = upload(&store, "libdep-2.1.tgz", package("libdep-2.1", &[])).await;
+    assert!(
+        deliver(&store, "ObjectCreated:Put", &[lib], &config)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        listed(&store).await,
+        ["app-2.0", "libdep-2.1", "pkg_install-20250417"]
+    );
+}
+
+fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The same from the command line on a directory: `hold`, `index` (exit
+/// 1, saying why), `verify` (exit 1), `resume`, then all clean.
+fn a_directory_is_held_and_resumed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    for name in ["a-1", "b-1"] {
+        std::fs::write(dir.path().join(format!("{name}.tgz")), package(name, &[])).unwrap();
+    }
+    let (code, _, err) = pkgsum(&["index", path], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = pkgsum(&["hold", path, "--reason", "freeze"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("held at generation"), "{err}");
+    std::fs::write(dir.path().join("c-1.tgz"), package("c-1", &[])).unwrap();
+    let (code, _, err) = pkgsum(&["index", path], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not published: publication is held (freeze, since "),
+        "{err}"
+    );
+    let (code, out, _) = pkgsum(&["verify", path], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not published: publication is held"), "{out}");
+    let summary = std::fs::read(dir.path().join("pkg_summary.gz")).unwrap();
+    assert!(
+        !String::from_utf8(common::decompress(&summary))
+            .unwrap()
+            .contains("c-1")
+    );
+    let (code, _, err) = pkgsum(&["resume", path], &[]);
+    assert_eq!(code, 0, "{err}");
+    let summary = std::fs::read(dir.path().join("pkg_summary.gz")).unwrap();
+    assert!(
+        String::from_utf8(common::decompress(&summary))
+            .unwrap()
+            .contains("PKGNAME=c-1")
+    );
+    let (code, out, err) = pkgsum(&["verify", path], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A setting out of range is refused, naming it.
+    let (code, _, err) = pkgsum(&["index", path], &[("PKGSUM_MAX_SHRINK", "250")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("PKGSUM_MAX_SHRINK=\"250\": expected a percentage, 0 to 100"),
+        "{err}"
+    );
+    // Holding a directory never indexed is refused.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = pkgsum(&["hold", empty.path().to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no state to hold or resume"), "{err}");
+}
+
+crate::harness::trials![
+    tokio memory_newest_lists_one_version_in_dewey_order,
+    s3 s3_newest_lists_one_version_in_dewey_order,
+    tokio memory_a_shrink_is_held_until_resumed,
+    s3 s3_a_shrink_is_held_until_resumed,
+    tokio memory_a_hold_stops_publication_until_resumed,
+    s3 s3_a_hold_stops_publication_until_resumed,
+    tokio required_and_unresolved_hold_until_mended,
+    test a_directory_is_held_and_resumed_from_the_command_line,
+];
