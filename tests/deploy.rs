@@ -265,7 +265,8 @@ fn expected_grants(
     for key in summaries.iter().cloned().chain([object("*.pkgsum/*")]) {
         out.insert(("s3:PutObject".to_owned(), key));
     }
-    for key in summaries.into_iter().chain([object("*.pkgsum/pieces/*")]) {
+    let own = [object("*.pkgsum/pieces/*"), object("*.pkgsum/history/*")];
+    for key in summaries.into_iter().chain(own) {
         out.insert(("s3:DeleteObject".to_owned(), key));
     }
     out.insert(("s3:ListBucket".to_owned(), format!("arn:aws:s3:::{bucket}")));

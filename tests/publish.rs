@@ -315,6 +315,181 @@ async fn required_and_unresolved_hold_until_mended() {
     );
 }
 
+/// The bytes of the published gzip summary.
+async fn summary_bytes<S: Store>(store: &S) -> Bytes {
+    let key = output_key(PREFIX, Compression::Gzip);
+    store.get(&key).await.unwrap().unwrap().0
+}
+
+/// Every publication is kept with what it changed; a rollback refuses
+/// while a file it lists is gone, then republishes a kept generation's
+/// very bytes a second later than the summary it replaces, and holds
+/// until `resume`.
+async fn history_and_rollback<S: Store>(store: &S) {
+    let config = Config::default();
+    let repo = Repo::new(store, PREFIX, &config);
+    let a = upload(store, "a-1.tgz", package("a-1", &[])).await;
+    let b = upload(store, "b-1.tgz", package("b-1", &[])).await;
+    deliver(store, "ObjectCreated:Put", &[a, b.clone()], &config).await;
+    let c = upload(store, "c-1.tgz", package("c-1", &[])).await;
+    deliver(
+        store,
+        "ObjectCreated:Put",
+        std::slice::from_ref(&c),
+        &config,
+    )
+    .await;
+    let with_b = summary_bytes(store).await;
+    store.delete(&b).await.unwrap();
+    deliver(store, "ObjectRemoved:Delete", &[b], &config).await;
+    let kept = summary_bytes(store).await;
+    let replaced = PackageBuilder::new("c-1")
+        .member("+COMMENT", "Rebuilt\n")
+        .build()
+        .unwrap();
+    upload(store, "c-1.tgz", replaced).await;
+    deliver(store, "ObjectCreated:Put", &[c], &config).await;
+
+    let history = repo.history().await.unwrap();
+    // Each generation as "count +added -removed ~replaced".
+    let summary: Vec<String> = history
+        .iter()
+        .map(|e| {
+            let c = &e.changes;
+            let list = |sign: char, names: &[String]| {
+                names
+                    .iter()
+                    .map(|n| format!(" {sign}{n}"))
+                    .collect::<String>()
+            };
+            let (added, removed) = (list('+', &c.added), list('-', &c.removed));
+            format!("{}{added}{removed}{}", e.packages, list('~', &c.replaced))
+        })
+        .collect();
+    assert_eq!(summary, ["2 +a-1 +b-1", "3 +c-1", "2 -b-1", "2 ~c-1"]);
+    assert!(history.iter().all(|e| e.changes.complete));
+    let generations: Vec<u64> = history.iter().map(|e| e.generation).collect();
+
+    // Generation two lists b-1.tgz, which is gone.
+    let err = repo.rollback(generations[1]).await.unwrap_err().to_string();
+    assert!(
+        err.ends_with(&format!(
+            "generation {} lists 1 file gone from the bucket, so clients could not install them: b-1.tgz",
+            generations[1]
+        )),
+        "{err}"
+    );
+    assert!(
+        summary_bytes(store).await != with_b,
+        "a refused rollback published"
+    );
+    let err = repo.rollback(999).await.unwrap_err().to_string();
+    assert!(
+        err.contains("generation 999 is not in the history"),
+        "{err}"
+    );
+
+    let before = modified(store).await;
+    let rolled = repo.rollback(generations[2]).await.unwrap();
+    assert_eq!(summary_bytes(store).await, kept, "not the kept bytes");
+    let after = modified(store).await;
+    let seconds = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    assert!(
+        seconds(after) > seconds(before),
+        "pkgin would keep its cached summary"
+    );
+    let status = status(store).await;
+    assert!(
+        status["publication"]["held"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "publication is held (rolled back to generation {}",
+                generations[2]
+            )),
+        "{status}"
+    );
+    let last = repo.history().await.unwrap().pop().unwrap();
+    assert_eq!(last.generation, rolled.generation);
+    assert_eq!(
+        last.note.as_deref(),
+        Some(&*format!("rollback to generation {}", generations[2]))
+    );
+
+    // The next upload does not undo it; resume publishes the newest state.
+    let d = upload(store, "d-1.tgz", package("d-1", &[])).await;
+    assert_eq!(
+        deliver(store, "ObjectCreated:Put", &[d], &config)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(summary_bytes(store).await, kept);
+    repo.resume().await.unwrap();
+    assert_eq!(listed(store).await, ["a-1", "c-1", "d-1"]);
+    assert!(
+        common::published(store, &output_key(PREFIX, Compression::Gzip))
+            .await
+            .windows(15)
+            .any(|w| w == b"COMMENT=Rebuilt")
+    );
+}
+
+async fn memory_history_and_rollback() {
+    history_and_rollback(&MemoryStore::new()).await;
+}
+
+async fn s3_history_and_rollback() {
+    history_and_rollback(&common::s3_bucket().await).await;
+}
+
+/// Ceph RGW, once probed: gates, hold, history and rollback (RGW ignores
+/// `x-amz-copy-source-if-match`; the copy's ETag is checked instead).
+async fn rgw_gates_history_and_rollback() {
+    let rgw = async || {
+        let store = pkgsum::testing::rgw_bucket().await;
+        let found = store.probe("").await.unwrap();
+        store.with_if_match(found.update.unwrap())
+    };
+    // Boxed: both inline overflow a test thread's stack in debug builds.
+    Box::pin(a_shrink_is_held_until_resumed(&rgw().await)).await;
+    Box::pin(history_and_rollback(&rgw().await)).await;
+}
+
+/// SeaweedFS: history and rollback.
+async fn seaweedfs_history_and_rollback() {
+    history_and_rollback(&pkgsum::testing::seaweedfs_bucket().await).await;
+}
+
+/// `PKGSUM_HISTORY` generations are kept, no more.
+async fn the_history_keeps_the_newest_generations() {
+    let store = MemoryStore::new();
+    let config = Config {
+        history: 3,
+        ..Config::default()
+    };
+    for i in 0..6 {
+        let name = format!("p{i}-1");
+        let key = upload(&store, &format!("{name}.tgz"), package(&name, &[])).await;
+        deliver(&store, "ObjectCreated:Put", &[key], &config).await;
+    }
+    let repo = Repo::new(&store, PREFIX, &config);
+    let kept: Vec<usize> = repo
+        .history()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.packages)
+        .collect();
+    assert_eq!(kept, [4, 5, 6]);
+    let files = store
+        .list(&pkgsum::repo::history_prefix(PREFIX))
+        .await
+        .unwrap();
+    // An entry and three summaries for each generation kept.
+    assert_eq!(files.len(), 3 * 4, "{files:?}");
+}
+
 fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
         .args(args)
@@ -381,7 +556,73 @@ fn a_directory_is_held_and_resumed_from_the_command_line() {
     assert!(err.contains("no state to hold or resume"), "{err}");
 }
 
+/// `pkgsum history` and `pkgsum rollback` on a directory: the rolled-back
+/// summary is the kept one, with an mtime a second later than the one it
+/// replaces; a refused rollback names the missing file and exits 2.
+fn a_directory_is_rolled_back_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let write = |name: &str, body: Vec<u8>| {
+        std::fs::write(dir.path().join(format!("{name}.tgz")), body).unwrap()
+    };
+    write("a-1", package("a-1", &[]));
+    assert_eq!(pkgsum(&["index", path], &[]).0, 0);
+    write("b-1", package("b-1", &[]));
+    assert_eq!(pkgsum(&["index", path], &[]).0, 0);
+    let kept = std::fs::read(dir.path().join("pkg_summary.gz")).unwrap();
+    write("c-1", package("c-1", &[]));
+    assert_eq!(pkgsum(&["index", path], &[]).0, 0);
+    let (code, out, err) = pkgsum(&["history", path], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("generation "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].contains("2 packages  +1 -0 ~0"), "{out}");
+    assert!(out.contains("  added: b-1\n"), "{out}");
+    let generation = |line: &str| line.split_whitespace().nth(1).unwrap().to_owned();
+    let second = generation(lines[1]);
+    let (code, json, _) = pkgsum(&["history", path, "--json", "--last", "1"], &[]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json[0]["changes"]["added"], serde_json::json!(["c-1"]));
+
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let summary = dir.path().join("pkg_summary.gz");
+    let before = mtime(&summary);
+    let (code, _, err) = pkgsum(&["rollback", path, "--to", &second], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("publication is held until `pkgsum resume`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&summary).unwrap(), kept);
+    let seconds = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    assert!(
+        seconds(mtime(&summary)) > seconds(before),
+        "pkgin would keep its cached summary"
+    );
+    assert_eq!(pkgsum(&["verify", path], &[]).0, 1);
+
+    std::fs::remove_file(dir.path().join("a-1.tgz")).unwrap();
+    let (code, _, err) = pkgsum(&["rollback", path, "--to", &second], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "lists 1 file gone from the bucket, so clients could not install them: a-1.tgz"
+        ),
+        "{err}"
+    );
+}
+
 crate::harness::trials![
+    test a_directory_is_rolled_back_from_the_command_line,
+    tokio memory_history_and_rollback,
+    s3 s3_history_and_rollback,
+    tokio the_history_keeps_the_newest_generations,
+    rgw rgw_gates_history_and_rollback,
+    seaweedfs seaweedfs_history_and_rollback,
     tokio memory_newest_lists_one_version_in_dewey_order,
     s3 s3_newest_lists_one_version_in_dewey_order,
     tokio memory_a_shrink_is_held_until_resumed,

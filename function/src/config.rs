@@ -49,6 +49,9 @@ pub struct Config {
     /// (`PKGSUM_SELECT`, `PKGSUM_MAX_SHRINK`, `PKGSUM_REQUIRED`,
     /// `PKGSUM_UNRESOLVED`).
     pub gates: Gates,
+    /// Published generations whose summaries are kept for `pkgsum
+    /// rollback` (`PKGSUM_HISTORY`; 0 keeps none).
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             trust: Arc::new(Trust::ignore()),
             verify_payload: false,
             gates: Gates::default(),
+            history: 50,
         }
     }
 }
@@ -140,6 +144,9 @@ impl Config {
         }
         if let Some(n) = number(settings::MAX_RECORDS)? {
             config.max_records = n as usize;
+        }
+        if let Some(n) = number(settings::HISTORY)? {
+            config.history = n.min(100_000) as usize;
         }
         if let Some(n) = number(settings::CONCURRENCY)? {
             config.concurrency = n.clamp(1, 1024) as usize;

@@ -48,8 +48,9 @@
 //!   count or fail requests, LocalStack helpers.
 
 pub use pkgsum_core::{
-    Error, Result, checks, chunk, compression, create, error, excerpt, gate, header, limit, piece,
-    plist, record, record_file, record_stream, sample, select, signed, state, summary, trust,
+    Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
+    limit, piece, plist, record, record_file, record_stream, sample, select, signed, state,
+    summary, trust,
 };
 
 pub mod config;

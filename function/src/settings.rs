@@ -54,6 +54,7 @@ pub const SELECT: &str = "PKGSUM_SELECT";
 pub const MAX_SHRINK: &str = "PKGSUM_MAX_SHRINK";
 pub const REQUIRED: &str = "PKGSUM_REQUIRED";
 pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
+pub const HISTORY: &str = "PKGSUM_HISTORY";
 pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
 pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
 
@@ -68,6 +69,8 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("verify", &[Read, Packages, Pass, Store]),
         ("hold", &[Pass, Store]),
         ("resume", &[Pass, Store]),
+        ("history", &[Store]),
+        ("rollback", &[Pass, Store]),
         ("apply-event", &[Read, Packages, Pass, Events, Store]),
         ("poll", &[Read, Packages, Pass, Events, Store]),
         ("serve", &[Read, Packages, Pass, Events, Store, Serve]),
@@ -203,6 +206,12 @@ pub const SETTINGS: &[Setting] = &[
         name: UNRESOLVED,
         default: "warn",
         meaning: "warn, or hold: keep back a summary with DEPENDS nothing listed satisfies",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: HISTORY,
+        default: "50",
+        meaning: "published generations whose summaries are kept in .pkgsum/history/ for rollback (0: none)",
         scope: Scope::Pass,
     },
     Setting {

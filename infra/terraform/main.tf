@@ -18,11 +18,13 @@ locals {
   by_endpoint   = local.create_bucket && var.access == "source-ip" && length(var.allowed_vpc_endpoints) > 0
   read_objects  = "${local.bucket_arn}/${local.prefix}*"
   # What a pass writes: the summaries, and under .pkgsum/ its state
-  # (manifest and pieces), layouts and status report; it deletes
-  # summary variants no longer configured and pieces a commit replaced.
+  # (manifest and pieces), layouts, status report and history; it deletes
+  # summary variants no longer configured, pieces a commit replaced and
+  # generations past PKGSUM_HISTORY.
   summaries = [for ext in ["gz", "bz2", "xz", "zst"] : "${local.bucket_arn}/${local.prefix}*pkg_summary.${ext}"]
   own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/*"]
   pieces    = ["${local.bucket_arn}/${local.prefix}*.pkgsum/pieces/*"]
+  history   = ["${local.bucket_arn}/${local.prefix}*.pkgsum/history/*"]
   s3_url = join("/", compact([
     "https://${local.bucket}.s3.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}",
     var.repository_prefix,
@@ -343,6 +345,11 @@ resource "aws_lambda_function" "index" {
       PKGSUM_GPG_KEYRING    = var.gpg_keyring
       PKGSUM_X509_ANCHORS   = var.x509_anchors
       PKGSUM_VERIFY_PAYLOAD = tostring(var.verify_payload)
+      PKGSUM_SELECT         = var.select_versions
+      PKGSUM_MAX_SHRINK     = tostring(var.max_shrink)
+      PKGSUM_REQUIRED       = var.required_packages
+      PKGSUM_UNRESOLVED     = var.unresolved_depends
+      PKGSUM_HISTORY        = tostring(var.history_generations)
       PKGSUM_REPOSITORIES   = "s3://${local.bucket}/${local.prefix}"
       RUST_LOG              = "info"
     }
@@ -404,7 +411,7 @@ resource "aws_iam_role_policy" "function" {
     Statement = [
       { Sid = "ReadRepository", Effect = "Allow", Action = "s3:GetObject", Resource = "${local.bucket_arn}/${local.prefix}*" },
       { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files) },
-      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces) },
+      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces, local.history) },
       { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
       { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
       { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },

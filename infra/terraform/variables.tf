@@ -108,6 +108,56 @@ variable "verify_payload" {
   default     = false
 }
 
+variable "select_versions" {
+  description = "all: the summary lists every package. newest: only the newest version of each PKGPATH, in pkg_install's dewey order (older files stay)."
+  type        = string
+  default     = "all"
+  validation {
+    condition     = contains(["all", "newest"], var.select_versions)
+    error_message = "select_versions: all or newest."
+  }
+}
+
+variable "max_shrink" {
+  description = "Percent of the published packages a new summary may drop (if 10 or more) before it is held until `pkgsum resume`; 100 turns it off."
+  type        = number
+  default     = 25
+  validation {
+    condition     = var.max_shrink >= 0 && var.max_shrink <= 100
+    error_message = "max_shrink: 0 to 100."
+  }
+}
+
+variable "required_packages" {
+  description = "PKGBASEs every published summary must list, comma-separated (e.g. pkgin,pkg_install); a summary missing one is held."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.+,-]*$", var.required_packages))
+    error_message = "required_packages: comma-separated PKGBASEs."
+  }
+}
+
+variable "unresolved_depends" {
+  description = "warn, or hold a summary with DEPENDS that nothing it lists satisfies."
+  type        = string
+  default     = "warn"
+  validation {
+    condition     = contains(["warn", "hold"], var.unresolved_depends)
+    error_message = "unresolved_depends: warn or hold."
+  }
+}
+
+variable "history_generations" {
+  description = "Published generations whose summaries are kept under .pkgsum/history/ for `pkgsum rollback` (0: none)."
+  type        = number
+  default     = 50
+  validation {
+    condition     = var.history_generations >= 0 && var.history_generations <= 100000
+    error_message = "history_generations: 0 to 100000."
+  }
+}
+
 variable "architecture" {
   description = "The architecture the function was built for."
   type        = string

@@ -235,7 +235,8 @@ fn missing(required: &[String], listed: &[(&str, &[u8])]) -> Option<Closed> {
     }
     let bases: BTreeSet<&str> = listed
         .iter()
-        .filter_map(|(_, record)| pkgname(record))
+        .filter_map(|(_, record)| crate::record::pkgname(record))
+        .filter_map(|name| std::str::from_utf8(name).ok())
         .map(pkgbase)
         .collect();
     let missing: Vec<String> = required
@@ -244,14 +245,6 @@ fn missing(required: &[String], listed: &[(&str, &[u8])]) -> Option<Closed> {
         .cloned()
         .collect();
     (!missing.is_empty()).then_some(Closed::Missing(missing))
-}
-
-/// A record's PKGNAME.
-fn pkgname(record: &[u8]) -> Option<&str> {
-    record
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(b"PKGNAME="))
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 #[cfg(test)]

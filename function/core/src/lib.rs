@@ -34,6 +34,7 @@
 //! The `pkgsum` crate is the shell around this: stores, the repository
 //! pass, events, the Lambda function and the CLI.
 
+pub mod changelog;
 pub mod checks;
 pub mod chunk;
 pub mod compression;

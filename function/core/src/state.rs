@@ -17,6 +17,7 @@ use std::ops::{Bound, Range};
 
 use serde::{Deserialize, Serialize};
 
+use crate::changelog::{Changes, Kind, Log, Logged};
 use crate::checks::Findings;
 use crate::chunk;
 use crate::error::{Error, Result};
@@ -101,6 +102,8 @@ pub struct State {
     /// Set while publication is held (`pkgsum hold`, a rollback): passes
     /// still commit, nothing is published.
     hold: Option<Hold>,
+    /// What the last commits changed, for the history.
+    log: Log,
     /// The pieces as last stored, in order.
     pieces: Vec<PieceRef>,
     /// Which of them have their packages in `packages`.
@@ -131,6 +134,7 @@ struct Manifest {
     repository_more: u64,
     repository_checked: u64,
     hold: Option<Hold>,
+    log: Log,
 }
 
 /// Why and since when publication is held.
@@ -182,6 +186,7 @@ impl From<ManifestV6> for Manifest {
             repository_more: old.repository_more,
             repository_checked: old.repository_checked,
             hold: None,
+            log: Log::default(),
         }
     }
 }
@@ -223,6 +228,7 @@ impl From<ManifestV5> for Manifest {
             repository_more: 0,
             repository_checked: old.repository_checked,
             hold: None,
+            log: Log::default(),
         }
     }
 }
@@ -258,6 +264,7 @@ impl From<ManifestV4> for Manifest {
             repository_more: 0,
             repository_checked: 0,
             hold: None,
+            log: Log::default(),
         }
     }
 }
@@ -656,8 +663,12 @@ impl State {
     /// generation has advanced by one.
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
         let (mut changed, mut records) = (false, false);
+        let mut logged = Logged::default();
         for change in changes {
-            records |= self.changes_records(&change);
+            if self.changes_records(&change) {
+                records = true;
+                self.note(&change, &mut logged);
+            }
             changed |= self.apply_one(change);
         }
         if changed {
@@ -665,8 +676,39 @@ impl State {
         }
         if records {
             self.records_generation = self.generation;
+            logged.generation = self.generation;
+            self.log.push(logged);
         }
         changed
+    }
+
+    /// Notes in `logged` how `change` changes the records, by PKGNAME
+    /// (the file name when a record has none).
+    fn note(&self, change: &Change, logged: &mut Logged) {
+        let pkgname = |name: &str, record: &[u8]| -> String {
+            let found = crate::record::pkgname(record).map(String::from_utf8_lossy);
+            found.map_or_else(|| name.to_owned(), |n| n.into_owned())
+        };
+        match change {
+            Change::Indexed { name, package, .. } => {
+                let kind = match self.packages.contains_key(name) {
+                    true => Kind::Replaced,
+                    false => Kind::Added,
+                };
+                logged.note(kind, &pkgname(name, &package.record));
+            }
+            Change::Failed { name, .. } | Change::Removed { name } => {
+                if let Some(old) = self.packages.get(name) {
+                    logged.note(Kind::Removed, &pkgname(name, &old.record));
+                }
+            }
+        }
+    }
+
+    /// What the records' changes after generation `published` up to
+    /// `generation` were, net, as far as the log still holds them.
+    pub fn changes_since(&self, published: u64, generation: u64) -> Changes {
+        self.log.since(published, generation)
     }
 
     /// Merges one change; what the repository-wide checks said of that
@@ -929,6 +971,7 @@ impl State {
             repository_more: self.repository_more,
             repository_checked: self.repository_checked,
             hold: self.hold.clone(),
+            log: self.log.clone(),
         };
         cut.manifest = encode_manifest(&manifest)?;
         Ok(cut)
@@ -1026,6 +1069,7 @@ impl From<Manifest> for State {
                 reason: bounded(h.reason),
                 ..h
             }),
+            log: manifest.log,
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()
@@ -1231,6 +1275,34 @@ mod tests {
         assert_eq!(back.summary(), state.summary());
         state.stored(cut);
         assert_eq!(back, state);
+        assert_eq!(back.changes_since(0, 1).added, ["a\u{fffd}-1"]);
+
+        // A version-6 manifest (before holds and the change log) still
+        // reads, with neither.
+        let v6 = {
+            let old = (
+                state.generation,
+                state.records_generation,
+                &state.failures,
+                &state.suffixes,
+                &state.warnings,
+                state.warned_more,
+                &state.pieces,
+                &state.signatures,
+                &state.trust,
+                &state.repository_warnings,
+                state.repository_more,
+                state.repository_checked,
+            );
+            [MAGIC, &[6], &stored::pack(&old).unwrap()].concat()
+        };
+        let v6_state = State::from_bytes(&v6, DEFAULT_STATE_LIMIT).unwrap();
+        assert_eq!(v6_state.pieces(), state.pieces());
+        assert_eq!(v6_state.hold(), None);
+        assert!(v6_state.changes_since(0, 1).added.is_empty());
+
+        // Older versions have no log to compare.
+        state.log = Log::default();
 
         // A version-2 state (before suffixes were kept) still reads.
         let v2 = {

@@ -13,6 +13,7 @@ mod demo;
 #[cfg(feature = "gateway")]
 mod gateway;
 mod generate;
+mod history;
 mod hold;
 mod index;
 #[cfg(feature = "poll")]
@@ -70,6 +71,12 @@ pub enum Command {
     /// Lift a hold or a gate and publish the newest state
     #[command(long_about = hold::RESUME_ABOUT, after_help = after_help("resume"))]
     Resume(hold::ResumeArgs),
+    /// List the published generations and what each changed
+    #[command(long_about = history::HISTORY_ABOUT, after_help = after_help("history"))]
+    History(history::HistoryArgs),
+    /// Publish a kept generation again, then hold publication
+    #[command(long_about = history::ROLLBACK_ABOUT, after_help = after_help("rollback"))]
+    Rollback(history::RollbackArgs),
     /// Apply an S3, SQS, SNS or EventBridge event, as the Lambda function does
     #[command(long_about = apply_event::ABOUT, after_help = after_help("apply-event"))]
     ApplyEvent(apply_event::Args),
@@ -116,6 +123,8 @@ impl Command {
             Command::Verify(args) => run_async(verify::run(args)),
             Command::Hold(args) => run_async(hold::hold(args)),
             Command::Resume(args) => run_async(hold::resume(args)),
+            Command::History(args) => run_async(history::history(args)),
+            Command::Rollback(args) => run_async(history::rollback(args)),
             Command::ApplyEvent(args) => run_async(apply_event::run(args)),
             #[cfg(feature = "poll")]
             Command::Poll(args) => run_async(poll::run(args)),

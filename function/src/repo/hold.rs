@@ -37,8 +37,9 @@ impl<S: Store> Repo<'_, S> {
         let mut state = self
             .update_state(|state| state.hold().is_none() && state.set_hold(Some(hold.clone())))
             .await?;
-        // The status says so at once; no summary is written.
-        self.publish(&mut state).await?;
+        // The status says so at once; no summary is written. Boxed: the
+        // publishing future is large.
+        Box::pin(self.publish(&mut state)).await?;
         Ok(state)
     }
 
@@ -52,13 +53,13 @@ impl<S: Store> Repo<'_, S> {
                 true
             })
             .await?;
-        Ok(self.publish_as(&mut state, Gating::Override).await?)
+        Ok(Box::pin(self.publish_as(&mut state, Gating::Override)).await?)
     }
 
     /// Reads the state's manifest, lets `change` change it, and commits
     /// it if it did, by compare-and-swap, again on a lost race. Returns
     /// the state as committed (or as read, if unchanged).
-    async fn update_state(
+    pub(super) async fn update_state(
         &self,
         mut change: impl FnMut(&mut State) -> bool,
     ) -> Result<State, HoldError> {

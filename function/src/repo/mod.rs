@@ -27,12 +27,14 @@
 //!    last; then the status object (`status.rs`).
 
 mod commit;
+mod history;
 mod hold;
 mod pass;
 mod publish;
 mod status;
 
 pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
+pub use history::{Entry, RollbackError, RolledBack, history_prefix};
 pub use hold::HoldError;
 pub use pass::Scope;
 pub use publish::{Gating, Published};

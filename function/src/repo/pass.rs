@@ -577,7 +577,9 @@ impl<S: Store> Repo<'_, S> {
             .collect();
         report.generation = next.generation();
         report.packages = next.len();
-        let published = self.publish(next).await?;
+        // Boxed: publishing's future is large, and a pass's callers hold
+        // theirs on small stacks (test threads, tokio workers).
+        let published = Box::pin(self.publish(next)).await?;
         report.published = published.wrote;
         report.held = published.closed.iter().map(ToString::to_string).collect();
         report.runs_compressed = published.runs_compressed;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use super::commit::{Loaded, PieceError, Want};
+use super::history;
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
@@ -357,6 +358,12 @@ impl<S: Store> Repo<'_, S> {
         // Least preferred first: by the time the variant pkgin tries first
         // changes, the others already say the same.
         let mut layouts = Vec::new();
+        let mut kept = Vec::new();
+        let previous = behind
+            .iter()
+            .map(|(_, current)| history::published_generation(current.as_ref()))
+            .max()
+            .unwrap_or(0);
         for (i, (format, current)) in behind.iter().enumerate().rev() {
             let output = match outputs.get_mut(i).and_then(Option::take) {
                 Some(output) => output,
@@ -383,6 +390,7 @@ impl<S: Store> Repo<'_, S> {
                 published.wrote = true;
                 published.runs_compressed += output.compressed;
                 published.runs_copied += output.reused;
+                kept.push((*format, etag.clone()));
                 layouts.push(self.write_layout(*format, generation, etag, layout));
             }
         }
@@ -395,13 +403,17 @@ impl<S: Store> Repo<'_, S> {
         }
         // Layouts only serve the next update: written together, with the
         // status, after the summaries.
-        let (layouts, status) = tokio::join!(
+        let entry = history::entry_for(state, previous, verdict.listed, config.gates.select);
+        let (layouts, status, history) = tokio::join!(
             join_all(layouts),
-            self.write_status(state, verdict, published.wrote)
+            self.write_status(state, verdict, published.wrote),
+            // Boxed: its copies and listing would make every pass's
+            // future larger.
+            Box::pin(self.record_history(entry, &kept))
         );
         layouts
             .into_iter()
-            .chain([status])
+            .chain([status, history])
             .collect::<Result<(), _>>()?;
         Ok(published)
     }
@@ -592,19 +604,19 @@ fn layout_key(prefix: &str, format: Compression) -> String {
 /// The generation an output is written with, and the oldest generation
 /// whose outputs already hold the same records.
 #[derive(Debug, Clone, Copy)]
-struct Stamp {
-    generation: u64,
-    current_from: u64,
-    attempts: u32,
+pub(super) struct Stamp {
+    pub generation: u64,
+    pub current_from: u64,
+    pub attempts: u32,
     /// What the summary lists: how many packages, selected how.
-    listed: usize,
-    selected: crate::select::Select,
+    pub listed: usize,
+    pub selected: crate::select::Select,
 }
 
 /// Writes one output unless one holding these records or newer is already
 /// there (as `known` said, then as a HEAD says after a refused write); keeps its Last-Modified strictly after the previous one's, in
 /// whole seconds. Returns the ETag it was written with, if it was.
-async fn put_output<S: Store>(
+pub(super) async fn put_output<S: Store>(
     store: &S,
     key: &str,
     body: Vec<u8>,

@@ -16,7 +16,52 @@ pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     basic_semantics(store.as_ref(), base).await;
     peek(store.as_ref(), base).await;
     modification_time(store.as_ref(), base).await;
+    copy(store.as_ref(), base).await;
     one_winner(store, base).await;
+}
+
+/// A copy holds the source's bytes and metadata, and happens only while
+/// the source has the ETag named; a missing source is not found.
+async fn copy<S: Store>(store: &S, base: &str) {
+    let (from, to) = (
+        format!("{base}dir/copied from"),
+        format!("{base}dir/copy+1"),
+    );
+    let options = PutOptions {
+        metadata: BTreeMap::from([("pkgsum-generation".to_owned(), "7".to_owned())]),
+        ..put_opts(PutMode::Overwrite)
+    };
+    let etag = store
+        .put(&from, Bytes::from_static(b"summary bytes"), options)
+        .await
+        .unwrap();
+    let copied = store.copy(&from, &to, &etag).await.unwrap();
+    let (body, meta) = store.get(&to).await.unwrap().unwrap();
+    assert_eq!(&body[..], b"summary bytes");
+    assert_eq!(meta.etag, copied);
+    assert_eq!(
+        meta.metadata.get("pkgsum-generation").map(String::as_str),
+        Some("7")
+    );
+    let replaced = store
+        .put(
+            &from,
+            Bytes::from_static(b"newer"),
+            put_opts(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    let stale = store.copy(&from, &to, &etag).await.unwrap_err();
+    assert!(stale.is_precondition(), "{stale}");
+    let left = store.get(&to).await.unwrap().map(|(body, _)| body);
+    assert!(
+        left.as_deref() != Some(&b"newer"[..]),
+        "a refused copy copied"
+    );
+    store.delete(&from).await.unwrap();
+    let gone = store.copy(&from, &to, &replaced).await.unwrap_err();
+    assert!(gone.is_not_found() || gone.is_precondition(), "{gone}");
+    store.delete(&to).await.unwrap();
 }
 
 /// A store that says it sets modification times sets the one asked for.

@@ -17,6 +17,8 @@ pub struct Counts {
     pub puts: u64,
     pub deletes: u64,
     pub lists: u64,
+    /// Copies inside the store (no byte passes through pkgsum).
+    pub copies: u64,
     /// Bytes received by GETs, ranged or whole.
     pub bytes_read: u64,
     /// Bytes sent by PUTs.
@@ -31,6 +33,7 @@ struct Counters {
     puts: AtomicU64,
     deletes: AtomicU64,
     lists: AtomicU64,
+    copies: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
 }
@@ -73,6 +76,7 @@ impl<S> Counting<S> {
             puts: read(&c.puts),
             deletes: read(&c.deletes),
             lists: read(&c.lists),
+            copies: read(&c.copies),
             bytes_read: read(&c.bytes_read),
             bytes_written: read(&c.bytes_written),
         }
@@ -140,6 +144,11 @@ impl<S: Store> Store for Counting<S> {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         add(&self.counters.lists, 1);
         self.inner.list(prefix).await
+    }
+
+    async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
+        add(&self.counters.copies, 1);
+        self.inner.copy(from, to, etag).await
     }
 
     fn location(&self, key: &str) -> String {

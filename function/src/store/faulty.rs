@@ -146,6 +146,11 @@ impl<S: Store> Store for Faulty<S> {
         self.inner.list(prefix).await
     }
 
+    async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
+        self.check(Op::Copy, to)?;
+        self.inner.copy(from, to, etag).await
+    }
+
     fn location(&self, key: &str) -> String {
         self.inner.location(key)
     }

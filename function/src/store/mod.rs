@@ -7,7 +7,8 @@
 //! to learn what a key holds now, a peek (what it holds and its first
 //! bytes, unless it still has a known ETag: one request on S3), ranged GET
 //! pinned to an ETag for the rest of a header, whole GET for the state, conditional PUT for compare-and-swap
-//! commits, DELETE for stale variants, and a listing for `rebuild`.
+//! commits, DELETE for stale variants, a listing for `rebuild`, and a
+//! copy pinned to an ETag for the history of published summaries.
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -93,6 +94,7 @@ pub enum Op {
     Put,
     Delete,
     List,
+    Copy,
 }
 
 impl std::fmt::Display for Op {
@@ -104,6 +106,7 @@ impl std::fmt::Display for Op {
             Op::Put => "PUT",
             Op::Delete => "DELETE",
             Op::List => "LIST",
+            Op::Copy => "COPY",
         })
     }
 }
@@ -289,6 +292,21 @@ pub trait Store: Send + Sync {
     /// Removes `key`; a missing key is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Copies `from` to `to` with its metadata, only if `from` still has
+    /// `etag` (a precondition error otherwise, a not-found error if it is
+    /// gone; `to` then holds what it held, or nothing); returns the copy's
+    /// ETag. S3 copies inside the store
+    /// (CopyObject): no byte passes through pkgsum. This default reads
+    /// then writes.
+    fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        etag: &str,
+    ) -> impl Future<Output = StoreResult<String>> + Send {
+        copy_by_get(self, from, to, etag)
+    }
+
     /// Every object whose key starts with `prefix`, sorted by key; as in
     /// S3's listing, without user metadata.
     fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send;
@@ -323,6 +341,34 @@ pub(crate) async fn peek_by_head<S: Store + ?Sized>(
         .get_range(key, 0..len.min(meta.size), &meta.etag)
         .await?;
     Ok(Peeked::Found(meta, first))
+}
+
+/// [`Store::copy`] by a GET, then a PUT of what it read.
+pub(crate) async fn copy_by_get<S: Store + ?Sized>(
+    store: &S,
+    from: &str,
+    to: &str,
+    etag: &str,
+) -> StoreResult<String> {
+    let Some((body, meta)) = store.get(from).await? else {
+        return Err(StoreError::new(
+            Op::Copy,
+            store.location(from),
+            ErrorKind::NotFound,
+        ));
+    };
+    if meta.etag != etag {
+        return Err(StoreError::new(
+            Op::Copy,
+            store.location(from),
+            ErrorKind::Precondition,
+        ));
+    }
+    let options = PutOptions {
+        metadata: meta.metadata,
+        ..PutOptions::default()
+    };
+    store.put(to, body, options).await
 }
 
 /// [`Store::get_bounded`] by a HEAD, then a GET (whose answer is checked
@@ -404,6 +450,15 @@ macro_rules! delegate_store {
 
             fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send {
                 (**self).list(prefix)
+            }
+
+            fn copy(
+                &self,
+                from: &str,
+                to: &str,
+                etag: &str,
+            ) -> impl Future<Output = StoreResult<String>> + Send {
+                (**self).copy(from, to, etag)
             }
 
             fn location(&self, key: &str) -> String {

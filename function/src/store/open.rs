@@ -318,6 +318,10 @@ impl Store for AnyStore {
         either!(self, s => s.list(prefix).await)
     }
 
+    async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
+        either!(self, s => s.copy(from, to, etag).await)
+    }
+
     fn location(&self, key: &str) -> String {
         either!(self, s => s.location(key))
     }

@@ -608,9 +608,58 @@ impl Store for S3Store {
         Ok(out)
     }
 
+    /// CopyObject inside the bucket, pinned to the source's ETag
+    /// (`x-amz-copy-source-if-match`), keeping its metadata. Ceph RGW
+    /// ignores that header, so the copy's ETag is compared too: a single
+    /// PUT's ETag is its bytes' MD5 on every S3 server, and a copy of
+    /// other bytes has another. Such a copy is deleted and refused.
+    async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
+        let source = format!("{}/{}", self.bucket, encode_copy_source(from));
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .copy_source_if_match(match self.if_match {
+                IfMatch::Quoted => format!("\"{etag}\""),
+                IfMatch::Bare => etag.to_owned(),
+            })
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+            .send()
+            .await
+            .map_err(|e| self.error(Op::Copy, from, e))?;
+        let copied = unquote(copied.copy_object_result().and_then(|r| r.e_tag()));
+        let single_put = !etag.contains('-');
+        if single_put && copied != etag {
+            self.delete(to).await?;
+            return Err(StoreError::new(
+                Op::Copy,
+                self.location(from),
+                ErrorKind::Precondition,
+            ));
+        }
+        Ok(copied)
+    }
+
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, Escaped(key))
     }
+}
+
+/// A key as `x-amz-copy-source` takes it: percent-encoded but for `/`
+/// and the characters URLs leave alone.
+fn encode_copy_source(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 impl S3Store {

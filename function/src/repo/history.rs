@@ -1,0 +1,422 @@
+//! The history of published generations, under
+//! `<prefix>.pkgsum/history/`: after each publication the summaries just
+//! written are copied inside the store (CopyObject on S3, pinned to the
+//! ETags just written) to `history/<generation>/`, and
+//! `history/<generation>.json` says when, how many packages, and what
+//! changed since the generation published before (from the state's
+//! change log). The newest `PKGSUM_HISTORY` generations are kept.
+//!
+//! `pkgsum history` reads it; `pkgsum rollback` republishes a generation's
+//! summaries as a new generation, after checking that every file they
+//! list is still there, and holds publication so the next upload does not
+//! undo it.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::hold::HoldError;
+use super::publish::{Stamp, put_output};
+use super::{PassError, Repo};
+use crate::changelog::Changes;
+use crate::compression::Compression;
+use crate::excerpt::Escaped;
+use crate::keys::{generation_of, output_key};
+use crate::limit::Limited;
+use crate::select::Select;
+use crate::state::Hold;
+use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
+
+/// What one published generation was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub generation: u64,
+    /// When it was published, in seconds since the epoch.
+    pub time: u64,
+    /// Packages its summary lists.
+    pub packages: usize,
+    /// `all` or `newest`.
+    pub select: String,
+    /// The generation published before it (0: none).
+    pub previous: u64,
+    /// What changed since `previous`.
+    pub changes: Changes,
+    /// What published it other than the indexer: a rollback.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The largest history entry read (each list of names is bounded).
+const ENTRY_LIMIT: u64 = 1 << 20;
+
+/// The largest kept summary read back by a rollback.
+const SUMMARY_LIMIT: u64 = 256 << 20;
+
+/// Most missing files a refused rollback names; the rest are counted.
+const MISSING_NAMED: usize = 20;
+
+/// Where the history of the repository at `prefix` is kept.
+pub fn history_prefix(prefix: &str) -> String {
+    format!("{prefix}.pkgsum/history/")
+}
+
+/// The entry of `generation`.
+fn entry_key(prefix: &str, generation: u64) -> String {
+    format!("{}{generation:020}.json", history_prefix(prefix))
+}
+
+/// The kept `format` summary of `generation`.
+fn kept_key(prefix: &str, generation: u64, format: Compression) -> String {
+    format!(
+        "{}{generation:020}/{}",
+        history_prefix(prefix),
+        crate::summary::file_name(format)
+    )
+}
+
+/// The generation a history key belongs to.
+fn generation_of_key(prefix: &str, key: &str) -> Option<u64> {
+    let rest = key.strip_prefix(&history_prefix(prefix))?;
+    let digits = rest.split(['/', '.']).next()?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// Why a rollback was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    #[error(
+        "{repository}: generation {generation} is not in the history (`pkgsum history` lists it)"
+    )]
+    NotKept { repository: String, generation: u64 },
+    #[error("{repository}: the history of generation {generation} has no {file}")]
+    Incomplete {
+        repository: String,
+        generation: u64,
+        file: String,
+    },
+    #[error(
+        "{repository}: generation {generation} lists {} gone from the bucket, so clients could not install them: {}{}",
+        count(*.missing, "file"),
+        .named.join(", "),
+        if *.missing > .named.len() { format!(" and {} more", .missing - .named.len()) } else { String::new() }
+    )]
+    Missing {
+        repository: String,
+        generation: u64,
+        missing: usize,
+        named: Vec<String>,
+    },
+    #[error("{repository}: the kept summary of generation {generation}: {error}")]
+    Unreadable {
+        repository: String,
+        generation: u64,
+        error: std::io::Error,
+    },
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone)]
+pub struct RolledBack {
+    /// The generation it published.
+    pub generation: u64,
+    /// The files the summary lists, each found in the bucket.
+    pub files: usize,
+    pub packages: usize,
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl<S: Store> Repo<'_, S> {
+    /// Keeps the summaries just published as `generation`'s history, if
+    /// every configured format was written (`written`: format, ETag), and
+    /// drops generations past `PKGSUM_HISTORY`. A copy refused because a
+    /// newer pass has replaced the file already leaves no entry: that
+    /// generation was never wholly out there.
+    pub(super) async fn record_history(
+        &self,
+        entry: Entry,
+        written: &[(Compression, String)],
+    ) -> Result<(), PassError> {
+        let keep = self.config.history;
+        let all = self
+            .config
+            .formats
+            .iter()
+            .all(|f| written.iter().any(|(w, _)| w == f));
+        if keep == 0 || !all {
+            return Ok(());
+        }
+        let generation = entry.generation;
+        for (format, etag) in written {
+            let from = output_key(self.prefix, *format);
+            let to = kept_key(self.prefix, generation, *format);
+            match self.store.copy(&from, &to, etag).await {
+                Ok(_) => {}
+                Err(err) if err.is_precondition() || err.is_not_found() => {
+                    tracing::debug!(generation, "replaced before it was kept: no history");
+                    return Ok(());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let body = serde_json::to_vec_pretty(&entry).map_err(|e| PassError::Render {
+            repository: self.location(),
+            error: std::io::Error::other(e),
+        })?;
+        let options = PutOptions {
+            mode: PutMode::Overwrite,
+            content_type: Some("application/json".to_owned()),
+            ..PutOptions::default()
+        };
+        let key = entry_key(self.prefix, generation);
+        self.store.put(&key, Bytes::from(body), options).await?;
+        self.prune_history(keep).await?;
+        Ok(())
+    }
+
+    /// Deletes the generations older than the newest `keep`.
+    async fn prune_history(&self, keep: usize) -> Result<(), StoreError> {
+        let listed = self.store.list(&history_prefix(self.prefix)).await?;
+        let generations: BTreeSet<u64> = listed
+            .iter()
+            .filter(|m| m.key.ends_with(".json"))
+            .filter_map(|m| generation_of_key(self.prefix, &m.key))
+            .collect();
+        let Some(&oldest_kept) = generations.iter().rev().nth(keep.saturating_sub(1)) else {
+            return Ok(());
+        };
+        // The entry goes first: a generation without one is not listed.
+        let mut doomed: Vec<&ObjectMeta> = listed
+            .iter()
+            .filter(|m| generation_of_key(self.prefix, &m.key).is_some_and(|g| g < oldest_kept))
+            .collect();
+        doomed.sort_by_key(|m| !m.key.ends_with(".json"));
+        for meta in doomed {
+            self.store.delete(&meta.key).await?;
+        }
+        Ok(())
+    }
+
+    /// The history, oldest first: every entry that reads.
+    pub async fn history(&self) -> Result<Vec<Entry>, PassError> {
+        let listed = self.store.list(&history_prefix(self.prefix)).await?;
+        let mut entries = Vec::new();
+        for meta in listed.iter().filter(|m| m.key.ends_with(".json")) {
+            let Some(generation) = generation_of_key(self.prefix, &meta.key) else {
+                continue;
+            };
+            match self.history_entry(generation).await? {
+                Some(entry) => entries.push(entry),
+                None => tracing::warn!(key = %Escaped(&meta.key), "unreadable history entry"),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The entry of `generation`, if it is there and reads.
+    async fn history_entry(&self, generation: u64) -> Result<Option<Entry>, StoreError> {
+        let key = entry_key(self.prefix, generation);
+        let Some(Bounded::Whole(body, _)) = self.store.get_bounded(&key, ENTRY_LIMIT).await? else {
+            return Ok(None);
+        };
+        let entry: Option<Entry> = serde_json::from_slice(&body).ok();
+        Ok(entry.filter(|e| e.generation == generation))
+    }
+
+    /// Republishes generation `to`'s summaries as a new generation, held.
+    pub async fn rollback(&self, to: u64) -> Result<RolledBack, RollbackError> {
+        let repository = self.location();
+        let entry = self
+            .history_entry(to)
+            .await
+            .map_err(PassError::from)?
+            .ok_or_else(|| RollbackError::NotKept {
+                repository: repository.clone(),
+                generation: to,
+            })?;
+        let mut kept = Vec::new();
+        for &format in &self.config.formats {
+            let key = kept_key(self.prefix, to, format);
+            let read = self.store.get_bounded(&key, SUMMARY_LIMIT).await;
+            let Some(Bounded::Whole(bytes, _)) = read.map_err(PassError::from)? else {
+                return Err(RollbackError::Incomplete {
+                    repository,
+                    generation: to,
+                    file: crate::summary::file_name(format),
+                });
+            };
+            kept.push((format, bytes));
+        }
+        let files = self.listed_files(to, &kept).await?;
+        Box::pin(self.check_present(to, &files)).await?;
+        let hold = Hold {
+            since: now_seconds(),
+            reason: format!("rolled back to generation {to}"),
+        };
+        let mut state = self
+            .update_state(|state| {
+                state.set_hold(Some(hold.clone()));
+                true
+            })
+            .await?;
+        let generation = state.generation();
+        let stamp = Stamp {
+            generation,
+            current_from: generation,
+            attempts: self.config.max_attempts,
+            listed: entry.packages,
+            selected: entry.select.parse().unwrap_or(Select::All),
+        };
+        let mut written = Vec::new();
+        // Least preferred first, as every publication.
+        for (format, bytes) in kept.into_iter().rev() {
+            let key = output_key(self.prefix, format);
+            let current = self.store.head(&key).await.map_err(PassError::from)?;
+            let body = bytes.to_vec();
+            // Boxed, as every large future here: a rollback's would
+            // otherwise hold them all on the caller's stack.
+            let put = put_output(self.store, &key, body, format, current.as_ref(), stamp);
+            if let Some(etag) = Box::pin(put).await? {
+                written.push((format, etag));
+            }
+        }
+        let previous = written.len();
+        let rolled = Entry {
+            generation,
+            time: now_seconds(),
+            packages: entry.packages,
+            select: entry.select,
+            previous: to,
+            changes: Changes::default(),
+            note: Some(format!("rollback to generation {to}")),
+        };
+        Box::pin(self.record_history(rolled, &written)).await?;
+        // The status says it is held, and why.
+        Box::pin(self.publish(&mut state)).await?;
+        tracing::info!(repository = %repository, to, generation, formats = previous, "rolled back");
+        Ok(RolledBack {
+            generation,
+            files: files.len(),
+            packages: entry.packages,
+        })
+    }
+
+    /// The files a kept summary lists (FILE_NAME, else PKGNAME.tgz).
+    async fn listed_files(
+        &self,
+        generation: u64,
+        kept: &[(Compression, Bytes)],
+    ) -> Result<BTreeSet<String>, RollbackError> {
+        let Some((format, bytes)) = kept.first() else {
+            return Ok(BTreeSet::new());
+        };
+        let mut text = Vec::new();
+        let limit = self.config.state_limit;
+        let read = format
+            .decoder(&bytes[..])
+            .and_then(|d| std::io::Read::read_to_end(&mut Limited::new(d, limit), &mut text));
+        read.map_err(|error| RollbackError::Unreadable {
+            repository: self.location(),
+            generation,
+            error,
+        })?;
+        let mut files = BTreeSet::new();
+        for record in text
+            .split(|&b| b == b'\n')
+            .collect::<Vec<_>>()
+            .split(|l| l.is_empty())
+        {
+            let field = |name: &[u8]| {
+                record
+                    .iter()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            let file =
+                field(b"FILE_NAME=").or_else(|| field(b"PKGNAME=").map(|n| format!("{n}.tgz")));
+            if let Some(file) = file.filter(|f| crate::keys::is_plain_key(f) && !f.contains('/')) {
+                files.insert(file);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Refuses unless every file of `files` is in the bucket.
+    async fn check_present(
+        &self,
+        generation: u64,
+        files: &BTreeSet<String>,
+    ) -> Result<(), RollbackError> {
+        let heads = files.iter().map(|file| async move {
+            let key = self.key(file);
+            (file, self.store.head(&key).await)
+        });
+        let found: Vec<_> = stream::iter(heads)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut missing = Vec::new();
+        for (file, head) in found {
+            if head.map_err(PassError::from)?.is_none() {
+                missing.push(file.clone());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        Err(RollbackError::Missing {
+            repository: self.location(),
+            generation,
+            missing: missing.len(),
+            named: missing
+                .iter()
+                .take(MISSING_NAMED)
+                .map(|f| Escaped(f).to_string())
+                .collect(),
+        })
+    }
+}
+
+/// The history entry of a publication of `generation` over outputs that
+/// were at `previous`.
+pub(super) fn entry_for(
+    state: &crate::state::State,
+    previous: u64,
+    packages: usize,
+    select: Select,
+) -> Entry {
+    Entry {
+        generation: state.generation(),
+        time: now_seconds(),
+        packages,
+        select: select.to_string(),
+        previous,
+        changes: state.changes_since(previous, state.generation()),
+        note: None,
+    }
+}
+
+/// The generation a published output carries (0 when there is none).
+pub(super) fn published_generation(current: Option<&ObjectMeta>) -> u64 {
+    current.map_or(0, generation_of)
+}
