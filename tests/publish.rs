@@ -490,6 +490,171 @@ async fn the_history_keeps_the_newest_generations() {
     assert_eq!(files.len(), 3 * 4, "{files:?}");
 }
 
+/// Uploads `name` as a member of release `tag` (`ID/COUNT`).
+async fn upload_member(store: &impl Store, name: &str, tag: &str) -> String {
+    let key = format!("{PREFIX}{name}.tgz");
+    let options = PutOptions {
+        metadata: [("pkgsum-release".to_owned(), tag.to_owned())].into(),
+        ..PutOptions::default()
+    };
+    store
+        .put(&key, Bytes::from(package(name, &[])), options)
+        .await
+        .unwrap();
+    key
+}
+
+/// How many of the release's members (`m00-1` ...) a summary lists.
+fn members_in(summary: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(summary);
+    text.lines().filter(|l| l.starts_with("PKGNAME=m")).count()
+}
+
+/// A 50-package release whose notifications arrive one per pass,
+/// shuffled and duplicated: every summary published lists none of it or
+/// all of it, and the generation that lists it is one. A malformed tag is
+/// ignored with a warning.
+async fn a_release_is_published_whole<S: Store>(store: &S) -> u64 {
+    let config = Config::default();
+    let base = upload(store, "base-1.tgz", package("base-1", &[])).await;
+    deliver(store, "ObjectCreated:Put", &[base], &config).await;
+    let mut keys = Vec::new();
+    for i in 0..50 {
+        keys.push(upload_member(store, &format!("m{i:02}-1"), "ci-7/50").await);
+    }
+    let mut deliveries: Vec<String> = keys.clone();
+    deliveries.extend(keys.iter().step_by(7).cloned());
+    fastrand::seed(22);
+    fastrand::shuffle(&mut deliveries);
+    let mut published_with = None;
+    for (i, key) in deliveries.iter().enumerate() {
+        deliver(
+            store,
+            "ObjectCreated:Put",
+            std::slice::from_ref(key),
+            &config,
+        )
+        .await;
+        let summary = common::published(store, &output_key(PREFIX, Compression::Gzip)).await;
+        let members = members_in(&summary);
+        assert!(
+            members == 0 || members == 50,
+            "pass {i}: {members} of 50 published"
+        );
+        if members == 50 && published_with.is_none() {
+            published_with = Some(status(store).await["generation"].as_u64().unwrap());
+        } else if members == 0 {
+            let waiting = &status(store).await["releases"];
+            assert_eq!(waiting[0]["id"], "ci-7", "{waiting}");
+        }
+    }
+    let status = status(store).await;
+    assert_eq!(status["packages"], 51, "{status}");
+    assert_eq!(status["releases"], serde_json::json!([]));
+    // A malformed tag: published on its own, with a warning.
+    let odd = upload_member(store, "odd-1", "../../x/0").await;
+    deliver(store, "ObjectCreated:Put", &[odd], &config).await;
+    assert!(listed(store).await.contains(&"odd-1".to_owned()));
+    let warned = serde_json::to_string(&self::status(store).await["warnings"]).unwrap();
+    assert!(warned.contains("is not ID/COUNT"), "{warned}");
+    published_with.unwrap()
+}
+
+async fn memory_a_release_is_published_whole() {
+    a_release_is_published_whole(&MemoryStore::new()).await;
+}
+
+/// On LocalStack, in a versioned bucket: every version of every summary
+/// ever published lists none or all of the release.
+async fn s3_a_release_is_published_whole() {
+    let store = common::s3_bucket().await;
+    let client = store.client().clone();
+    let versioning = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    client
+        .put_bucket_versioning()
+        .bucket(store.bucket())
+        .versioning_configuration(versioning)
+        .send()
+        .await
+        .unwrap();
+    a_release_is_published_whole(&store).await;
+    for format in [Compression::Gzip, Compression::Bzip2, Compression::Xz] {
+        let key = output_key(PREFIX, format);
+        let versions = client
+            .list_object_versions()
+            .bucket(store.bucket())
+            .prefix(&key)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<String> = versions
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key.as_str()))
+            .filter_map(|v| v.version_id().map(str::to_owned))
+            .collect();
+        assert!(ids.len() >= 3, "{key}: {} versions", ids.len());
+        let mut with_release = 0;
+        for id in &ids {
+            let got = client
+                .get_object()
+                .bucket(store.bucket())
+                .key(&key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap();
+            let body = got.body.collect().await.unwrap().into_bytes();
+            let members = members_in(&common::decompress(&body));
+            assert!(
+                members == 0 || members == 50,
+                "{key} version {id}: {members} of 50"
+            );
+            with_release += usize::from(members == 50);
+        }
+        assert!(with_release >= 1, "{key}: never published the release");
+    }
+}
+
+/// A release that stays incomplete past `PKGSUM_RELEASE_TIMEOUT` is
+/// reported by the pass and by `verify`, and not published.
+async fn an_incomplete_release_is_reported_after_the_timeout() {
+    let store = MemoryStore::new();
+    let config = Config {
+        release_timeout: std::time::Duration::ZERO,
+        ..Config::default()
+    };
+    let base = upload(&store, "base-1.tgz", package("base-1", &[])).await;
+    deliver(&store, "ObjectCreated:Put", &[base], &config).await;
+    let key = upload_member(&store, "m00-1", "late/3").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let refs = [key.as_str()];
+    let messages = event::decode(&common::s3_event(BUCKET, "ObjectCreated:Put", &refs));
+    let outcome = apply_messages(&messages, |_| &store, &config).await;
+    let stalled = &outcome.reports[0].stalled;
+    assert_eq!(stalled.len(), 1, "{stalled:?}");
+    assert!(
+        stalled[0].starts_with("release late has 1 of its 3 packages"),
+        "{}",
+        stalled[0]
+    );
+    assert!(stalled[0].ends_with("past PKGSUM_RELEASE_TIMEOUT, it is not published"));
+    assert_eq!(outcome.verdict(), pkgsum::verdict::Verdict::Incomplete);
+    assert_eq!(listed(&store).await, ["base-1"]);
+    let repo = Repo::new(&store, PREFIX, &config);
+    let drift = pkgsum::reconcile::verify(&repo).await.unwrap();
+    assert!(
+        drift
+            .lines
+            .iter()
+            .any(|l| l.contains("release late has 1 of its 3")),
+        "{:?}",
+        drift.lines
+    );
+}
+
 fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
         .args(args)
@@ -617,6 +782,9 @@ fn a_directory_is_rolled_back_from_the_command_line() {
 }
 
 crate::harness::trials![
+    tokio memory_a_release_is_published_whole,
+    s3 s3_a_release_is_published_whole,
+    tokio an_incomplete_release_is_reported_after_the_timeout,
     test a_directory_is_rolled_back_from_the_command_line,
     tokio memory_history_and_rollback,
     s3 s3_history_and_rollback,

@@ -52,6 +52,9 @@ pub struct Config {
     /// Published generations whose summaries are kept for `pkgsum
     /// rollback` (`PKGSUM_HISTORY`; 0 keeps none).
     pub history: usize,
+    /// How long a release may wait for its members before it is reported
+    /// as incomplete (`PKGSUM_RELEASE_TIMEOUT`).
+    pub release_timeout: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             verify_payload: false,
             gates: Gates::default(),
             history: 50,
+            release_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -144,6 +148,20 @@ impl Config {
         }
         if let Some(n) = number(settings::MAX_RECORDS)? {
             config.max_records = n as usize;
+        }
+        if let Some(value) = var(settings::RELEASE_TIMEOUT).filter(|v| !v.trim().is_empty()) {
+            let text = value.trim();
+            let parsed = match text.parse::<u64>() {
+                Ok(seconds) => Ok(Duration::from_secs(seconds)),
+                Err(_) => humantime::parse_duration(text),
+            };
+            config.release_timeout = parsed.map_err(|_| {
+                bad(
+                    settings::RELEASE_TIMEOUT,
+                    &value,
+                    "seconds, or a duration such as 1h or 30m",
+                )
+            })?;
         }
         if let Some(n) = number(settings::HISTORY)? {
             config.history = n.min(100_000) as usize;

@@ -49,8 +49,8 @@
 
 pub use pkgsum_core::{
     Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
-    limit, piece, plist, record, record_file, record_stream, sample, select, signed, state,
-    summary, trust,
+    limit, piece, plist, record, record_file, record_stream, release, sample, select, signed,
+    state, summary, trust,
 };
 
 pub mod config;

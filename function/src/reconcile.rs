@@ -111,12 +111,18 @@ pub async fn verify<S: Store>(repo: &Repo<'_, S>) -> Result<Drift, PassError> {
     for name in &plan.removed {
         let what = if state.package(name).is_some() {
             "indexed"
-        } else {
+        } else if state.failure(name).is_some() {
             "recorded as unreadable"
+        } else {
+            "held for its release"
         };
         drift
             .lines
             .push(format!("{prefix}{name}: {what}, but gone from the bucket"));
+    }
+    let location = repo.location();
+    for line in repo.stalled(&state) {
+        drift.lines.push(format!("{location}: {line}"));
     }
     check_outputs(repo, &state, &mut drift).await?;
     Ok(drift)

@@ -55,6 +55,7 @@ pub const MAX_SHRINK: &str = "PKGSUM_MAX_SHRINK";
 pub const REQUIRED: &str = "PKGSUM_REQUIRED";
 pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
 pub const HISTORY: &str = "PKGSUM_HISTORY";
+pub const RELEASE_TIMEOUT: &str = "PKGSUM_RELEASE_TIMEOUT";
 pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
 pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
 
@@ -212,6 +213,12 @@ pub const SETTINGS: &[Setting] = &[
         name: HISTORY,
         default: "50",
         meaning: "published generations whose summaries are kept in .pkgsum/history/ for rollback (0: none)",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: RELEASE_TIMEOUT,
+        default: "1h",
+        meaning: "how long a pushed release may wait for its packages before it is reported incomplete",
         scope: Scope::Pass,
     },
     Setting {

@@ -1,10 +1,15 @@
-//! The repository-wide checks on records made of the input: each line
-//! `N name` starts a package, `D pattern` adds a DEPENDS, `O value` sets
-//! its OPSYS. Every pattern is bounded before it is expanded.
+//! The repository-wide checks and the publish gates on records made of
+//! the input: each line `N name` starts a package, `D pattern` adds a
+//! DEPENDS, `O value` sets its OPSYS, `P path` its PKGPATH. Every pattern
+//! is bounded before it is expanded; `newest` never leaves out a whole
+//! group; a release tag `T ID/COUNT` is read as the pass reads one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pkgsum::checks::{self, too_large};
+use pkgsum::gate::{self, Gates, Unresolved};
+use pkgsum::release::Tag;
+use pkgsum::select::Select;
 
 fuzz_target!(|data: &[u8]| {
     let mut packages: Vec<(String, Vec<u8>)> = Vec::new();
@@ -22,9 +27,16 @@ fuzz_target!(|data: &[u8]| {
         let Some((_, record)) = packages.last_mut() else {
             continue;
         };
+        if kind == b'T' {
+            if let Ok(tag) = Tag::parse(&String::from_utf8_lossy(rest)) {
+                assert!(tag.count >= 1 && tag.id.len() <= pkgsum::release::ID_BYTES);
+            }
+            continue;
+        }
         let field: &[u8] = match kind {
             b'D' => b"DEPENDS=",
             b'O' => b"OPSYS=",
+            b'P' => b"PKGPATH=",
             _ => continue,
         };
         record.extend_from_slice(field);
@@ -37,5 +49,19 @@ fuzz_target!(|data: &[u8]| {
     assert!(found.warnings.len() <= 50);
     for (_, warning) in &found.warnings {
         assert!(warning.len() < 2048, "{}", warning.len());
+    }
+    let pairs: Vec<(&str, &[u8])> = packages.iter().map(|(n, r)| (n.as_str(), &r[..])).collect();
+    let gates = Gates {
+        select: Select::Newest,
+        required: vec!["lib".to_owned()],
+        unresolved: Unresolved::Hold,
+        ..Gates::default()
+    };
+    let verdict = gate::judge(&gates, None, pairs.len(), Some(&pairs), Some(pairs.len()));
+    // Of each group, the newest stays: at least one package is listed.
+    assert!(verdict.listed >= usize::from(!pairs.is_empty()));
+    assert_eq!(verdict.listed + verdict.unlisted.len(), pairs.len());
+    for closed in &verdict.closed {
+        assert!(closed.to_string().len() < 4096);
     }
 });

@@ -47,6 +47,7 @@ pub mod limit;
 pub mod piece;
 pub mod plist;
 pub mod record;
+pub mod release;
 pub mod sample;
 pub mod select;
 pub mod signed;

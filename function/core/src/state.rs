@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::excerpt::bounded;
 pub use crate::piece::Package;
 use crate::piece::{self, PieceRef};
+use crate::release::{Tag, Waiting};
 use crate::stored;
 use crate::trust::SignatureVerdict;
 
@@ -51,6 +52,30 @@ pub enum Change {
     Failed { name: String, failure: Failure },
     /// The file is gone.
     Removed { name: String },
+    /// The file is there and was read, and belongs to a release: it is
+    /// held until the release is whole (see [`crate::release`]).
+    Staged { name: String, staged: Staged },
+}
+
+impl Staged {
+    /// The change it makes once its release is whole.
+    pub fn into_indexed(self, name: String) -> Change {
+        Change::Indexed {
+            name,
+            package: self.package,
+            verdict: self.verdict,
+        }
+    }
+}
+
+/// A package held until its release is whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    pub tag: Tag,
+    pub package: Package,
+    pub verdict: Option<SignatureVerdict>,
+    /// When its file was uploaded, in seconds since the epoch.
+    pub uploaded: u64,
 }
 
 impl Change {
@@ -59,7 +84,8 @@ impl Change {
         match self {
             Change::Indexed { name, .. }
             | Change::Failed { name, .. }
-            | Change::Removed { name } => name,
+            | Change::Removed { name }
+            | Change::Staged { name, .. } => name,
         }
     }
 }
@@ -104,6 +130,11 @@ pub struct State {
     hold: Option<Hold>,
     /// What the last commits changed, for the history.
     log: Log,
+    /// Packages held until their release is whole, by file name.
+    pending: BTreeMap<String, Staged>,
+    /// Releases published, by ID, with the generation that published
+    /// them: a member read again later is not held again.
+    released: BTreeMap<String, u64>,
     /// The pieces as last stored, in order.
     pieces: Vec<PieceRef>,
     /// Which of them have their packages in `packages`.
@@ -135,6 +166,10 @@ struct Manifest {
     repository_checked: u64,
     hold: Option<Hold>,
     log: Log,
+    #[serde(deserialize_with = "stored::map")]
+    pending: BTreeMap<String, Staged>,
+    #[serde(deserialize_with = "stored::map")]
+    released: BTreeMap<String, u64>,
 }
 
 /// Why and since when publication is held.
@@ -187,6 +222,8 @@ impl From<ManifestV6> for Manifest {
             repository_checked: old.repository_checked,
             hold: None,
             log: Log::default(),
+            pending: BTreeMap::new(),
+            released: BTreeMap::new(),
         }
     }
 }
@@ -229,6 +266,8 @@ impl From<ManifestV5> for Manifest {
             repository_checked: old.repository_checked,
             hold: None,
             log: Log::default(),
+            pending: BTreeMap::new(),
+            released: BTreeMap::new(),
         }
     }
 }
@@ -265,6 +304,8 @@ impl From<ManifestV4> for Manifest {
             repository_checked: 0,
             hold: None,
             log: Log::default(),
+            pending: BTreeMap::new(),
+            released: BTreeMap::new(),
         }
     }
 }
@@ -411,6 +452,13 @@ pub const KEPT_WARNED: usize = 1000;
 /// Most pkg_info warnings kept of one package.
 pub const MAX_PACKAGE_WARNINGS: usize = 16;
 
+/// Most packages held for incomplete releases; past it, a member is
+/// recorded as unreadable, saying why.
+pub const MAX_PENDING: usize = 20_000;
+
+/// Releases remembered as published.
+pub const RELEASED_KEPT: usize = 4096;
+
 impl State {
     /// The generation: 0 for an empty new state, +1 per effective change.
     pub fn generation(&self) -> u64 {
@@ -552,13 +600,20 @@ impl State {
                 .failures
                 .get(name)
                 .is_some_and(|f| same(f.size, &f.token))
+            || self
+                .pending
+                .get(name)
+                .is_some_and(|s| same(s.package.size, &s.package.token))
     }
 
     /// The ETag (or other token) the state holds for `name`, indexed or
     /// failed.
     pub fn token(&self, name: &str) -> Option<&str> {
         let package = self.packages.get(name).map(|p| p.token.as_str());
-        package.or_else(|| self.failures.get(name).map(|f| f.token.as_str()))
+        let held = || self.pending.get(name).map(|s| s.package.token.as_str());
+        package
+            .or_else(|| self.failures.get(name).map(|f| f.token.as_str()))
+            .or_else(held)
     }
 
     /// The package suffixes remembered from earlier runs.
@@ -574,11 +629,13 @@ impl State {
         self.suffixes.len() != before
     }
 
-    /// Every file name the state knows, indexed or failed.
+    /// Every file name the state knows: indexed, failed or held for its
+    /// release.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.packages
             .keys()
             .chain(self.failures.keys())
+            .chain(self.pending.keys())
             .map(String::as_str)
     }
 
@@ -613,6 +670,8 @@ impl State {
             Change::Failed { name, .. } | Change::Removed { name } => {
                 self.packages.contains_key(name)
             }
+            // Held: the records change when the release is whole.
+            Change::Staged { .. } => false,
         }
     }
 
@@ -664,7 +723,12 @@ impl State {
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
         let (mut changed, mut records) = (false, false);
         let mut logged = Logged::default();
+        let mut merged = Vec::new();
         for change in changes {
+            changed |= self.stage(change, &mut merged);
+        }
+        merged.extend(self.whole_releases());
+        for change in merged {
             if self.changes_records(&change) {
                 records = true;
                 self.note(&change, &mut logged);
@@ -680,6 +744,112 @@ impl State {
             self.log.push(logged);
         }
         changed
+    }
+
+    /// Holds a release member in `pending`, returning whether that
+    /// changed it. Any other change (which drops what was held of its
+    /// name), a member of a release published already, or one past
+    /// [`MAX_PENDING`] (as a failure) goes to `merged`.
+    fn stage(&mut self, change: Change, merged: &mut Vec<Change>) -> bool {
+        let (name, staged) = match change {
+            Change::Staged { name, staged } if !self.released.contains_key(&staged.tag.id) => {
+                (name, staged)
+            }
+            Change::Staged { name, staged } => {
+                return self.stage(staged.into_indexed(name), merged);
+            }
+            other => {
+                let dropped = self.pending.remove(other.name()).is_some();
+                merged.push(other);
+                return dropped;
+            }
+        };
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&name) {
+            let error = format!(
+                "held for release {}, but {MAX_PENDING} packages are held for incomplete releases already",
+                staged.tag
+            );
+            let failure = Failure {
+                size: staged.package.size,
+                token: staged.package.token,
+                error,
+            };
+            merged.push(Change::Failed { name, failure });
+            return false;
+        }
+        let changed = self.pending.get(&name) != Some(&staged);
+        self.pending.insert(name, staged);
+        changed
+    }
+
+    /// The members of every release now whole, taken out of `pending` as
+    /// changes to merge; each such release is remembered as published.
+    fn whole_releases(&mut self) -> Vec<Change> {
+        let mut have: BTreeMap<&str, (usize, u32)> = BTreeMap::new();
+        for staged in self.pending.values() {
+            let entry = have.entry(staged.tag.id.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(staged.tag.count);
+        }
+        let whole: Vec<String> = have
+            .into_iter()
+            .filter(|(_, (have, count))| *have >= *count as usize)
+            .map(|(id, _)| id.to_owned())
+            .collect();
+        if whole.is_empty() {
+            return Vec::new();
+        }
+        let members: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, s)| whole.contains(&s.tag.id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let next = self.generation.saturating_add(1);
+        for id in whole {
+            self.released.insert(id, next);
+        }
+        while self.released.len() > RELEASED_KEPT {
+            let oldest = self
+                .released
+                .iter()
+                .min_by_key(|(_, g)| **g)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                self.released.remove(&id);
+            }
+        }
+        let mut changes = Vec::with_capacity(members.len());
+        for name in members {
+            if let Some(staged) = self.pending.remove(&name) {
+                changes.push(staged.into_indexed(name));
+            }
+        }
+        changes
+    }
+
+    /// The file names held for releases.
+    pub fn pending_names(&self) -> impl Iterator<Item = &str> {
+        self.pending.keys().map(String::as_str)
+    }
+
+    /// The releases not yet whole, oldest first.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        let mut by_id: BTreeMap<&str, Waiting> = BTreeMap::new();
+        for staged in self.pending.values() {
+            let waiting = by_id.entry(&staged.tag.id).or_insert_with(|| Waiting {
+                id: staged.tag.id.clone(),
+                have: 0,
+                count: 0,
+                since: staged.uploaded,
+            });
+            waiting.have += 1;
+            waiting.count = waiting.count.max(staged.tag.count);
+            waiting.since = waiting.since.min(staged.uploaded);
+        }
+        let mut waiting: Vec<Waiting> = by_id.into_values().collect();
+        waiting.sort_by_key(|w| w.since);
+        waiting
     }
 
     /// Notes in `logged` how `change` changes the records, by PKGNAME
@@ -702,6 +872,7 @@ impl State {
                     logged.note(Kind::Removed, &pkgname(name, &old.record));
                 }
             }
+            Change::Staged { .. } => {}
         }
     }
 
@@ -724,6 +895,8 @@ impl State {
 
     fn merge(&mut self, change: Change) -> bool {
         match change {
+            // `apply` holds these before merging.
+            Change::Staged { name, staged } => self.merge(staged.into_indexed(name)),
             Change::Indexed {
                 name,
                 mut package,
@@ -972,6 +1145,8 @@ impl State {
             repository_checked: self.repository_checked,
             hold: self.hold.clone(),
             log: self.log.clone(),
+            pending: self.pending.clone(),
+            released: self.released.clone(),
         };
         cut.manifest = encode_manifest(&manifest)?;
         Ok(cut)
@@ -1070,6 +1245,8 @@ impl From<Manifest> for State {
                 ..h
             }),
             log: manifest.log,
+            pending: manifest.pending,
+            released: manifest.released,
             loaded: vec![false; manifest.pieces.len()],
             pieces: manifest.pieces,
             ..State::default()
@@ -1117,6 +1294,76 @@ mod tests {
             package: package(record, token),
             verdict: None,
         }
+    }
+
+    fn staged(name: &str, id: &str, count: u32) -> Change {
+        let pkgname = name.trim_end_matches(".tgz");
+        Change::Staged {
+            name: name.to_owned(),
+            staged: Staged {
+                tag: Tag {
+                    id: id.to_owned(),
+                    count,
+                },
+                package: package(&format!("PKGNAME={pkgname}\n\n"), "1"),
+                verdict: None,
+                uploaded: 100,
+            },
+        }
+    }
+
+    #[test]
+    fn a_release_joins_the_records_whole_in_one_generation() {
+        let mut state = State::default();
+        state.apply([indexed("old-1.tgz", "PKGNAME=old-1\n\n", "1")]);
+        let names: Vec<String> = (0..5).map(|i| format!("m{i}-1.tgz")).collect();
+        // Delivered out of order and duplicated, over several applies.
+        for i in [3, 1, 3, 0, 1] {
+            assert!(state.apply([staged(&names[i], "r1", 5)]) || i == 3 || i == 1);
+            assert_eq!(state.len(), 1, "a member joined the records early");
+        }
+        assert_eq!(
+            state.waiting()[0].to_string().split(':').next().unwrap(),
+            "release r1 has 3 of its 5 packages, the first uploaded 1970-01-01T00"
+        );
+        let records_before = state.records_generation();
+        state.apply([
+            staged(&names[4], "r1", 5),
+            indexed("other-1.tgz", "PKGNAME=other-1\n\n", "1"),
+        ]);
+        assert_eq!(state.len(), 2);
+        assert!(state.apply([staged(&names[2], "r1", 5)]));
+        assert_eq!(state.len(), 7, "the release is whole");
+        assert!(state.records_generation() > records_before);
+        assert!(state.waiting().is_empty());
+        let log = state.changes_since(state.generation() - 1, state.generation());
+        assert_eq!(log.added.len(), 5);
+        // Read again later (a listing pass), a member is not held again.
+        let mut again = package("PKGNAME=m0-1\nCOMMENT=again\n\n", "2");
+        again.size = 11;
+        let Change::Staged {
+            name,
+            staged: mut held,
+        } = staged(&names[0], "r1", 5)
+        else {
+            unreachable!()
+        };
+        held.package = again.clone();
+        state.apply([Change::Staged { name, staged: held }]);
+        assert_eq!(state.package(&names[0]), Some(&again));
+        // A member deleted while held leaves the release waiting.
+        state.apply([staged("x-1.tgz", "r2", 2)]);
+        state.apply([Change::Removed {
+            name: "x-1.tgz".into(),
+        }]);
+        assert!(state.waiting().is_empty());
+        assert_eq!(state.pending_names().count(), 0);
+        // The held members survive a round trip through the manifest.
+        state.apply([staged("y-1.tgz", "r3", 2)]);
+        let cut = state.cut().unwrap();
+        let back = State::from_bytes(&cut.manifest, DEFAULT_STATE_LIMIT).unwrap();
+        assert_eq!(back.pending_names().collect::<Vec<_>>(), ["y-1.tgz"]);
+        assert_eq!(back.waiting()[0].have, 1);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub async fn index(dir: &Path, config: &Config) -> anyhow::Result<Verdict> {
     for why in &report.held {
         eprintln!("pkgsum: {place}: not published: {why}");
     }
+    for line in &report.stalled {
+        eprintln!("pkgsum: {place}: {line}");
+    }
     let formats: Vec<&str> = config
         .formats
         .iter()

@@ -141,6 +141,9 @@ pub fn print_report(report: &Report) {
     for why in &report.held {
         eprintln!("pkgsum: {place}: not published: {why}");
     }
+    for line in &report.stalled {
+        eprintln!("pkgsum: {place}: {line}");
+    }
     eprintln!("pkgsum: {place}: {}", report.summary());
 }
 

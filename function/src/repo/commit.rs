@@ -100,8 +100,14 @@ impl<S: Store> Repo<'_, S> {
                 }));
             }
         };
+        // Members held for a release join the records when it is whole,
+        // in whichever pass that is: their pieces are loaded too.
         let wanted = match want {
-            Want::Names(names) => state.pieces_for(names.iter().map(String::as_str)),
+            Want::Names(names) => {
+                let held = state.pending_names().map(str::to_owned).collect::<Vec<_>>();
+                let names = names.iter().map(String::as_str);
+                state.pieces_for(names.chain(held.iter().map(String::as_str)))
+            }
             Want::All => state.unloaded(),
         };
         let failed = match self.load_pieces(&mut state, wanted).await {

@@ -134,6 +134,9 @@ pub struct Report {
     pub published: bool,
     /// Why the summary was not published (a hold, a gate), one line each.
     pub held: Vec<String>,
+    /// Releases still incomplete after `PKGSUM_RELEASE_TIMEOUT`, one line
+    /// each (their packages are not published).
+    pub stalled: Vec<String>,
     /// Runs of records compressed for the summary files this pass wrote,
     /// and runs copied from the files published before (all formats).
     pub runs_compressed: usize,
@@ -156,7 +159,8 @@ impl Report {
     /// How the pass ends: unreadable packages or a summary held back
     /// need a person.
     pub fn verdict(&self) -> crate::verdict::Verdict {
-        crate::verdict::Verdict::from_unreadable(self.failures.len() + self.held.len())
+        let attention = self.failures.len() + self.held.len() + self.stalled.len();
+        crate::verdict::Verdict::from_unreadable(attention)
     }
 
     /// One line on what the pass did.

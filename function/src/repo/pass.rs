@@ -17,7 +17,8 @@ use crate::keys::state_key;
 use crate::limit::Limits;
 use crate::progress::Progress;
 use crate::record::{self, FileInfo};
-use crate::state::{Change, Failure, Package, State};
+use crate::release::{self, Tag};
+use crate::state::{Change, Failure, Package, Staged, State};
 use crate::store::{ObjectMeta, Op, Peeked, Store, StoreError};
 use crate::trust::{Policy, Trust};
 
@@ -547,6 +548,17 @@ impl<S: Store> Repo<'_, S> {
         Ok(fetched)
     }
 
+    /// The releases of `state` still incomplete after the timeout.
+    pub(crate) fn stalled(&self, state: &State) -> Vec<String> {
+        let now = seconds(std::time::SystemTime::now());
+        let timeout = self.config.release_timeout.as_secs();
+        let waiting = state.waiting().into_iter();
+        waiting
+            .filter(|w| w.timed_out(now, timeout))
+            .map(|w| format!("{w}; past PKGSUM_RELEASE_TIMEOUT, it is not published"))
+            .collect()
+    }
+
     /// Refuses a pass that would grow the repository past its bound.
     fn check_size(&self, next: &State, before: &State) -> Result<(), PassError> {
         let limit = self.config.max_records;
@@ -582,6 +594,10 @@ impl<S: Store> Repo<'_, S> {
         let published = Box::pin(self.publish(next)).await?;
         report.published = published.wrote;
         report.held = published.closed.iter().map(ToString::to_string).collect();
+        report.stalled = self.stalled(next);
+        for line in report.stalled.iter().take(LOGGED) {
+            tracing::warn!(repository = %report.repository, "{line}");
+        }
         report.runs_compressed = published.runs_compressed;
         report.runs_copied = published.runs_copied;
         Ok(())
@@ -618,7 +634,12 @@ fn tally(
             }
             Seen::Current => unchanged += 1,
             Seen::Changed(change, n) => {
-                if let Change::Indexed { package, .. } = &change {
+                let package = match &change {
+                    Change::Indexed { package, .. } => Some(package),
+                    Change::Staged { staged, .. } => Some(&staged.package),
+                    _ => None,
+                };
+                if let Some(package) = package {
                     warnings.extend(package.warnings.iter().map(|w| (name.clone(), w.clone())));
                 }
                 read.push(name);
@@ -692,19 +713,42 @@ fn indexed(
         &record,
         header.signature.as_ref().map(|s| &s.hash),
     ));
+    let tag = meta.metadata.get(release::METADATA).map(|v| Tag::parse(v));
+    if let Some(Err(bad)) = &tag {
+        warnings.push(bad.to_string());
+    }
     for warning in &warnings {
         tracing::warn!(key = %Escaped(&meta.key), %warning, "indexed with a warning");
     }
-    Change::Indexed {
-        name: name.to_owned(),
-        package: Package {
-            record,
-            size: meta.size,
-            token: meta.etag.clone(),
-            warnings,
+    let package = Package {
+        record,
+        size: meta.size,
+        token: meta.etag.clone(),
+        warnings,
+    };
+    let name = name.to_owned();
+    match tag {
+        Some(Ok(tag)) => Change::Staged {
+            name,
+            staged: Staged {
+                tag,
+                package,
+                verdict,
+                uploaded: meta.last_modified.map_or(0, seconds),
+            },
         },
-        verdict,
+        _ => Change::Indexed {
+            name,
+            package,
+            verdict,
+        },
     }
+}
+
+/// Seconds since the epoch.
+fn seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// An object the store refuses or denies to us (an object encrypted with

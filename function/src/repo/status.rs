@@ -76,6 +76,14 @@ impl<S: Store> Repo<'_, S> {
                 "warnings": beside,
                 "more": state.repository_more(),
             },
+            // Pushed releases not yet whole: their packages are held.
+            "releases": state.waiting().iter().take(LISTED).map(|w| serde_json::json!({
+                "id": w.id,
+                "have": w.have,
+                "count": w.count,
+                "since": crate::gate::utc(w.since),
+                "timeout_seconds": self.config.release_timeout.as_secs(),
+            })).collect::<Vec<_>>(),
             // Whether this state's summary is out there, what it lists,
             // and what keeps it back (a hold, a gate).
             "publication": {
