@@ -234,6 +234,12 @@ async fn concurrent_handlers<S: Store + 'static>(
         );
     }
     let want = common::truth(store.as_ref(), prefix, ".tgz").await;
+    let got = common::published(store.as_ref(), &output_key(prefix, Compression::Gzip)).await;
+    if got != want {
+        let status = store.get(&repo::status_key(prefix)).await.unwrap();
+        let status = status.map(|(body, _)| String::from_utf8_lossy(&body).into_owned());
+        panic!("the summary is not the bucket's; status: {status:?}");
+    }
     assert_all_formats(store.as_ref(), prefix, &want).await;
     let state = Repo::new(store.as_ref(), prefix, &config)
         .read_state()

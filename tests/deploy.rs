@@ -346,7 +346,8 @@ async fn assert_least_privilege(
 }
 
 /// The uploader policy the stack made grants PutObject on the
-/// repository's package keys and nothing else.
+/// repository's package keys, and GetObject on what `pkgsum push` reads
+/// (package keys, summaries, the status), and nothing else.
 async fn assert_uploader_policy(iam: &aws_sdk_iam::Client, arn: &str, bucket: &str) {
     let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
     let version = policy
@@ -370,12 +371,15 @@ async fn assert_uploader_policy(iam: &aws_sdk_iam::Client, arn: &str, bucket: &s
         .unwrap()
         .iter()
         .partition(|s| s["Effect"] == "Allow");
-    let want = (
-        "s3:PutObject".to_owned(),
-        format!("arn:aws:s3:::{bucket}/{PREFIX}*.tgz"),
-    );
+    let key = |suffix: &str| format!("arn:aws:s3:::{bucket}/{PREFIX}{suffix}");
+    let want = BTreeSet::from([
+        ("s3:PutObject".to_owned(), key("*.tgz")),
+        ("s3:GetObject".to_owned(), key("*.tgz")),
+        ("s3:GetObject".to_owned(), key("*pkg_summary.*")),
+        ("s3:GetObject".to_owned(), key("*.pkgsum/status.json")),
+    ]);
     let allowed = serde_json::json!({ "Statement": allows });
-    assert_eq!(grants(&allowed), BTreeSet::from([want]));
+    assert_eq!(grants(&allowed), want);
     // Whatever the suffix: never a summary, nothing under .pkgsum/, no
     // object with a customer's key (SSE-C).
     let object = |suffix: &str| format!("arn:aws:s3:::{bucket}/{PREFIX}{suffix}");

@@ -655,6 +655,241 @@ async fn an_incomplete_release_is_reported_after_the_timeout() {
     );
 }
 
+/// A package built for `opsys`.
+fn package_for(pkgname: &str, opsys: &str) -> Vec<u8> {
+    let base = pkgname.rsplit_once('-').map_or(pkgname, |(b, _)| b);
+    let build_info = format!(
+        "BUILD_DATE=2026-11-25 12:00:00 +0000\nMACHINE_ARCH=x86_64\nOPSYS={opsys}\n\
+         OS_VERSION=10.1\nPKGPATH=misc/{base}\nPKGTOOLS_VERSION=20250417\n"
+    );
+    PackageBuilder::new(pkgname)
+        .member("+BUILD_INFO", build_info)
+        .build()
+        .unwrap()
+}
+
+/// `pkgsum push` to a directory: every file is checked before anything
+/// is copied; renamed to PKGNAME.tgz; a different file at a key refused
+/// unless `--replace`; the same bytes a no-op; each live at once.
+fn push_checks_before_it_copies() {
+    let src = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let dest = repo.path().to_str().unwrap();
+    let file = |name: &str, body: Vec<u8>| {
+        let path = src.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let good = file("local-name.tgz", package("app-2.0", &["libdep>=2.0"]));
+    let lib = file("libdep-2.0.tgz", package("libdep-2.0", &[]));
+    let garbage = file("garbage.tgz", b"not a package".to_vec());
+    let linux = file("other-1.0.tgz", package_for("other-1.0", "Linux"));
+
+    let (code, _, err) = pkgsum(&["push", dest, &good, &lib, &garbage, &linux], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("garbage.tgz: "), "{err}");
+    assert!(err.contains("other-1.0.tgz: built for OPSYS=Linux MACHINE_ARCH=x86_64 OS_VERSION=10.1, but the repository is OPSYS=NetBSD"), "{err}");
+    assert!(
+        err.contains("nothing uploaded: 2 of 4 failed the checks"),
+        "{err}"
+    );
+    let listed = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(listed(repo.path()).is_empty(), "{:?}", listed(repo.path()));
+
+    let (code, out, err) = pkgsum(
+        &["push", dest, &good, &garbage, "--skip-bad", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("local-name.tgz: uploaded as app-2.0.tgz (pkgin downloads PKGNAME.tgz)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("app-2.0.tgz: warning: DEPENDS libdep>=2.0"),
+        "{err}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "indexed", "{report}");
+    let states: Vec<&str> = report["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["refused", "live"]);
+    assert!(listed(repo.path()).contains(&"app-2.0.tgz".to_owned()));
+
+    // Another build of app-2.0: refused, then replaced.
+    let rebuilt = file(
+        "app-again.tgz",
+        PackageBuilder::new("app-2.0")
+            .member("+COMMENT", "Rebuilt\n")
+            .build()
+            .unwrap(),
+    );
+    let (code, _, err) = pkgsum(&["push", dest, &rebuilt], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("app-2.0.tgz holds another file"), "{err}");
+    assert!(
+        err.contains("not overwritten (--replace replaces it)"),
+        "{err}"
+    );
+    let (code, _, err) = pkgsum(&["push", dest, &rebuilt, &lib, "--replace"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning: DEPENDS"), "{err}");
+    let summary = common::decompress(&std::fs::read(repo.path().join("pkg_summary.gz")).unwrap());
+    assert!(
+        String::from_utf8(summary)
+            .unwrap()
+            .contains("COMMENT=Rebuilt")
+    );
+    // The same bytes again: nothing to do, and live.
+    let (code, _, err) = pkgsum(&["push", dest, &lib], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the same bytes are there already"), "{err}");
+}
+
+/// Pushes `files` with the `pkgsum` binary, off the async runtime.
+async fn push_with_binary(
+    dest: String,
+    files: Vec<String>,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let extra: Vec<String> = extra.iter().map(|e| (*e).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut args: Vec<&str> = vec!["push", &dest];
+        args.extend(files.iter().map(String::as_str));
+        args.extend(extra.iter().map(String::as_str));
+        pkgsum(&args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+/// On LocalStack, with `pkgsum poll` indexing the bucket's real
+/// notifications: a push of 20 packages is live, in one generation.
+async fn s3_push_is_live_in_one_generation() {
+    let store = common::s3_bucket().await;
+    let (_sqs, queue) = pkgsum::testing::subscribe(&store).await;
+    let mut poller = std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .args(["poll", "--wait", "1", &queue])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..20)
+        .map(|i| {
+            let path = src.path().join(format!("p{i:02}-1.0.tgz"));
+            std::fs::write(&path, package(&format!("p{i:02}-1.0"), &[])).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let dest = format!("s3://{}/{PREFIX}", store.bucket());
+    let (code, out, err) =
+        push_with_binary(dest.clone(), files, &["--json", "--timeout", "60s"]).await;
+    poller.kill().ok();
+    poller.wait().ok();
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let packages = report["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 20);
+    assert!(
+        packages
+            .iter()
+            .all(|p| p["state"] == "live" && p["seconds"].as_f64().is_some()),
+        "{report}"
+    );
+    assert!(
+        report["release"].as_str().unwrap().ends_with("/20"),
+        "{report}"
+    );
+    let config = Config::default();
+    let history = Repo::new(&store, PREFIX, &config).history().await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].changes.added.len(), 20);
+    // Each object carries its checksum and the release.
+    let meta = store
+        .head(&format!("{PREFIX}p00-1.0.tgz"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(meta.metadata.contains_key("pkgsum-sha256"), "{meta:?}");
+}
+
+/// With no indexer running, the push says what is likely wrong and
+/// exits 2.
+async fn s3_push_without_an_indexer_says_so() {
+    let store = common::s3_bucket().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("lonely-1.0.tgz");
+    std::fs::write(&path, package("lonely-1.0", &[])).unwrap();
+    let dest = format!("s3://{}/{PREFIX}", store.bucket());
+    let files = vec![path.to_str().unwrap().to_owned()];
+    let (code, _, err) = push_with_binary(dest, files, &["--timeout", "2s"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no indexer answered within 2 s: is the function or `pkgsum serve` running? `pkgsum rebuild` indexes now"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lonely-1.0.tgz: not in the published summary after 2 s"),
+        "{err}"
+    );
+}
+
+/// Two pushers racing on one key: both checked it absent, one write wins,
+/// the other is refused and says why; nothing is clobbered.
+async fn two_pushers_racing_on_one_key() {
+    use pkgsum::push::upload::{Sent, upload};
+    let store = common::s3_bucket().await;
+    let src = tempfile::tempdir().unwrap();
+    let checked = |comment: &str| {
+        let body = PackageBuilder::new("race-1.0")
+            .member("+COMMENT", format!("{comment}\n"))
+            .build()
+            .unwrap();
+        let path = src.path().join(format!("{comment}.tgz"));
+        std::fs::write(&path, &body).unwrap();
+        pkgsum::push::Checked {
+            path,
+            name: "race-1.0.tgz".into(),
+            pkgname: "race-1.0".into(),
+            record: Vec::new(),
+            size: body.len() as u64,
+            verdict: None,
+            present: false,
+            replaces: None,
+        }
+    };
+    let (a, b) = ([checked("first")], [checked("second")]);
+    let (sent_a, sent_b) = tokio::join!(
+        upload(&store, PREFIX, &a, None, 1, &()),
+        upload(&store, PREFIX, &b, None, 1, &())
+    );
+    let outcomes = [&sent_a[0], &sent_b[0]];
+    let won = outcomes
+        .iter()
+        .filter(|s| matches!(s, Sent::Uploaded(_)))
+        .count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    let lost = outcomes.iter().find_map(|s| match s {
+        Sent::Failed(why) => Some(why.clone()),
+        _ => None,
+    });
+    assert!(
+        lost.unwrap()
+            .ends_with("changed since it was checked (another push?): not overwritten")
+    );
+}
+
 fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
         .args(args)
@@ -782,6 +1017,10 @@ fn a_directory_is_rolled_back_from_the_command_line() {
 }
 
 crate::harness::trials![
+    test push_checks_before_it_copies,
+    s3 s3_push_is_live_in_one_generation,
+    s3 s3_push_without_an_indexer_says_so,
+    s3 two_pushers_racing_on_one_key,
     tokio memory_a_release_is_published_whole,
     s3 s3_a_release_is_published_whole,
     tokio an_incomplete_release_is_reported_after_the_timeout,

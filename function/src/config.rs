@@ -400,6 +400,46 @@ mod tests {
     }
 
     #[test]
+    fn publishing_settings_are_read_and_bounded() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let config = Config::from_vars(vars(&[
+            (settings::SELECT, "newest"),
+            (settings::MAX_SHRINK, "40%"),
+            (settings::REQUIRED, " pkgin, pkg_install ,"),
+            (settings::UNRESOLVED, "hold"),
+            (settings::RELEASE_TIMEOUT, "2h30m"),
+            (settings::HISTORY, "7"),
+        ]))
+        .unwrap();
+        assert_eq!(config.gates.select, Select::Newest);
+        assert_eq!(config.gates.max_shrink, 40);
+        assert_eq!(config.gates.required, ["pkgin", "pkg_install"]);
+        assert_eq!(config.gates.unresolved, Unresolved::Hold);
+        assert_eq!(config.release_timeout, Duration::from_secs(9000));
+        assert_eq!(config.history, 7);
+        let seconds = Config::from_vars(vars(&[(settings::RELEASE_TIMEOUT, "90")])).unwrap();
+        assert_eq!(seconds.release_timeout, Duration::from_secs(90));
+        for (name, value) in [
+            (settings::SELECT, "oldest"),
+            (settings::MAX_SHRINK, "101"),
+            (settings::UNRESOLVED, "ignore"),
+            (settings::RELEASE_TIMEOUT, "soon"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([(name, value)]));
+            let err = Config::from_vars(vars(pairs)).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
     fn the_settings_read_are_the_ones_defined() {
         // What Config reads is what the table says the function honours,
         // but for the store's path-style setting, which the S3 client

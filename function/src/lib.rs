@@ -35,6 +35,9 @@
 //!   - [`serve`]: `pkgsum serve`, the webhook receiver for stores with no
 //!     Lambda: notifications are spooled, then applied per repository by
 //!     one writer after a debounce window.
+//! - [`push`] is `pkgsum push`: checks packages against the repository
+//!   before anything is uploaded, uploads them as one release, and waits
+//!   until the indexer has published them.
 //! - [`gateway`] serves a private repository read-only to pkgin
 //!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
 //! - [`http`] is the accept loop both servers share: connection limit,
@@ -68,6 +71,7 @@ pub mod payload;
 #[cfg(feature = "poll")]
 pub mod poll;
 pub mod progress;
+pub mod push;
 pub mod reconcile;
 pub mod repo;
 #[cfg(feature = "serve")]

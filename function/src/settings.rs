@@ -68,6 +68,7 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("index", &[Read, Packages, Pass]),
         ("rebuild", &[Read, Packages, Pass, Store]),
         ("verify", &[Read, Packages, Pass, Store]),
+        ("push", &[Read, Packages, Pass, Store]),
         ("hold", &[Pass, Store]),
         ("resume", &[Pass, Store]),
         ("history", &[Store]),

@@ -350,6 +350,7 @@ resource "aws_lambda_function" "index" {
       PKGSUM_REQUIRED       = var.required_packages
       PKGSUM_UNRESOLVED     = var.unresolved_depends
       PKGSUM_HISTORY        = tostring(var.history_generations)
+      PKGSUM_RELEASE_TIMEOUT = var.release_timeout
       PKGSUM_REPOSITORIES   = "s3://${local.bucket}/${local.prefix}"
       RUST_LOG              = "info"
     }
@@ -434,6 +435,10 @@ resource "aws_iam_policy" "uploader" {
     Version = "2012-10-17"
     Statement = [
       { Sid = "UploadPackages", Effect = "Allow", Action = "s3:PutObject", Resource = "${local.bucket_arn}/${local.prefix}*${var.package_suffix}" },
+      # What `pkgsum push` reads: what is at a package's key already, the
+      # summaries (the platform, DEPENDS, when a push is live) and the
+      # status (what the indexer found). Nothing else.
+      { Sid = "ReadForPush", Effect = "Allow", Action = "s3:GetObject", Resource = ["${local.bucket_arn}/${local.prefix}*${var.package_suffix}", "${local.bucket_arn}/${local.prefix}*pkg_summary.*", "${local.bucket_arn}/${local.prefix}*.pkgsum/status.json"] },
       { Sid = "DenyOwnFiles", Effect = "Deny", Action = "s3:PutObject", Resource = ["${local.bucket_arn}/${local.prefix}*pkg_summary.*", "${local.bucket_arn}/${local.prefix}*.pkgsum/*"] },
       { Sid = "DenyCustomerKeys", Effect = "Deny", Action = "s3:PutObject", Resource = "${local.bucket_arn}/${local.prefix}*", Condition = { Null = { "s3:x-amz-server-side-encryption-customer-algorithm" = "false" } } },
     ]

@@ -158,6 +158,16 @@ variable "history_generations" {
   }
 }
 
+variable "release_timeout" {
+  description = "How long a pushed release may wait for its packages before it is reported incomplete (seconds, or 30m, 1h, 2h30m)."
+  type        = string
+  default     = "1h"
+  validation {
+    condition     = can(regex("^[0-9]+[smhd]?([0-9]+[smhd])*$", var.release_timeout))
+    error_message = "release_timeout: seconds, or a duration such as 30m or 1h."
+  }
+}
+
 variable "architecture" {
   description = "The architecture the function was built for."
   type        = string

@@ -18,6 +18,7 @@ mod hold;
 mod index;
 #[cfg(feature = "poll")]
 mod poll;
+mod push;
 mod rebuild;
 mod record;
 pub mod report;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Report differences between a repository, its index and its summaries
     #[command(long_about = verify::ABOUT, after_help = after_help("verify"))]
     Verify(verify::Args),
+    /// Check packages, upload them as one release, and wait until they are live
+    #[command(long_about = push::ABOUT, after_help = after_help("push"))]
+    Push(push::Args),
     /// Stop publishing a repository's summaries; uploads are still indexed
     #[command(long_about = hold::HOLD_ABOUT, after_help = after_help("hold"))]
     Hold(hold::HoldArgs),
@@ -121,6 +125,7 @@ impl Command {
             Command::Record(args) => record::run(args),
             Command::Rebuild(args) => run_async(rebuild::run(args)),
             Command::Verify(args) => run_async(verify::run(args)),
+            Command::Push(args) => run_async(push::run(args)),
             Command::Hold(args) => run_async(hold::hold(args)),
             Command::Resume(args) => run_async(hold::resume(args)),
             Command::History(args) => run_async(history::history(args)),

@@ -690,6 +690,7 @@ fn output_options(mode: PutMode, format: Compression, stamp: Stamp) -> PutOption
             (SELECTED.to_owned(), stamp.selected.to_string()),
         ]),
         modified: None,
+        checksum: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     peek(store.as_ref(), base).await;
     modification_time(store.as_ref(), base).await;
     copy(store.as_ref(), base).await;
+    checksums(store.as_ref(), base).await;
     one_winner(store, base).await;
 }
 
@@ -141,7 +142,29 @@ fn put_opts(mode: PutMode) -> PutOptions {
         cache_control: Some("no-cache".to_owned()),
         metadata: BTreeMap::from([("pkgsum-generation".to_owned(), "7".to_owned())]),
         modified: None,
+        checksum: None,
     }
+}
+
+/// A body with its checksum is stored; one whose bytes do not match the
+/// checksum sent is refused and not stored.
+async fn checksums<S: Store>(store: &S, base: &str) {
+    let key = format!("{base}dir/checked-1.0.tgz");
+    let options = |checksum| PutOptions {
+        checksum: Some(checksum),
+        ..put_opts(PutMode::Overwrite)
+    };
+    let body = Bytes::from_static(b"package bytes");
+    let right = super::Checksum::of(&body);
+    store.put(&key, body.clone(), options(right)).await.unwrap();
+    assert_eq!(store.get(&key).await.unwrap().unwrap().0, body);
+    store.delete(&key).await.unwrap();
+    let wrong = super::Checksum::of(b"other bytes");
+    assert!(store.put(&key, body, options(wrong)).await.is_err());
+    assert!(
+        store.head(&key).await.unwrap().is_none(),
+        "a damaged body was stored"
+    );
 }
 
 async fn basic_semantics<S: Store>(store: &S, base: &str) {

@@ -336,6 +336,7 @@ impl Store for LocalStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        super::check_checksum(|| self.location(key), &body, &options)?;
         let owned = key.to_owned();
         self.blocking(Op::Put, key, move |s| s.put_sync(&owned, &body, options))
             .await

@@ -90,6 +90,7 @@ impl Store for MemoryStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
+        super::check_checksum(|| self.location(key), &body, &options)?;
         let mut objects = self.lock();
         let current = objects.get(key).map(|(_, m)| m.etag.as_str());
         check_put_mode(key, &options.mode, current)?;

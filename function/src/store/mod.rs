@@ -83,6 +83,53 @@ pub struct PutOptions {
     /// The modification time to give the object, on stores that can set
     /// one ([`Store::sets_modified`]); others stamp their own clock.
     pub modified: Option<SystemTime>,
+    /// Digests of the body for the store to check what it received
+    /// against (S3: `x-amz-checksum-sha256` and `Content-MD5`); a body
+    /// that does not match is refused, never stored.
+    pub checksum: Option<Checksum>,
+}
+
+/// A body's digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checksum {
+    pub sha256: [u8; 32],
+    pub md5: [u8; 16],
+}
+
+impl Checksum {
+    pub fn of(body: &[u8]) -> Checksum {
+        use md5::Digest as _;
+        Checksum {
+            sha256: sha2::Sha256::digest(body).into(),
+            md5: md5::Md5::digest(body).into(),
+        }
+    }
+
+    /// The MD5 as an S3 ETag of a single PUT is written: lower-case hex.
+    pub fn md5_hex(&self) -> String {
+        self.md5.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Refuses `body` if `options` names digests it does not have, as S3
+/// does (`BadDigest`): for the stores that check in process.
+pub(crate) fn check_checksum(
+    location: impl FnOnce() -> String,
+    body: &[u8],
+    options: &PutOptions,
+) -> StoreResult<()> {
+    match options.checksum {
+        Some(checksum) if Checksum::of(body) != checksum => Err(StoreError::other(
+            Op::Put,
+            location(),
+            "the body does not match its checksum (it was damaged on its way)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// An operation of the [`Store`] trait, as errors name it.

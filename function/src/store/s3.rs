@@ -17,6 +17,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use crate::excerpt::Escaped;
 
 use super::{
@@ -244,6 +247,11 @@ impl S3Store {
             .set_cache_control(options.cache_control);
         if !options.metadata.is_empty() {
             request = request.set_metadata(Some(options.metadata.into_iter().collect()));
+        }
+        if let Some(checksum) = options.checksum {
+            request = request
+                .content_md5(BASE64.encode(checksum.md5))
+                .checksum_sha256(BASE64.encode(checksum.sha256));
         }
         request = match options.mode {
             PutMode::Overwrite => request,
