@@ -866,7 +866,85 @@ async fn reconcile_at_start_indexes_what_was_missed() {
     );
 }
 
+/// Runs the `pkgsum` binary with `env`, off the async runtime.
+async fn pkgsum_with(args: Vec<String>, env: Vec<(&'static str, String)>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// `pkgsum push` to Ceph RGW, indexed by `serve` from RGW's topic: ten
+/// packages live, published in one generation; held by `pkgsum hold`
+/// (push exits 1, saying why), published by `pkgsum resume`.
+async fn rgw_push_through_serve_is_live_in_one_generation() {
+    let (store, repository, _server, _spool) = rgw_served().await;
+    let src = tempfile::tempdir().unwrap();
+    let write = |name: &str| {
+        let path = src.path().join(format!("{name}.tgz"));
+        let body = pkgsum::create::PackageBuilder::new(name).build().unwrap();
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let files: Vec<String> = (0..10).map(|i| write(&format!("rel{i}-1.0"))).collect();
+    let mut args = vec!["push".to_owned(), repository.clone()];
+    args.extend(files);
+    args.extend([
+        "--json".to_owned(),
+        "--timeout".to_owned(),
+        "60s".to_owned(),
+    ]);
+    let (code, out, err) = pkgsum_with(args, rgw_env()).await;
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let live = report["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "live");
+    assert_eq!(live.count(), 10, "{report}");
+    let config = pkgsum::config::Config::default();
+    let history = pkgsum::repo::Repo::new(&store, "All/", &config)
+        .history()
+        .await
+        .unwrap();
+    let added: Vec<usize> = history.iter().map(|e| e.changes.added.len()).collect();
+    assert_eq!(added, [10], "{history:?}");
+
+    let (code, _, err) = pkgsum_with(vec!["hold".into(), repository.clone()], rgw_env()).await;
+    assert_eq!(code, 0, "{err}");
+    let args = vec![
+        "push".into(),
+        repository.clone(),
+        write("late-1.0"),
+        "--timeout".into(),
+        "60s".into(),
+    ];
+    let (code, _, err) = pkgsum_with(args, rgw_env()).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("late-1.0.tgz: indexed, but not published: publication is held"),
+        "{err}"
+    );
+    let (code, _, err) = pkgsum_with(vec!["resume".into(), repository], rgw_env()).await;
+    assert_eq!(code, 0, "{err}");
+    let summary = summaries(&store, "All/").await;
+    let text = String::from_utf8_lossy(&summary[0]);
+    assert!(text.contains("PKGNAME=late-1.0"), "{text}");
+}
+
 crate::harness::trials![
+    rgw rgw_push_through_serve_is_live_in_one_generation,
     test refuses_to_start_without_a_secret_or_repository,
     s3 requests_are_authenticated_and_bounded,
     s3 minio_and_sns_payloads_are_indexed,

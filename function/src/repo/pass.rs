@@ -10,7 +10,7 @@ use super::commit::{Loaded, Want};
 use super::{Applied, PassError, Repo, Report, StateLoss, Unsure};
 use crate::checks;
 use crate::excerpt::{Bare, Escaped};
-use crate::fetch::{FetchError, Fetched, check_payload, fetch_header, header_after};
+use crate::fetch::{FetchError, Fetched, check_payload, header_after};
 use crate::header::Header;
 use crate::keys::is_package_key;
 use crate::keys::state_key;
@@ -461,15 +461,18 @@ impl<S: Store> Repo<'_, S> {
         for _ in 0..LOOKS {
             let (meta, first) = match known.take() {
                 Some(None) => return Seen::Gone,
-                Some(Some(meta)) => (meta, None),
-                None => match self
+                Some(Some(meta)) if against.is_current(name, &meta) => return Seen::Current,
+                // A listing carries no user metadata, and the release tag
+                // is there: the first read (the same request a header
+                // fetch starts with) brings it.
+                Some(Some(_)) | None => match self
                     .store
                     .peek(&key, fetch.first(), against.token(name))
                     .await
                 {
                     Ok(Peeked::Gone) => return Seen::Gone,
                     Ok(Peeked::Unchanged) => return Seen::Current,
-                    Ok(Peeked::Found(meta, first)) => (meta, Some(first)),
+                    Ok(Peeked::Found(meta, first)) => (meta, first),
                     Err(err) if err.is_refused_object() => {
                         return Seen::Changed(refused(name, None, &err), 0);
                     }
@@ -487,10 +490,7 @@ impl<S: Store> Repo<'_, S> {
             if let Some((change, bytes)) = cache.lock().await.get(&cache_key) {
                 return Seen::Changed(change.clone(), *bytes);
             }
-            let fetched = match first {
-                Some(first) => header_after(self.store, &meta, first, 1, fetch).await,
-                None => fetch_header(self.store, &meta, fetch).await,
-            };
+            let fetched = header_after(self.store, &meta, first, 1, fetch).await;
             let fetched = match fetched {
                 Ok(fetched) => self.check_payload(&meta, fetched).await,
                 Err(err) => Err(err),
