@@ -553,21 +553,23 @@ async fn requests_are_authenticated_and_bounded() {
     assert!(text.contains("not JSON"), "{text}");
     let (code, text) = server.notify(&json!({"hello": "world"}));
     assert_eq!(code, 400, "{text}");
-    let big = json!({"Records": [], "padding": "x".repeat(70_000)});
-    let (code, text) = server.notify(&big);
-    assert_eq!(code, 413, "{text}");
-    // L9: a 10 GB Content-Length is refused from the header, before any
-    // of the body (it used to wait 30 s for it, then say 408).
-    let mut raw = std::net::TcpStream::connect(&server.address).unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: 10000000000\r\n\r\n"
-    );
-    std::io::Write::write_all(&mut raw, head.as_bytes()).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut answer = [0u8; 12];
-    std::io::Read::read_exact(&mut raw, &mut answer).unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 413");
+    // A body past --max-body, and (L9) a 10 GB one, are refused from the
+    // Content-Length, before any of the body (the 10 GB one used to wait
+    // 30 s for it, then say 408). Only the head is sent: a client still
+    // sending when the server answers and closes may see the connection
+    // reset before it reads the answer.
+    for length in [70_000u64, 10_000_000_000] {
+        let mut raw = std::net::TcpStream::connect(&server.address).unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: {length}\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut raw, head.as_bytes()).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut raw, &mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 413", "{length}");
+    }
     let keys: Vec<String> = (0..11).map(|i| format!("All/p{i}-1.0.tgz")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let (code, text) = server.notify(&common::s3_event(
