@@ -758,6 +758,29 @@ fn push_checks_before_it_copies() {
     assert!(err.contains("the same bytes are there already"), "{err}");
 }
 
+/// `pkgsum poll` on a queue, stopped when dropped (a failed assertion
+/// included: a poller left running would hold the test output open).
+struct Poller(std::process::Child);
+
+impl Poller {
+    fn start(queue: &str) -> Poller {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+            .args(["poll", "--wait", "1", queue])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Poller(child)
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// Pushes `files` with the `pkgsum` binary, off the async runtime.
 async fn push_with_binary(
     dest: String,
@@ -780,11 +803,7 @@ async fn push_with_binary(
 async fn s3_push_is_live_in_one_generation() {
     let store = common::s3_bucket().await;
     let (_sqs, queue) = pkgsum::testing::subscribe(&store).await;
-    let mut poller = std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum"))
-        .args(["poll", "--wait", "1", &queue])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let poller = Poller::start(&queue);
     let src = tempfile::tempdir().unwrap();
     let files: Vec<String> = (0..20)
         .map(|i| {
@@ -796,8 +815,6 @@ async fn s3_push_is_live_in_one_generation() {
     let dest = format!("s3://{}/{PREFIX}", store.bucket());
     let (code, out, err) =
         push_with_binary(dest.clone(), files, &["--json", "--timeout", "60s"]).await;
-    poller.kill().ok();
-    poller.wait().ok();
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let packages = report["packages"].as_array().unwrap();
@@ -812,8 +829,18 @@ async fn s3_push_is_live_in_one_generation() {
         report["release"].as_str().unwrap().ends_with("/20"),
         "{report}"
     );
+    // The history entry is written after the summaries: the push may
+    // have seen them live a moment before it.
     let config = Config::default();
-    let history = Repo::new(&store, PREFIX, &config).history().await.unwrap();
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = Repo::new(&store, PREFIX, &config).history().await.unwrap();
+        if !history.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(poller);
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].changes.added.len(), 20);
     // Each object carries its checksum and the release.
@@ -909,6 +936,42 @@ async fn a_release_is_held_by_a_listing_pass_too() {
     }
     deliver(&store, "ObjectCreated:Put", &keys[5..], &config).await;
     assert_eq!(listed(&store).await.len(), 10);
+}
+
+/// The same hold from `pkgsum poll`'s passes over real LocalStack
+/// notifications: a push while held is indexed but not published (exit
+/// 1, saying why), and `resume` publishes it.
+async fn s3_a_hold_holds_the_poll_path_too() {
+    let store = common::s3_bucket().await;
+    let (_sqs, queue) = pkgsum::testing::subscribe(&store).await;
+    let poller = Poller::start(&queue);
+    let src = tempfile::tempdir().unwrap();
+    let file = |name: &str| {
+        let path = src.path().join(format!("{name}.tgz"));
+        std::fs::write(&path, package(name, &[])).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let dest = format!("s3://{}/{PREFIX}", store.bucket());
+    let first = push_with_binary(dest.clone(), vec![file("a-1.0")], &["--timeout", "60s"]).await;
+    assert_eq!(first.0, 0, "{}", first.2);
+    let config = Config::default();
+    Repo::new(&store, PREFIX, &config)
+        .hold("poll test")
+        .await
+        .unwrap();
+    let held = push_with_binary(dest.clone(), vec![file("b-1.0")], &["--timeout", "60s"]).await;
+    let resumed = Repo::new(&store, PREFIX, &config).resume().await;
+    let summary = listed(&store).await;
+    drop(poller);
+    assert_eq!(held.0, 1, "{}", held.2);
+    assert!(
+        held.2
+            .contains("b-1.0.tgz: indexed, but not published: publication is held (poll test"),
+        "{}",
+        held.2
+    );
+    assert!(resumed.unwrap().closed.is_empty());
+    assert_eq!(summary, ["a-1.0", "b-1.0"]);
 }
 
 fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -1038,6 +1101,7 @@ fn a_directory_is_rolled_back_from_the_command_line() {
 }
 
 crate::harness::trials![
+    s3 s3_a_hold_holds_the_poll_path_too,
     tokio a_release_is_held_by_a_listing_pass_too,
     test push_checks_before_it_copies,
     s3 s3_push_is_live_in_one_generation,
