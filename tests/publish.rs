@@ -974,6 +974,59 @@ async fn s3_a_hold_holds_the_poll_path_too() {
     assert_eq!(summary, ["a-1.0", "b-1.0"]);
 }
 
+/// Files planted under `.pkgsum/history/` (anyone with write access can)
+/// are read bounded and quoted escaped: a garbage entry, one over 1 MiB,
+/// one whose key and generation disagree are skipped; control characters
+/// in names print escaped; a rollback to a planted generation with no
+/// kept summary is refused, naming the file.
+fn planted_history_is_bounded_and_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("a-1.tgz"), package("a-1", &[])).unwrap();
+    assert_eq!(pkgsum(&["index", path], &[]).0, 0);
+    let history = dir.path().join(".pkgsum/history");
+    let entry = |generation: u64, added: &str| {
+        serde_json::json!({
+            "generation": generation, "time": 0, "packages": 1, "select": "all",
+            "previous": 0, "note": null,
+            "changes": {"added": [added], "removed": [], "replaced": [], "more": 0, "complete": true},
+        })
+        .to_string()
+    };
+    std::fs::write(history.join(format!("{:020}.json", 90)), b"{not json").unwrap();
+    let huge = entry(91, &"x".repeat(2 << 20));
+    std::fs::write(history.join(format!("{:020}.json", 91)), huge).unwrap();
+    std::fs::write(history.join(format!("{:020}.json", 92)), entry(7, "liar-1")).unwrap();
+    std::fs::write(
+        history.join(format!("{:020}.json", 93)),
+        entry(93, "evil\u{1b}[2J\nINFO forged"),
+    )
+    .unwrap();
+    std::fs::write(history.join("93.json"), entry(93, "short-key")).unwrap();
+    let (code, out, err) = pkgsum(&["history", path], &[]);
+    assert_eq!(code, 0, "{err}");
+    let generations: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("generation "))
+        .collect();
+    assert_eq!(generations.len(), 2, "{out}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains("\nINFO forged"),
+        "{out}"
+    );
+    assert!(out.contains(r"evil\u{1b}[2J\nINFO forged"), "{out}");
+    assert!(
+        !out.contains("liar-1") && !out.contains("short-key"),
+        "{out}"
+    );
+    let (code, _, err) = pkgsum(&["rollback", path, "--to", "93"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the history of generation 93 has no pkg_summary.gz"),
+        "{err}"
+    );
+}
+
 fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
         .args(args)
@@ -1101,6 +1154,7 @@ fn a_directory_is_rolled_back_from_the_command_line() {
 }
 
 crate::harness::trials![
+    test planted_history_is_bounded_and_escaped,
     s3 s3_a_hold_holds_the_poll_path_too,
     tokio a_release_is_held_by_a_listing_pass_too,
     test push_checks_before_it_copies,

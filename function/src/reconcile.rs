@@ -6,7 +6,6 @@
 use crate::checks;
 use crate::gate;
 use crate::keys::LISTED;
-use crate::limit::Limited;
 use crate::progress::Progress;
 use crate::repo::{Applied, PassError, Repo, Scope, output_key, state_key};
 use crate::state::{Listed, State};
@@ -177,13 +176,9 @@ async fn check_outputs<S: Store>(
             continue;
         };
         // Bounded: a summary larger than any state could be is damage.
-        let mut got = Vec::new();
-        let decoded = format.decoder(&body[..]).and_then(|d| {
-            std::io::Read::read_to_end(&mut Limited::new(d, config.state_limit), &mut got)
-        });
-        match decoded {
+        match summary::decode(format, &body, config.state_limit) {
             Err(err) => drift.lines.push(format!("{key}: unreadable ({err})")),
-            Ok(_) if got != want => drift.lines.push(format!(
+            Ok(got) if got != want => drift.lines.push(format!(
                 "{key}: does not match the state ({} records)",
                 count_records(&got)
             )),

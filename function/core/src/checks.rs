@@ -103,7 +103,7 @@ pub fn package_warnings(
 }
 
 /// The fields a package's platform is told by.
-const PLATFORM: [&str; 3] = ["OPSYS", "MACHINE_ARCH", "OS_VERSION"];
+pub const PLATFORM: [&str; 3] = ["OPSYS", "MACHINE_ARCH", "OS_VERSION"];
 
 /// A package's PKGNAME and platform fields, in the order of [`PLATFORM`].
 struct Fields<'r> {

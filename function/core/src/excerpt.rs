@@ -103,6 +103,15 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// A count in a message: "1 package", "2 packages".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `message` cut to [`MESSAGE_BYTES`] (at a character boundary, with a
 /// mark): the last bound on what the state keeps of one message, behind
 /// the excerpts every message quotes outside text in.

@@ -183,9 +183,15 @@ fn push_build_info(out: &mut Out, build_info: &[u8]) -> Result<(), Full> {
 
 /// The value of the record's first `PKGNAME=` line, if any.
 pub fn pkgname(record: &[u8]) -> Option<&[u8]> {
-    record
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(b"PKGNAME="))
+    field(record, "PKGNAME")
+}
+
+/// The value of the record's first `NAME=` line, if any.
+pub fn field<'r>(record: &'r [u8], name: &str) -> Option<&'r [u8]> {
+    record.split(|&b| b == b'\n').find_map(|line| {
+        line.strip_prefix(name.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! ([`crate::chunk`]), every format from the same records, so every
 //! published variant says the same thing.
 
+use std::io::{self, Read};
+
 use crate::compression::Compression;
+use crate::limit::Limited;
 
 /// The order in which pkgin tries summary files; the first that exists
 /// wins, so a variant pkgsum does not write must not stay beside the rest.
@@ -18,6 +21,39 @@ pub const PKGIN_ORDER: [Compression; 4] = [
 /// and later read it, and older ones would skip to `.xz` anyway.
 pub const DEFAULT_FORMATS: [Compression; 3] =
     [Compression::Gzip, Compression::Bzip2, Compression::Xz];
+
+/// The text of a summary file: `file` decoded as `format`, refused past
+/// `limit` bytes (a file from the store is outside input).
+pub fn decode(format: Compression, file: &[u8], limit: u64) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    Limited::new(format.decoder(file)?, limit).read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// The records of a summary's text, in order: each ends with its last
+/// line's newline, without the blank line that separates it from the next.
+pub fn records(text: &[u8]) -> Vec<&[u8]> {
+    let mut records = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while at < text.len() {
+        if text[at] == b'\n' {
+            if at == start {
+                // Blank lines between records.
+                start = at + 1;
+            } else if text.get(at + 1) == Some(&b'\n') {
+                records.push(&text[start..=at]);
+                start = at + 2;
+                at += 1;
+            }
+        }
+        at += 1;
+    }
+    if start < text.len() {
+        records.push(&text[start..]);
+    }
+    records
+}
 
 /// File name of the summary in `format`, e.g. `pkg_summary.gz`.
 pub fn file_name(format: Compression) -> String {
@@ -49,6 +85,28 @@ pub fn unwritten(formats: &[Compression]) -> Vec<Compression> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_split_at_blank_lines() {
+        let text = b"PKGNAME=a-1\nX=1\n\nPKGNAME=b-1\n\n\nPKGNAME=c-1\n";
+        assert_eq!(
+            records(text),
+            [
+                &b"PKGNAME=a-1\nX=1\n"[..],
+                b"PKGNAME=b-1\n",
+                b"PKGNAME=c-1\n"
+            ]
+        );
+        assert!(records(b"").is_empty());
+        assert!(records(b"\n\n\n").is_empty());
+    }
+
+    #[test]
+    fn a_summary_past_its_bound_is_refused() {
+        let file = Compression::Gzip.compress(&[b'x'; 4096]).unwrap();
+        assert_eq!(decode(Compression::Gzip, &file, 4096).unwrap().len(), 4096);
+        assert!(decode(Compression::Gzip, &file, 4095).is_err());
+    }
 
     #[test]
     fn names_and_stale_variants() {

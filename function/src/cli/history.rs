@@ -111,12 +111,7 @@ fn print_entry(entry: &Entry) {
 }
 
 pub async fn rollback(args: RollbackArgs) -> anyhow::Result<Verdict> {
-    let url: RepoUrl = args.url.parse()?;
-    let config = Config::from_env()?;
-    let repository = open(&url, &Buckets::from_env(), true).await?;
-    if let RepoUrl::S3 { bucket, .. } = &url {
-        super::report::print_found(bucket, repository.found.as_ref());
-    }
+    let (url, repository, config) = super::open_for_writing(&args.url).await?;
     let repo = Repo::new(&repository.store, &repository.prefix, &config);
     let rolled = repo.rollback(args.to).await?;
     eprintln!(

@@ -2,13 +2,9 @@
 //! repository's summaries while uploads go on being indexed, and publish
 //! again.
 
-use pkgsum::config::Config;
 use pkgsum::excerpt::Bare;
 use pkgsum::repo::Repo;
-use pkgsum::store::open::{Buckets, RepoUrl, Repository, open};
 use pkgsum::verdict::Verdict;
-
-use super::report::print_found;
 
 pub const HOLD_ABOUT: &str = "Hold a repository's publication (s3://BUCKET/PREFIX/, or a \
     directory): every indexer (the function, poll, serve, index) still commits each upload to \
@@ -35,19 +31,8 @@ pub struct ResumeArgs {
     url: String,
 }
 
-/// The repository at `url`, opened to write, and the settings.
-async fn open_for_writing(url: &str) -> anyhow::Result<(RepoUrl, Repository, Config)> {
-    let url: RepoUrl = url.parse()?;
-    let config = Config::from_env()?;
-    let repository = open(&url, &Buckets::from_env(), true).await?;
-    if let RepoUrl::S3 { bucket, .. } = &url {
-        print_found(bucket, repository.found.as_ref());
-    }
-    Ok((url, repository, config))
-}
-
 pub async fn hold(args: HoldArgs) -> anyhow::Result<Verdict> {
-    let (url, repository, config) = open_for_writing(&args.url).await?;
+    let (url, repository, config) = super::open_for_writing(&args.url).await?;
     let repo = Repo::new(&repository.store, &repository.prefix, &config);
     let state = repo.hold(&args.reason).await?;
     let why = state.hold().map_or("", |h| h.reason.as_str());
@@ -60,7 +45,7 @@ pub async fn hold(args: HoldArgs) -> anyhow::Result<Verdict> {
 }
 
 pub async fn resume(args: ResumeArgs) -> anyhow::Result<Verdict> {
-    let (url, repository, config) = open_for_writing(&args.url).await?;
+    let (url, repository, config) = super::open_for_writing(&args.url).await?;
     let repo = Repo::new(&repository.store, &repository.prefix, &config);
     let published = repo.resume().await?;
     for why in &published.closed {

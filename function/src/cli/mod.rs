@@ -143,6 +143,25 @@ impl Command {
     }
 }
 
+/// The repository at `url`, opened to write (a bucket's conditional
+/// writes probed, and said if they are not honoured), and the settings.
+async fn open_for_writing(
+    url: &str,
+) -> anyhow::Result<(
+    pkgsum::store::open::RepoUrl,
+    pkgsum::store::open::Repository,
+    pkgsum::config::Config,
+)> {
+    use pkgsum::store::open::{Buckets, RepoUrl, open};
+    let url: RepoUrl = url.parse()?;
+    let config = pkgsum::config::Config::from_env()?;
+    let repository = open(&url, &Buckets::from_env(), true).await?;
+    if let RepoUrl::S3 { bucket, .. } = &url {
+        report::print_found(bucket, repository.found.as_ref());
+    }
+    Ok((url, repository, config))
+}
+
 /// Runs a command's body on a fresh async runtime.
 pub fn run_async(
     job: impl std::future::Future<Output = anyhow::Result<Verdict>>,

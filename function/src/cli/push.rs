@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pkgsum::config::Config;
 use pkgsum::directory::index_directory;
 use pkgsum::excerpt::Escaped;
 use pkgsum::push::check::{self, Found};
@@ -13,10 +12,10 @@ use pkgsum::push::wait::{self, Fate};
 use pkgsum::push::{Checked, PushOptions};
 use pkgsum::repo::Repo;
 use pkgsum::store::Store;
-use pkgsum::store::open::{Buckets, RepoUrl, open};
+use pkgsum::store::open::RepoUrl;
 use pkgsum::verdict::Verdict;
 
-use super::report::{Bar, count, print_found};
+use super::report::{Bar, count};
 
 pub const ABOUT: &str = "Publish packages to a repository (s3://BUCKET/PREFIX/, or a directory) \
     as a release manager would. Every file is checked before anything is uploaded: read as the \
@@ -66,14 +65,9 @@ struct Line {
 
 pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     let started = Instant::now();
-    let url: RepoUrl = args.dest.parse()?;
-    let mut config = Config::from_env()?;
+    let (url, repository, mut config) = super::open_for_writing(&args.dest).await?;
     if let Some(jobs) = args.jobs {
         config.concurrency = jobs.max(1);
-    }
-    let repository = open(&url, &Buckets::from_env(), true).await?;
-    if let RepoUrl::S3 { bucket, .. } = &url {
-        print_found(bucket, repository.found.as_ref());
     }
     let repo = Repo::new(&repository.store, &repository.prefix, &config);
     let options = PushOptions {

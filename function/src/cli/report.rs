@@ -61,14 +61,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// "1 package", "2 packages".
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+pub use pkgsum::excerpt::count;
 
 /// A progress bar on stderr; indicatif draws nothing when stderr is not a
 /// terminal, so logs never fill with it.

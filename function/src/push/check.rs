@@ -9,19 +9,16 @@ use std::path::{Path, PathBuf};
 use futures::stream::{self, StreamExt};
 
 use super::{Checked, PushOptions, Refused};
-use crate::checks;
+use crate::checks::{self, PLATFORM};
 use crate::config::Config;
 use crate::excerpt::{Bare, excerpt};
 use crate::header;
 use crate::keys::{GENERATION, output_key};
-use crate::limit::Limited;
 use crate::record::{self, FileInfo};
 use crate::repo::Repo;
 use crate::store::{Bounded, Checksum, Store, StoreError};
+use crate::summary;
 use crate::trust::Policy;
-
-/// The platform fields pkg_add compares.
-const PLATFORM: [&str; 3] = ["OPSYS", "MACHINE_ARCH", "OS_VERSION"];
 
 /// The largest published summary read to learn the repository.
 const SUMMARY_LIMIT: u64 = 256 << 20;
@@ -55,13 +52,9 @@ pub async fn published<S: Store>(repo: &Repo<'_, S>) -> Result<Option<Published>
     else {
         return Ok(None);
     };
-    let mut records = Vec::new();
-    let read = format.decoder(&body[..]).and_then(|d| {
-        std::io::Read::read_to_end(&mut Limited::new(d, config.state_limit), &mut records)
-    });
-    if read.is_err() {
+    let Ok(records) = summary::decode(format, &body, config.state_limit) else {
         return Ok(None);
-    }
+    };
     let generation = meta
         .metadata
         .get(GENERATION)
@@ -96,7 +89,7 @@ pub async fn check<S: Store>(
         }
     }
     refuse_duplicates(&mut read, &mut found.refused);
-    let existing: Vec<&[u8]> = published.map_or(Vec::new(), |p| split_records(&p.records));
+    let existing: Vec<&[u8]> = published.map_or(Vec::new(), |p| summary::records(&p.records));
     refuse_other_platforms(&mut read, &existing, &mut found.refused);
     found.warnings = unresolved(&read, &existing);
     let keys = stream::iter(
@@ -182,17 +175,9 @@ fn refuse_duplicates(read: &mut Vec<Checked>, refused: &mut Vec<Refused>) {
     });
 }
 
-/// The value of `field` in `record`.
-fn field<'r>(record: &'r [u8], field: &str) -> Option<&'r [u8]> {
-    record.split(|&b| b == b'\n').find_map(|line| {
-        line.strip_prefix(field.as_bytes())
-            .and_then(|rest| rest.strip_prefix(b"="))
-    })
-}
-
 /// A record's platform, as pkg_add compares it.
 fn platform(record: &[u8]) -> [Option<&[u8]>; 3] {
-    PLATFORM.map(|name| field(record, name))
+    PLATFORM.map(|name| record::field(record, name))
 }
 
 /// The platform most of `records` have.
@@ -265,22 +250,6 @@ fn unresolved(read: &[Checked], existing: &[&[u8]]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The records of a summary.
-fn split_records(summary: &[u8]) -> Vec<&[u8]> {
-    summary
-        .split_inclusive(|&b| b == b'\n')
-        .collect::<Vec<_>>()
-        .split(|line| *line == b"\n")
-        .filter(|lines| !lines.is_empty())
-        .map(|lines| {
-            let start = lines[0].as_ptr() as usize - summary.as_ptr() as usize;
-            let end = lines[lines.len() - 1].as_ptr() as usize - summary.as_ptr() as usize
-                + lines[lines.len() - 1].len();
-            &summary[start..end]
-        })
-        .collect()
-}
-
 /// What is at `checked`'s key: nothing (upload), the same bytes (nothing
 /// to do), or another object (refused, or replaced with `--replace`).
 async fn at_key<S: Store>(
@@ -331,16 +300,6 @@ async fn at_key<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_are_split_whole() {
-        let summary = b"PKGNAME=a-1\nX=1\n\nPKGNAME=b-1\n\n";
-        assert_eq!(
-            split_records(summary),
-            [&b"PKGNAME=a-1\nX=1\n"[..], &b"PKGNAME=b-1\n"[..]]
-        );
-        assert!(split_records(b"").is_empty());
-    }
 
     #[test]
     fn the_platform_is_what_most_have() {

@@ -115,7 +115,7 @@ pub async fn wait<S: Store>(
                 .and_then(|m| m.metadata.get(GENERATION).cloned());
             if generation.is_some() && generation != seen_generation {
                 seen_generation = generation;
-                let listed = records(repo, &key, format).await?;
+                let listed = records(repo).await?;
                 for (name, fate) in fates.iter_mut() {
                     let record = wanted.get(name.as_str()).copied().unwrap_or_default();
                     if *fate == Fate::Waiting && listed.contains(record) {
@@ -141,31 +141,14 @@ pub async fn wait<S: Store>(
     }
 }
 
-/// The records of the published summary at `key`, each without its
-/// blank line.
-async fn records<S: Store>(
-    repo: &Repo<'_, S>,
-    key: &str,
-    format: crate::compression::Compression,
-) -> Result<BTreeSet<Vec<u8>>, StoreError> {
-    let limit = repo.config().state_limit;
-    let Some(Bounded::Whole(body, _)) = repo.store().get_bounded(key, limit).await? else {
+/// The records of the published summary, each without its trailing
+/// newlines.
+async fn records<S: Store>(repo: &Repo<'_, S>) -> Result<BTreeSet<Vec<u8>>, StoreError> {
+    let Some(published) = super::check::published(repo).await? else {
         return Ok(BTreeSet::new());
     };
-    let mut text = Vec::new();
-    let read = format.decoder(&body[..]).and_then(|d| {
-        std::io::Read::read_to_end(&mut crate::limit::Limited::new(d, limit), &mut text)
-    });
-    if read.is_err() {
-        return Ok(BTreeSet::new());
-    }
-    Ok(text
-        .split(|&b| b == b'\n')
-        .collect::<Vec<_>>()
-        .split(|line| line.is_empty())
-        .filter(|lines| !lines.is_empty())
-        .map(|lines| lines.join(&b'\n'))
-        .collect())
+    let records = crate::summary::records(&published.records);
+    Ok(records.into_iter().map(|r| trim(r).to_vec()).collect())
 }
 
 /// A record without its trailing newlines.

@@ -19,16 +19,17 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::hold::HoldError;
-use super::publish::{Stamp, put_output};
+use super::publish::{Stamp, put_output, whole_seconds};
 use super::{PassError, Repo};
 use crate::changelog::Changes;
 use crate::compression::Compression;
-use crate::excerpt::Escaped;
+use crate::excerpt::{Escaped, count};
 use crate::keys::{generation_of, output_key};
-use crate::limit::Limited;
+use crate::record;
 use crate::select::Select;
 use crate::state::Hold;
 use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
+use crate::summary;
 
 /// What one published generation was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,14 +122,6 @@ pub enum RollbackError {
     },
 }
 
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// What a rollback did.
 #[derive(Debug, Clone)]
 pub struct RolledBack {
@@ -139,10 +132,9 @@ pub struct RolledBack {
     pub packages: usize,
 }
 
+/// Now, in whole seconds since the epoch.
 fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    whole_seconds(SystemTime::now())
 }
 
 impl<S: Store> Repo<'_, S> {
@@ -329,30 +321,19 @@ impl<S: Store> Repo<'_, S> {
         let Some((format, bytes)) = kept.first() else {
             return Ok(BTreeSet::new());
         };
-        let mut text = Vec::new();
-        let limit = self.config.state_limit;
-        let read = format
-            .decoder(&bytes[..])
-            .and_then(|d| std::io::Read::read_to_end(&mut Limited::new(d, limit), &mut text));
-        read.map_err(|error| RollbackError::Unreadable {
-            repository: self.location(),
-            generation,
-            error,
+        let text = summary::decode(*format, bytes, self.config.state_limit).map_err(|error| {
+            RollbackError::Unreadable {
+                repository: self.location(),
+                generation,
+                error,
+            }
         })?;
         let mut files = BTreeSet::new();
-        for record in text
-            .split(|&b| b == b'\n')
-            .collect::<Vec<_>>()
-            .split(|l| l.is_empty())
-        {
-            let field = |name: &[u8]| {
-                record
-                    .iter()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            };
-            let file =
-                field(b"FILE_NAME=").or_else(|| field(b"PKGNAME=").map(|n| format!("{n}.tgz")));
+        for record in summary::records(&text) {
+            let field = |name| record::field(record, name).map(String::from_utf8_lossy);
+            let file = field("FILE_NAME")
+                .map(|f| f.into_owned())
+                .or_else(|| field("PKGNAME").map(|n| format!("{n}.tgz")));
             if let Some(file) = file.filter(|f| crate::keys::is_plain_key(f) && !f.contains('/')) {
                 files.insert(file);
             }

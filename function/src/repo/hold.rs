@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use super::commit::Want;
+use super::publish::whole_seconds;
 use super::{Gating, PassError, Published, Repo};
 use crate::keys::state_key;
 use crate::state::{Hold, State};
@@ -27,9 +28,7 @@ impl<S: Store> Repo<'_, S> {
     /// Holds publication, saying `reason`; returns the state committed.
     /// Holding a held repository keeps the first hold.
     pub async fn hold(&self, reason: &str) -> Result<State, HoldError> {
-        let since = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let since = whole_seconds(SystemTime::now());
         let hold = Hold {
             since,
             reason: reason.to_owned(),

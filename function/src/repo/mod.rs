@@ -238,8 +238,8 @@ fn no_packages_message(indexed: usize) -> String {
     let kept = match indexed {
         0 => "nothing was published".to_owned(),
         n => format!(
-            "the index still lists {n} package{}, left as it is",
-            if n == 1 { "" } else { "s" }
+            "the index still lists {}, left as it is",
+            crate::excerpt::count(n, "package")
         ),
     };
     format!(

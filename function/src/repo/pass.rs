@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::stream::{self, StreamExt};
 
 use super::commit::{Loaded, Want};
+use super::publish::whole_seconds;
 use super::{Applied, PassError, Repo, Report, StateLoss, Unsure};
 use crate::checks;
 use crate::excerpt::{Bare, Escaped};
@@ -550,7 +551,7 @@ impl<S: Store> Repo<'_, S> {
 
     /// The releases of `state` still incomplete after the timeout.
     pub(crate) fn stalled(&self, state: &State) -> Vec<String> {
-        let now = seconds(std::time::SystemTime::now());
+        let now = whole_seconds(std::time::SystemTime::now());
         let timeout = self.config.release_timeout.as_secs();
         let waiting = state.waiting().into_iter();
         waiting
@@ -734,7 +735,7 @@ fn indexed(
                 tag,
                 package,
                 verdict,
-                uploaded: meta.last_modified.map_or(0, seconds),
+                uploaded: meta.last_modified.map_or(0, whole_seconds),
             },
         },
         _ => Change::Indexed {
@@ -743,12 +744,6 @@ fn indexed(
             verdict,
         },
     }
-}
-
-/// Seconds since the epoch.
-fn seconds(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// An object the store refuses or denies to us (an object encrypted with

@@ -135,16 +135,10 @@ impl<S: Store> Repo<'_, S> {
         gating: Gating,
     ) -> Result<Published, PassError> {
         let behind = self.behind(state).await?;
-        let Some(verdict) = self.judge(state, &behind, gating).await? else {
-            return Ok(superseded(
-                Published::default(),
-                state.generation(),
-                self.prefix,
-            ));
+        let verdict = match self.cleared(state, &behind, gating).await? {
+            Ok(verdict) => verdict,
+            Err(done) => return Ok(done),
         };
-        if !verdict.closed.is_empty() {
-            return self.withhold(state, verdict).await;
-        }
         let Some(later) = self.next_second(&behind) else {
             return self.publish_state(state, behind, &verdict, None).await;
         };
@@ -166,19 +160,32 @@ impl<S: Store> Repo<'_, S> {
                 "publishing a newer commit"
             );
             let behind = self.behind(&newer).await?;
-            let Some(verdict) = self.judge(&mut newer, &behind, gating).await? else {
-                return Ok(superseded(
-                    Published::default(),
-                    newer.generation(),
-                    self.prefix,
-                ));
+            let verdict = match self.cleared(&mut newer, &behind, gating).await? {
+                Ok(verdict) => verdict,
+                Err(done) => return Ok(done),
             };
-            if !verdict.closed.is_empty() {
-                return self.withhold(&newer, verdict).await;
-            }
             return self.publish_state(&mut newer, behind, &verdict, None).await;
         }
         self.publish_state(state, behind, &verdict, early).await
+    }
+
+    /// The verdict on `state`'s summary if it may be published; else what
+    /// publishing did instead: nothing, a newer commit having dropped a
+    /// piece (its pass publishes), or the summary withheld, saying why.
+    async fn cleared(
+        &self,
+        state: &mut State,
+        behind: &[(Compression, Option<ObjectMeta>)],
+        gating: Gating,
+    ) -> Result<Result<Verdict, Published>, PassError> {
+        let Some(verdict) = self.judge(state, behind, gating).await? else {
+            let done = superseded(Published::default(), state.generation(), self.prefix);
+            return Ok(Err(done));
+        };
+        if !verdict.closed.is_empty() {
+            return Ok(Err(self.withhold(state, verdict).await?));
+        }
+        Ok(Ok(verdict))
     }
 
     /// What a summary of `state` lists, and what keeps it from being
@@ -193,7 +200,7 @@ impl<S: Store> Repo<'_, S> {
     ) -> Result<Option<Verdict>, PassError> {
         let gates = &self.config.gates;
         let need_records = !behind.is_empty() && gates.need_records();
-        if need_records && !self.load_all(state).await? {
+        if need_records && !self.load_wanted(state, state.unloaded()).await? {
             return Ok(None);
         }
         let published = behind
@@ -202,7 +209,6 @@ impl<S: Store> Repo<'_, S> {
             .max();
         let records: Option<Vec<(&str, &[u8])>> =
             need_records.then(|| state.packages().map(|(n, p)| (n, &p.record[..])).collect());
-        let published = published.filter(|_| !behind.is_empty());
         let mut verdict = gate::judge(
             gates,
             state.hold(),
@@ -216,11 +222,15 @@ impl<S: Store> Repo<'_, S> {
         Ok(Some(verdict))
     }
 
-    /// Loads every piece of `state`; `false` when one has gone because a
-    /// newer state was committed.
-    async fn load_all(&self, state: &mut State) -> Result<bool, PassError> {
-        let unloaded = state.unloaded();
-        match self.load_pieces(state, unloaded).await {
+    /// Loads pieces `wanted` of `state`; `false` when one has gone (or
+    /// came back cut short or unreadable) because a newer commit dropped
+    /// it: that commit's pass publishes.
+    async fn load_wanted(
+        &self,
+        state: &mut State,
+        wanted: BTreeSet<usize>,
+    ) -> Result<bool, PassError> {
+        match self.load_pieces(state, wanted).await {
             Ok(()) => Ok(true),
             Err(_) if self.superseded(state.generation()).await? => Ok(false),
             Err(PieceError::Store(err)) => Err(err.into()),
@@ -447,15 +457,8 @@ impl<S: Store> Repo<'_, S> {
         let unloaded = state.unloaded();
         let wanted = drafts.iter().flat_map(Draft::todo).flatten();
         let wanted = wanted.filter(|i| unloaded.contains(i)).collect();
-        match self.load_pieces(state, wanted).await {
-            Ok(()) => {}
-            // A piece gone, cut short or unreadable because a newer commit
-            // dropped it: that commit's pass publishes.
-            Err(_) if self.superseded(state.generation()).await? => return Ok(None),
-            Err(PieceError::Store(err)) => return Err(err.into()),
-            Err(PieceError::Bad(reason)) => {
-                return Err(self.render_error(std::io::Error::other(reason)));
-            }
+        if !self.load_wanted(state, wanted).await? {
+            return Ok(None);
         }
         let mut jobs = Vec::with_capacity(drafts.len());
         for draft in &drafts {
@@ -694,7 +697,8 @@ fn output_options(mode: PutMode, format: Compression, stamp: Stamp) -> PutOption
     }
 }
 
-fn whole_seconds(t: SystemTime) -> u64 {
+/// A time in whole seconds since the epoch (0 before it).
+pub(super) fn whole_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
