@@ -756,6 +756,30 @@ fn push_checks_before_it_copies() {
     let (code, _, err) = pkgsum(&["push", dest, &lib], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("the same bytes are there already"), "{err}");
+
+    // Four files: one listing, not a HEAD each, finds what is taken; the
+    // verdicts are the same.
+    let other = file(
+        "app-third.tgz",
+        PackageBuilder::new("app-2.0")
+            .member("+COMMENT", "Third\n")
+            .build()
+            .unwrap(),
+    );
+    let new_a = file("new-a.tgz", package("new-a-1.0", &[]));
+    let new_b = file("new-b.tgz", package("new-b-1.0", &[]));
+    let four = ["push", dest, &other, &lib, &new_a, &new_b];
+    let (code, _, err) = pkgsum(&four, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("app-2.0.tgz holds another file"), "{err}");
+    assert!(!listed(repo.path()).contains(&"new-a-1.0.tgz".to_owned()));
+    let (code, _, err) = pkgsum(&[&four[..], &["--skip-bad"]].concat(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("libdep-2.0.tgz: the same bytes are there already"),
+        "{err}"
+    );
+    assert!(listed(repo.path()).contains(&"new-b-1.0.tgz".to_owned()));
 }
 
 /// `pkgsum poll` on a queue, stopped when dropped (a failed assertion
@@ -852,6 +876,54 @@ async fn s3_push_is_live_in_one_generation() {
     assert!(meta.metadata.contains_key("pkgsum-sha256"), "{meta:?}");
 }
 
+/// A file above `--part-size` goes in a multipart upload (each part
+/// checked by the store): stored whole, tagged with its SHA-256 (so the
+/// same bytes again are known), replaced only with `--replace` (the
+/// completion conditional on the ETag checked), and live.
+async fn s3_a_large_file_goes_in_parts() {
+    let store = common::s3_bucket().await;
+    let (_sqs, queue) = pkgsum::testing::subscribe(&store).await;
+    let poller = Poller::start(&queue);
+    let src = tempfile::tempdir().unwrap();
+    let large = |seed: u64| {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let payload: Vec<u8> = (0..11 << 20).map(|_| rng.u8(..)).collect();
+        let body = PackageBuilder::new("large-1.0")
+            .file("share/large/blob", payload)
+            .build()
+            .unwrap();
+        let path = src.path().join(format!("large-{seed}.tgz"));
+        std::fs::write(&path, &body).unwrap();
+        (path.to_str().unwrap().to_owned(), body)
+    };
+    let (first, first_body) = large(1);
+    let dest = format!("s3://{}/{PREFIX}", store.bucket());
+    let parts = ["--part-size", "5", "--timeout", "60s"];
+    let (code, _, err) = push_with_binary(dest.clone(), vec![first.clone()], &parts).await;
+    assert_eq!(code, 0, "{err}");
+    let key = format!("{PREFIX}large-1.0.tgz");
+    let (stored, meta) = store.get(&key).await.unwrap().unwrap();
+    assert!(stored == first_body, "the parts were not stored whole");
+    assert!(meta.etag.ends_with("-3"), "not three parts: {}", meta.etag);
+    let sha256 = pkgsum::store::Checksum::of(&first_body).sha256_hex();
+    assert_eq!(meta.metadata.get("pkgsum-sha256"), Some(&sha256));
+    // The same bytes again: nothing sent.
+    let (code, _, err) = push_with_binary(dest.clone(), vec![first], &parts).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the same bytes are there already"), "{err}");
+    // Other bytes: refused, then replaced.
+    let (second, second_body) = large(2);
+    let (code, _, err) = push_with_binary(dest.clone(), vec![second.clone()], &parts).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds another file"), "{err}");
+    let replace = [&parts[..], &["--replace"]].concat();
+    let (code, _, err) = push_with_binary(dest, vec![second], &replace).await;
+    drop(poller);
+    assert_eq!(code, 0, "{err}");
+    let (stored, _) = store.get(&key).await.unwrap().unwrap();
+    assert!(stored == second_body, "not replaced");
+}
+
 /// With no indexer running, the push says what is likely wrong and
 /// exits 2.
 async fn s3_push_without_an_indexer_says_so() {
@@ -876,7 +948,7 @@ async fn s3_push_without_an_indexer_says_so() {
 /// Two pushers racing on one key: both checked it absent, one write wins,
 /// the other is refused and says why; nothing is clobbered.
 async fn two_pushers_racing_on_one_key() {
-    use pkgsum::push::upload::{Sent, upload};
+    use pkgsum::push::upload::{DEFAULT_PART, Sending, Sent, upload};
     let store = common::s3_bucket().await;
     let src = tempfile::tempdir().unwrap();
     let checked = |comment: &str| {
@@ -898,9 +970,14 @@ async fn two_pushers_racing_on_one_key() {
         }
     };
     let (a, b) = ([checked("first")], [checked("second")]);
+    let sending = Sending {
+        release: None,
+        concurrency: 1,
+        part_size: DEFAULT_PART,
+    };
     let (sent_a, sent_b) = tokio::join!(
-        upload(&store, PREFIX, &a, None, 1, &()),
-        upload(&store, PREFIX, &b, None, 1, &())
+        upload(&store, PREFIX, &a, sending, &()),
+        upload(&store, PREFIX, &b, sending, &())
     );
     let outcomes = [&sent_a[0], &sent_b[0]];
     let won = outcomes
@@ -962,7 +1039,15 @@ async fn s3_a_hold_holds_the_poll_path_too() {
     let held = push_with_binary(dest.clone(), vec![file("b-1.0")], &["--timeout", "60s"]).await;
     let resumed = Repo::new(&store, PREFIX, &config).resume().await;
     let summary = listed(&store).await;
+    let history = Repo::new(&store, PREFIX, &config).history().await.unwrap();
     drop(poller);
+    // Who uploaded, as LocalStack's notifications name the principal.
+    let who: Vec<&Vec<String>> = history.iter().map(|e| &e.changes.who).collect();
+    eprintln!("who: {who:?}");
+    assert!(
+        !who.is_empty() && who.iter().all(|w| w.len() == 1),
+        "{history:?}"
+    );
     assert_eq!(held.0, 1, "{}", held.2);
     assert!(
         held.2
@@ -1159,6 +1244,7 @@ crate::harness::trials![
     tokio a_release_is_held_by_a_listing_pass_too,
     test push_checks_before_it_copies,
     s3 s3_push_is_live_in_one_generation,
+    s3 s3_a_large_file_goes_in_parts,
     s3 s3_push_without_an_indexer_says_so,
     s3 two_pushers_racing_on_one_key,
     tokio memory_a_release_is_published_whole,

@@ -898,13 +898,20 @@ async fn rgw_push_through_serve_is_live_in_one_generation() {
         std::fs::write(&path, body).unwrap();
         path.to_str().unwrap().to_owned()
     };
-    let files: Vec<String> = (0..10).map(|i| write(&format!("rel{i}-1.0"))).collect();
+    // `PKGSUM_SERVE_PUSH` pushes another count (docs/benchmarks.md).
+    let count: usize = std::env::var("PKGSUM_SERVE_PUSH")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let files: Vec<String> = (0..count)
+        .map(|i| write(&format!("rel{i:05}-1.0")))
+        .collect();
     let mut args = vec!["push".to_owned(), repository.clone()];
     args.extend(files);
     args.extend([
         "--json".to_owned(),
         "--timeout".to_owned(),
-        "60s".to_owned(),
+        "120s".to_owned(),
     ]);
     let (code, out, err) = pkgsum_with(args, rgw_env()).await;
     assert_eq!(code, 0, "{err}");
@@ -914,14 +921,33 @@ async fn rgw_push_through_serve_is_live_in_one_generation() {
         .unwrap()
         .iter()
         .filter(|p| p["state"] == "live");
-    assert_eq!(live.count(), 10, "{report}");
+    assert_eq!(live.count(), count, "{report}");
+    eprintln!(
+        "push of {count} through serve on RGW: all live {} s after it began",
+        report["seconds"]
+    );
     let config = pkgsum::config::Config::default();
-    let history = pkgsum::repo::Repo::new(&store, "All/", &config)
-        .history()
-        .await
-        .unwrap();
-    let added: Vec<usize> = history.iter().map(|e| e.changes.added.len()).collect();
-    assert_eq!(added, [10], "{history:?}");
+    // The history entry is written after the summaries it describes.
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = pkgsum::repo::Repo::new(&store, "All/", &config)
+            .history()
+            .await
+            .unwrap();
+        if history.last().is_some_and(|e| e.packages == count) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // One release: every generation lists none of it or all of it (a
+    // first pass may publish the empty repository while members wait).
+    let listed: Vec<usize> = history.iter().map(|e| e.packages).collect();
+    assert!(listed.iter().all(|&n| n == 0 || n == count), "{listed:?}");
+    let last = history.last().unwrap();
+    let added = last.changes.added.len() + last.changes.more as usize;
+    assert_eq!((last.packages, added), (count, count), "{listed:?}");
+    // RGW's notifications name the user that uploaded.
+    assert_eq!(last.changes.who, ["pkgsum"], "{:?}", last.changes);
 
     let (code, _, err) = pkgsum_with(vec!["hold".into(), repository.clone()], rgw_env()).await;
     assert_eq!(code, 0, "{err}");

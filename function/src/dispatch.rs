@@ -58,6 +58,8 @@ where
     let mut outcome = Outcome::default();
     // (bucket, prefix) -> name -> indices of the messages naming it.
     let mut groups: BTreeMap<(String, String), BTreeMap<String, BTreeSet<usize>>> = BTreeMap::new();
+    // (bucket, prefix) -> who the events say made the changes.
+    let mut who: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let allowed = config.allowed_repositories();
     for (index, message) in messages.iter().enumerate() {
         outcome.ignored.extend(message.ignored.iter().cloned());
@@ -76,6 +78,12 @@ where
                     .push(format!("s3://{}/{shown}: {why}", target.bucket));
                 continue;
             }
+            if let Some(principal) = &target.who {
+                let named = who.entry(repository.clone()).or_default();
+                if named.len() < crate::changelog::WHO {
+                    named.insert(principal.clone());
+                }
+            }
             groups
                 .entry(repository)
                 .or_default()
@@ -89,7 +97,12 @@ where
     for ((bucket, prefix), names) in groups {
         let store = store_for(&bucket);
         let wanted: BTreeSet<String> = names.keys().cloned().collect();
-        let repo = Repo::new(&store, &prefix, config);
+        let named: Vec<String> = who
+            .remove(&(bucket.clone(), prefix.clone()))
+            .into_iter()
+            .flatten()
+            .collect();
+        let repo = Repo::new(&store, &prefix, config).by(&named);
         match repo.apply(Scope::Names(&wanted), &()).await {
             Ok(Applied { report, unsure }) => {
                 for Unsure { name, error } in unsure {

@@ -24,6 +24,23 @@ pub struct Target {
     pub key: String,
     /// The event name, for logs ("ObjectCreated:Put", "Object Deleted").
     pub event: String,
+    /// Who made the change, where the event says: `userIdentity.
+    /// principalId` (AWS, MinIO, Ceph RGW) or EventBridge's `requester`.
+    /// Cut to [`WHO_BYTES`]; for the history only, never trusted.
+    pub who: Option<String>,
+}
+
+use crate::changelog::WHO_BYTES;
+
+/// `value` as a principal: non-empty, cut to [`WHO_BYTES`] at a character
+/// boundary.
+fn principal(value: Option<&str>) -> Option<String> {
+    let value = value.filter(|v| !v.is_empty())?;
+    let mut end = value.len().min(WHO_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(value[..end].to_owned())
 }
 
 /// What one delivery unit holds: the whole event, or one SQS message.
@@ -165,11 +182,13 @@ fn decode_s3_record(record: &Value, message: &mut Message) {
             .ignored
             .push(format!("key {key:?} does not decode to UTF-8"));
     }
+    let who = principal(str_at(record, &["userIdentity", "principalId"]));
     for key in readings {
         message.targets.push(Target {
             bucket: bucket.to_owned(),
             key,
             event: event.clone(),
+            who: who.clone(),
         });
     }
 }
@@ -218,6 +237,7 @@ fn decode_filer(body: &Value, message: &mut Message) {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
                     event: event.clone(),
+                    who: None,
                 });
             }
             _ => message
@@ -266,11 +286,13 @@ fn decode_eventbridge(body: &Value, message: &mut Message) {
         return;
     };
     // Whether EventBridge encodes keys is not documented.
+    let who = principal(str_at(body, &["detail", "requester"]));
     for key in readings(key) {
         message.targets.push(Target {
             bucket: bucket.to_owned(),
             key,
             event: detail_type.to_owned(),
+            who: who.clone(),
         });
     }
 }
@@ -446,6 +468,48 @@ mod tests {
         assert_eq!(keys(&decode(&sqs)), ["All/a b-1.tgz", "All/a+b-1.tgz"]);
         let other = json!({"detail-type": "Object Restore Completed", "detail": {}});
         assert!(decode(&other)[0].targets.is_empty());
+    }
+
+    /// The principal is kept for the history, bounded: a long one is cut,
+    /// a non-string or empty one is nobody, and it never changes a key.
+    #[test]
+    fn who_comes_from_the_event_bounded() {
+        let mut record = s3_record("ObjectCreated:Put", "All/a-1.tgz");
+        record["userIdentity"] = json!({"principalId": "AWS:AROAEXAMPLE:ci-run-42"});
+        let mut long = s3_record("ObjectCreated:Put", "All/b-1.tgz");
+        let huge = format!("{}\u{1b}[31m", "é".repeat(50_000));
+        long["userIdentity"] = json!({ "principalId": huge });
+        let mut odd = s3_record("ObjectCreated:Put", "All/c-1.tgz");
+        odd["userIdentity"] = json!({"principalId": {"nested": true}});
+        let mut empty = s3_record("ObjectCreated:Put", "All/d-1.tgz");
+        empty["userIdentity"] = json!({"principalId": ""});
+        let messages = decode(&json!({ "Records": [record, long, odd, empty] }));
+        let who: Vec<Option<&str>> = messages[0]
+            .targets
+            .iter()
+            .map(|t| t.who.as_deref())
+            .collect();
+        assert_eq!(who[0], Some("AWS:AROAEXAMPLE:ci-run-42"));
+        let cut = who[1].unwrap();
+        assert!(
+            cut.len() <= WHO_BYTES && cut.len() >= WHO_BYTES - 1,
+            "{}",
+            cut.len()
+        );
+        assert_eq!(&who[2..], [None, None]);
+        assert_eq!(
+            keys(&messages),
+            ["All/a-1.tgz", "All/b-1.tgz", "All/c-1.tgz", "All/d-1.tgz"]
+        );
+
+        let eb = json!({
+            "detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "All/e-1.tgz"}, "requester": "123456789012"}
+        });
+        assert_eq!(
+            decode(&eb)[0].targets[0].who.as_deref(),
+            Some("123456789012")
+        );
     }
 
     #[test]

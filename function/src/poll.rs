@@ -3,7 +3,8 @@
 //! Lambda. It keeps the semantics of Lambda's SQS event source mapping:
 //!
 //! - messages are gathered into a batch of up to `batch_size`, waiting at
-//!   most `window` after the first one arrives;
+//!   most `window` after the first one arrives; the next batch is gathered
+//!   while one is handled, as the event source's pollers do;
 //! - the batch goes through the same handler as the function
 //!   ([`crate::dispatch::apply_messages`]): one pass per repository;
 //! - the messages that were applied (or named nothing to do) are deleted;
@@ -95,8 +96,14 @@ pub async fn poll(
 ) -> Result<Verdict, PollError> {
     let mut verdict = Verdict::Indexed;
     let mut failures = 0u32;
-    while !*stop.borrow() {
-        let messages = match gather(sqs, queue, options, &mut stop).await {
+    let mut gathered = None;
+    loop {
+        let messages = match gathered.take() {
+            Some(messages) => messages,
+            None if *stop.borrow() => break,
+            None => gather(sqs, queue, options, &mut stop).await,
+        };
+        let messages = match messages {
             Ok(messages) => {
                 failures = 0;
                 messages
@@ -119,7 +126,17 @@ pub async fn poll(
             }
             continue;
         }
-        let batch = apply_batch(sqs, queue, &messages, buckets, config).await;
+        // The next batch is gathered while this one is handled (it ends
+        // early, with what it has, when a stop is asked for).
+        let next = async {
+            let stopped = *stop.borrow();
+            match stopped {
+                true => None,
+                false => Some(gather(sqs, queue, options, &mut stop).await),
+            }
+        };
+        let (batch, next) = tokio::join!(apply_batch(sqs, queue, &messages, buckets, config), next);
+        gathered = next;
         verdict = verdict.max(batch.outcome.verdict());
         on_batch(&batch);
     }
@@ -127,7 +144,10 @@ pub async fn poll(
 }
 
 /// Receives until the batch is full, the window after its first message
-/// has passed, or (empty) a long poll found nothing.
+/// has passed, or (empty) a long poll found nothing. Once a receive came
+/// back full the queue has a backlog, and the next round asks with
+/// several short receives at once: one receive gives at most ten
+/// messages, and its round trip, not the queue, limits a burst.
 async fn gather(
     sqs: &Client,
     queue: &str,
@@ -136,38 +156,71 @@ async fn gather(
 ) -> Result<Vec<Message>, PollError> {
     let mut batch: Vec<Message> = Vec::new();
     let mut deadline: Option<Instant> = None;
+    let mut backlog = false;
     let batch_size = options.batch_size.max(1);
     loop {
         let wait = match deadline {
             None => options.wait.min(Duration::from_secs(20)),
+            Some(_) if backlog => Duration::ZERO,
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
         };
-        let request = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages((batch_size - batch.len()).min(10) as i32)
-            .wait_time_seconds(wait.as_secs() as i32)
-            .set_visibility_timeout(options.visibility_timeout.map(|v| v.as_secs() as i32));
+        let wanted = batch_size - batch.len();
+        let rounds = match backlog {
+            true => wanted.div_ceil(10).min(RECEIVES),
+            false => 1,
+        };
+        let receives = (0..rounds).map(|i| {
+            let asked = (wanted - i * 10).min(10);
+            receive(sqs, queue, asked, wait, options.visibility_timeout)
+        });
         let received = tokio::select! {
-            received = request.send() => received,
+            received = futures::future::join_all(receives) => received,
             _ = stop.changed() => return Ok(batch),
         };
-        let received = received.map_err(|e| PollError::Receive {
+        let mut got = 0;
+        let mut full = true;
+        for messages in received {
+            let messages = messages?;
+            full &= messages.len() == 10;
+            got += messages.len();
+            batch.extend(messages);
+        }
+        if got > 0 && deadline.is_none() {
+            deadline = Some(Instant::now() + options.window);
+        }
+        backlog = full && got > 0;
+        let window_over = deadline.is_some_and(|d| Instant::now() >= d);
+        if batch.len() >= batch_size || window_over || (got == 0 && deadline.is_none()) {
+            return Ok(batch);
+        }
+    }
+}
+
+/// Most receives in flight at once while a backlog is drained.
+const RECEIVES: usize = 5;
+
+/// One ReceiveMessage of at most `asked` (1 to 10) messages.
+async fn receive(
+    sqs: &Client,
+    queue: &str,
+    asked: usize,
+    wait: Duration,
+    visibility_timeout: Option<Duration>,
+) -> Result<Vec<Message>, PollError> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(asked.clamp(1, 10) as i32)
+        .wait_time_seconds(wait.as_secs() as i32)
+        .set_visibility_timeout(visibility_timeout.map(|v| v.as_secs() as i32))
+        .send()
+        .await
+        .map_err(|e| PollError::Receive {
             queue: queue.to_owned(),
             cause: crate::store::s3::error_line(&e),
             source: Box::new(e),
         })?;
-        let got = received.messages.unwrap_or_default();
-        if !got.is_empty() && deadline.is_none() {
-            deadline = Some(Instant::now() + options.window);
-        }
-        let nothing_more = got.is_empty();
-        batch.extend(got);
-        let window_over = deadline.is_some_and(|d| Instant::now() >= d);
-        if batch.len() >= batch_size || window_over || (nothing_more && deadline.is_none()) {
-            return Ok(batch);
-        }
-    }
+    Ok(received.messages.unwrap_or_default())
 }
 
 /// Handles one batch as the function would (each bucket opened once per
@@ -206,45 +259,48 @@ async fn apply_batch(
     }
 }
 
-/// Deletes messages ten at a time; returns how many went. A message that
-/// could not be deleted is only delivered again, which is harmless: the
-/// handler is idempotent.
+/// Deletes messages ten to a request, the requests at once; returns how
+/// many went. A message that could not be deleted is only delivered
+/// again, which is harmless: the handler is idempotent.
 async fn delete(sqs: &Client, queue: &str, messages: &[&Message]) -> usize {
-    let mut deleted = 0;
-    for chunk in messages.chunks(10) {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let result = sqs
-            .delete_message_batch()
-            .queue_url(queue)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                deleted += out.successful().len();
-                for failed in out.failed() {
-                    tracing::warn!(
-                        queue,
-                        id = failed.id(),
-                        code = failed.code(),
-                        "message not deleted; it will be delivered again"
-                    );
-                }
+    let requests = messages.chunks(10).map(|ten| delete_ten(sqs, queue, ten));
+    futures::future::join_all(requests).await.into_iter().sum()
+}
+
+/// One DeleteMessageBatch of at most ten messages; returns how many went.
+async fn delete_ten(sqs: &Client, queue: &str, ten: &[&Message]) -> usize {
+    let entries: Vec<DeleteMessageBatchRequestEntry> = ten
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .build()
+                .ok()
+        })
+        .collect();
+    let result = sqs
+        .delete_message_batch()
+        .queue_url(queue)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    match result {
+        Ok(out) => {
+            for failed in out.failed() {
+                tracing::warn!(
+                    queue,
+                    id = failed.id(),
+                    code = failed.code(),
+                    "message not deleted; it will be delivered again"
+                );
             }
-            Err(error) => {
-                tracing::warn!(queue, error = %crate::store::s3::error_line(&error), "messages not deleted; they will be delivered again");
-            }
+            out.successful().len()
+        }
+        Err(error) => {
+            tracing::warn!(queue, error = %crate::store::s3::error_line(&error), "messages not deleted; they will be delivered again");
+            0
         }
     }
-    deleted
 }

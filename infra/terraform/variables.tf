@@ -199,9 +199,9 @@ variable "batch_size" {
 }
 
 variable "batching_window" {
-  description = "Seconds Lambda gathers messages before invoking (at least 1 when batch_size is over 10)."
+  description = "Seconds Lambda gathers messages before invoking (at least 1 when batch_size is over 10); every upload waits up to this long before its pass."
   type        = number
-  default     = 5
+  default     = 1
   validation {
     condition     = var.batching_window >= 0 && var.batching_window <= 300
     error_message = "batching_window: 0 to 300."

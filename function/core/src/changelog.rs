@@ -24,6 +24,12 @@ pub const NAMES: usize = 100;
 /// Longest name kept (a PKGNAME is under 100 bytes).
 pub const NAME_BYTES: usize = 200;
 
+/// Principals one entry (and one publication's changes) keeps.
+pub const WHO: usize = 8;
+
+/// Longest principal kept (an AWS role session's is under 100 bytes).
+pub const WHO_BYTES: usize = 128;
+
 /// How a commit changed one package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -44,9 +50,19 @@ pub struct Logged {
     pub replaced: Vec<String>,
     /// Names left out of the lists.
     pub more: u64,
+    /// Who made the changes, as the events name them (AWS's
+    /// `userIdentity.principalId`): at most [`WHO`]. Stored apart from
+    /// the entry ([`Log::who`]), after the fields of older states.
+    #[serde(skip)]
+    pub who: Vec<String>,
 }
 
 impl Logged {
+    /// Notes that `who` made this commit's changes.
+    pub fn by<'a>(&mut self, who: impl IntoIterator<Item = &'a str>) {
+        add_who(&mut self.who, who);
+    }
+
     /// Notes that `name` changed so.
     pub fn note(&mut self, kind: Kind, name: &str) {
         let list = match kind {
@@ -88,6 +104,9 @@ pub struct Changes {
     pub more: u64,
     /// Whether every commit between them is in the lists.
     pub complete: bool,
+    /// Who made them, where the events said (at most [`WHO`]).
+    #[serde(default, deserialize_with = "stored::seq")]
+    pub who: Vec<String>,
 }
 
 impl Log {
@@ -105,6 +124,23 @@ impl Log {
         }
     }
 
+    /// Who made each entry's changes, by generation, for storing.
+    pub fn who(&self) -> BTreeMap<u64, Vec<String>> {
+        let named = self.entries.iter().filter(|e| !e.who.is_empty());
+        named.map(|e| (e.generation, e.who.clone())).collect()
+    }
+
+    /// Puts back what [`Log::who`] gave (bounded again: it was read
+    /// from the bucket).
+    pub fn set_who(&mut self, mut who: BTreeMap<u64, Vec<String>>) {
+        for entry in &mut self.entries {
+            if let Some(principals) = who.remove(&entry.generation) {
+                entry.who.clear();
+                add_who(&mut entry.who, principals.iter().map(String::as_str));
+            }
+        }
+    }
+
     /// What changed after generation `published` up to `generation`
     /// (both of published summaries), net: a package added then removed
     /// is neither, one removed then added again is replaced.
@@ -115,8 +151,10 @@ impl Log {
             .entries
             .iter()
             .filter(|e| e.generation > published && e.generation <= generation);
+        let mut who = Vec::new();
         for entry in window {
             more += entry.more;
+            add_who(&mut who, entry.who.iter().map(String::as_str));
             for name in &entry.added {
                 let kind = match net.get(name.as_str()) {
                     Some(Kind::Removed) => Kind::Replaced,
@@ -143,8 +181,10 @@ impl Log {
                 }
             }
         }
+        who.sort();
         let mut changes = Changes {
             more,
+            who,
             complete: self.dropped_through <= published,
             ..Changes::default()
         };
@@ -160,9 +200,26 @@ impl Log {
     }
 }
 
+/// Adds each principal of `new` not in `who`, cut to [`WHO_BYTES`],
+/// while `who` holds fewer than [`WHO`].
+fn add_who<'a>(who: &mut Vec<String>, new: impl IntoIterator<Item = &'a str>) {
+    for principal in new {
+        let principal = cut_to(principal, WHO_BYTES);
+        if who.len() < WHO && !principal.is_empty() && !who.contains(&principal) {
+            who.push(principal);
+        }
+    }
+}
+
 /// `name` cut to [`NAME_BYTES`] at a character boundary.
 fn cut(name: &str) -> String {
-    let mut end = name.len().min(NAME_BYTES);
+    cut_to(name, NAME_BYTES)
+}
+
+/// `text` cut to `bytes` at a character boundary.
+fn cut_to(text: &str, bytes: usize) -> String {
+    let name = text;
+    let mut end = name.len().min(bytes);
     while !name.is_char_boundary(end) {
         end -= 1;
     }
@@ -181,6 +238,7 @@ mod tests {
             removed: own(removed),
             replaced: own(replaced),
             more: 0,
+            who: Vec::new(),
         }
     }
 
@@ -223,5 +281,31 @@ mod tests {
         assert!(log.entries[0].added[0].len() == NAME_BYTES);
         assert!(!log.since(5, 100).complete);
         assert!(log.since(10, 100).complete);
+    }
+
+    #[test]
+    fn who_is_bounded_and_joined_over_a_publication() {
+        let mut log = Log::default();
+        let mut first = entry(2, &["a-1"], &[], &[]);
+        first.by(["AWS:AROA1:ci", "AWS:AROA1:ci", ""]);
+        log.push(first);
+        let mut second = entry(3, &["b-1"], &[], &[]);
+        let long = "p".repeat(500);
+        let many: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
+        second.by([long.as_str()]);
+        second.by(many.iter().map(String::as_str));
+        assert_eq!(second.who.len(), WHO);
+        assert_eq!(second.who[0].len(), WHO_BYTES);
+        log.push(second);
+        let changes = log.since(1, 3);
+        assert_eq!(changes.who.len(), WHO);
+        assert_eq!(changes.who[0], "AWS:AROA1:ci");
+        assert_eq!(log.since(1, 2).who, ["AWS:AROA1:ci"]);
+        // Stored apart and put back, bounded again.
+        let mut stored = log.who();
+        assert_eq!(stored.len(), 2);
+        stored.insert(3, (0..50).map(|i| format!("u{i}")).collect());
+        log.set_who(stored);
+        assert_eq!(log.since(2, 3).who.len(), WHO);
     }
 }

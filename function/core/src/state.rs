@@ -172,6 +172,23 @@ struct Manifest {
     released: BTreeMap<String, u64>,
 }
 
+/// What a manifest stores after a version 7 manifest's fields (postcard
+/// writes a struct as its fields in order, so a version 7 manifest is
+/// this without [`Extension`]).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    manifest: Manifest,
+    extension: Extension,
+}
+
+/// Fields added in version 8.
+#[derive(Serialize, Deserialize, Default)]
+struct Extension {
+    /// Who made each logged commit's changes, by generation.
+    #[serde(deserialize_with = "stored::map")]
+    who: BTreeMap<u64, Vec<String>>,
+}
+
 /// Why and since when publication is held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -432,7 +449,7 @@ pub struct Plan {
 
 /// First bytes of a stored state; the byte after them is the version.
 const MAGIC: &[u8] = b"pkgsum-state\n";
-const VERSION: u8 = 7;
+const VERSION: u8 = 8;
 
 /// Default bound on a stored manifest's decoded size. The manifest names
 /// the pieces (about 120 bytes each, one per 128 KiB of records) and holds
@@ -721,8 +738,15 @@ impl State {
     /// Merges changes; returns whether anything changed, in which case the
     /// generation has advanced by one.
     pub fn apply<I: IntoIterator<Item = Change>>(&mut self, changes: I) -> bool {
+        self.apply_by(changes, &[])
+    }
+
+    /// [`State::apply`], noting in the change log `who` made the changes
+    /// (the principals the events named).
+    pub fn apply_by<I: IntoIterator<Item = Change>>(&mut self, changes: I, who: &[String]) -> bool {
         let (mut changed, mut records) = (false, false);
         let mut logged = Logged::default();
+        logged.by(who.iter().map(String::as_str));
         let mut merged = Vec::new();
         for change in changes {
             changed |= self.stage(change, &mut merged);
@@ -1148,7 +1172,7 @@ impl State {
             pending: self.pending.clone(),
             released: self.released.clone(),
         };
-        cut.manifest = encode_manifest(&manifest)?;
+        cut.manifest = encode_manifest(manifest)?;
         Ok(cut)
     }
 
@@ -1220,7 +1244,8 @@ impl State {
                 .map(|m| State::from(Manifest::from(m))),
             6 => stored::decode::<ManifestV6>(&body, ELEMENTS)
                 .map(|m| State::from(Manifest::from(m))),
-            _ => stored::decode::<Manifest>(&body, ELEMENTS).map(State::from),
+            7 => stored::decode::<Manifest>(&body, ELEMENTS).map(State::from),
+            _ => stored::decode::<Stored>(&body, ELEMENTS).map(State::from),
         };
         state.map_err(|e| Error::State(e.to_string()))
     }
@@ -1271,8 +1296,23 @@ fn bound_warnings(warnings: &mut Vec<String>) {
 
 /// Serializes a manifest: magic, version byte, then zstd-compressed
 /// postcard.
-fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
-    Ok([MAGIC, &[VERSION], &stored::pack(manifest)?].concat())
+fn encode_manifest(manifest: Manifest) -> Result<Vec<u8>> {
+    let extension = Extension {
+        who: manifest.log.who(),
+    };
+    let stored = Stored {
+        manifest,
+        extension,
+    };
+    Ok([MAGIC, &[VERSION], &stored::pack(&stored)?].concat())
+}
+
+impl From<Stored> for State {
+    fn from(stored: Stored) -> State {
+        let mut state = State::from(stored.manifest);
+        state.log.set_who(stored.extension.who);
+        state
+    }
 }
 
 #[cfg(test)]
@@ -1523,6 +1563,35 @@ mod tests {
         state.stored(cut);
         assert_eq!(back, state);
         assert_eq!(back.changes_since(0, 1).added, ["a\u{fffd}-1"]);
+
+        // Who made a commit is kept (version 8), and a version-7 manifest
+        // (the same fields without it) still reads, naming nobody.
+        let mut named = state.clone();
+        named.apply_by(
+            [Change::Removed {
+                name: "a b+ü.tgz".to_owned(),
+            }],
+            &["AWS:AROA1:ci".to_owned()],
+        );
+        let named_cut = named.cut().unwrap();
+        let named_back = State::from_bytes(&named_cut.manifest, DEFAULT_STATE_LIMIT).unwrap();
+        let generation = named.generation();
+        assert_eq!(
+            named_back.changes_since(1, generation).who,
+            ["AWS:AROA1:ci"]
+        );
+        let v7 = {
+            let manifest =
+                stored::unpack(&named_cut.manifest[MAGIC.len() + 1..], 1 << 20, "test").unwrap();
+            let stored: Stored = stored::decode(&manifest, ELEMENTS).unwrap();
+            [MAGIC, &[7], &stored::pack(&stored.manifest).unwrap()].concat()
+        };
+        let v7_state = State::from_bytes(&v7, DEFAULT_STATE_LIMIT).unwrap();
+        assert_eq!(
+            v7_state.changes_since(1, generation).removed,
+            ["a\u{fffd}-1"]
+        );
+        assert!(v7_state.changes_since(1, generation).who.is_empty());
 
         // A version-6 manifest (before holds and the change log) still
         // reads, with neither.

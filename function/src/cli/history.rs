@@ -74,6 +74,7 @@ fn print_entry(entry: &Entry) {
         replaced,
         more,
         complete,
+        who,
     } = &entry.changes;
     let note = entry
         .note
@@ -101,6 +102,10 @@ fn print_entry(entry: &Entry) {
     }
     if *more > 0 {
         println!("  and {more} more changes not listed");
+    }
+    if !who.is_empty() {
+        let who: Vec<String> = who.iter().map(|n| Bare(n).to_string()).collect();
+        println!("  by: {}", who.join(" "));
     }
     if !complete && entry.note.is_none() {
         println!(

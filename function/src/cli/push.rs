@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pkgsum::directory::index_directory;
 use pkgsum::excerpt::Escaped;
 use pkgsum::push::check::{self, Found};
-use pkgsum::push::upload::{self, Sent};
+use pkgsum::push::upload::{self, Sending, Sent};
 use pkgsum::push::wait::{self, Fate};
 use pkgsum::push::{Checked, PushOptions};
 use pkgsum::repo::Repo;
@@ -52,6 +52,10 @@ pub struct Args {
     /// Uploads in flight (default: PKGSUM_CONCURRENCY, 16)
     #[arg(long, short)]
     jobs: Option<usize>,
+    /// Files larger than this many MiB go in a multipart upload of parts
+    /// this size (5 to 5120; each upload in flight holds one part)
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    part_size: u64,
 }
 
 /// One file's line of the report.
@@ -93,8 +97,12 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
         RepoUrl::S3 { .. } => {
             let bar = Bar::new("uploading", &url.to_string())?;
             let store = repo.store();
-            let (prefix, jobs) = (repo.prefix(), config.concurrency);
-            upload::upload(store, prefix, &found.checked, release.as_ref(), jobs, &bar).await
+            let sending = Sending {
+                release: release.as_ref(),
+                concurrency: config.concurrency,
+                part_size: args.part_size.saturating_mul(1 << 20),
+            };
+            upload::upload(store, repo.prefix(), &found.checked, sending, &bar).await
         }
     };
     let mut failed = false;

@@ -92,10 +92,18 @@ pub async fn check<S: Store>(
     let existing: Vec<&[u8]> = published.map_or(Vec::new(), |p| summary::records(&p.records));
     refuse_other_platforms(&mut read, &existing, &mut found.refused);
     found.warnings = unresolved(&read, &existing);
-    let keys = stream::iter(
-        read.into_iter()
-            .map(|checked| at_key(repo, checked, options)),
-    )
+    let taken = taken_keys(repo, read.len(), existing.len()).await?;
+    let keys = stream::iter(read.into_iter().map(|checked| {
+        let free = taken
+            .as_ref()
+            .is_some_and(|taken| !taken.contains(&format!("{}{}", repo.prefix(), checked.name)));
+        async move {
+            match free {
+                true => Ok(Ok(checked)),
+                false => at_key(repo, checked, options).await,
+            }
+        }
+    }))
     .buffered(config.concurrency.max(1))
     .collect::<Vec<_>>()
     .await;
@@ -248,6 +256,24 @@ fn unresolved(read: &[Checked], existing: &[&[u8]]) -> Vec<(String, String)> {
         .into_iter()
         .filter(|(file, _)| pushed.contains(file.as_str()))
         .collect()
+}
+
+/// The keys under the repository's prefix, when one listing costs fewer
+/// requests than a HEAD per file (a page holds 1,000 keys; the published
+/// count estimates the packages, and pkgsum's own objects fill one more
+/// page at most). A key listed is still HEADed; a key created after the
+/// listing is caught by the upload's `If-None-Match`.
+async fn taken_keys<S: Store>(
+    repo: &Repo<'_, S>,
+    files: usize,
+    published: usize,
+) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let pages = published / 1000 + 2;
+    if files <= pages {
+        return Ok(None);
+    }
+    let listed = repo.store().list(repo.prefix()).await?;
+    Ok(Some(listed.into_iter().map(|meta| meta.key).collect()))
 }
 
 /// What is at `checked`'s key: nothing (upload), the same bytes (nothing

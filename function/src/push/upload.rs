@@ -11,14 +11,29 @@ use futures::stream::{self, StreamExt};
 use super::Checked;
 use crate::progress::Progress;
 use crate::release::{self, Tag};
-use crate::store::{Checksum, PutMode, PutOptions, Store, StoreError};
+use crate::store::{Checksum, Parts, PutMode, PutOptions, Store, StoreError};
+use tokio::io::AsyncReadExt as _;
 
 /// Object metadata name carrying a pushed file's SHA-256 (hex): a later
 /// push of the same bytes is then known as such whatever the ETag.
 pub const SHA256: &str = "pkgsum-sha256";
 
-/// The largest file uploaded in one PUT (S3's limit for one).
-pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// The smallest part of a multipart upload but the last (S3's limit).
+pub const MIN_PART: u64 = 5 << 20;
+
+/// The largest part, and the largest file sent in one PUT (S3's limit).
+pub const MAX_PART: u64 = 5 << 30;
+
+/// The most parts of one upload (S3's limit): a file that would need more
+/// is sent in larger parts.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// The part size a push uses by default: the most of one file held in
+/// memory at once, per upload in flight.
+pub const DEFAULT_PART: u64 = 16 << 20;
+
+/// The largest object S3 stores.
+const MAX_OBJECT: u64 = 5 << 40;
 
 /// What became of one file.
 #[derive(Debug)]
@@ -49,21 +64,34 @@ pub fn release_of(checked: &[Checked]) -> Option<Tag> {
     })
 }
 
+/// How to upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Sending<'a> {
+    /// The release the files make, if any.
+    pub release: Option<&'a Tag>,
+    /// Uploads in flight.
+    pub concurrency: usize,
+    /// A file larger than this goes in parts of this size (clamped to
+    /// [`MIN_PART`]..=[`MAX_PART`], larger if it would need more than
+    /// [`MAX_PARTS`]).
+    pub part_size: u64,
+}
+
 /// Uploads every file not already there to `prefix` in `store`,
 /// `concurrency` at a time; in the order of `checked`.
 pub async fn upload<S: Store>(
     store: &S,
     prefix: &str,
     checked: &[Checked],
-    release: Option<&Tag>,
-    concurrency: usize,
+    sending: Sending<'_>,
     progress: &dyn Progress,
 ) -> Vec<Sent> {
     progress.begin(checked.len() as u64);
+    let concurrency = sending.concurrency;
     let sends = checked.iter().map(|c| async move {
         let sent = match c.present {
             true => Sent::Present,
-            false => match send(store, prefix, c, release).await {
+            false => match send(store, prefix, c, sending).await {
                 Ok(etag) => Sent::Uploaded(etag),
                 Err(err) => Sent::Failed(err),
             },
@@ -79,25 +107,47 @@ pub async fn upload<S: Store>(
     sent
 }
 
-/// One file: read, then PUT with its checksum, only if its key still
-/// holds what was checked.
+/// One file, only if its key still holds what was checked: one PUT with
+/// its checksum, or, above the part size, a multipart upload whose every
+/// part carries its own.
 async fn send<S: Store>(
     store: &S,
     prefix: &str,
     checked: &Checked,
-    release: Option<&Tag>,
+    sending: Sending<'_>,
 ) -> Result<String, String> {
-    if checked.size > MAX_SINGLE_PUT {
+    if checked.size > MAX_OBJECT {
         return Err(format!(
-            "{} bytes, more than one PUT takes ({MAX_SINGLE_PUT}); multipart pushes are not done yet",
+            "{} bytes, more than S3 stores ({MAX_OBJECT})",
             checked.size
         ));
     }
-    let bytes = std::fs::read(&checked.path).map_err(|e| format!("reading it: {e}"))?;
-    if bytes.len() as u64 != checked.size {
-        return Err("it changed after it was checked".to_owned());
-    }
-    let checksum = Checksum::of(&bytes);
+    let part_size = sending
+        .part_size
+        .clamp(MIN_PART, MAX_PART)
+        .max(checked.size.div_ceil(MAX_PARTS));
+    let key = format!("{prefix}{}", checked.name);
+    let sent = if checked.size > part_size {
+        let whole = digest_file(&checked.path, checked.size).await?;
+        let options = put_options(checked, sending.release, whole);
+        let parts = file_parts(&checked.path, checked.size, part_size, whole).await?;
+        store.put_parts(&key, parts, options).await
+    } else {
+        let bytes = std::fs::read(&checked.path).map_err(|e| format!("reading it: {e}"))?;
+        if bytes.len() as u64 != checked.size {
+            return Err(CHANGED.to_owned());
+        }
+        let options = put_options(checked, sending.release, Checksum::of(&bytes));
+        store.put(&key, Bytes::from(bytes), options).await
+    };
+    sent.map_err(|err| refusal(store, &key, &err))
+}
+
+const CHANGED: &str = "it changed after it was checked";
+
+/// A pushed file's PUT options: its SHA-256 and release in its metadata,
+/// written only where the key holds what was checked.
+fn put_options(checked: &Checked, release: Option<&Tag>, checksum: Checksum) -> PutOptions {
     let mut metadata = BTreeMap::from([(SHA256.to_owned(), checksum.sha256_hex())]);
     if let Some(tag) = release {
         metadata.insert(release::METADATA.to_owned(), tag.to_string());
@@ -106,18 +156,107 @@ async fn send<S: Store>(
         Some(etag) => PutMode::Update(etag.clone()),
         None => PutMode::Create,
     };
-    let options = PutOptions {
+    PutOptions {
         mode,
         content_type: Some("application/octet-stream".to_owned()),
         metadata,
         checksum: Some(checksum),
         ..PutOptions::default()
-    };
-    let key = format!("{prefix}{}", checked.name);
-    store
-        .put(&key, Bytes::from(bytes), options)
+    }
+}
+
+/// Bytes read from a file at a time while it is digested.
+const READ: usize = 1 << 20;
+
+/// The digests of the file at `path`, which must be `size` bytes.
+async fn digest_file(path: &Path, size: u64) -> Result<Checksum, String> {
+    let mut file = tokio::fs::File::open(path)
         .await
-        .map_err(|err| refusal(store, &key, &err))
+        .map_err(|e| format!("reading it: {e}"))?;
+    let mut digests = Digests::default();
+    let mut buf = vec![0; READ];
+    let mut read = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("reading it: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        if read > size {
+            return Err(CHANGED.to_owned());
+        }
+        digests.update(&buf[..n]);
+    }
+    match read == size {
+        true => Ok(digests.finish()),
+        false => Err(CHANGED.to_owned()),
+    }
+}
+
+/// The file at `path` as parts of `part_size` bytes, each with its
+/// digests. The stream ends in an error (and the upload is aborted) if
+/// the file is not `size` bytes or its bytes are not those of `whole`.
+async fn file_parts(
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    whole: Checksum,
+) -> Result<Parts<'static>, String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("reading it: {e}"))?;
+    let start = (file, size, Digests::default());
+    let parts = stream::try_unfold(start, move |(mut file, left, mut digests)| async move {
+        if left == 0 {
+            let mut more = [0u8; 1];
+            let grown = file.read(&mut more).await.map_err(|e| e.to_string())? > 0;
+            if grown || digests.finish() != whole {
+                return Err(CHANGED.to_owned());
+            }
+            return Ok(None);
+        }
+        let len = part_size.min(left);
+        let mut part = vec![0; usize::try_from(len).map_err(|e| e.to_string())?];
+        file.read_exact(&mut part)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => CHANGED.to_owned(),
+                _ => format!("reading it: {e}"),
+            })?;
+        digests.update(&part);
+        let checksum = Checksum::of(&part);
+        Ok(Some((
+            (Bytes::from(part), checksum),
+            (file, left - len, digests),
+        )))
+    });
+    Ok(parts.boxed())
+}
+
+/// SHA-256 and MD5 of a body read in pieces.
+#[derive(Default)]
+struct Digests {
+    sha256: sha2::Sha256,
+    md5: md5::Md5,
+}
+
+impl Digests {
+    fn update(&mut self, bytes: &[u8]) {
+        use md5::Digest as _;
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+    }
+
+    fn finish(self) -> Checksum {
+        use md5::Digest as _;
+        Checksum {
+            sha256: self.sha256.finalize().into(),
+            md5: self.md5.finalize().into(),
+        }
+    }
 }
 
 /// Why a PUT was refused, in a person's words for the preconditions.

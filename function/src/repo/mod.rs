@@ -50,6 +50,8 @@ pub struct Repo<'a, S> {
     store: &'a S,
     prefix: &'a str,
     config: &'a Config,
+    /// Who made the changes a pass applies, as the events named them.
+    who: &'a [String],
 }
 
 impl<'a, S: Store> Repo<'a, S> {
@@ -58,7 +60,15 @@ impl<'a, S: Store> Repo<'a, S> {
             store,
             prefix,
             config,
+            who: &[],
         }
+    }
+
+    /// The same repository, noting in the change log that `who` (the
+    /// principals the events named) made what its passes apply.
+    pub fn by(mut self, who: &'a [String]) -> Self {
+        self.who = who;
+        self
     }
 
     pub fn store(&self) -> &'a S {

@@ -261,7 +261,7 @@ impl<S: Store> Repo<'_, S> {
         let report = &mut pass.report;
         let mut next = loaded.state.clone();
         let (changes, unsure) = tally(looked.seen, &next, report);
-        let mut changed = next.apply(changes);
+        let mut changed = next.apply_by(changes, self.who);
         if unsure.is_empty() {
             changed |= next.set_trust(&looked.judgement);
         }

@@ -314,7 +314,7 @@ fn replay(
     }
     let mut keys = 0;
     for (entry, spooled) in &entries {
-        let targets: Vec<(&Arc<RepoQueue>, &str)> = spooled
+        let targets: Vec<Routed> = spooled
             .iter()
             .filter_map(|key| route(queues, config, key).ok())
             .collect();
@@ -332,12 +332,15 @@ fn replay(
     Ok(())
 }
 
+/// A key's repository queue, its name there, and who changed it.
+type Routed<'a> = (&'a Arc<RepoQueue>, &'a str, Option<&'a str>);
+
 /// Queues the names of a spooled entry, each in its repository's queue;
 /// the entry leaves the spool once all are applied.
-fn enqueue(ledger: &Ledger, entry: &str, targets: &[(&Arc<RepoQueue>, &str)]) {
+fn enqueue(ledger: &Ledger, entry: &str, targets: &[Routed]) {
     ledger.expect(entry, targets.len());
-    for (queue, name) in targets {
-        queue.push(name, entry);
+    for (queue, name, who) in targets {
+        queue.push(name, entry, *who);
     }
 }
 
@@ -347,7 +350,7 @@ fn route<'a>(
     queues: &'a BTreeMap<RepoId, Arc<RepoQueue>>,
     config: &Config,
     key: &'a Key,
-) -> Result<(&'a Arc<RepoQueue>, &'a str), String> {
+) -> Result<Routed<'a>, String> {
     if !config.wants(&key.key) {
         return Err(format!("{}: not a package key", Escaped(&key.key)));
     }
@@ -357,7 +360,7 @@ fn route<'a>(
         prefix: prefix.to_owned(),
     };
     match queues.get(&id) {
-        Some(queue) => Ok((queue, name)),
+        Some(queue) => Ok((queue, name, key.who.as_deref())),
         None => Err(format!("{id}{}: not in a served repository", Escaped(name))),
     }
 }
@@ -582,6 +585,7 @@ async fn accept(app: &App, body: &[u8]) -> Result<Response, Refusal> {
         .map(|t| Key {
             bucket: t.bucket.clone(),
             key: t.key.clone(),
+            who: t.who.clone(),
         })
         .collect();
     if keys.is_empty() && ignored.iter().all(|i| i == crate::event::UNRECOGNIZED) {

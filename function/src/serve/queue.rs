@@ -21,6 +21,7 @@ use futures::FutureExt;
 
 use tokio::sync::{Notify, watch};
 
+use crate::changelog::WHO;
 use crate::reconcile::rebuild;
 use crate::repo::{Applied, PassError, Repo, Report, Scope, Unsure};
 use crate::store::Store;
@@ -48,6 +49,8 @@ pub const KEY_ATTEMPTS: u32 = 5;
 #[derive(Debug, Default)]
 struct Waiting {
     entries: Vec<String>,
+    /// Who the notifications say changed it (at most [`WHO`]).
+    who: BTreeSet<String>,
     attempts: u32,
     /// Not to be tried again before this, after a failed try.
     not_before: Option<Instant>,
@@ -76,6 +79,7 @@ impl Pending {
         for (name, waiting) in other.names {
             let mine = self.names.entry(name).or_default();
             mine.entries.extend(waiting.entries);
+            mine.note(waiting.who);
             mine.attempts = mine.attempts.max(waiting.attempts);
             mine.not_before = mine.not_before.max(waiting.not_before);
         }
@@ -96,6 +100,15 @@ impl Pending {
 }
 
 impl Waiting {
+    /// Notes who changed it, keeping at most [`WHO`].
+    fn note(&mut self, who: impl IntoIterator<Item = String>) {
+        for principal in who {
+            if self.who.len() < WHO {
+                self.who.insert(principal);
+            }
+        }
+    }
+
     fn is_due(&self, now: Instant) -> bool {
         self.not_before.is_none_or(|at| at <= now)
     }
@@ -144,13 +157,12 @@ impl RepoQueue {
     }
 
     /// Queues a name on behalf of a spool entry.
-    pub fn push(&self, name: &str, entry: &str) {
-        lock(&self.pending)
-            .names
-            .entry(name.to_owned())
-            .or_default()
-            .entries
-            .push(entry.to_owned());
+    pub fn push(&self, name: &str, entry: &str, who: Option<&str>) {
+        let mut pending = lock(&self.pending);
+        let waiting = pending.names.entry(name.to_owned()).or_default();
+        waiting.entries.push(entry.to_owned());
+        waiting.note(who.map(str::to_owned));
+        drop(pending);
         self.wake.notify_one();
     }
 
@@ -380,7 +392,18 @@ async fn pass<S: Store>(
     config: &crate::config::Config,
     pending: &Pending,
 ) -> PassResult {
-    let repo = Repo::new(store, &id.prefix, config);
+    let mut who = BTreeSet::new();
+    for waiting in pending.names.values() {
+        who.extend(
+            waiting
+                .who
+                .iter()
+                .take(WHO.saturating_sub(who.len()))
+                .cloned(),
+        );
+    }
+    let who: Vec<String> = who.into_iter().take(WHO).collect();
+    let repo = Repo::new(store, &id.prefix, config).by(&who);
     let result = if pending.reconcile {
         rebuild(&repo, &()).await
     } else {
@@ -528,10 +551,11 @@ mod tests {
             let spooled = Key {
                 bucket: "b".to_owned(),
                 key,
+                who: None,
             };
             let entry = ledger.spool().write(&[spooled]).unwrap();
             ledger.expect(&entry, 1);
-            queue.push(&name, &entry);
+            queue.push(&name, &entry, None);
         }
         (store, dir, ledger, queue)
     }

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub struct Key {
     pub bucket: String,
     pub key: String,
+    /// Who the notification says made the change (for the history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,6 +175,7 @@ mod tests {
         Key {
             bucket: "b".to_owned(),
             key: format!("All/{name}"),
+            who: None,
         }
     }
 

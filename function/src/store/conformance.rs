@@ -18,7 +18,52 @@ pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     modification_time(store.as_ref(), base).await;
     copy(store.as_ref(), base).await;
     checksums(store.as_ref(), base).await;
+    parts(store.as_ref(), base).await;
     one_winner(store, base).await;
+}
+
+/// A body sent in parts (S3's smallest part but the last is 5 MiB) is
+/// stored whole with its metadata; one with a part that does not match
+/// its checksum is refused and not stored.
+async fn parts<S: Store>(store: &S, base: &str) {
+    use futures::StreamExt as _;
+    let key = format!("{base}dir/in parts-1.0.tgz");
+    let first: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
+    let body = [&first[..], b"and the rest"].concat();
+    let split = |damaged: bool| {
+        let last = Bytes::from_static(b"and the rest");
+        let stated = match damaged {
+            true => super::Checksum::of(b"other bytes"),
+            false => super::Checksum::of(&last),
+        };
+        let first = Bytes::from(first.clone());
+        let parts = vec![
+            Ok((first.clone(), super::Checksum::of(&first))),
+            Ok((last, stated)),
+        ];
+        futures::stream::iter(parts).boxed()
+    };
+    let options = || PutOptions {
+        metadata: BTreeMap::from([("pkgsum-sha256".to_owned(), "abc".to_owned())]),
+        checksum: Some(super::Checksum::of(&body)),
+        ..put_opts(PutMode::Create)
+    };
+    store
+        .put_parts(&key, split(false), options())
+        .await
+        .unwrap();
+    let (stored, meta) = store.get(&key).await.unwrap().unwrap();
+    assert!(stored == body, "the parts were not stored whole");
+    assert_eq!(
+        meta.metadata.get("pkgsum-sha256").map(String::as_str),
+        Some("abc")
+    );
+    store.delete(&key).await.unwrap();
+    assert!(store.put_parts(&key, split(true), options()).await.is_err());
+    assert!(
+        store.head(&key).await.unwrap().is_none(),
+        "a damaged part was stored"
+    );
 }
 
 /// A copy holds the source's bytes and metadata, and happens only while

@@ -336,6 +336,20 @@ pub trait Store: Send + Sync {
         options: PutOptions,
     ) -> impl Future<Output = StoreResult<String>> + Send;
 
+    /// Writes the body given as `parts`, each with its digests, as one
+    /// object; returns the new ETag. S3 sends a multipart upload, every
+    /// part checked by the store against its digests, and completes it
+    /// under `options.mode`; this default joins the parts into one
+    /// [`Store::put`] (checked against `options.checksum`).
+    fn put_parts(
+        &self,
+        key: &str,
+        parts: Parts<'_>,
+        options: PutOptions,
+    ) -> impl Future<Output = StoreResult<String>> + Send {
+        put_parts_joined(self, key, parts, options)
+    }
+
     /// Removes `key`; a missing key is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -391,6 +405,32 @@ pub(crate) async fn peek_by_head<S: Store + ?Sized>(
 }
 
 /// [`Store::copy`] by a GET, then a PUT of what it read.
+/// The parts of one object's body, in order, each with its digests; a
+/// part that could not be made says why.
+pub type Parts<'a> = futures::stream::BoxStream<'a, Result<(Bytes, Checksum), String>>;
+
+/// [`Store::put_parts`] as one PUT of the parts joined.
+pub(crate) async fn put_parts_joined<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    mut parts: Parts<'_>,
+    options: PutOptions,
+) -> StoreResult<String> {
+    use futures::StreamExt as _;
+    let mut body = Vec::new();
+    let refused =
+        |why: String| StoreError::new(Op::Put, store.location(key), ErrorKind::Other(why));
+    while let Some(part) = parts.next().await {
+        let (bytes, checksum) = part.map_err(refused)?;
+        // As S3 checks each part against its digests.
+        if Checksum::of(&bytes) != checksum {
+            return Err(refused("a part does not match its checksum".to_owned()));
+        }
+        body.extend_from_slice(&bytes);
+    }
+    store.put(key, Bytes::from(body), options).await
+}
+
 pub(crate) async fn copy_by_get<S: Store + ?Sized>(
     store: &S,
     from: &str,
@@ -489,6 +529,15 @@ macro_rules! delegate_store {
                 options: PutOptions,
             ) -> impl Future<Output = StoreResult<String>> + Send {
                 (**self).put(key, body, options)
+            }
+
+            fn put_parts(
+                &self,
+                key: &str,
+                parts: Parts<'_>,
+                options: PutOptions,
+            ) -> impl Future<Output = StoreResult<String>> + Send {
+                (**self).put_parts(key, parts, options)
             }
 
             fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {

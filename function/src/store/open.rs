@@ -310,6 +310,15 @@ impl Store for AnyStore {
         either!(self, s => s.put(key, body, options).await)
     }
 
+    async fn put_parts(
+        &self,
+        key: &str,
+        parts: crate::store::Parts<'_>,
+        options: PutOptions,
+    ) -> StoreResult<String> {
+        either!(self, s => s.put_parts(key, parts, options).await)
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         either!(self, s => s.delete(key).await)
     }
