@@ -250,10 +250,23 @@ async fn trial<S: Store + 'static>(
     for &format in &config.formats {
         let got = common::published(store.as_ref(), &output_key(PREFIX, format)).await;
         if got != want {
+            // The first lines that differ, so a failure says what.
+            let (g, w) = (
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+            );
+            let differ: Vec<String> = g
+                .lines()
+                .zip(w.lines())
+                .filter(|(a, b)| a != b)
+                .take(3)
+                .map(|(a, b)| format!("{a:?} for {b:?}"))
+                .collect();
             return Err(format!(
-                "{format:?} summary differs from the listing ({} bytes against {}, {appliers} appliers, {ops} operations)",
+                "{format:?} summary differs from the listing ({} bytes against {}, {appliers} appliers, {ops} operations; {})",
                 got.len(),
-                want.len()
+                want.len(),
+                differ.join(", ")
             ));
         }
     }

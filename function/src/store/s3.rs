@@ -15,7 +15,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
 use bytes::Bytes;
 
 use base64::Engine as _;
@@ -343,6 +345,24 @@ impl S3Store {
     }
 }
 
+/// Whether a whole body read with `meta` is not the object `meta` names:
+/// a single PUT's ETag is the MD5 of its bytes (unless KMS encrypts it,
+/// which the caller rules out), so a body of another length or digest was
+/// torn from another version. LocalStack serves such answers while an
+/// object is overwritten (measured: a body of one version under another's
+/// ETag and size). A multipart ETag (`…-N`) or a partial read says
+/// nothing.
+fn torn(meta: &ObjectMeta, body: &[u8]) -> bool {
+    use md5::Digest as _;
+    let single_put = meta.etag.len() == 32 && meta.etag.bytes().all(|b| b.is_ascii_hexdigit());
+    if !single_put || (body.len() as u64) < meta.size {
+        return false;
+    }
+    let digest: [u8; 16] = md5::Md5::digest(body).into();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    body.len() as u64 != meta.size || !hex.eq_ignore_ascii_case(&meta.etag)
+}
+
 /// Tells apart the causes people act on differently: a missing bucket,
 /// denied access, missing or refused credentials, an endpoint that does
 /// not answer, a timeout; anything else keeps the service's code and
@@ -599,6 +619,10 @@ impl Store for S3Store {
             .and_then(total_of_range)
             .or_else(|| out.content_length().map(|n| n.max(0) as u64))
             .unwrap_or(0);
+        let md5_etag = !matches!(
+            out.server_side_encryption(),
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+        );
         let meta = ObjectMeta {
             key: key.to_owned(),
             size,
@@ -617,6 +641,14 @@ impl Store for S3Store {
             first.extend_from_slice(&chunk);
         }
         first.truncate(len as usize);
+        if md5_etag && torn(&meta, &first) {
+            let why = "the body is not the one its ETag names (the object changed while read)";
+            return Err(StoreError::new(
+                Op::GetRange,
+                self.location(key),
+                ErrorKind::CutShort(why.to_owned()),
+            ));
+        }
         Ok(Peeked::Found(meta, Bytes::from(first)))
     }
 
@@ -797,6 +829,29 @@ impl S3Store {
 mod tests {
     use super::*;
     use aws_sdk_s3::error::ErrorMetadata;
+
+    /// A body read whole must be the one its ETag names; a multipart ETag
+    /// or a partial read cannot say.
+    #[test]
+    fn a_torn_body_is_told_apart() {
+        let meta = |body: &[u8], etag: &str| ObjectMeta {
+            key: "All/a-1.tgz".to_owned(),
+            size: body.len() as u64,
+            etag: etag.to_owned(),
+            last_modified: None,
+            metadata: BTreeMap::new(),
+        };
+        let (a, b) = (b"version one".as_slice(), b"version two".as_slice());
+        let etag_a = super::super::Checksum::of(a).md5_hex();
+        assert!(!torn(&meta(a, &etag_a), a));
+        assert!(!torn(&meta(a, &etag_a.to_uppercase()), a));
+        assert!(torn(&meta(a, &etag_a), b), "same length, other bytes");
+        let longer = meta(b"version one!", &etag_a);
+        assert!(!torn(&longer, a), "a partial read says nothing");
+        assert!(torn(&meta(&a[..5], &etag_a), a), "longer than its size");
+        assert!(!torn(&meta(a, "0123456789abcdef0123456789abcdef-2"), b));
+        assert!(!torn(&meta(a, "not-an-md5"), b));
+    }
     use aws_sdk_s3::operation::get_object::GetObjectError;
     use aws_sdk_s3::primitives::SdkBody;
 
