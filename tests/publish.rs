@@ -945,6 +945,47 @@ async fn s3_push_without_an_indexer_says_so() {
     );
 }
 
+/// A status planted in the bucket (anyone who may write it can) is read
+/// bounded and printed escaped: a failure naming the pushed file with a
+/// megabyte of terminal escapes becomes one short, escaped line.
+async fn s3_a_planted_status_is_bounded_and_escaped() {
+    let store = common::s3_bucket().await;
+    let src = tempfile::tempdir().unwrap();
+    let body = package("planted-1.0", &[]);
+    let path = src.path().join("planted-1.0.tgz");
+    std::fs::write(&path, &body).unwrap();
+    let hostile = format!(
+        "\u{1b}[2J\u{1b}]0;owned\u{7}{}",
+        "\u{1b}[31mred".repeat(100_000)
+    );
+    let status = serde_json::json!({
+        "generation": 1,
+        "failures": [{"file": "planted-1.0.tgz", "size": body.len(), "error": hostile}],
+        "publication": {"held": [hostile]},
+    });
+    let key = format!("{PREFIX}.pkgsum/status.json");
+    let planted = bytes::Bytes::from(status.to_string());
+    store
+        .put(&key, planted, PutOptions::default())
+        .await
+        .unwrap();
+    let dest = format!("s3://{}/{PREFIX}", store.bucket());
+    let files = vec![path.to_str().unwrap().to_owned()];
+    let (code, out, err) = push_with_binary(dest, files, &["--timeout", "5s", "--json"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !err.contains('\u{1b}') && !out.contains('\u{1b}'),
+        "an escape got through"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains("uploaded, but the indexer cannot read it: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("\\u{1b}[2J"), "{line}");
+    assert!(line.len() < 8 * 1024, "{} bytes", line.len());
+    assert!(out.len() < 16 * 1024, "{} bytes of JSON", out.len());
+}
+
 /// Two pushers racing on one key: both checked it absent, one write wins,
 /// the other is refused and says why; nothing is clobbered.
 async fn two_pushers_racing_on_one_key() {
@@ -1246,6 +1287,7 @@ crate::harness::trials![
     s3 s3_push_is_live_in_one_generation,
     s3 s3_a_large_file_goes_in_parts,
     s3 s3_push_without_an_indexer_says_so,
+    s3 s3_a_planted_status_is_bounded_and_escaped,
     s3 two_pushers_racing_on_one_key,
     tokio memory_a_release_is_published_whole,
     s3 s3_a_release_is_published_whole,

@@ -7,12 +7,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::excerpt::{Escaped, bounded};
 use crate::keys::{GENERATION, output_key, status_key};
 use crate::repo::Repo;
 use crate::store::{Bounded, Store, StoreError};
 
 /// The largest status read.
 const STATUS_LIMIT: u64 = 64 << 20;
+
+/// Most failures and reasons for a hold read from a status (the indexer
+/// writes fewer).
+const STATUS_FAILURES: usize = 100_000;
+const STATUS_HELD: usize = 16;
 
 /// What became of one pushed package.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +59,16 @@ async fn status<S: Store>(repo: &Repo<'_, S>) -> Result<Status, StoreError> {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return Ok(Status::default());
     };
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    // Anyone who may write the bucket may plant a status: what is read of
+    // it is bounded and escaped before it is printed or reported.
+    let text = |v: &serde_json::Value| {
+        let text = bounded(v.as_str().unwrap_or_default().to_owned());
+        Escaped(&text).to_string()
+    };
     let failures = json["failures"].as_array().into_iter().flatten();
+    let failures = failures.take(STATUS_FAILURES);
     let held = json["publication"]["held"].as_array().into_iter().flatten();
+    let held = held.take(STATUS_HELD);
     Ok(Status {
         generation: json["generation"].as_u64().unwrap_or(0),
         failures: failures
