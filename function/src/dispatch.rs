@@ -59,7 +59,7 @@ where
     // (bucket, prefix) -> name -> indices of the messages naming it.
     let mut groups: BTreeMap<(String, String), BTreeMap<String, BTreeSet<usize>>> = BTreeMap::new();
     // (bucket, prefix) -> who the events say made the changes.
-    let mut who: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut who: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let allowed = config.allowed_repositories();
     for (index, message) in messages.iter().enumerate() {
         outcome.ignored.extend(message.ignored.iter().cloned());
@@ -78,12 +78,8 @@ where
                     .push(format!("s3://{}/{shown}: {why}", target.bucket));
                 continue;
             }
-            if let Some(principal) = &target.who {
-                let named = who.entry(repository.clone()).or_default();
-                if named.len() < crate::changelog::WHO {
-                    named.insert(principal.clone());
-                }
-            }
+            let named = who.entry(repository.clone()).or_default();
+            crate::changelog::add_who(named, target.who.as_deref());
             groups
                 .entry(repository)
                 .or_default()
@@ -97,11 +93,8 @@ where
     for ((bucket, prefix), names) in groups {
         let store = store_for(&bucket);
         let wanted: BTreeSet<String> = names.keys().cloned().collect();
-        let named: Vec<String> = who
-            .remove(&(bucket.clone(), prefix.clone()))
-            .into_iter()
-            .flatten()
-            .collect();
+        let named = who.remove(&(bucket.clone(), prefix.clone()));
+        let named = named.unwrap_or_default();
         let repo = Repo::new(&store, &prefix, config).by(&named);
         match repo.apply(Scope::Names(&wanted), &()).await {
             Ok(Applied { report, unsure }) => {

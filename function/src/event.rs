@@ -26,21 +26,13 @@ pub struct Target {
     pub event: String,
     /// Who made the change, where the event says: `userIdentity.
     /// principalId` (AWS, MinIO, Ceph RGW) or EventBridge's `requester`.
-    /// Cut to [`WHO_BYTES`]; for the history only, never trusted.
+    /// Cut to [`crate::changelog::WHO_BYTES`]; for the history only, never trusted.
     pub who: Option<String>,
 }
 
-use crate::changelog::WHO_BYTES;
-
-/// `value` as a principal: non-empty, cut to [`WHO_BYTES`] at a character
-/// boundary.
+/// A principal the event names, as the change log keeps it.
 fn principal(value: Option<&str>) -> Option<String> {
-    let value = value.filter(|v| !v.is_empty())?;
-    let mut end = value.len().min(WHO_BYTES);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(value[..end].to_owned())
+    value.and_then(crate::changelog::principal)
 }
 
 /// What one delivery unit holds: the whole event, or one SQS message.
@@ -309,6 +301,7 @@ pub fn form_decode(key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::changelog::WHO_BYTES;
     use serde_json::json;
 
     fn s3_record(event: &str, key: &str) -> Value {

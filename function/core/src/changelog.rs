@@ -200,12 +200,17 @@ impl Log {
     }
 }
 
-/// Adds each principal of `new` not in `who`, cut to [`WHO_BYTES`],
-/// while `who` holds fewer than [`WHO`].
-fn add_who<'a>(who: &mut Vec<String>, new: impl IntoIterator<Item = &'a str>) {
-    for principal in new {
-        let principal = cut_to(principal, WHO_BYTES);
-        if who.len() < WHO && !principal.is_empty() && !who.contains(&principal) {
+/// `text` as a principal: cut to [`WHO_BYTES`] at a character boundary;
+/// none when empty.
+pub fn principal(text: &str) -> Option<String> {
+    Some(cut_to(text, WHO_BYTES)).filter(|p| !p.is_empty())
+}
+
+/// Adds each principal of `new` not in `who` (as [`principal`] makes
+/// it), while `who` holds fewer than [`WHO`].
+pub fn add_who<'a>(who: &mut Vec<String>, new: impl IntoIterator<Item = &'a str>) {
+    for principal in new.into_iter().filter_map(principal) {
+        if who.len() < WHO && !who.contains(&principal) {
             who.push(principal);
         }
     }
@@ -218,12 +223,11 @@ fn cut(name: &str) -> String {
 
 /// `text` cut to `bytes` at a character boundary.
 fn cut_to(text: &str, bytes: usize) -> String {
-    let name = text;
-    let mut end = name.len().min(bytes);
-    while !name.is_char_boundary(end) {
+    let mut end = text.len().min(bytes);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    name[..end].to_owned()
+    text[..end].to_owned()
 }
 
 #[cfg(test)]

@@ -64,9 +64,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-/// Lower-case hex of `bytes`: digests in object names, `+PKG_HASH` and
-/// fingerprints.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`: digests in object names, `+PKG_HASH`,
+/// fingerprints and ETags.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

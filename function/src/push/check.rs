@@ -287,10 +287,10 @@ async fn at_key<S: Store>(
     let Some(meta) = repo.store().head(&key).await? else {
         return Ok(Ok(checked));
     };
-    let bytes = std::fs::read(&checked.path);
-    let checksum = match bytes {
-        Ok(bytes) if bytes.len() as u64 == checked.size => Checksum::of(&bytes),
-        _ => {
+    // Read in pieces: a file that goes in parts is not held whole.
+    let checksum = match super::upload::digest_file(&checked.path, checked.size).await {
+        Ok(checksum) => checksum,
+        Err(_) => {
             return Ok(Err(Refused {
                 path: checked.path.clone(),
                 why: "it changed while it was checked".to_owned(),

@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 use super::Checked;
 use crate::progress::Progress;
 use crate::release::{self, Tag};
-use crate::store::{Checksum, Parts, PutMode, PutOptions, Store, StoreError};
+use crate::store::{Checksum, Digests, Parts, PutMode, PutOptions, Store, StoreError};
 use tokio::io::AsyncReadExt as _;
 
 /// Object metadata name carrying a pushed file's SHA-256 (hex): a later
@@ -128,6 +128,9 @@ async fn send<S: Store>(
         .max(checked.size.div_ceil(MAX_PARTS));
     let key = format!("{prefix}{}", checked.name);
     let sent = if checked.size > part_size {
+        // The whole file's SHA-256 goes in the metadata, given before the
+        // first part: one read to digest it, one to send it (each part
+        // checked against it as it goes).
         let whole = digest_file(&checked.path, checked.size).await?;
         let options = put_options(checked, sending.release, whole);
         let parts = file_parts(&checked.path, checked.size, part_size, whole).await?;
@@ -143,6 +146,7 @@ async fn send<S: Store>(
     sent.map_err(|err| refusal(store, &key, &err))
 }
 
+/// Why a file is not sent when it is not what was checked.
 const CHANGED: &str = "it changed after it was checked";
 
 /// A pushed file's PUT options: its SHA-256 and release in its metadata,
@@ -168,8 +172,9 @@ fn put_options(checked: &Checked, release: Option<&Tag>, checksum: Checksum) -> 
 /// Bytes read from a file at a time while it is digested.
 const READ: usize = 1 << 20;
 
-/// The digests of the file at `path`, which must be `size` bytes.
-async fn digest_file(path: &Path, size: u64) -> Result<Checksum, String> {
+/// The digests of the file at `path`, which must be `size` bytes, read a
+/// megabyte at a time.
+pub(super) async fn digest_file(path: &Path, size: u64) -> Result<Checksum, String> {
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("reading it: {e}"))?;
@@ -234,29 +239,6 @@ async fn file_parts(
         )))
     });
     Ok(parts.boxed())
-}
-
-/// SHA-256 and MD5 of a body read in pieces.
-#[derive(Default)]
-struct Digests {
-    sha256: sha2::Sha256,
-    md5: md5::Md5,
-}
-
-impl Digests {
-    fn update(&mut self, bytes: &[u8]) {
-        use md5::Digest as _;
-        self.sha256.update(bytes);
-        self.md5.update(bytes);
-    }
-
-    fn finish(self) -> Checksum {
-        use md5::Digest as _;
-        Checksum {
-            sha256: self.sha256.finalize().into(),
-            md5: self.md5.finalize().into(),
-        }
-    }
 }
 
 /// Why a PUT was refused, in a person's words for the preconditions.

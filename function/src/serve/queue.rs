@@ -21,7 +21,7 @@ use futures::FutureExt;
 
 use tokio::sync::{Notify, watch};
 
-use crate::changelog::WHO;
+use crate::changelog::add_who;
 use crate::reconcile::rebuild;
 use crate::repo::{Applied, PassError, Repo, Report, Scope, Unsure};
 use crate::store::Store;
@@ -49,8 +49,8 @@ pub const KEY_ATTEMPTS: u32 = 5;
 #[derive(Debug, Default)]
 struct Waiting {
     entries: Vec<String>,
-    /// Who the notifications say changed it (at most [`WHO`]).
-    who: BTreeSet<String>,
+    /// Who the notifications say changed it (at most [`crate::changelog::WHO`]).
+    who: Vec<String>,
     attempts: u32,
     /// Not to be tried again before this, after a failed try.
     not_before: Option<Instant>,
@@ -79,7 +79,7 @@ impl Pending {
         for (name, waiting) in other.names {
             let mine = self.names.entry(name).or_default();
             mine.entries.extend(waiting.entries);
-            mine.note(waiting.who);
+            add_who(&mut mine.who, waiting.who.iter().map(String::as_str));
             mine.attempts = mine.attempts.max(waiting.attempts);
             mine.not_before = mine.not_before.max(waiting.not_before);
         }
@@ -100,15 +100,6 @@ impl Pending {
 }
 
 impl Waiting {
-    /// Notes who changed it, keeping at most [`WHO`].
-    fn note(&mut self, who: impl IntoIterator<Item = String>) {
-        for principal in who {
-            if self.who.len() < WHO {
-                self.who.insert(principal);
-            }
-        }
-    }
-
     fn is_due(&self, now: Instant) -> bool {
         self.not_before.is_none_or(|at| at <= now)
     }
@@ -161,7 +152,7 @@ impl RepoQueue {
         let mut pending = lock(&self.pending);
         let waiting = pending.names.entry(name.to_owned()).or_default();
         waiting.entries.push(entry.to_owned());
-        waiting.note(who.map(str::to_owned));
+        add_who(&mut waiting.who, who);
         drop(pending);
         self.wake.notify_one();
     }
@@ -392,17 +383,10 @@ async fn pass<S: Store>(
     config: &crate::config::Config,
     pending: &Pending,
 ) -> PassResult {
-    let mut who = BTreeSet::new();
+    let mut who = Vec::new();
     for waiting in pending.names.values() {
-        who.extend(
-            waiting
-                .who
-                .iter()
-                .take(WHO.saturating_sub(who.len()))
-                .cloned(),
-        );
+        add_who(&mut who, waiting.who.iter().map(String::as_str));
     }
-    let who: Vec<String> = who.into_iter().take(WHO).collect();
     let repo = Repo::new(store, &id.prefix, config).by(&who);
     let result = if pending.reconcile {
         rebuild(&repo, &()).await

@@ -98,20 +98,41 @@ pub struct Checksum {
 
 impl Checksum {
     pub fn of(body: &[u8]) -> Checksum {
-        use md5::Digest as _;
-        Checksum {
-            sha256: sha2::Sha256::digest(body).into(),
-            md5: md5::Md5::digest(body).into(),
-        }
+        let mut digests = Digests::default();
+        digests.update(body);
+        digests.finish()
     }
 
     /// The MD5 as an S3 ETag of a single PUT is written: lower-case hex.
     pub fn md5_hex(&self) -> String {
-        self.md5.iter().map(|b| format!("{b:02x}")).collect()
+        pkgsum_core::hex(&self.md5)
     }
 
     pub fn sha256_hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        pkgsum_core::hex(&self.sha256)
+    }
+}
+
+/// A [`Checksum`] of a body read in pieces (a file sent in parts).
+#[derive(Default)]
+pub struct Digests {
+    sha256: sha2::Sha256,
+    md5: md5::Md5,
+}
+
+impl Digests {
+    pub fn update(&mut self, bytes: &[u8]) {
+        use md5::Digest as _;
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+    }
+
+    pub fn finish(self) -> Checksum {
+        use md5::Digest as _;
+        Checksum {
+            sha256: self.sha256.finalize().into(),
+            md5: self.md5.finalize().into(),
+        }
     }
 }
 

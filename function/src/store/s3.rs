@@ -47,6 +47,16 @@ pub enum IfMatch {
     Bare,
 }
 
+impl IfMatch {
+    /// `etag` as this server wants it in `If-Match`.
+    fn header(self, etag: String) -> String {
+        match self {
+            IfMatch::Quoted => format!("\"{etag}\""),
+            IfMatch::Bare => etag,
+        }
+    }
+}
+
 /// What a server does with conditional writes, as [`S3Store::probe`]
 /// found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,10 +269,7 @@ impl S3Store {
         request = match options.mode {
             PutMode::Overwrite => request,
             PutMode::Create => request.if_none_match("*"),
-            PutMode::Update(etag) => request.if_match(match form {
-                IfMatch::Quoted => format!("\"{etag}\""),
-                IfMatch::Bare => etag,
-            }),
+            PutMode::Update(etag) => request.if_match(form.header(etag)),
         };
         let out = request
             .send()
@@ -321,10 +328,7 @@ impl S3Store {
         complete = match mode {
             PutMode::Overwrite => complete,
             PutMode::Create => complete.if_none_match("*"),
-            PutMode::Update(etag) => complete.if_match(match self.if_match {
-                IfMatch::Quoted => format!("\"{etag}\""),
-                IfMatch::Bare => etag,
-            }),
+            PutMode::Update(etag) => complete.if_match(self.if_match.header(etag)),
         };
         let out = complete
             .send()
@@ -358,9 +362,8 @@ fn torn(meta: &ObjectMeta, body: &[u8]) -> bool {
     if !single_put || (body.len() as u64) < meta.size {
         return false;
     }
-    let digest: [u8; 16] = md5::Md5::digest(body).into();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    body.len() as u64 != meta.size || !hex.eq_ignore_ascii_case(&meta.etag)
+    let md5 = pkgsum_core::hex(&md5::Md5::digest(body));
+    body.len() as u64 != meta.size || !md5.eq_ignore_ascii_case(&meta.etag)
 }
 
 /// Tells apart the causes people act on differently: a missing bucket,
