@@ -198,6 +198,11 @@ def main() -> None:
     tf = module_statements(mod, "aws_iam_role_policy", "function")
     if sam != tf:
         problems.append(f"IAM statements differ: template {sam} module {tf}")
+    document = tpl["Resources"]["PrunePolicy"]["Properties"]["PolicyDocument"]
+    prune = {s["Sid"]: actions(s) for s in document["Statement"]}
+    tf = module_statements(mod, "aws_iam_role_policy", "prune")
+    if prune != tf:
+        problems.append(f"prune statements differ: template {prune} module {tf}")
     uploader = template_uploader(tpl)
     tf = module_statements(mod, "aws_iam_policy", "uploader", shape)
     if uploader != tf:
@@ -208,7 +213,8 @@ def main() -> None:
         sys.exit(1)
     print(
         f"parity: {len(tpl['Parameters'])} parameters, {len(SETTINGS) + 1} settings and "
-        f"{len(sam)} + {len(uploader)} IAM statements (function, uploader) match between "
+        f"{len(sam)} + {len(prune)} + {len(uploader)} IAM statements (function, prune, uploader) "
+        "match between "
         "infra/sam and infra/terraform"
     )
 

@@ -14,6 +14,7 @@
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `publish`: what a summary lists, the publish gates, hold and resume.
+//! - `prune`: retention that cannot break a client.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
@@ -33,6 +34,7 @@ mod hostile;
 mod index;
 mod malformed;
 mod notify;
+mod prune;
 mod publish;
 mod serve;
 mod signatures;
@@ -54,6 +56,7 @@ fn main() -> std::process::ExitCode {
         signatures::trials(),
         notify::trials(),
         publish::trials(),
+        prune::trials(),
         serve::trials(),
         gateway::trials(),
         walkthrough::trials(),

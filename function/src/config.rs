@@ -55,6 +55,10 @@ pub struct Config {
     /// How long a release may wait for its members before it is reported
     /// as incomplete (`PKGSUM_RELEASE_TIMEOUT`).
     pub release_timeout: Duration,
+    /// Retention (`PKGSUM_PRUNE_KEEP`, `PKGSUM_PRUNE_OLDER_THAN`,
+    /// `PKGSUM_PRUNE_GRACE`): `pkgsum prune`'s defaults, and what the
+    /// scheduled reconcile prunes when a rule is set.
+    pub prune: crate::prune::PruneOptions,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             gates: Gates::default(),
             history: 50,
             release_timeout: Duration::from_secs(3600),
+            prune: crate::prune::PruneOptions::default(),
         }
     }
 }
@@ -149,19 +154,30 @@ impl Config {
         if let Some(n) = number(settings::MAX_RECORDS)? {
             config.max_records = n as usize;
         }
-        if let Some(value) = var(settings::RELEASE_TIMEOUT).filter(|v| !v.trim().is_empty()) {
+        let duration = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            let Some(value) = var(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(None);
+            };
             let text = value.trim();
             let parsed = match text.parse::<u64>() {
                 Ok(seconds) => Ok(Duration::from_secs(seconds)),
                 Err(_) => humantime::parse_duration(text),
             };
-            config.release_timeout = parsed.map_err(|_| {
-                bad(
-                    settings::RELEASE_TIMEOUT,
-                    &value,
-                    "seconds, or a duration such as 1h or 30m",
-                )
-            })?;
+            parsed
+                .map(Some)
+                .map_err(|_| bad(name, &value, "seconds, or a duration such as 1h or 30m"))
+        };
+        if let Some(timeout) = duration(settings::RELEASE_TIMEOUT)? {
+            config.release_timeout = timeout;
+        }
+        if let Some(n) = number(settings::PRUNE_KEEP)? {
+            config.prune.rules.keep = (n > 0).then_some(n.min(100_000) as usize);
+        }
+        if let Some(age) = duration(settings::PRUNE_OLDER_THAN)? {
+            config.prune.rules.older_than = Some(age.as_secs());
+        }
+        if let Some(grace) = duration(settings::PRUNE_GRACE)? {
+            config.prune.grace = grace;
         }
         if let Some(n) = number(settings::HISTORY)? {
             config.history = n.min(100_000) as usize;
@@ -416,8 +432,15 @@ mod tests {
             (settings::UNRESOLVED, "hold"),
             (settings::RELEASE_TIMEOUT, "2h30m"),
             (settings::HISTORY, "7"),
+            (settings::PRUNE_KEEP, "3"),
+            (settings::PRUNE_OLDER_THAN, "90d"),
+            (settings::PRUNE_GRACE, "7d"),
         ]))
         .unwrap();
+        assert_eq!(config.prune.rules.keep, Some(3));
+        assert_eq!(config.prune.rules.older_than, Some(90 * 86_400));
+        assert_eq!(config.prune.grace, Duration::from_secs(7 * 86_400));
+        assert!(!Config::default().prune.is_set());
         assert_eq!(config.gates.select, Select::Newest);
         assert_eq!(config.gates.max_shrink, 40);
         assert_eq!(config.gates.required, ["pkgin", "pkg_install"]);
@@ -431,6 +454,8 @@ mod tests {
             (settings::MAX_SHRINK, "101"),
             (settings::UNRESOLVED, "ignore"),
             (settings::RELEASE_TIMEOUT, "soon"),
+            (settings::PRUNE_KEEP, "two"),
+            (settings::PRUNE_GRACE, "a month"),
         ] {
             let pairs: &'static [(&'static str, &'static str)] =
                 Box::leak(Box::new([(name, value)]));

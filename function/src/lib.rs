@@ -35,6 +35,9 @@
 //!   - [`serve`]: `pkgsum serve`, the webhook receiver for stores with no
 //!     Lambda: notifications are spooled, then applied per repository by
 //!     one writer after a debounce window.
+//! - [`prune`] is `pkgsum prune` and the scheduled prune: what
+//!   [`retention`] lets go, deleted only while each file holds the ETag
+//!   it was judged at, then the pass over the deleted names.
 //! - [`push`] is `pkgsum push`: checks packages against the repository
 //!   before anything is uploaded, uploads them as one release, and waits
 //!   until the indexer has published them.
@@ -52,8 +55,8 @@
 
 pub use pkgsum_core::{
     Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
-    limit, piece, plist, record, record_file, record_stream, release, sample, select, signed,
-    state, summary, trust,
+    limit, piece, plist, record, record_file, record_stream, release, retention, sample, select,
+    signed, state, summary, trust,
 };
 
 pub mod config;
@@ -71,6 +74,7 @@ pub mod payload;
 #[cfg(feature = "poll")]
 pub mod poll;
 pub mod progress;
+pub mod prune;
 pub mod push;
 pub mod reconcile;
 pub mod repo;

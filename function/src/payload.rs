@@ -9,11 +9,15 @@
 //!   asynchronous retries apply.
 //! - `{"pkgsum": "reconcile", "repositories": ["s3://bucket/prefix/"]}`
 //!   (the scheduled repair) rebuilds each repository from its listing;
-//!   without `repositories`, those of `PKGSUM_REPOSITORIES`.
+//!   without `repositories`, those of `PKGSUM_REPOSITORIES`; then, if a
+//!   retention rule is set (`PKGSUM_PRUNE_KEEP`, `PKGSUM_PRUNE_OLDER_THAN`),
+//!   prunes each as `pkgsum prune --apply` does.
 //!
 //! Every answer that is not an error carries `"verdict"`: `indexed`, or
 //! `unreadable` when a repository holds packages that cannot be read (as
 //! the CLI's exit status 1; the packages are in the status object).
+
+use std::time::SystemTime;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde_json::{Value, json};
@@ -21,8 +25,9 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::dispatch::apply_messages;
 use crate::event;
+use crate::prune;
 use crate::reconcile::{UrlError, parse_s3_url, rebuild};
-use crate::repo::{Applied, Repo};
+use crate::repo::{Applied, PassError, Repo};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -105,6 +110,28 @@ where
     }))
 }
 
+/// The scheduled prune, when a retention rule is set
+/// (`PKGSUM_PRUNE_KEEP`, `PKGSUM_PRUNE_OLDER_THAN`): what it deleted.
+async fn scheduled_prune<S: Store>(repo: &Repo<'_, S>) -> Result<Option<Value>, PassError> {
+    let options = repo.config().prune;
+    if !options.is_set() {
+        return Ok(None);
+    }
+    let plan = prune::judge(repo, options, SystemTime::now()).await?;
+    let pruned = prune::apply(repo, &plan, &()).await?;
+    tracing::info!(
+        repository = %plan.repository,
+        deleted = pruned.deleted.len(),
+        bytes = pruned.bytes,
+        "pruned"
+    );
+    Ok(Some(json!({
+        "deleted": pruned.deleted,
+        "bytes": pruned.bytes,
+        "kept": plan.shielded().count() + pruned.kept.len(),
+    })))
+}
+
 async fn reconcile<S, F>(
     payload: &Value,
     store_for: F,
@@ -131,10 +158,18 @@ where
     for url in urls {
         let (bucket, prefix) = parse_s3_url(&url)?;
         let store = store_for(&bucket);
-        match rebuild(&Repo::new(&store, &prefix, config), &()).await {
+        let repo = Repo::new(&store, &prefix, config);
+        match rebuild(&repo, &()).await {
             Ok(Applied { report, unsure }) => {
                 errors.extend(unsure.iter().map(|unsure| unsure.error.to_string()));
                 verdict = verdict.max(report.verdict());
+                let pruned = match scheduled_prune(&repo).await {
+                    Ok(pruned) => pruned,
+                    Err(error) => {
+                        errors.push(error.to_string());
+                        None
+                    }
+                };
                 results.push(json!({
                     "repository": url,
                     "read": report.read.len(),
@@ -145,6 +180,7 @@ where
                     "published": report.published,
                     "held": report.held,
                     "state_lost": report.state_lost.map(|loss| loss.to_string()),
+                    "pruned": pruned,
                 }));
             }
             Err(error) => errors.push(error.to_string()),

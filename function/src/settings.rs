@@ -31,6 +31,8 @@ pub enum Scope {
     Store,
     /// `pkgsum serve`'s own.
     Serve,
+    /// Retention: `pkgsum prune`'s defaults, and the scheduled prune.
+    Prune,
 }
 
 pub const SUFFIXES: &str = "PKGSUM_SUFFIXES";
@@ -56,6 +58,9 @@ pub const REQUIRED: &str = "PKGSUM_REQUIRED";
 pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
 pub const HISTORY: &str = "PKGSUM_HISTORY";
 pub const RELEASE_TIMEOUT: &str = "PKGSUM_RELEASE_TIMEOUT";
+pub const PRUNE_KEEP: &str = "PKGSUM_PRUNE_KEEP";
+pub const PRUNE_OLDER_THAN: &str = "PKGSUM_PRUNE_OLDER_THAN";
+pub const PRUNE_GRACE: &str = "PKGSUM_PRUNE_GRACE";
 pub const AUTH_TOKEN: &str = "PKGSUM_AUTH_TOKEN";
 pub const FORCE_PATH_STYLE: &str = "AWS_S3_FORCE_PATH_STYLE";
 
@@ -73,11 +78,12 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("resume", &[Pass, Store]),
         ("history", &[Store]),
         ("rollback", &[Pass, Store]),
+        ("prune", &[Read, Packages, Pass, Store, Prune]),
         ("apply-event", &[Read, Packages, Pass, Events, Store]),
         ("poll", &[Read, Packages, Pass, Events, Store]),
         ("serve", &[Read, Packages, Pass, Events, Store, Serve]),
         ("gateway", &[Packages, Store]),
-        ("lambda", &[Read, Packages, Pass, Events, Store]),
+        ("lambda", &[Read, Packages, Pass, Events, Store, Prune]),
     ]
 };
 
@@ -221,6 +227,24 @@ pub const SETTINGS: &[Setting] = &[
         default: "1h",
         meaning: "how long a pushed release may wait for its packages before it is reported incomplete",
         scope: Scope::Pass,
+    },
+    Setting {
+        name: PRUNE_KEEP,
+        default: "(none)",
+        meaning: "retention: keep the newest N versions of each PKGPATH (the scheduled prune runs when this or PKGSUM_PRUNE_OLDER_THAN is set)",
+        scope: Scope::Prune,
+    },
+    Setting {
+        name: PRUNE_OLDER_THAN,
+        default: "(none)",
+        meaning: "retention: let go only files uploaded longer ago than this (e.g. 90d)",
+        scope: Scope::Prune,
+    },
+    Setting {
+        name: PRUNE_GRACE,
+        default: "30d",
+        meaning: "retention: keep files listed by a generation current within this long",
+        scope: Scope::Prune,
     },
     Setting {
         name: AUTH_TOKEN,

@@ -1,14 +1,16 @@
-//! The repository-wide checks and the publish gates on records made of
-//! the input: each line `N name` starts a package, `D pattern` adds a
-//! DEPENDS, `O value` sets its OPSYS, `P path` its PKGPATH. Every pattern
-//! is bounded before it is expanded; `newest` never leaves out a whole
-//! group; a release tag `T ID/COUNT` is read as the pass reads one.
+//! The repository-wide checks, the publish gates and retention on records
+//! made of the input: each line `N name` starts a package, `D pattern`
+//! adds a DEPENDS, `O value` sets its OPSYS, `P path` its PKGPATH, `B
+//! date` its BUILD_DATE. Every pattern is bounded before it is expanded;
+//! `newest` never leaves out a whole group, nor does retention; a release
+//! tag `T ID/COUNT` is read as the pass reads one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pkgsum::checks::{self, too_large};
 use pkgsum::gate::{self, Gates, Unresolved};
 use pkgsum::release::Tag;
+use pkgsum::retention::{self, File, Rules, Shield};
 use pkgsum::select::Select;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             b'D' => b"DEPENDS=",
             b'O' => b"OPSYS=",
             b'P' => b"PKGPATH=",
+            b'B' => b"BUILD_DATE=",
             _ => continue,
         };
         record.extend_from_slice(field);
@@ -63,5 +66,25 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(verdict.listed + verdict.unlisted.len(), pairs.len());
     for closed in &verdict.closed {
         assert!(closed.to_string().len() < 4096);
+    }
+    let files: Vec<File> = pairs
+        .iter()
+        .map(|&(name, record)| File {
+            name,
+            size: 1,
+            modified: Some(0),
+            record,
+        })
+        .collect();
+    let rules = Rules {
+        keep: Some(1),
+        older_than: Some(1),
+    };
+    let judged = retention::judge(&files, rules, &Shield::default(), 10);
+    assert_eq!(judged.len(), files.len());
+    // The newest of a group stays, so not every file goes.
+    assert!(files.is_empty() || judged.iter().any(|j| !j.goes));
+    for j in &judged {
+        assert!(j.why.to_string().len() < 4096);
     }
 });

@@ -339,20 +339,23 @@ resource "aws_lambda_function" "index" {
   }
   environment {
     variables = {
-      PKGSUM_SUFFIXES     = var.package_suffix
-      PKGSUM_FORMATS        = join(",", var.summary_formats)
-      PKGSUM_SIGNATURES     = var.signature_policy
-      PKGSUM_GPG_KEYRING    = var.gpg_keyring
-      PKGSUM_X509_ANCHORS   = var.x509_anchors
-      PKGSUM_VERIFY_PAYLOAD = tostring(var.verify_payload)
-      PKGSUM_SELECT         = var.select_versions
-      PKGSUM_MAX_SHRINK     = tostring(var.max_shrink)
-      PKGSUM_REQUIRED       = var.required_packages
-      PKGSUM_UNRESOLVED     = var.unresolved_depends
-      PKGSUM_HISTORY        = tostring(var.history_generations)
-      PKGSUM_RELEASE_TIMEOUT = var.release_timeout
-      PKGSUM_REPOSITORIES   = "s3://${local.bucket}/${local.prefix}"
-      RUST_LOG              = "info"
+      PKGSUM_SUFFIXES         = var.package_suffix
+      PKGSUM_FORMATS          = join(",", var.summary_formats)
+      PKGSUM_SIGNATURES       = var.signature_policy
+      PKGSUM_GPG_KEYRING      = var.gpg_keyring
+      PKGSUM_X509_ANCHORS     = var.x509_anchors
+      PKGSUM_VERIFY_PAYLOAD   = tostring(var.verify_payload)
+      PKGSUM_SELECT           = var.select_versions
+      PKGSUM_MAX_SHRINK       = tostring(var.max_shrink)
+      PKGSUM_REQUIRED         = var.required_packages
+      PKGSUM_UNRESOLVED       = var.unresolved_depends
+      PKGSUM_HISTORY          = tostring(var.history_generations)
+      PKGSUM_RELEASE_TIMEOUT  = var.release_timeout
+      PKGSUM_PRUNE_KEEP       = tostring(var.prune_keep)
+      PKGSUM_PRUNE_OLDER_THAN = var.prune_older_than
+      PKGSUM_PRUNE_GRACE      = var.prune_grace
+      PKGSUM_REPOSITORIES     = "s3://${local.bucket}/${local.prefix}"
+      RUST_LOG                = "info"
     }
   }
 }
@@ -416,6 +419,20 @@ resource "aws_iam_role_policy" "function" {
       { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
       { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
       { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },
+    ]
+  })
+}
+
+# The scheduled prune deletes package files: granted only while a
+# retention rule is set.
+resource "aws_iam_role_policy" "prune" {
+  count = var.prune_keep > 0 || var.prune_older_than != "" ? 1 : 0
+  name  = "pkgsum-prune"
+  role  = aws_iam_role.function.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "PrunePackages", Effect = "Allow", Action = "s3:DeleteObject", Resource = "${local.bucket_arn}/${local.prefix}*${var.package_suffix}" },
     ]
   })
 }

@@ -245,3 +245,33 @@ variable "uploader_principal_arn" {
   type        = string
   default     = ""
 }
+
+variable "prune_keep" {
+  description = "Retention, on the reconcile's schedule: keep the newest N versions of each PKGPATH and delete older package files, never one a client may still need (see `pkgsum prune`). 0: no such rule."
+  type        = number
+  default     = 0
+  validation {
+    condition     = var.prune_keep >= 0 && var.prune_keep <= 100000
+    error_message = "prune_keep: 0 to 100000."
+  }
+}
+
+variable "prune_older_than" {
+  description = "Retention: delete only package files uploaded longer ago than this (e.g. 90d); with prune_keep, a file must break both. Empty: no such rule. With neither rule, nothing is pruned."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^$|^[0-9]+[smhd]?([0-9]+[smhd])*$", var.prune_older_than))
+    error_message = "prune_older_than: empty, seconds, or a duration such as 90d."
+  }
+}
+
+variable "prune_grace" {
+  description = "Retention keeps every file a summary listed within this long, so clients that installed it can still fetch it."
+  type        = string
+  default     = "30d"
+  validation {
+    condition     = can(regex("^[0-9]+[smhd]?([0-9]+[smhd])*$", var.prune_grace))
+    error_message = "prune_grace: seconds, or a duration such as 30d."
+  }
+}

@@ -280,15 +280,7 @@ fn unresolved_depends(packages: &[Fields], mut budget: u64) -> Vec<(String, Stri
         .iter()
         .filter_map(|p| std::str::from_utf8(p.pkgname?).ok())
         .collect();
-    let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
-    for name in &names {
-        let base = name.rsplit_once('-').map_or(*name, |(base, _)| base);
-        by_base.entry(base).or_default().push(name);
-    }
-    let index = Index {
-        by_base: &by_base,
-        names: &names,
-    };
+    let index = Names::new(names);
     let mut resolved: HashMap<&[u8], Option<String>> = HashMap::new();
     let mut warnings = Vec::new();
     for package in packages {
@@ -318,54 +310,88 @@ fn unresolved_depends(packages: &[Fields], mut budget: u64) -> Vec<(String, Stri
     warnings
 }
 
-/// The repository's PKGNAMEs, and by base name.
-struct Index<'a> {
-    by_base: &'a HashMap<&'a str, Vec<&'a str>>,
-    names: &'a [&'a str],
+/// PKGNAMEs, and their positions by base name, to match DEPENDS patterns
+/// against within a budget of work.
+pub(crate) struct Names<'a> {
+    by_base: HashMap<&'a str, Vec<usize>>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    pub(crate) fn new(names: Vec<&'a str>) -> Names<'a> {
+        let mut by_base: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let base = name.rsplit_once('-').map_or(*name, |(base, _)| base);
+            by_base.entry(base).or_default().push(i);
+        }
+        Names { by_base, names }
+    }
+
+    /// The pattern `dep` as pkg_add reads it, or why it is not matched:
+    /// too large to expand, or not a pattern.
+    pub(crate) fn pattern(dep: &[u8]) -> Result<Pattern, String> {
+        if let Some(why) = too_large(dep) {
+            return Err(format!("DEPENDS {} is not checked: {why}", excerpt(dep)));
+        }
+        Pattern::new(&String::from_utf8_lossy(dep)).map_err(|_| {
+            format!(
+                "DEPENDS {} is not a package pattern pkg_add understands",
+                excerpt(dep)
+            )
+        })
+    }
+
+    /// Calls `found` with the position of each name `pattern` matches
+    /// until it returns true; `None` when `budget` (bytes of names
+    /// compared) ran out first.
+    pub(crate) fn matching(
+        &self,
+        pattern: &Pattern,
+        budget: &mut u64,
+        mut found: impl FnMut(usize) -> bool,
+    ) -> Option<()> {
+        let candidates: Box<dyn Iterator<Item = usize>> = match pattern.pkgbases() {
+            Some(bases) => Box::new(
+                bases
+                    .into_iter()
+                    .filter_map(|base| self.by_base.get(base))
+                    .flatten()
+                    .copied(),
+            ),
+            None => Box::new(0..self.names.len()),
+        };
+        for i in candidates {
+            let name = self.names[i];
+            let cost = name.len() as u64 + 1;
+            if *budget < cost {
+                return None;
+            }
+            *budget -= cost;
+            if pattern.matches(name) && found(i) {
+                break;
+            }
+        }
+        Some(())
+    }
 }
 
 /// Why `dep` cannot be resolved in the repository, if it cannot; `None`
 /// (the outer one) when the budget ran out before it was settled.
-fn unresolved(dep: &[u8], index: &Index<'_>, budget: &mut u64) -> Option<Option<String>> {
-    if let Some(why) = too_large(dep) {
-        return Some(Some(format!(
-            "DEPENDS {} is not checked: {why}",
-            excerpt(dep)
-        )));
-    }
-    let text = String::from_utf8_lossy(dep);
-    let Ok(pattern) = Pattern::new(&text) else {
-        return Some(Some(format!(
-            "DEPENDS {} is not a package pattern pkg_add understands",
-            excerpt(dep)
-        )));
-    };
-    let candidates: Box<dyn Iterator<Item = &&str>> = match pattern.pkgbases() {
-        Some(bases) => Box::new(
-            bases
-                .into_iter()
-                .filter_map(|base| index.by_base.get(base))
-                .flatten(),
-        ),
-        None => Box::new(index.names.iter()),
+fn unresolved(dep: &[u8], index: &Names<'_>, budget: &mut u64) -> Option<Option<String>> {
+    let pattern = match Names::pattern(dep) {
+        Ok(pattern) => pattern,
+        Err(why) => return Some(Some(why)),
     };
     let mut found = false;
-    for name in candidates {
-        let cost = name.len() as u64 + 1;
-        if *budget < cost {
-            return None;
-        }
-        *budget -= cost;
-        if pattern.matches(name) {
-            found = true;
-            break;
-        }
-    }
+    index.matching(&pattern, budget, |_| {
+        found = true;
+        true
+    })?;
     Some((!found).then(|| {
         format!(
             "DEPENDS {} is satisfied by no package in this repository: pkgin \
              cannot install this package unless another repository provides it",
-            Bare(&text)
+            Bare(&String::from_utf8_lossy(dep))
         )
     }))
 }

@@ -24,6 +24,8 @@
 //! - [`select`] decides what a summary lists: every package, or the
 //!   newest version of each (`PKGSUM_SELECT`), in pkg_install's dewey
 //!   order.
+//! - [`retention`] judges which package files may be deleted
+//!   (`pkgsum prune`) without breaking a client.
 //! - [`trust`] is a repository's signature policy: it gives each package
 //!   a verdict (signed by whom, not signed, a bad signature) from the
 //!   `+PKG_HASH` and signature that [`signed`] kept.
@@ -48,6 +50,7 @@ pub mod piece;
 pub mod plist;
 pub mod record;
 pub mod release;
+pub mod retention;
 pub mod sample;
 pub mod select;
 pub mod signed;

@@ -144,7 +144,7 @@ fn newest<'g, 'a>(any: &Pattern, group: &'g [Candidate<'a>]) -> Option<&'g Candi
 }
 
 /// Whether the version of `pkgname` can be ordered at all.
-fn orderable(any: &Pattern, pkgname: &str) -> bool {
+pub(crate) fn orderable(any: &Pattern, pkgname: &str) -> bool {
     any.best_match(Some("x-0"), pkgname).is_ok()
 }
 
@@ -152,7 +152,7 @@ fn orderable(any: &Pattern, pkgname: &str) -> bool {
 /// `None` when either cannot be ordered. The crate's best match breaks a
 /// tie between equal versions by the names, one way or the other: when
 /// the two ways pick different names, the versions are equal.
-fn dewey(any: &Pattern, a: &str, b: &str) -> Option<Ordering> {
+pub(crate) fn dewey(any: &Pattern, a: &str, b: &str) -> Option<Ordering> {
     if a == b {
         return Some(Ordering::Equal);
     }

@@ -18,6 +18,7 @@ mod hold;
 mod index;
 #[cfg(feature = "poll")]
 mod poll;
+mod prune;
 mod push;
 mod rebuild;
 mod record;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Check packages, upload them as one release, and wait until they are live
     #[command(long_about = push::ABOUT, after_help = after_help("push"))]
     Push(push::Args),
+    /// Delete old package files without breaking a client (a dry run unless --apply)
+    #[command(long_about = prune::ABOUT, after_help = after_help("prune"))]
+    Prune(prune::Args),
     /// Stop publishing a repository's summaries; uploads are still indexed
     #[command(long_about = hold::HOLD_ABOUT, after_help = after_help("hold"))]
     Hold(hold::HoldArgs),
@@ -126,6 +130,7 @@ impl Command {
             Command::Rebuild(args) => run_async(rebuild::run(args)),
             Command::Verify(args) => run_async(verify::run(args)),
             Command::Push(args) => run_async(push::run(args)),
+            Command::Prune(args) => run_async(prune::run(args)),
             Command::Hold(args) => run_async(hold::hold(args)),
             Command::Resume(args) => run_async(hold::resume(args)),
             Command::History(args) => run_async(history::history(args)),

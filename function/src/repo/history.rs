@@ -328,17 +328,53 @@ impl<S: Store> Repo<'_, S> {
                 error,
             }
         })?;
-        let mut files = BTreeSet::new();
-        for record in summary::records(&text) {
-            let field = |name| record::field(record, name).map(String::from_utf8_lossy);
-            let file = field("FILE_NAME")
-                .map(|f| f.into_owned())
-                .or_else(|| field("PKGNAME").map(|n| format!("{n}.tgz")));
-            if let Some(file) = file.filter(|f| crate::keys::is_plain_key(f) && !f.contains('/')) {
-                files.insert(file);
+        Ok(files_listed(&text))
+    }
+
+    /// Files listed by a generation of the history current at some time
+    /// since `since` (seconds since the epoch), with the newest such
+    /// generation; and, when the history cannot say that of every
+    /// generation current since then (it keeps too few, or a kept summary
+    /// cannot be read), the time from which it can.
+    pub async fn listed_since(&self, since: u64) -> Result<ListedSince, PassError> {
+        let entries = self.history().await?;
+        let mut found = ListedSince::default();
+        let Some(&format) = self.config.formats.first() else {
+            return Ok(found);
+        };
+        let mut known_since = match entries.first() {
+            // A generation before the oldest kept was current until it.
+            Some(oldest) if oldest.previous != 0 && oldest.time > since => Some(oldest.time),
+            Some(_) => None,
+            // No history, but something was published: of what was
+            // listed before now, only the current summary can say.
+            None if self.published_generation().await? > 0 => Some(now_seconds()),
+            None => None,
+        };
+        let ends = entries.iter().skip(1).map(|e| Some(e.time)).chain([None]);
+        for (entry, end) in entries.iter().zip(ends) {
+            if end.is_some_and(|end| end < since) {
+                continue;
+            }
+            let key = kept_key(self.prefix, entry.generation, format);
+            let read = self.store.get_bounded(&key, SUMMARY_LIMIT).await?;
+            let text = match read {
+                Some(Bounded::Whole(bytes, _)) => {
+                    summary::decode(format, &bytes, self.config.state_limit).ok()
+                }
+                _ => None,
+            };
+            let Some(text) = text else {
+                let until = end.unwrap_or_else(now_seconds);
+                known_since = Some(known_since.map_or(until, |k: u64| k.max(until)));
+                continue;
+            };
+            for file in files_listed(&text) {
+                found.files.insert(file, entry.generation);
             }
         }
-        Ok(files)
+        found.known_since = known_since;
+        Ok(found)
     }
 
     /// Refuses unless every file of `files` is in the bucket.
@@ -376,6 +412,31 @@ impl<S: Store> Repo<'_, S> {
                 .collect(),
         })
     }
+}
+
+/// What the history listed since a time ([`Repo::listed_since`]).
+#[derive(Debug, Clone, Default)]
+pub struct ListedSince {
+    /// Each file, with the newest generation that listed it.
+    pub files: std::collections::BTreeMap<String, u64>,
+    /// Set when the history cannot say what was listed before this time.
+    pub known_since: Option<u64>,
+}
+
+/// The files a summary's records name (FILE_NAME, else PKGNAME.tgz),
+/// those that can be keys of the repository.
+pub fn files_listed(text: &[u8]) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    for record in summary::records(text) {
+        let field = |name| record::field(record, name).map(String::from_utf8_lossy);
+        let file = field("FILE_NAME")
+            .map(|f| f.into_owned())
+            .or_else(|| field("PKGNAME").map(|n| format!("{n}.tgz")));
+        if let Some(file) = file.filter(|f| crate::keys::is_plain_key(f) && !f.contains('/')) {
+            files.insert(file);
+        }
+    }
+    files
 }
 
 /// The history entry of a publication of `generation` over outputs that

@@ -34,9 +34,10 @@ mod publish;
 mod status;
 
 pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
-pub use history::{Entry, RollbackError, RolledBack, history_prefix};
+pub use history::{Entry, ListedSince, RollbackError, RolledBack, files_listed, history_prefix};
 pub use hold::HoldError;
 pub use pass::Scope;
+pub use publish::whole_seconds;
 pub use publish::{Gating, Published};
 
 use crate::config::Config;

@@ -698,7 +698,7 @@ fn output_options(mode: PutMode, format: Compression, stamp: Stamp) -> PutOption
 }
 
 /// A time in whole seconds since the epoch (0 before it).
-pub(super) fn whole_seconds(t: SystemTime) -> u64 {
+pub fn whole_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)

@@ -19,6 +19,7 @@ pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     copy(store.as_ref(), base).await;
     checksums(store.as_ref(), base).await;
     parts(store.as_ref(), base).await;
+    conditional_delete(store.as_ref(), base).await;
     one_winner(store, base).await;
 }
 
@@ -64,6 +65,38 @@ async fn parts<S: Store>(store: &S, base: &str) {
         store.head(&key).await.unwrap().is_none(),
         "a damaged part was stored"
     );
+}
+
+/// A delete conditional on an ETag removes the object only while it
+/// holds that ETag: one written again in between stays.
+async fn conditional_delete<S: Store>(store: &S, base: &str) {
+    let key = format!("{base}dir/pruned-1.0.tgz");
+    let first = store
+        .put(
+            &key,
+            Bytes::from_static(b"first"),
+            put_opts(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    let second = store
+        .put(
+            &key,
+            Bytes::from_static(b"second!"),
+            put_opts(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    let stale = store.delete_if(&key, &first).await.unwrap_err();
+    assert!(stale.is_precondition(), "{stale}");
+    assert!(
+        store.head(&key).await.unwrap().is_some(),
+        "a changed object was deleted"
+    );
+    store.delete_if(&key, &second).await.unwrap();
+    assert!(store.head(&key).await.unwrap().is_none());
+    let gone = store.delete_if(&key, &second).await.unwrap_err();
+    assert!(gone.is_not_found(), "{gone}");
 }
 
 /// A copy holds the source's bytes and metadata, and happens only while

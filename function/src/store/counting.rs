@@ -141,6 +141,11 @@ impl<S: Store> Store for Counting<S> {
         self.inner.delete(key).await
     }
 
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        add(&self.counters.deletes, 1);
+        self.inner.delete_if(key, etag).await
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         add(&self.counters.lists, 1);
         self.inner.list(prefix).await

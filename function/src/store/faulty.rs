@@ -141,6 +141,11 @@ impl<S: Store> Store for Faulty<S> {
         self.inner.delete(key).await
     }
 
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        self.check(Op::Delete, key)?;
+        self.inner.delete_if(key, etag).await
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         self.check(Op::List, prefix)?;
         self.inner.list(prefix).await

@@ -286,9 +286,17 @@ impl LocalStore {
         Ok(Bytes::from(body))
     }
 
-    fn delete_sync(&self, key: &str) -> StoreResult<()> {
+    fn delete_sync(&self, key: &str, etag: Option<&str>) -> StoreResult<()> {
         let path = self.path(Op::Delete, key)?;
         let _lock = self.write_lock(Op::Delete, key)?;
+        if let Some(etag) = etag {
+            let fail = |kind| StoreError::new(Op::Delete, self.location(key), kind);
+            match self.meta(Op::Delete, key, &path)? {
+                None => return Err(fail(ErrorKind::NotFound)),
+                Some(meta) if meta.etag != etag => return Err(fail(ErrorKind::Precondition)),
+                Some(_) => {}
+            }
+        }
         for p in [path, self.sidecar_path(key)] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
@@ -344,7 +352,13 @@ impl Store for LocalStore {
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
         let owned = key.to_owned();
-        self.blocking(Op::Delete, key, move |s| s.delete_sync(&owned))
+        self.blocking(Op::Delete, key, move |s| s.delete_sync(&owned, None))
+            .await
+    }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        let (owned, etag) = (key.to_owned(), etag.to_owned());
+        self.blocking(Op::Delete, key, move |s| s.delete_sync(&owned, Some(&etag)))
             .await
     }
 

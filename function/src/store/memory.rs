@@ -114,6 +114,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        let mut objects = self.lock();
+        let kind = match objects.get(key) {
+            None => ErrorKind::NotFound,
+            Some((_, meta)) if meta.etag != etag => ErrorKind::Precondition,
+            Some(_) => {
+                objects.remove(key);
+                return Ok(());
+            }
+        };
+        Err(StoreError::new(Op::Delete, key, kind))
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         Ok(self
             .lock()

@@ -374,6 +374,15 @@ pub trait Store: Send + Sync {
     /// Removes `key`; a missing key is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Removes `key` only if it still holds `etag`: a precondition error
+    /// if it holds another, a not-found error if it is gone. S3 sends
+    /// `If-Match` (after a HEAD, which refuses the same on a store that
+    /// ignores the header); this default is the HEAD and a DELETE, which
+    /// leaves a window for a write between the two.
+    fn delete_if(&self, key: &str, etag: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        delete_if_by_head(self, key, etag)
+    }
+
     /// Copies `from` to `to` with its metadata, only if `from` still has
     /// `etag` (a precondition error otherwise, a not-found error if it is
     /// gone; `to` then holds what it held, or nothing); returns the copy's
@@ -402,6 +411,21 @@ pub trait Store: Send + Sync {
     /// does; S3 sets Last-Modified itself).
     fn sets_modified(&self) -> bool {
         false
+    }
+}
+
+/// [`Store::delete_if`] as a HEAD, then a DELETE if the ETag is the one
+/// named.
+pub(crate) async fn delete_if_by_head<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    etag: &str,
+) -> StoreResult<()> {
+    let refused = |kind| StoreError::new(Op::Delete, store.location(key), kind);
+    match store.head(key).await? {
+        None => Err(refused(ErrorKind::NotFound)),
+        Some(meta) if meta.etag != etag => Err(refused(ErrorKind::Precondition)),
+        Some(_) => store.delete(key).await,
     }
 }
 

@@ -731,6 +731,39 @@ impl Store for S3Store {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        // The HEAD refuses a changed object where the store ignores
+        // If-Match on DELETE; If-Match closes the window where it does not.
+        let refused = |kind| StoreError::new(Op::Delete, self.location(key), kind);
+        match self.head(key).await? {
+            None => return Err(refused(ErrorKind::NotFound)),
+            Some(meta) if meta.etag != etag => return Err(refused(ErrorKind::Precondition)),
+            Some(_) => {}
+        }
+        let sent = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(self.if_match.header(etag.to_owned()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // LocalStack answers 501 to If-Match on DELETE: the HEAD
+            // above is all the check it gets.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 501) =>
+            {
+                tracing::debug!(key, "the store does not take If-Match on DELETE");
+                self.delete(key).await
+            }
+            Err(err) => Err(self.error(Op::Delete, key, err)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         let mut out = Vec::new();
         let mut pages = self
