@@ -656,19 +656,6 @@ async fn an_incomplete_release_is_reported_after_the_timeout() {
     );
 }
 
-/// A package built for `opsys`.
-fn package_for(pkgname: &str, opsys: &str) -> Vec<u8> {
-    let base = pkgname.rsplit_once('-').map_or(pkgname, |(b, _)| b);
-    let build_info = format!(
-        "BUILD_DATE=2026-11-25 12:00:00 +0000\nMACHINE_ARCH=x86_64\nOPSYS={opsys}\n\
-         OS_VERSION=10.1\nPKGPATH=misc/{base}\nPKGTOOLS_VERSION=20250417\n"
-    );
-    PackageBuilder::new(pkgname)
-        .member("+BUILD_INFO", build_info)
-        .build()
-        .unwrap()
-}
-
 /// `pkgsum push` to a directory: every file is checked before anything
 /// is copied; renamed to PKGNAME.tgz; a different file at a key refused
 /// unless `--replace`; the same bytes a no-op; each live at once.
@@ -684,7 +671,10 @@ fn push_checks_before_it_copies() {
     let good = file("local-name.tgz", package("app-2.0", &["libdep>=2.0"]));
     let lib = file("libdep-2.0.tgz", package("libdep-2.0", &[]));
     let garbage = file("garbage.tgz", b"not a package".to_vec());
-    let linux = file("other-1.0.tgz", package_for("other-1.0", "Linux"));
+    let linux = file(
+        "other-1.0.tgz",
+        common::package_for("other-1.0", "Linux", "The other test package"),
+    );
 
     let (code, _, err) = pkgsum(&["push", dest, &good, &lib, &garbage, &linux], &[]);
     assert_eq!(code, 2, "{err}");

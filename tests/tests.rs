@@ -15,6 +15,7 @@
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `publish`: what a summary lists, the publish gates, hold and resume.
 //! - `prune`: retention that cannot break a client.
+//! - `promote`: packages moved between repositories inside the store.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
@@ -34,6 +35,7 @@ mod hostile;
 mod index;
 mod malformed;
 mod notify;
+mod promote;
 mod prune;
 mod publish;
 mod serve;
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         notify::trials(),
         publish::trials(),
         prune::trials(),
+        promote::trials(),
         serve::trials(),
         gateway::trials(),
         walkthrough::trials(),

@@ -35,6 +35,9 @@
 //!   - [`serve`]: `pkgsum serve`, the webhook receiver for stores with no
 //!     Lambda: notifications are spooled, then applied per repository by
 //!     one writer after a debounce window.
+//! - [`promote`] is `pkgsum promote`: packages of one repository judged
+//!   against another as `push` judges files, copied inside the store as
+//!   one release.
 //! - [`prune`] is `pkgsum prune` and the scheduled prune: what
 //!   [`retention`] lets go, deleted only while each file holds the ETag
 //!   it was judged at, then the pass over the deleted names.
@@ -74,6 +77,7 @@ pub mod payload;
 #[cfg(feature = "poll")]
 pub mod poll;
 pub mod progress;
+pub mod promote;
 pub mod prune;
 pub mod push;
 pub mod reconcile;

@@ -79,6 +79,7 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("history", &[Store]),
         ("rollback", &[Pass, Store]),
         ("prune", &[Read, Packages, Pass, Store, Prune]),
+        ("promote", &[Read, Packages, Pass, Store]),
         ("apply-event", &[Read, Packages, Pass, Events, Store]),
         ("poll", &[Read, Packages, Pass, Events, Store]),
         ("serve", &[Read, Packages, Pass, Events, Store, Serve]),

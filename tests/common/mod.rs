@@ -140,3 +140,18 @@ pub async fn published<S: pkgsum::store::Store>(store: &S, key: &str) -> Vec<u8>
         None => Vec::new(),
     }
 }
+
+/// A package built for `opsys` (x86_64, 10.1), whose +COMMENT is
+/// `comment`.
+pub fn package_for(pkgname: &str, opsys: &str, comment: &str) -> Vec<u8> {
+    let base = pkgname.rsplit_once('-').map_or(pkgname, |(b, _)| b);
+    let build_info = format!(
+        "BUILD_DATE=2026-11-25 12:00:00 +0000\nMACHINE_ARCH=x86_64\nOPSYS={opsys}\n\
+         OS_VERSION=10.1\nPKGPATH=misc/{base}\nPKGTOOLS_VERSION=20250417\n"
+    );
+    pkgsum::create::PackageBuilder::new(pkgname)
+        .member("+BUILD_INFO", build_info)
+        .member("+COMMENT", format!("{comment}\n"))
+        .build()
+        .unwrap()
+}

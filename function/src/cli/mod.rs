@@ -18,6 +18,7 @@ mod hold;
 mod index;
 #[cfg(feature = "poll")]
 mod poll;
+mod promote;
 mod prune;
 mod push;
 mod rebuild;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Check packages, upload them as one release, and wait until they are live
     #[command(long_about = push::ABOUT, after_help = after_help("push"))]
     Push(push::Args),
+    /// Copy packages between repositories inside the store, as one release
+    #[command(long_about = promote::ABOUT, after_help = after_help("promote"))]
+    Promote(promote::Args),
     /// Delete old package files without breaking a client (a dry run unless --apply)
     #[command(long_about = prune::ABOUT, after_help = after_help("prune"))]
     Prune(prune::Args),
@@ -130,6 +134,7 @@ impl Command {
             Command::Rebuild(args) => run_async(rebuild::run(args)),
             Command::Verify(args) => run_async(verify::run(args)),
             Command::Push(args) => run_async(push::run(args)),
+            Command::Promote(args) => run_async(promote::run(args)),
             Command::Prune(args) => run_async(prune::run(args)),
             Command::Hold(args) => run_async(hold::hold(args)),
             Command::Resume(args) => run_async(hold::resume(args)),

@@ -15,7 +15,7 @@ use pkgsum::store::Store;
 use pkgsum::store::open::RepoUrl;
 use pkgsum::verdict::Verdict;
 
-use super::report::{Bar, count};
+use super::report::{Bar, Line, count, say_fate, say_unanswered};
 
 pub const ABOUT: &str = "Publish packages to a repository (s3://BUCKET/PREFIX/, or a directory) \
     as a release manager would. Every file is checked before anything is uploaded: read as the \
@@ -56,15 +56,6 @@ pub struct Args {
     /// this size (5 to 5120; each upload in flight holds one part)
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=5120))]
     part_size: u64,
-}
-
-/// One file's line of the report.
-struct Line {
-    path: PathBuf,
-    name: Option<String>,
-    state: &'static str,
-    seconds: Option<f64>,
-    reason: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Verdict> {
@@ -159,41 +150,12 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
             .get(&checked.name)
             .cloned()
             .unwrap_or(Fate::Waiting);
-        let (state, seconds, reason) = match fate {
-            Fate::Live(after) => {
-                eprintln!(
-                    "pkgsum: {location}: live after {:.1} s",
-                    after.as_secs_f64()
-                );
-                ("live", Some(after.as_secs_f64()), None)
-            }
-            Fate::Unreadable(why) => {
-                verdict = verdict.max(Verdict::Incomplete);
-                eprintln!("pkgsum: {location}: uploaded, but the indexer cannot read it: {why}");
-                ("unreadable", None, Some(why))
-            }
-            Fate::Held(why) => {
-                verdict = verdict.max(Verdict::Incomplete);
-                eprintln!("pkgsum: {location}: indexed, but not published: {why}");
-                ("held", None, Some(why))
-            }
-            Fate::Waiting => {
-                verdict = Verdict::Failed;
-                let why = format!(
-                    "not in the published summary after {} s",
-                    args.timeout.as_secs()
-                );
-                eprintln!("pkgsum: {location}: {why}");
-                ("waiting", None, Some(why))
-            }
-        };
+        let (state, seconds, reason, called) = say_fate(&location, fate, "uploaded", args.timeout);
+        verdict = verdict.max(called);
         lines.push(line(checked, state, seconds, reason));
     }
     if !waited.answered && !pushed.is_empty() {
-        eprintln!(
-            "pkgsum: {url}: no indexer answered within {} s: is the function or `pkgsum serve` running? `pkgsum rebuild` indexes now",
-            args.timeout.as_secs()
-        );
+        say_unanswered(&url, args.timeout);
     }
     finish(&args, &url, release_text, lines, verdict, started)
 }
@@ -203,7 +165,7 @@ fn say_checked(found: &Found, url: &RepoUrl, lines: &mut Vec<Line>) {
     for refused in &found.refused {
         eprintln!("pkgsum: {}: {}", refused.path.display(), refused.why);
         lines.push(Line {
-            path: refused.path.clone(),
+            from: refused.path.display().to_string(),
             name: None,
             state: "refused",
             seconds: None,
@@ -232,7 +194,7 @@ fn line(
     reason: Option<String>,
 ) -> Line {
     Line {
-        path: checked.path.clone(),
+        from: checked.path.display().to_string(),
         name: Some(checked.name.clone()),
         state,
         seconds,
@@ -251,18 +213,7 @@ fn finish(
 ) -> anyhow::Result<Verdict> {
     let live = lines.iter().filter(|l| l.state == "live").count();
     if args.json {
-        let packages: Vec<serde_json::Value> = lines
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "file": l.path.display().to_string(),
-                    "name": l.name,
-                    "state": l.state,
-                    "seconds": l.seconds,
-                    "reason": l.reason,
-                })
-            })
-            .collect();
+        let packages: Vec<serde_json::Value> = lines.iter().map(|l| l.json("file")).collect();
         let report = serde_json::json!({
             "repository": url.to_string(),
             "release": release,

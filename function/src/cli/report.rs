@@ -164,3 +164,70 @@ pub fn print_found(bucket: &str, found: Option<&pkgsum::store::s3::ConditionalWr
         eprintln!("pkgsum: s3://{bucket}/: {found}");
     }
 }
+
+/// What became of a package pushed or promoted to `location`, as
+/// `push` and `promote` say it; `sent` is what was done to it
+/// ("uploaded", "copied"). Returns its state, the seconds until it was
+/// live, the reason, and the verdict it calls for.
+pub fn say_fate(
+    location: &str,
+    fate: pkgsum::push::wait::Fate,
+    sent: &str,
+    timeout: std::time::Duration,
+) -> (&'static str, Option<f64>, Option<String>, Verdict) {
+    use pkgsum::push::wait::Fate;
+    match fate {
+        Fate::Live(after) => {
+            eprintln!(
+                "pkgsum: {location}: live after {:.1} s",
+                after.as_secs_f64()
+            );
+            ("live", Some(after.as_secs_f64()), None, Verdict::Indexed)
+        }
+        Fate::Unreadable(why) => {
+            eprintln!("pkgsum: {location}: {sent}, but the indexer cannot read it: {why}");
+            ("unreadable", None, Some(why), Verdict::Incomplete)
+        }
+        Fate::Held(why) => {
+            eprintln!("pkgsum: {location}: indexed, but not published: {why}");
+            ("held", None, Some(why), Verdict::Incomplete)
+        }
+        Fate::Waiting => {
+            let why = format!("not in the published summary after {} s", timeout.as_secs());
+            eprintln!("pkgsum: {location}: {why}");
+            ("waiting", None, Some(why), Verdict::Failed)
+        }
+    }
+}
+
+/// Says that no indexer answered within `timeout`.
+pub fn say_unanswered(url: &impl std::fmt::Display, timeout: std::time::Duration) {
+    eprintln!(
+        "pkgsum: {url}: no indexer answered within {} s: is the function or `pkgsum serve` running? `pkgsum rebuild` indexes now",
+        timeout.as_secs()
+    );
+}
+
+/// One package's line of the report `push` and `promote` print.
+pub struct Line {
+    /// Where it came from: a file, or its name in SRC.
+    pub from: String,
+    /// Its name in the repository, once known.
+    pub name: Option<String>,
+    pub state: &'static str,
+    pub seconds: Option<f64>,
+    pub reason: Option<String>,
+}
+
+impl Line {
+    /// The line in `--json`'s report, `from` under the key `from_key`.
+    pub fn json(&self, from_key: &str) -> serde_json::Value {
+        serde_json::json!({
+            from_key: self.from,
+            "name": self.name,
+            "state": self.state,
+            "seconds": self.seconds,
+            "reason": self.reason,
+        })
+    }
+}

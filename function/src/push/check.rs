@@ -16,7 +16,7 @@ use crate::header;
 use crate::keys::{GENERATION, output_key};
 use crate::record::{self, FileInfo};
 use crate::repo::Repo;
-use crate::store::{Bounded, Checksum, Store, StoreError};
+use crate::store::{Bounded, Checksum, ObjectMeta, Store, StoreError};
 use crate::summary;
 use crate::trust::Policy;
 
@@ -88,11 +88,9 @@ pub async fn check<S: Store>(
             }),
         }
     }
-    refuse_duplicates(&mut read, &mut found.refused);
-    let existing: Vec<&[u8]> = published.map_or(Vec::new(), |p| summary::records(&p.records));
-    refuse_other_platforms(&mut read, &existing, &mut found.refused);
-    found.warnings = unresolved(&read, &existing);
-    let taken = taken_keys(repo, read.len(), existing.len()).await?;
+    let read = against_repository(read, published, &mut found);
+    let listed = published.map_or(0, |p| summary::records(&p.records).len());
+    let taken = taken_keys(repo, read.len(), listed).await?;
     let keys = stream::iter(read.into_iter().map(|checked| {
         let free = taken
             .as_ref()
@@ -116,13 +114,40 @@ pub async fn check<S: Store>(
     Ok(found)
 }
 
+/// Of packages read, those that may join the repository as `published`:
+/// one per key, built for its platform; the others are refused, and
+/// DEPENDS nothing satisfies are warned of.
+pub fn against_repository(
+    mut read: Vec<Checked>,
+    published: Option<&Published>,
+    found: &mut Found,
+) -> Vec<Checked> {
+    refuse_duplicates(&mut read, &mut found.refused);
+    let existing: Vec<&[u8]> = published.map_or(Vec::new(), |p| summary::records(&p.records));
+    refuse_other_platforms(&mut read, &existing, &mut found.refused);
+    found.warnings = unresolved(&read, &existing);
+    read
+}
+
 /// One file read as the indexer reads it, its record made under the
 /// name it is uploaded with, and its signature judged.
 fn read_package(path: &Path, config: &Config) -> Result<Checked, String> {
     let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let header = header::read_header(file, &config.fetch.limits).map_err(|e| e.to_string())?;
+    judge_header(path, &header, size, config)
+}
+
+/// A package whose header was read from `path` (a file, or an object
+/// named so), judged: its record made under the name it is uploaded
+/// with, its signature under the policy of `config`.
+pub fn judge_header(
+    path: &Path,
+    header: &header::Header,
+    size: u64,
+    config: &Config,
+) -> Result<Checked, String> {
     let limits = &config.fetch.limits;
-    let header = header::read_header(file, limits).map_err(|e| e.to_string())?;
     let plain =
         record::render_limited(&header.metadata, None, limits.record).map_err(|e| e.to_string())?;
     let pkgname = record::pkgname(&plain)
@@ -280,7 +305,7 @@ async fn taken_keys<S: Store>(
 /// to do), or another object (refused, or replaced with `--replace`).
 async fn at_key<S: Store>(
     repo: &Repo<'_, S>,
-    mut checked: Checked,
+    checked: Checked,
     options: PushOptions,
 ) -> Result<Result<Checked, Refused>, StoreError> {
     let key = format!("{}{}", repo.prefix(), checked.name);
@@ -305,22 +330,40 @@ async fn at_key<S: Store>(
         let there = repo.store().get(&key).await?;
         same = there.is_some_and(|(body, _)| Checksum::of(&body) == checksum);
     }
+    Ok(taken(
+        checked,
+        same,
+        options.replace,
+        meta,
+        repo.store().location(&key),
+    ))
+}
+
+/// A package whose key holds `meta` already: nothing to send if it is
+/// the `same` bytes, replaced if asked to, else refused (`location`
+/// names the key).
+pub fn taken(
+    mut checked: Checked,
+    same: bool,
+    replace: bool,
+    meta: ObjectMeta,
+    location: String,
+) -> Result<Checked, Refused> {
     if same {
         checked.present = true;
-        return Ok(Ok(checked));
+        return Ok(checked);
     }
-    if options.replace {
+    if replace {
         checked.replaces = Some(meta.etag);
-        return Ok(Ok(checked));
+        return Ok(checked);
     }
-    Ok(Err(Refused {
+    Err(Refused {
         path: checked.path.clone(),
         why: format!(
-            "{} holds another file ({} bytes): not overwritten (--replace replaces it)",
-            repo.store().location(&key),
+            "{location} holds another file ({} bytes): not overwritten (--replace replaces it)",
             meta.size
         ),
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -46,12 +46,13 @@ pub enum Sent {
     Failed(String),
 }
 
-/// A release ID nobody else will pick: the time and 64 random bits.
-pub fn release_id() -> String {
+/// A release ID nobody else will pick: what made it (`push`,
+/// `promote`), the time and 64 random bits.
+pub fn release_id(by: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!("push-{now}-{:016x}", fastrand::u64(..))
+    format!("{by}-{now}-{:016x}", fastrand::u64(..))
 }
 
 /// The release the files to send make, if any: COUNT is the files sent,
@@ -59,7 +60,7 @@ pub fn release_id() -> String {
 pub fn release_of(checked: &[Checked]) -> Option<Tag> {
     let count = checked.iter().filter(|c| !c.present).count();
     (count > 0).then(|| Tag {
-        id: release_id(),
+        id: release_id("push"),
         count: u32::try_from(count).unwrap_or(u32::MAX),
     })
 }

@@ -40,6 +40,8 @@ pub struct Waited {
     pub fates: BTreeMap<String, Fate>,
     /// Whether any indexer committed anything after the push began.
     pub answered: bool,
+    /// The generation of the summary the last package was found live in.
+    pub generation: Option<u64>,
 }
 
 /// The repository's status, as far as waiting needs it.
@@ -108,6 +110,7 @@ pub async fn wait<S: Store>(
         .collect();
     let sizes: BTreeMap<&str, u64> = pushed.iter().map(|(n, _, s)| (n.as_str(), *s)).collect();
     let mut seen_generation = None;
+    let mut live_in = None;
     let mut answered = false;
     let format = repo.config().formats.first().copied();
     loop {
@@ -134,6 +137,7 @@ pub async fn wait<S: Store>(
                     if *fate == Fate::Waiting && listed.contains(record) {
                         *fate = Fate::Live(started.elapsed());
                         answered = true;
+                        live_in = seen_generation.as_deref().and_then(|g| g.parse().ok());
                     }
                 }
             }
@@ -147,7 +151,11 @@ pub async fn wait<S: Store>(
         }
         let done = fates.values().all(|f| *f != Fate::Waiting);
         if done || started.elapsed() >= timeout {
-            return Ok(Waited { fates, answered });
+            return Ok(Waited {
+                fates,
+                answered,
+                generation: live_in,
+            });
         }
         let poll = Duration::from_millis(250).min(timeout.saturating_sub(started.elapsed()));
         tokio::time::sleep(poll).await;

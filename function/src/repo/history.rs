@@ -224,6 +224,43 @@ impl<S: Store> Repo<'_, S> {
         Ok(entries)
     }
 
+    /// Adds `note` to the entry of `generation`, written only while the
+    /// entry is as read; returns whether the history keeps that entry.
+    pub async fn note_history(&self, generation: u64, note: &str) -> Result<bool, PassError> {
+        let key = entry_key(self.prefix, generation);
+        for attempt in 1..=self.config.max_attempts {
+            let read = self.store.get_bounded(&key, ENTRY_LIMIT).await?;
+            let Some(Bounded::Whole(body, meta)) = read else {
+                return Ok(false);
+            };
+            let Some(mut entry) = serde_json::from_slice::<Entry>(&body).ok() else {
+                return Ok(false);
+            };
+            entry.note = Some(match entry.note.take() {
+                Some(earlier) if !earlier.is_empty() => format!("{earlier}; {note}"),
+                _ => note.to_owned(),
+            });
+            let body = serde_json::to_vec_pretty(&entry).map_err(|e| PassError::Render {
+                repository: self.location(),
+                error: std::io::Error::other(e),
+            })?;
+            let options = PutOptions {
+                mode: PutMode::Update(meta.etag),
+                content_type: Some("application/json".to_owned()),
+                ..PutOptions::default()
+            };
+            match self.store.put(&key, Bytes::from(body), options).await {
+                Ok(_) => return Ok(true),
+                Err(err) if err.is_precondition() => self.backoff(attempt).await,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(PassError::Contended {
+            object: self.store.location(&key),
+            attempts: self.config.max_attempts,
+        })
+    }
+
     /// The entry of `generation`, if it is there and reads.
     async fn history_entry(&self, generation: u64) -> Result<Option<Entry>, StoreError> {
         let key = entry_key(self.prefix, generation);

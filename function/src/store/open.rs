@@ -323,6 +323,10 @@ impl Store for AnyStore {
         either!(self, s => s.delete(key).await)
     }
 
+    async fn delete_if(&self, key: &str, etag: &str) -> StoreResult<()> {
+        either!(self, s => s.delete_if(key, etag).await)
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         either!(self, s => s.list(prefix).await)
     }

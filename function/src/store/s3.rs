@@ -315,6 +315,53 @@ impl S3Store {
                 .checksum_sha256(sha256);
             completed.push(part.build());
         }
+        self.complete_upload(key, id, completed, mode).await
+    }
+
+    /// Starts a multipart upload to `key` with `options`' metadata (and
+    /// SHA-256 part checksums if `checksums`); returns its id.
+    async fn create_upload(
+        &self,
+        key: &str,
+        options: PutOptions,
+        checksums: bool,
+    ) -> StoreResult<String> {
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(options.content_type)
+            .set_cache_control(options.cache_control);
+        if checksums {
+            create = create.checksum_algorithm(ChecksumAlgorithm::Sha256);
+        }
+        if !options.metadata.is_empty() {
+            create = create.set_metadata(Some(options.metadata.into_iter().collect()));
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| self.error(Op::Put, key, e))?;
+        let Some(id) = created.upload_id() else {
+            let why = "CreateMultipartUpload gave no upload id".to_owned();
+            return Err(StoreError::new(
+                Op::Put,
+                self.location(key),
+                ErrorKind::Other(why),
+            ));
+        };
+        Ok(id.to_owned())
+    }
+
+    /// Completes multipart upload `id` of `completed` parts, under `mode`.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        id: &str,
+        completed: Vec<CompletedPart>,
+        mode: PutMode,
+    ) -> StoreResult<String> {
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(completed))
             .build();
@@ -335,6 +382,16 @@ impl S3Store {
             .await
             .map_err(|e| self.error(Op::Put, key, e))?;
         Ok(unquote(out.e_tag()))
+    }
+
+    /// Aborts multipart upload `id`; a failure is logged (a lifecycle rule
+    /// removes what is left).
+    async fn abort_upload(&self, key: &str, id: &str) {
+        let abort = self.client.abort_multipart_upload().bucket(&self.bucket);
+        if let Err(err) = abort.key(key).upload_id(id).send().await {
+            let err = self.error(Op::Delete, key, err);
+            tracing::warn!(%err, "multipart upload not aborted; a lifecycle rule removes it");
+        }
     }
 
     /// An SDK error as one readable line: the operation, the object, and
@@ -686,36 +743,11 @@ impl Store for S3Store {
         parts: super::Parts<'_>,
         options: PutOptions,
     ) -> StoreResult<String> {
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .set_content_type(options.content_type)
-            .set_cache_control(options.cache_control);
-        if !options.metadata.is_empty() {
-            create = create.set_metadata(Some(options.metadata.into_iter().collect()));
-        }
-        let created = create
-            .send()
-            .await
-            .map_err(|e| self.error(Op::Put, key, e))?;
-        let Some(id) = created.upload_id() else {
-            let why = "CreateMultipartUpload gave no upload id".to_owned();
-            return Err(StoreError::new(
-                Op::Put,
-                self.location(key),
-                ErrorKind::Other(why),
-            ));
-        };
-        let sent = self.send_parts(key, id, parts, options.mode).await;
+        let mode = options.mode.clone();
+        let id = self.create_upload(key, options, true).await?;
+        let sent = self.send_parts(key, &id, parts, mode).await;
         if sent.is_err() {
-            let abort = self.client.abort_multipart_upload().bucket(&self.bucket);
-            if let Err(err) = abort.key(key).upload_id(id).send().await {
-                let err = self.error(Op::Delete, key, err);
-                tracing::warn!(%err, "multipart upload not aborted; a lifecycle rule removes it");
-            }
+            self.abort_upload(key, &id).await;
         }
         sent
     }
@@ -826,6 +858,167 @@ impl Store for S3Store {
 
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, Escaped(key))
+    }
+}
+
+/// The largest object one CopyObject copies (S3's limit).
+pub const MAX_COPY: u64 = 5 << 30;
+
+/// An object to copy from, in any bucket of the same endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct CopySource<'a> {
+    pub store: &'a S3Store,
+    pub key: &'a str,
+    /// The ETag it was judged at: the copy happens only while it has it.
+    pub etag: &'a str,
+    pub size: u64,
+}
+
+/// How to copy: an object larger than `parts_above` is copied in parts
+/// of `part_size` (UploadPartCopy).
+#[derive(Debug, Clone, Copy)]
+pub struct Copying {
+    pub parts_above: u64,
+    pub part_size: u64,
+}
+
+impl Default for Copying {
+    fn default() -> Self {
+        Copying {
+            parts_above: MAX_COPY,
+            part_size: 512 << 20,
+        }
+    }
+}
+
+impl S3Store {
+    /// Copies `source` to `to` inside the store (no byte passes through
+    /// pkgsum), with `options`' metadata and content type replacing the
+    /// source's, written under `options.mode`. The source is pinned to its
+    /// ETag (a precondition error once it has another); where the store
+    /// ignores that (Ceph RGW), a single-PUT source's copy is checked by
+    /// its ETag, and removed if it is another version's.
+    pub async fn copy_in(
+        &self,
+        source: CopySource<'_>,
+        to: &str,
+        options: PutOptions,
+        copying: Copying,
+    ) -> StoreResult<String> {
+        if source.size <= copying.parts_above.min(MAX_COPY) {
+            return self.copy_whole(source, to, options).await;
+        }
+        let mode = options.mode.clone();
+        let id = self.create_upload(to, options, false).await?;
+        let copied = self
+            .copy_parts(source, to, &id, copying.part_size, mode)
+            .await;
+        if copied.is_err() {
+            self.abort_upload(to, &id).await;
+        }
+        copied
+    }
+
+    /// `x-amz-copy-source` and its `-if-match` for `source`.
+    fn copy_source(source: &CopySource<'_>) -> (String, String) {
+        let from = format!("{}/{}", source.store.bucket, encode_copy_source(source.key));
+        let pinned = source.store.if_match.header(source.etag.to_owned());
+        (from, pinned)
+    }
+
+    /// One CopyObject; a store that refuses a condition on the copy's
+    /// destination (LocalStack: 501) gets the copy without it, the check
+    /// the caller made before standing.
+    async fn copy_whole(
+        &self,
+        source: CopySource<'_>,
+        to: &str,
+        options: PutOptions,
+    ) -> StoreResult<String> {
+        let (from, pinned) = Self::copy_source(&source);
+        let request = |mode: &PutMode| {
+            let request = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to)
+                .copy_source(&from)
+                .copy_source_if_match(&pinned)
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .set_metadata(Some(options.metadata.clone().into_iter().collect()))
+                .set_content_type(options.content_type.clone())
+                .set_cache_control(options.cache_control.clone());
+            match mode {
+                PutMode::Overwrite => request,
+                PutMode::Create => request.if_none_match("*"),
+                PutMode::Update(etag) => request.if_match(self.if_match.header(etag.clone())),
+            }
+        };
+        let sent = match request(&options.mode).send().await {
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 501) =>
+            {
+                tracing::debug!(to, "the store takes no condition on CopyObject");
+                request(&PutMode::Overwrite).send().await
+            }
+            sent => sent,
+        };
+        let copied = sent.map_err(|e| source.store.error(Op::Copy, source.key, e))?;
+        let copied = unquote(copied.copy_object_result().and_then(|r| r.e_tag()));
+        if !source.etag.contains('-') && copied != source.etag {
+            self.delete(to).await?;
+            return Err(StoreError::new(
+                Op::Copy,
+                source.store.location(source.key),
+                ErrorKind::Precondition,
+            ));
+        }
+        Ok(copied)
+    }
+
+    /// The parts of multipart upload `id`, each an UploadPartCopy of a
+    /// range of `source`, then the completion under `mode`.
+    async fn copy_parts(
+        &self,
+        source: CopySource<'_>,
+        to: &str,
+        id: &str,
+        part_size: u64,
+        mode: PutMode,
+    ) -> StoreResult<String> {
+        let (from, pinned) = Self::copy_source(&source);
+        // At most 10,000 parts, each at least 5 MiB and at most 5 GiB.
+        let part = part_size
+            .max(source.size.div_ceil(10_000))
+            .clamp(5 << 20, MAX_COPY);
+        let mut completed = Vec::new();
+        let mut start = 0;
+        while start < source.size {
+            let end = (start + part).min(source.size);
+            let number = i32::try_from(completed.len() + 1).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(id)
+                .part_number(number)
+                .copy_source(&from)
+                .copy_source_if_match(&pinned)
+                .copy_source_range(format!("bytes={start}-{}", end - 1))
+                .send()
+                .await
+                .map_err(|e| source.store.error(Op::Copy, source.key, e))?;
+            let etag = out.copy_part_result().and_then(|r| r.e_tag());
+            let done = CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(etag.map(str::to_owned));
+            completed.push(done.build());
+            start = end;
+        }
+        self.complete_upload(to, id, completed, mode).await
     }
 }
 
