@@ -357,6 +357,12 @@ fn a_directory_is_served_as_a_bucket_is() {
     for path in ["/foo-1.0.tgz", "/pkg_summary.gz"] {
         assert_eq!(gateway.ask("GET", path, None, &[]).0, 401, "{path}");
     }
+    // The vulnerability file beside the summary, for clients' PKGVULNURL.
+    std::fs::write(repo.join("pkg-vulnerabilities.gz"), b"vulns").unwrap();
+    let (status, _, body) = gateway.ask("GET", "/pkg-vulnerabilities.gz", ci, &[]);
+    assert_eq!((status, &body[..]), (200, &b"vulns"[..]));
+    std::fs::write(repo.join("notes.txt"), b"x").unwrap();
+    assert_eq!(gateway.ask("GET", "/notes.txt", ci, &[]).0, 404);
     for path in [
         "/.pkgsum/status.json",
         "/.pkgsum/state",

@@ -16,6 +16,7 @@
 //! - `publish`: what a summary lists, the publish gates, hold and resume.
 //! - `prune`: retention that cannot break a client.
 //! - `promote`: packages moved between repositories inside the store.
+//! - `vulnerabilities`: the pkg-vulnerabilities file, checked and published; the audit.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
@@ -41,6 +42,7 @@ mod publish;
 mod serve;
 mod signatures;
 mod store;
+mod vulnerabilities;
 mod walkthrough;
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         publish::trials(),
         prune::trials(),
         promote::trials(),
+        vulnerabilities::trials(),
         serve::trials(),
         gateway::trials(),
         walkthrough::trials(),

@@ -59,6 +59,9 @@ pub struct Config {
     /// `PKGSUM_PRUNE_GRACE`): `pkgsum prune`'s defaults, and what the
     /// scheduled reconcile prunes when a rule is set.
     pub prune: crate::prune::PruneOptions,
+    /// The keys `pkg-vulnerabilities` must be signed by
+    /// (`PKGSUM_VULN_KEYRING`); none: its checksum alone is checked.
+    pub vulnerability_keys: Option<Arc<Trust>>,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             history: 50,
             release_timeout: Duration::from_secs(3600),
             prune: crate::prune::PruneOptions::default(),
+            vulnerability_keys: None,
         }
     }
 }
@@ -210,6 +214,15 @@ impl Config {
                 .collect();
         }
         config.trust = Arc::new(trust_from_vars(&var)?);
+        if let Some(keys) = key_material(&var, settings::VULN_KEYRING)? {
+            let trust =
+                Trust::new(Policy::Check, Some(&keys), None).map_err(|err| ConfigError {
+                    name: settings::VULN_KEYRING,
+                    value: var(settings::VULN_KEYRING).unwrap_or_default(),
+                    expected: format!("an OpenPGP keyring ({err})"),
+                })?;
+            config.vulnerability_keys = Some(Arc::new(trust));
+        }
         config.gates = gates_from_vars(&var)?;
         if config.suffixes.is_empty() {
             let value = var(settings::SUFFIXES).unwrap_or_default();

@@ -38,6 +38,9 @@
 //! - [`promote`] is `pkgsum promote`: packages of one repository judged
 //!   against another as `push` judges files, copied inside the store as
 //!   one release.
+//! - [`advisories`] publishes the `pkg-vulnerabilities` file beside the
+//!   summaries once [`vulnerabilities`] has checked it, and audits the
+//!   repository's packages against it (`pkgsum vulnerabilities`, `audit`).
 //! - [`prune`] is `pkgsum prune` and the scheduled prune: what
 //!   [`retention`] lets go, deleted only while each file holds the ETag
 //!   it was judged at, then the pass over the deleted names.
@@ -59,9 +62,10 @@
 pub use pkgsum_core::{
     Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
     limit, piece, plist, record, record_file, record_stream, release, retention, sample, select,
-    signed, state, summary, trust,
+    signed, state, summary, trust, vulnerabilities,
 };
 
+pub mod advisories;
 pub mod config;
 pub mod directory;
 pub mod dispatch;

@@ -33,6 +33,8 @@ pub enum Scope {
     Serve,
     /// Retention: `pkgsum prune`'s defaults, and the scheduled prune.
     Prune,
+    /// The `pkg-vulnerabilities` file.
+    Vulnerabilities,
 }
 
 pub const SUFFIXES: &str = "PKGSUM_SUFFIXES";
@@ -58,6 +60,7 @@ pub const REQUIRED: &str = "PKGSUM_REQUIRED";
 pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
 pub const HISTORY: &str = "PKGSUM_HISTORY";
 pub const RELEASE_TIMEOUT: &str = "PKGSUM_RELEASE_TIMEOUT";
+pub const VULN_KEYRING: &str = "PKGSUM_VULN_KEYRING";
 pub const PRUNE_KEEP: &str = "PKGSUM_PRUNE_KEEP";
 pub const PRUNE_OLDER_THAN: &str = "PKGSUM_PRUNE_OLDER_THAN";
 pub const PRUNE_GRACE: &str = "PKGSUM_PRUNE_GRACE";
@@ -80,11 +83,16 @@ const COMMANDS: &[(&str, &[Scope])] = {
         ("rollback", &[Pass, Store]),
         ("prune", &[Read, Packages, Pass, Store, Prune]),
         ("promote", &[Read, Packages, Pass, Store]),
+        ("vulnerabilities", &[Pass, Store, Vulnerabilities]),
+        ("audit", &[Pass, Store, Vulnerabilities]),
         ("apply-event", &[Read, Packages, Pass, Events, Store]),
         ("poll", &[Read, Packages, Pass, Events, Store]),
         ("serve", &[Read, Packages, Pass, Events, Store, Serve]),
         ("gateway", &[Packages, Store]),
-        ("lambda", &[Read, Packages, Pass, Events, Store, Prune]),
+        (
+            "lambda",
+            &[Read, Packages, Pass, Events, Store, Prune, Vulnerabilities],
+        ),
     ]
 };
 
@@ -228,6 +236,12 @@ pub const SETTINGS: &[Setting] = &[
         default: "1h",
         meaning: "how long a pushed release may wait for its packages before it is reported incomplete",
         scope: Scope::Pass,
+    },
+    Setting {
+        name: VULN_KEYRING,
+        default: "(none)",
+        meaning: "OpenPGP keys (a file or armored text) pkg-vulnerabilities must be clear-signed by, as pkg_install's GPG_KEYRING_PKGVULN",
+        scope: Scope::Vulnerabilities,
     },
     Setting {
         name: PRUNE_KEEP,

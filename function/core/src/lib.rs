@@ -29,6 +29,8 @@
 //! - [`trust`] is a repository's signature policy: it gives each package
 //!   a verdict (signed by whom, not signed, a bad signature) from the
 //!   `+PKG_HASH` and signature that [`signed`] kept.
+//! - [`vulnerabilities`] reads and checks the `pkg-vulnerabilities` file
+//!   as `pkg_admin` does, and matches it against the repository's packages.
 //! - [`error`] names every way a package or a state can be bad;
 //!   [`excerpt`] is how any text from outside is quoted in a message: a
 //!   short, escaped excerpt, never the whole.
@@ -58,6 +60,7 @@ pub mod state;
 mod stored;
 pub mod summary;
 pub mod trust;
+pub mod vulnerabilities;
 
 pub use error::{Error, Result};
 

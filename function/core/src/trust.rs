@@ -223,6 +223,35 @@ impl Trust {
         })
     }
 
+    /// Whether the keyring holds any key.
+    pub fn has_keyring(&self) -> bool {
+        !self.keyring.is_empty()
+    }
+
+    /// Who signed `text`, a clear-signed OpenPGP message (as the
+    /// `pkg-vulnerabilities` file is signed), with a key of the keyring, or
+    /// why no key did.
+    pub fn cleartext(&self, text: &str) -> Result<String, String> {
+        if self.keyring.is_empty() {
+            return Err("no OpenPGP keyring is configured".to_owned());
+        }
+        let (message, _) = pgp::composed::CleartextSignedMessage::from_string(text)
+            .map_err(|e| format!("it is not a clear-signed OpenPGP message: {e}"))?;
+        for key in &self.keyring {
+            if message.verify(&key.primary_key).is_ok() {
+                return Ok(bounded(describe_key(key)));
+            }
+            if key
+                .public_subkeys
+                .iter()
+                .any(|sub| message.verify(&sub.key).is_ok())
+            {
+                return Ok(bounded(describe_key(key)));
+            }
+        }
+        Err("no key of the keyring made its OpenPGP signature".to_owned())
+    }
+
     /// Who made a good OpenPGP signature, or why it is not one.
     fn gpg(&self, signed: &Signed) -> Result<String, String> {
         if self.keyring.is_empty() {

@@ -27,6 +27,7 @@ pub mod report;
 #[cfg(feature = "serve")]
 mod serve;
 mod verify;
+mod vulnerabilities;
 
 use clap::{Parser, Subcommand};
 use pkgsum::verdict::{EXIT_STATUS_HELP, Verdict};
@@ -77,6 +78,12 @@ pub enum Command {
     /// Delete old package files without breaking a client (a dry run unless --apply)
     #[command(long_about = prune::ABOUT, after_help = after_help("prune"))]
     Prune(prune::Args),
+    /// Check a pkg-vulnerabilities file and publish it beside the summaries
+    #[command(long_about = vulnerabilities::PUBLISH_ABOUT, after_help = after_help("vulnerabilities"))]
+    Vulnerabilities(vulnerabilities::PublishArgs),
+    /// List the repository's packages the pkg-vulnerabilities file names
+    #[command(long_about = vulnerabilities::AUDIT_ABOUT, after_help = after_help("audit"))]
+    Audit(vulnerabilities::AuditArgs),
     /// Stop publishing a repository's summaries; uploads are still indexed
     #[command(long_about = hold::HOLD_ABOUT, after_help = after_help("hold"))]
     Hold(hold::HoldArgs),
@@ -136,6 +143,8 @@ impl Command {
             Command::Push(args) => run_async(push::run(args)),
             Command::Promote(args) => run_async(promote::run(args)),
             Command::Prune(args) => run_async(prune::run(args)),
+            Command::Vulnerabilities(args) => run_async(vulnerabilities::publish(args)),
+            Command::Audit(args) => run_async(vulnerabilities::audit(args)),
             Command::Hold(args) => run_async(hold::hold(args)),
             Command::Resume(args) => run_async(hold::resume(args)),
             Command::History(args) => run_async(history::history(args)),

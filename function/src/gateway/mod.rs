@@ -83,7 +83,8 @@ impl<S: Store + Send + Sync + 'static> Gateway<S> {
 }
 
 /// The file name `path` names directly under `prefix`, if it is one the
-/// gateway serves (a summary, or a name ending in one of `suffixes`): the
+/// gateway serves (a summary, `pkg-vulnerabilities.gz`, or a name ending
+/// in one of `suffixes`): the
 /// path is split on `/` before each segment is decoded, so an encoded
 /// slash or a `..` cannot climb out; empty, dot and control-character
 /// segments and hidden names are refused.
@@ -110,7 +111,8 @@ pub fn served_name(prefix: &str, suffixes: &[String], path: &str) -> Option<Stri
         .iter()
         .any(|f| name == summary::file_name(*f));
     let package = suffixes.iter().any(|s| name.ends_with(s.as_str()));
-    (summary || package).then_some(name)
+    let vulnerabilities = name == crate::advisories::FILE_NAME;
+    (summary || package || vulnerabilities).then_some(name)
 }
 
 /// One request: credentials, then the name, then the object.

@@ -64,6 +64,20 @@ impl GpgKey {
         .to_armored_bytes(ArmorOptions::default())
         .expect("armoring a signature")
     }
+
+    /// `text` as a clear-signed message, as `gpg --clearsign` makes it
+    /// (how pkgsrc signs `pkg-vulnerabilities`).
+    pub fn clearsign(&self, text: &str) -> String {
+        pgp::composed::CleartextSignedMessage::sign(
+            rand::thread_rng(),
+            text,
+            &self.secret.primary_key,
+            &Password::empty(),
+        )
+        .expect("a clear-signed message")
+        .to_armored_string(ArmorOptions::default())
+        .expect("armoring a clear-signed message")
+    }
 }
 
 /// What a certificate is made to be.
