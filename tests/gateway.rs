@@ -363,6 +363,15 @@ fn a_directory_is_served_as_a_bucket_is() {
     assert_eq!((status, &body[..]), (200, &b"vulns"[..]));
     std::fs::write(repo.join("notes.txt"), b"x").unwrap();
     assert_eq!(gateway.ask("GET", "/notes.txt", ci, &[]).0, 404);
+    // The site: its page at the repository's own URL, and its data.
+    let page = std::fs::read(repo.join("index.html")).unwrap();
+    for path in ["/", "/index.html"] {
+        let (status, _, body) = gateway.ask("GET", path, ci, &[]);
+        assert_eq!(status, 200, "{path}");
+        assert!(body == page, "{path}: not the page");
+    }
+    assert_eq!(gateway.ask("GET", "/packages.json", ci, &[]).0, 200);
+    assert_eq!(gateway.ask("GET", "/", None, &[]).0, 401);
     for path in [
         "/.pkgsum/status.json",
         "/.pkgsum/state",

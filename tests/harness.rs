@@ -7,7 +7,8 @@
 //! them. Kinds: `test` (plain), `tokio` (async), `s3` (async, needs
 //! LocalStack), `lambda` (async, needs LocalStack and cargo-lambda), `rgw`
 //! (async, needs the Ceph RGW that `ceph/start.sh` runs), `seaweedfs`
-//! (async, needs `seaweedfs/start.sh`'s server), `node` (needs Node.js).
+//! (async, needs `seaweedfs/start.sh`'s server), `node` (needs Node.js),
+//! `chromium` (needs Debian's Chromium and its WebDriver).
 
 use std::future::Future;
 
@@ -167,6 +168,29 @@ pub fn node(name: String, body: fn()) -> Trial {
             .is_ok_and(|o| o.status.success());
         if !found {
             return Ok(Completion::ignored_with("needs Node.js (node) on the PATH"));
+        }
+        body();
+        Ok(Completion::Completed)
+    })
+}
+
+/// A test that drives Debian's Chromium through its WebDriver
+/// (`chromedriver`); ignored where they are not installed, unless
+/// `PKGSUM_REQUIRE_CHROMIUM=1` (as `scripts/test` sets it) says they must
+/// be.
+pub fn chromium(name: String, body: fn()) -> Trial {
+    Trial::ignorable_test(name, move || {
+        let found = ["chromium", "chromedriver"].iter().all(|tool| {
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let required = std::env::var("PKGSUM_REQUIRE_CHROMIUM").as_deref() == Ok("1");
+        if !found && !required {
+            return Ok(Completion::ignored_with(
+                "needs chromium and chromedriver (Debian's chromium, chromium-driver): run the tests with scripts/test",
+            ));
         }
         body();
         Ok(Completion::Completed)

@@ -17,6 +17,7 @@
 //! - `prune`: retention that cannot break a client.
 //! - `promote`: packages moved between repositories inside the store.
 //! - `vulnerabilities`: the pkg-vulnerabilities file, checked and published; the audit.
+//! - `site`: the browsable site in headless Chromium.
 //! - `serve`: `pkgsum serve` with Ceph RGW, SeaweedFS and LocalStack.
 //! - `gateway`: `pkgsum gateway`, a private repository for pkgin.
 //! - `walkthrough`: the LocalStack walkthrough of docs/development.md, run as written.
@@ -41,6 +42,7 @@ mod prune;
 mod publish;
 mod serve;
 mod signatures;
+mod site;
 mod store;
 mod vulnerabilities;
 mod walkthrough;
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
         prune::trials(),
         promote::trials(),
         vulnerabilities::trials(),
+        site::trials(),
         serve::trials(),
         gateway::trials(),
         walkthrough::trials(),

@@ -62,6 +62,9 @@ pub struct Config {
     /// The keys `pkg-vulnerabilities` must be signed by
     /// (`PKGSUM_VULN_KEYRING`); none: its checksum alone is checked.
     pub vulnerability_keys: Option<Arc<Trust>>,
+    /// Whether the browsable site is published with each generation
+    /// (`PKGSUM_SITE`).
+    pub site: bool,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             release_timeout: Duration::from_secs(3600),
             prune: crate::prune::PruneOptions::default(),
             vulnerability_keys: None,
+            site: true,
         }
     }
 }
@@ -201,6 +205,9 @@ impl Config {
         };
         if let Some(on) = flag(settings::ALLOW_EMPTY)? {
             config.allow_empty = on;
+        }
+        if let Some(on) = flag(settings::SITE)? {
+            config.site = on;
         }
         if let Some(on) = flag(settings::VERIFY_PAYLOAD)? {
             config.verify_payload = on;

@@ -49,6 +49,8 @@
 //!   until the indexer has published them.
 //! - [`gateway`] serves a private repository read-only to pkgin
 //!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
+//! - [`web`] publishes the browsable site with each generation
+//!   (`index.html`, `packages.json`), run by run as the summaries are.
 //! - [`http`] is the accept loop both servers share: connection limit,
 //!   header and idle timeouts, graceful shutdown.
 //! - All read their settings from [`config`] (each defined once, with its
@@ -62,7 +64,7 @@
 pub use pkgsum_core::{
     Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
     limit, piece, plist, record, record_file, record_stream, release, retention, sample, select,
-    signed, state, summary, trust, vulnerabilities,
+    signed, site, state, summary, trust, vulnerabilities,
 };
 
 pub mod advisories;
@@ -93,3 +95,4 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verdict;
+pub mod web;

@@ -61,6 +61,7 @@ pub const UNRESOLVED: &str = "PKGSUM_UNRESOLVED";
 pub const HISTORY: &str = "PKGSUM_HISTORY";
 pub const RELEASE_TIMEOUT: &str = "PKGSUM_RELEASE_TIMEOUT";
 pub const VULN_KEYRING: &str = "PKGSUM_VULN_KEYRING";
+pub const SITE: &str = "PKGSUM_SITE";
 pub const PRUNE_KEEP: &str = "PKGSUM_PRUNE_KEEP";
 pub const PRUNE_OLDER_THAN: &str = "PKGSUM_PRUNE_OLDER_THAN";
 pub const PRUNE_GRACE: &str = "PKGSUM_PRUNE_GRACE";
@@ -235,6 +236,12 @@ pub const SETTINGS: &[Setting] = &[
         name: RELEASE_TIMEOUT,
         default: "1h",
         meaning: "how long a pushed release may wait for its packages before it is reported incomplete",
+        scope: Scope::Pass,
+    },
+    Setting {
+        name: SITE,
+        default: "1",
+        meaning: "0: publish no browsable site (index.html, packages.json) beside the summaries",
         scope: Scope::Pass,
     },
     Setting {

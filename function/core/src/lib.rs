@@ -29,6 +29,8 @@
 //! - [`trust`] is a repository's signature policy: it gives each package
 //!   a verdict (signed by whom, not signed, a bad signature) from the
 //!   `+PKG_HASH` and signature that [`signed`] kept.
+//! - [`site`] makes the browsable site's line of each package (JSON safe
+//!   inside HTML), run by run as the summaries are made.
 //! - [`vulnerabilities`] reads and checks the `pkg-vulnerabilities` file
 //!   as `pkg_admin` does, and matches it against the repository's packages.
 //! - [`error`] names every way a package or a state can be bad;
@@ -56,6 +58,7 @@ pub mod retention;
 pub mod sample;
 pub mod select;
 pub mod signed;
+pub mod site;
 pub mod state;
 mod stored;
 pub mod summary;

@@ -83,12 +83,22 @@ impl<S: Store + Send + Sync + 'static> Gateway<S> {
 }
 
 /// The file name `path` names directly under `prefix`, if it is one the
-/// gateway serves (a summary, `pkg-vulnerabilities.gz`, or a name ending
-/// in one of `suffixes`): the
+/// gateway serves (a summary, `pkg-vulnerabilities.gz`, the site's
+/// `index.html` (also for the prefix itself) and `packages.json`, or a
+/// name ending in one of `suffixes`): the
 /// path is split on `/` before each segment is decoded, so an encoded
 /// slash or a `..` cannot climb out; empty, dot and control-character
 /// segments and hidden names are refused.
 pub fn served_name(prefix: &str, suffixes: &[String], path: &str) -> Option<String> {
+    // The repository's own URL is its page.
+    let index;
+    let path = match path.strip_suffix('/') {
+        Some(dir) => {
+            index = format!("{dir}/{}", crate::web::INDEX);
+            index.as_str()
+        }
+        None => path,
+    };
     let mut segments = Vec::new();
     for raw in path.strip_prefix('/')?.split('/') {
         let segment = percent_decode_str(raw).decode_utf8().ok()?;
@@ -111,8 +121,12 @@ pub fn served_name(prefix: &str, suffixes: &[String], path: &str) -> Option<Stri
         .iter()
         .any(|f| name == summary::file_name(*f));
     let package = suffixes.iter().any(|s| name.ends_with(s.as_str()));
-    let vulnerabilities = name == crate::advisories::FILE_NAME;
-    (summary || package || vulnerabilities).then_some(name)
+    let own = [
+        crate::advisories::FILE_NAME,
+        crate::web::INDEX,
+        crate::web::PACKAGES,
+    ];
+    (summary || package || own.contains(&name.as_str())).then_some(name)
 }
 
 /// One request: credentials, then the name, then the object.

@@ -45,7 +45,7 @@ pub(super) enum Want<'a> {
 }
 
 /// Why pieces could not be loaded.
-pub(super) enum PieceError {
+pub(crate) enum PieceError {
     Store(StoreError),
     /// Missing or damaged, with the reason.
     Bad(String),
@@ -143,7 +143,7 @@ impl<S: Store> Repo<'_, S> {
     }
 
     /// Reads pieces `wanted` of `state` into it, `concurrency` at a time.
-    pub(super) async fn load_pieces(
+    pub(crate) async fn load_pieces(
         &self,
         state: &mut State,
         wanted: BTreeSet<usize>,

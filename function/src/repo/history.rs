@@ -261,6 +261,27 @@ impl<S: Store> Repo<'_, S> {
         })
     }
 
+    /// The newest `n` entries of the history that read, newest first.
+    pub async fn recent_history(&self, n: usize) -> Result<Vec<Entry>, PassError> {
+        let listed = self.store.list(&history_prefix(self.prefix)).await?;
+        let mut generations: Vec<u64> = listed
+            .iter()
+            .filter(|m| m.key.ends_with(".json"))
+            .filter_map(|m| generation_of_key(self.prefix, &m.key))
+            .collect();
+        generations.sort_unstable_by(|a, b| b.cmp(a));
+        let reads = generations
+            .into_iter()
+            .take(n)
+            .map(|g| self.history_entry(g));
+        let read = futures::future::join_all(reads).await;
+        let mut entries = Vec::new();
+        for entry in read {
+            entries.extend(entry?);
+        }
+        Ok(entries)
+    }
+
     /// The entry of `generation`, if it is there and reads.
     async fn history_entry(&self, generation: u64) -> Result<Option<Entry>, StoreError> {
         let key = entry_key(self.prefix, generation);

@@ -34,6 +34,7 @@ mod publish;
 mod status;
 
 pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};
+pub(crate) use commit::PieceError;
 pub use history::{Entry, ListedSince, RollbackError, RolledBack, files_listed, history_prefix};
 pub use hold::HoldError;
 pub use pass::Scope;

@@ -35,6 +35,9 @@ pub struct Published {
     /// files published before.
     pub runs_compressed: usize,
     pub runs_copied: usize,
+    /// Runs of the site rendered and copied.
+    pub site_rendered: usize,
+    pub site_copied: usize,
 }
 
 /// Whether the publish gates apply: `pkgsum resume` publishes what they
@@ -425,6 +428,13 @@ impl<S: Store> Repo<'_, S> {
             .into_iter()
             .chain([status, history])
             .collect::<Result<(), _>>()?;
+        if config.site {
+            // After the history, so its recent changes include this one.
+            if let Some(site) = Box::pin(self.publish_site(state, &verdict.unlisted)).await? {
+                published.site_rendered = site.rendered;
+                published.site_copied = site.copied;
+            }
+        }
         Ok(published)
     }
 

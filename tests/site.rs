@@ -1,0 +1,385 @@
+//! The browsable site as a person sees it: the page `pkgsum index` writes,
+//! opened from `file://` in Debian's headless Chromium and driven through
+//! its WebDriver (`chromedriver`, spoken to over plain HTTP here): the
+//! rows, typing in the filter, the detail view, the links, and packages
+//! whose text is markup, which must show as text and run nothing.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Driver {
+    /// Starts chromedriver on a free port, and a headless Chromium session
+    /// with the flags this machine's closed network needs.
+    fn start(profile: &Path) -> Driver {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let child = Command::new("chromedriver")
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut driver = Driver {
+            child,
+            port,
+            session: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while driver.call("GET", "/status", None).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let answer = driver.call("POST", "/session", Some(capabilities)).unwrap();
+        driver.session = answer["sessionId"].as_str().unwrap().to_owned();
+        driver
+    }
+
+    /// One WebDriver request; the answer's `value`, or its error.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| json!(e.to_string()))?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| json!(e.to_string()))?;
+        // Read by Content-Length: chromedriver keeps the connection open.
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let (head_end, length) = loop {
+            let n = stream.read(&mut chunk).map_err(|e| json!(e.to_string()))?;
+            if n == 0 {
+                return Err(json!("the connection closed"));
+            }
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&answer[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (end + 4, length);
+            }
+        };
+        while answer.len() < head_end + length {
+            let n = stream.read(&mut chunk).map_err(|e| json!(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        let ok = answer.starts_with(b"HTTP/1.1 200");
+        let body = &answer[head_end..];
+        let value: Value = serde_json::from_slice(body).map_err(|e| json!(e.to_string()))?;
+        match ok {
+            true => Ok(value["value"].clone()),
+            false => Err(value["value"].clone()),
+        }
+    }
+
+    fn session(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        self.call(method, &path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn open(&self, url: &str) {
+        self.session("POST", "/url", Some(json!({"url": url})));
+    }
+
+    /// Runs `script` in the page; its value.
+    fn run(&self, script: &str) -> Value {
+        self.session(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// The element `css` selects.
+    fn find(&self, css: &str) -> String {
+        let found = self.session(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.session("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Types `text` into the element `css` selects, key by key.
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.session(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// An alert is open (a payload ran).
+    fn alert_open(&self) -> bool {
+        let path = format!("/session/{}/alert/text", self.session);
+        self.call("GET", &path, None).is_ok()
+    }
+}
+
+/// A package of `pkgname` with `comment`, DEPENDS and +BUILD_INFO lines.
+fn package(pkgname: &str, comment: &str, depends: &[&str], extra: &str) -> Vec<u8> {
+    let base = pkgname.rsplit_once('-').map_or(pkgname, |(b, _)| b);
+    let deps: String = depends.iter().map(|d| format!("@pkgdep {d}\n")).collect();
+    let build_info = format!(
+        "BUILD_DATE=2026-11-25 12:00:00 +0000\nMACHINE_ARCH=x86_64\nOPSYS=NetBSD\n\
+         OS_VERSION=10.1\nPKGPATH=misc/{base}\nLICENSE=modified-bsd\n{extra}"
+    );
+    pkgsum::create::PackageBuilder::new(pkgname)
+        .member("+CONTENTS", format!("@name {pkgname}\n{deps}"))
+        .member("+COMMENT", format!("{comment}\n"))
+        .member("+BUILD_INFO", build_info)
+        .build()
+        .unwrap()
+}
+
+const SCRIPT: &str = "<script>alert(1)</script>";
+const IMAGE: &str = "\"><img src=x onerror=alert(1)>";
+
+/// A repository of 40 packages, two whose text is markup, and an app
+/// whose DEPENDS only the older lib satisfies; indexed.
+fn repository(dir: &Path) {
+    let write =
+        |name: &str, body: Vec<u8>| std::fs::write(dir.join(format!("{name}.tgz")), body).unwrap();
+    for i in 0..35 {
+        let name = format!("p{i:02}-1.0");
+        write(
+            &name,
+            package(&name, &format!("Filler package number {i}"), &[], ""),
+        );
+    }
+    write("lib-1.5", package("lib-1.5", "The older lib", &[], ""));
+    write("lib-2.0", package("lib-2.0", "The newer lib", &[], ""));
+    write(
+        "app-1.0",
+        package(
+            "app-1.0",
+            "An app",
+            &["lib>=1<2"],
+            "HOMEPAGE=https://example.org/app/\n",
+        ),
+    );
+    write(
+        "evil-1.0",
+        package("evil-1.0", SCRIPT, &[], "HOMEPAGE=javascript:alert(1)\n"),
+    );
+    write(
+        "evil2-1.0",
+        package(
+            "evil2-1.0",
+            IMAGE,
+            &["lib>=9"],
+            &format!("HOMEPAGE={IMAGE}\n"),
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .arg("index")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The rows, typing in the filter, the detail view, the links, and the
+/// payloads shown as text; a screenshot (kept as docs/site.png when
+/// PKGSUM_SCREENSHOT names that path).
+fn the_page_works_as_a_person_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("All");
+    std::fs::create_dir(&repo).unwrap();
+    repository(&repo);
+    let profile = dir.path().join("profile");
+    let driver = Driver::start(&profile);
+    let page = format!("file://{}/index.html", repo.display());
+    driver.open(&page);
+
+    // Every package is a row; the header says how many and which
+    // generation; repositories.conf gets the directory's URL.
+    assert_eq!(
+        driver.run("return document.querySelectorAll('#rows tr').length"),
+        40
+    );
+    let summary = driver.run("return document.getElementById('summary').textContent");
+    assert!(
+        summary
+            .as_str()
+            .unwrap()
+            .starts_with("40 packages · generation "),
+        "{summary}"
+    );
+    assert_eq!(
+        driver.run("return document.getElementById('url').textContent"),
+        format!("file://{}/", repo.display())
+    );
+
+    // The payloads are text: the cells hold them as written, no element
+    // was made of them, nothing ran.
+    let cell = |file: &str| {
+        driver.run(&format!(
+            "return document.querySelector('tr[data-file=\"{file}\"] td:nth-child(3)').textContent"
+        ))
+    };
+    assert_eq!(cell("evil-1.0.tgz"), SCRIPT);
+    assert_eq!(cell("evil2-1.0.tgz"), IMAGE);
+    assert_eq!(
+        driver.run("return document.querySelectorAll('img, #rows script').length"),
+        0
+    );
+    assert!(!driver.alert_open(), "a payload ran");
+
+    // Typing filters as one types: "lib" leaves the two libs.
+    driver.type_into("#q", "lib");
+    let files =
+        driver.run("return [...document.querySelectorAll('#rows tr')].map(r => r.dataset.file)");
+    assert_eq!(files, json!(["lib-1.5.tgz", "lib-2.0.tgz"]));
+    assert_eq!(
+        driver.run("return document.getElementById('count').textContent"),
+        "2 of 40 packages"
+    );
+    // Words narrow together: filler packages with a 3 (3, 13, 23, 30-34).
+    driver.type_into("#q", "\u{0008}\u{0008}\u{0008}filler 3");
+    assert_eq!(
+        driver.run("return document.querySelectorAll('#rows tr').length"),
+        8
+    );
+
+    // The detail view: DESCRIPTION, HOMEPAGE, DEPENDS linked to the
+    // package here that satisfies them, and the file.
+    driver.open(&format!("{page}#q=app"));
+    driver.click("tr[data-file=\"app-1.0.tgz\"] a");
+    let detail = driver.run("return document.getElementById('detail').innerText");
+    let detail = detail.as_str().unwrap();
+    assert!(
+        detail.contains("app-1.0") && detail.contains("app exists to be indexed."),
+        "{detail}"
+    );
+    assert_eq!(
+        driver.run("return document.querySelector('#detail a.file').href"),
+        format!("file://{}/app-1.0.tgz", repo.display())
+    );
+    assert_eq!(
+        driver.run("return document.querySelector('#detail a.home').href"),
+        "https://example.org/app/"
+    );
+    driver.click("#detail .depends a");
+    let detail = driver.run("return document.querySelector('#detail h2').textContent");
+    assert_eq!(detail, "lib-1.5");
+
+    // A hostile package's detail: its javascript: HOMEPAGE is no link,
+    // its markup is text, a DEPENDS nothing satisfies says so.
+    driver.open(&format!("{page}#p=evil-1.0.tgz"));
+    assert_eq!(
+        driver.run("return document.querySelectorAll('#detail a.home').length"),
+        0
+    );
+    driver.open(&format!("{page}#p=evil2-1.0.tgz"));
+    let text = driver.run("return document.getElementById('detail').innerText");
+    assert!(text.as_str().unwrap().contains(IMAGE), "{text}");
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("lib>=9 (satisfied by no package here)"),
+        "{text}"
+    );
+    assert_eq!(
+        driver.run("return document.querySelectorAll('img').length"),
+        0
+    );
+    assert!(!driver.alert_open(), "a payload ran");
+
+    // The policy allows the page's own script and style only.
+    let policy = driver.run(
+        "return document.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content",
+    );
+    let policy = policy.as_str().unwrap();
+    assert!(
+        policy.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{policy}"
+    );
+    assert!(!policy.contains("unsafe"), "{policy}");
+
+    driver.open(&format!("{page}#q=lib&p=app-1.0.tgz"));
+    let shot = driver.session("GET", "/screenshot", None);
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if let Some(path) = std::env::var_os("PKGSUM_SCREENSHOT") {
+        std::fs::write(path, &png).unwrap();
+    }
+}
+
+crate::harness::trials!(chromium the_page_works_as_a_person_uses_it);
