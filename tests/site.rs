@@ -382,4 +382,96 @@ fn the_page_works_as_a_person_uses_it() {
     }
 }
 
-crate::harness::trials!(chromium the_page_works_as_a_person_uses_it);
+/// Uploads `names` (built as test packages) and delivers their
+/// notification; the reports.
+async fn upload<S: pkgsum::store::Store>(
+    store: &S,
+    names: &[String],
+    config: &pkgsum::config::Config,
+) -> Vec<pkgsum::repo::Report> {
+    let mut keys = Vec::new();
+    for name in names {
+        let key = format!("All/{name}.tgz");
+        let description = format!("{name} is described at length.\n").repeat(40);
+        let body = pkgsum::create::PackageBuilder::new(name)
+            .member("+DESC", description)
+            .build()
+            .unwrap();
+        store
+            .put(&key, bytes::Bytes::from(body), Default::default())
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let payload = crate::common::s3_event("b", "ObjectCreated:Put", &refs);
+    let messages = pkgsum::event::decode(&payload);
+    let outcome = pkgsum::dispatch::apply_messages(&messages, |_| store, config).await;
+    assert!(outcome.is_success(), "{:?}", outcome.errors);
+    outcome.reports
+}
+
+/// The site follows each generation, an update renders only the run it
+/// changed, and `PKGSUM_SITE=0` publishes none.
+async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
+    let config = pkgsum::config::Config::default();
+    // Large DESCRIPTIONs make several runs of a few hundred packages.
+    let names: Vec<String> = (0..600).map(|i| format!("p{i:03}-1.0")).collect();
+    upload(store, &names, &config).await;
+    let site = |body: bytes::Bytes| serde_json::from_slice::<Value>(&body).unwrap();
+    let (body, meta) = store.get("All/packages.json").await.unwrap().unwrap();
+    let first = site(body);
+    assert_eq!(first["packages"].as_array().unwrap().len(), 600);
+    let generation = first["meta"]["generation"].as_u64().unwrap();
+    assert_eq!(meta.metadata["pkgsum-generation"], generation.to_string());
+    let (page, _) = store.get("All/index.html").await.unwrap().unwrap();
+    assert!(page.starts_with(b"<!doctype html>"));
+
+    let reports = upload(store, &["p300-2.0".to_owned()], &config).await;
+    assert!(reports[0].published);
+    assert_eq!(reports[0].site_rendered, 1, "{:?}", reports[0]);
+    assert!(reports[0].site_copied >= 2, "{:?}", reports[0]);
+    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
+    let second = site(body);
+    assert_eq!(second["packages"].as_array().unwrap().len(), 601);
+    assert!(second["meta"]["generation"].as_u64().unwrap() > generation);
+    // Only the run that changed was rendered; the rest copied, the same.
+    let layout = store.get("All/.pkgsum/site.json").await.unwrap().unwrap().0;
+    let runs = site(layout)["runs"].as_array().unwrap().len();
+    assert!(runs >= 3, "{runs} runs");
+    let (before, after) = (
+        first["packages"].as_array().unwrap(),
+        second["packages"].as_array().unwrap(),
+    );
+    assert_eq!(before[0], after[0]);
+    assert_eq!(before[599], after[600]);
+
+    let off = pkgsum::config::Config {
+        site: false,
+        ..pkgsum::config::Config::default()
+    };
+    upload(store, &["q-1.0".to_owned()], &off).await;
+    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
+    assert_eq!(
+        site(body)["packages"].as_array().unwrap().len(),
+        601,
+        "PKGSUM_SITE=0 wrote it"
+    );
+}
+
+async fn memory_the_site_follows_each_generation() {
+    the_site_follows_each_generation(&pkgsum::store::memory::MemoryStore::new()).await;
+}
+
+async fn s3_the_site_follows_each_generation() {
+    Box::pin(the_site_follows_each_generation(
+        &crate::common::s3_bucket().await,
+    ))
+    .await;
+}
+
+crate::harness::trials!(
+    chromium the_page_works_as_a_person_uses_it,
+    tokio memory_the_site_follows_each_generation,
+    s3 s3_the_site_follows_each_generation,
+);

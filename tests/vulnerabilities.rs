@@ -79,6 +79,16 @@ fn a_directory_gets_a_checked_file() {
     );
     let published = std::fs::read(repo.path().join("pkg-vulnerabilities.gz")).unwrap();
     assert_eq!(common::decompress(&published), text.as_bytes());
+    // The site lists them too.
+    let site = std::fs::read_to_string(repo.path().join("packages.json")).unwrap();
+    let site: serde_json::Value = serde_json::from_str(&site).unwrap();
+    let named: Vec<&str> = site["meta"]["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pkgname"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["foo-1.1", "old-1.0"]);
 
     let (code, out, err) = pkgsum(&["audit", path], &[]);
     assert_eq!(code, 1, "{err}");

@@ -223,3 +223,22 @@ fn redirect(from: &hyper::Uri, location: &str) -> Result<String, String> {
     }
     Ok(format!("{scheme}://{authority}{location}"))
 }
+
+/// `audit` as the site keeps it, made now.
+pub fn kept(audit: &Audit) -> crate::web::AuditFile {
+    crate::web::AuditFile {
+        checked: crate::repo::whole_seconds(std::time::SystemTime::now()),
+        findings: audit
+            .findings
+            .iter()
+            .map(|f| {
+                (
+                    f.file.clone(),
+                    f.pkgname.clone(),
+                    f.kind.clone(),
+                    f.url.clone(),
+                )
+            })
+            .collect(),
+    }
+}

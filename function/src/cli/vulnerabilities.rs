@@ -63,6 +63,8 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<Verdict> {
         checked.file.algorithm,
     );
     let audit = advisories::audit(&repo, &checked.file).await?;
+    repo.keep_audit(&advisories::kept(&audit)).await?;
+    repo.refresh_site().await?;
     print_audit(&audit);
     Ok(Verdict::Indexed)
 }
@@ -82,6 +84,11 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<Verdict> {
             .ok_or_else(|| AdvisoryError::NotPublished(url.to_string()))?,
     };
     let audit = advisories::audit(&repo, &checked.file).await?;
+    if args.from.is_none() {
+        // What the site shows is the published file's audit.
+        repo.keep_audit(&advisories::kept(&audit)).await?;
+        repo.refresh_site().await?;
+    }
     if args.json {
         let findings: Vec<serde_json::Value> = audit
             .findings

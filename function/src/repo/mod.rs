@@ -153,6 +153,9 @@ pub struct Report {
     /// and runs copied from the files published before (all formats).
     pub runs_compressed: usize,
     pub runs_copied: usize,
+    /// Runs of the site rendered and copied.
+    pub site_rendered: usize,
+    pub site_copied: usize,
     /// Pieces of the state that no manifest names, deleted by a listing
     /// pass (left by commits that lost a race or were cut short).
     pub pieces_collected: usize,

@@ -601,6 +601,8 @@ impl<S: Store> Repo<'_, S> {
         }
         report.runs_compressed = published.runs_compressed;
         report.runs_copied = published.runs_copied;
+        report.site_rendered = published.site_rendered;
+        report.site_copied = published.site_copied;
         Ok(())
     }
 }

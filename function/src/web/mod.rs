@@ -88,13 +88,40 @@ impl<S: Store> Repo<'_, S> {
         state: &mut State,
         unlisted: &BTreeSet<String>,
     ) -> Result<Option<SitePublished>, PassError> {
+        Box::pin(self.site_of(state, unlisted, false)).await
+    }
+
+    /// Publishes the site again for the state as it is (after an audit:
+    /// what the page says of vulnerabilities changed, the packages did
+    /// not), unless the site is off.
+    pub async fn refresh_site(&self) -> Result<Option<SitePublished>, PassError> {
+        if !self.config().site {
+            return Ok(None);
+        }
+        let mut state = self.read_state().await?;
+        let packages: Vec<(&str, &[u8])> = state
+            .packages()
+            .map(|(n, p)| (n, p.record.as_slice()))
+            .collect();
+        let unlisted = crate::checks::unlisted(self.config().gates.select, packages);
+        Box::pin(self.site_of(&mut state, &unlisted, true)).await
+    }
+
+    /// The site of `state`; `again` writes it even if the one there is
+    /// of this generation.
+    async fn site_of(
+        &self,
+        state: &mut State,
+        unlisted: &BTreeSet<String>,
+        again: bool,
+    ) -> Result<Option<SitePublished>, PassError> {
         let generation = state.generation();
         let packages_key = format!("{}{PACKAGES}", self.prefix());
         let current = Box::pin(self.store().head(&packages_key)).await?;
         let there = current
             .as_ref()
             .and_then(|m| m.metadata.get(GENERATION)?.parse::<u64>().ok());
-        if there.is_some_and(|g| g >= generation) {
+        if there.is_some_and(|g| g > generation || (g == generation && !again)) {
             return Ok(None);
         }
         let items: Vec<(&str, usize)> = state
