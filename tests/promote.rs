@@ -47,15 +47,7 @@ async fn publish(store: &S3Store, files: Vec<(String, Vec<u8>, Option<String>)>)
 }
 
 fn pkgsum(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::pkgsum(args, &[])
 }
 
 /// `pkgsum poll` on a queue, stopped when dropped.

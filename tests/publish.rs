@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -1143,18 +1142,7 @@ fn planted_history_is_bounded_and_escaped() {
     );
 }
 
-fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::pkgsum;
 
 /// The same from the command line on a directory: `hold`, `index` (exit
 /// 1, saying why), `verify` (exit 1), `resume`, then all clean.

@@ -8,22 +8,10 @@ use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::Command;
 
 use pkgsum::vulnerabilities::{Entry, make};
 
-fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::pkgsum;
 
 fn entries() -> Vec<Entry> {
     let e = |p: &str, k: &str, u: &str| Entry {

@@ -155,7 +155,11 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
 /// What `updates` single-package events cost a repository of `records`
 /// packages, one after the other: the mean per update.
 async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize, updates: usize) {
-    let config = Config::default();
+    // PKGSUM_SITE=0 measures without the browsable site.
+    let config = Config {
+        site: std::env::var("PKGSUM_SITE").as_deref() != Ok("0"),
+        ..Config::default()
+    };
     seed(store, "All/", records, &config).await;
     let (mut wall, mut cpu, mut fetched, mut size) = (Duration::ZERO, Duration::ZERO, 0, 0);
     let mut counts = Vec::new();

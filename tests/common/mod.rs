@@ -155,3 +155,18 @@ pub fn package_for(pkgname: &str, opsys: &str, comment: &str) -> Vec<u8> {
         .build()
         .unwrap()
 }
+
+/// Runs the `pkgsum` binary with `args` and `env`: its exit code, its
+/// standard output and its standard error.
+pub fn pkgsum(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pkgsum"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

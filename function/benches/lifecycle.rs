@@ -1,0 +1,196 @@
+//! `cargo bench --bench lifecycle`: what the repository-lifecycle features
+//! cost at 20,000 packages (`PKGSUM_BENCH_RECORDS`), records shaped like
+//! pkgsrc's. Figures for docs/benchmarks.md, not pass/fail.
+//!
+//! 1. The site: the size of `index.html` and `packages.json`, and
+//!    gzip-compressed as a CDN would send it; the page is written to
+//!    `PKGSUM_BENCH_SITE_OUT` (default under the temporary directory) and,
+//!    where Debian's Chromium is installed, opened headless: the time
+//!    from navigation to its script's end (every row built) and the
+//!    filter one keystroke runs (`a`, which most rows match).
+//! 2. Retention: judging every package (`retention::judge`) and the whole
+//!    dry run over the in-memory store (`prune::judge`: the state, the
+//!    summary and the history read).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use pkgsum::compression::Compression;
+use pkgsum::config::Config;
+use pkgsum::prune::{self, PruneOptions};
+use pkgsum::repo::Repo;
+use pkgsum::retention::{self, File, Rules, Shield};
+use pkgsum::sample;
+use pkgsum::state::{Change, Package, State};
+use pkgsum::store::Store;
+use pkgsum::store::memory::MemoryStore;
+
+fn records() -> usize {
+    std::env::var("PKGSUM_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// The median of `runs` timings of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let n = records();
+    let store = MemoryStore::new();
+    let config = Config::default();
+    let mut state = State::default();
+    state.apply((0..n).map(|i| {
+        let (name, record) = sample::record(i);
+        Change::Indexed {
+            name,
+            package: Package {
+                size: 4096 + i as u64,
+                record,
+                token: format!("{i:032x}"),
+                warnings: Vec::new(),
+            },
+            verdict: None,
+        }
+    }));
+    let repo = Repo::new(&store, "All/", &config);
+    repo.replace_state(&mut state).await.expect("seed state");
+    repo.publish(&mut state).await.expect("seed outputs");
+
+    let (page, _) = store.get("All/index.html").await.unwrap().unwrap();
+    let (json, _) = store.get("All/packages.json").await.unwrap().unwrap();
+    let gz = |b: &[u8]| Compression::Gzip.compress(b).unwrap().len();
+    let mib = |b: usize| b as f64 / 1048576.0;
+    println!("| {n} packages | bytes | gzip |");
+    println!("|---|---|---|");
+    println!(
+        "| index.html | {:.2} MiB | {:.2} MiB |",
+        mib(page.len()),
+        mib(gz(&page))
+    );
+    println!(
+        "| packages.json | {:.2} MiB | {:.2} MiB |",
+        mib(json.len()),
+        mib(gz(&json))
+    );
+    let out = std::env::var("PKGSUM_BENCH_SITE_OUT").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join(format!("pkgsum-site-{n}"))
+            .display()
+            .to_string()
+    });
+    std::fs::create_dir_all(&out).unwrap();
+    let path = std::path::Path::new(&out).join("index.html");
+    std::fs::write(&path, &page).unwrap();
+    chromium(&path);
+
+    let loaded: Vec<(String, Vec<u8>)> = state
+        .packages()
+        .map(|(n, p)| (n.to_owned(), p.record.clone()))
+        .collect();
+    let files: Vec<File> = loaded
+        .iter()
+        .map(|(name, record)| File {
+            name,
+            size: 1,
+            modified: Some(0),
+            record,
+        })
+        .collect();
+    let rules = Rules {
+        keep: Some(1),
+        older_than: None,
+    };
+    let pure = median(5, || {
+        retention::judge(&files, rules, &Shield::default(), 1);
+    });
+    let options = PruneOptions {
+        rules,
+        ..PruneOptions::default()
+    };
+    let start = Instant::now();
+    let plan = prune::judge(&repo, options, SystemTime::now())
+        .await
+        .unwrap();
+    let whole = start.elapsed();
+    println!();
+    println!("| retention, {n} packages | time |");
+    println!("|---|---|");
+    println!(
+        "| judging every package (`retention::judge`, DEPENDS included) | {:.0} ms |",
+        pure.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| the dry run on the memory store (`prune::judge`: state, summary, history) | {:.0} ms ({} going) |",
+        whole.as_secs_f64() * 1000.0,
+        plan.going().count()
+    );
+}
+
+/// Opens the page in headless Chromium, if it is installed: the time to
+/// the script's end and the one-keystroke filter, as the page records them.
+fn chromium(page: &std::path::Path) {
+    let profile = std::env::temp_dir().join("pkgsum-bench-chromium");
+    let mut ready = Vec::new();
+    let mut filter = Vec::new();
+    for _ in 0..5 {
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &format!("--user-data-dir={}", profile.display()),
+                "--dump-dom",
+                &format!("file://{}#q=a", page.display()),
+            ])
+            .output();
+        let Ok(out) = out else {
+            println!("\n(Chromium is not installed: no page timings)");
+            return;
+        };
+        let dom = String::from_utf8_lossy(&out.stdout);
+        let attr = |name: &str| -> Option<f64> {
+            let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
+            dom[at..].split('"').next()?.parse().ok()
+        };
+        if let (Some(r), Some(f)) = (attr("data-ready"), attr("data-filter-ms")) {
+            ready.push(r);
+            filter.push(f);
+        }
+    }
+    if ready.is_empty() {
+        println!("\n(Chromium gave no timings)");
+        return;
+    }
+    ready.sort_by(f64::total_cmp);
+    filter.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "| the page in headless Chromium (median of {}) | time |",
+        ready.len()
+    );
+    println!("|---|---|");
+    println!(
+        "| from navigation to the script's end (parsed, every row built, the filter applied) | {:.0} ms |",
+        ready[ready.len() / 2]
+    );
+    println!(
+        "| the filter one keystroke runs (`a`) | {:.1} ms |",
+        filter[filter.len() / 2]
+    );
+}
