@@ -118,6 +118,10 @@ async fn s3_a_release_is_promoted_whole() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(live.len(), 20, "{report}");
+    eprintln!(
+        "promote: 20 packages live in DEST {:.1} s after promote began",
+        report["seconds"].as_f64().unwrap()
+    );
     assert!(report["release"].as_str().unwrap().ends_with("/20"));
     // Copied inside the store: the same bytes, the same ETag.
     let key = format!("{PREFIX}m00-1.0.tgz");
@@ -135,8 +139,17 @@ async fn s3_a_release_is_promoted_whole() {
     );
 
     // One generation added all 20, and says where they came from.
+    // The history entry is written after the summaries: promote may have
+    // seen them live a moment before it.
     let config = Config::default();
-    let history = Repo::new(&stable, PREFIX, &config).history().await.unwrap();
+    let mut history = Vec::new();
+    for _ in 0..300 {
+        history = Repo::new(&stable, PREFIX, &config).history().await.unwrap();
+        if history.len() == 2 && history[1].note.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let sizes: Vec<usize> = history.iter().map(|e| e.changes.added.len()).collect();
     assert_eq!(sizes, [1, 20], "{history:?}");
     let note = history[1].note.as_deref().unwrap_or_default();

@@ -487,7 +487,7 @@ pub async fn settle(
         );
         // The history entry is written just after the summaries it
         // follows: it may not be there the moment they are live.
-        for _ in 0..50 {
+        for _ in 0..150 {
             if dest.config().history == 0 || dest.note_history(generation, &note).await? {
                 break;
             }

@@ -153,14 +153,11 @@ pub fn as_array_body(ndjson: &[u8]) -> Vec<u8> {
 /// The inverse of [`as_array_body`]: the JSON lines again.
 pub fn from_array_body(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 1);
-    let mut rest = body;
-    while let Some(at) = rest.windows(2).position(|w| w == b",\n") {
-        out.extend_from_slice(&rest[..at]);
-        out.push(b'\n');
-        rest = &rest[at + 2..];
+    if body.is_empty() {
+        return out;
     }
-    if !rest.is_empty() {
-        out.extend_from_slice(rest);
+    for line in body.split(|&b| b == b'\n') {
+        out.extend_from_slice(line.strip_suffix(b",").unwrap_or(line));
         out.push(b'\n');
     }
     out
