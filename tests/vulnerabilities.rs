@@ -224,6 +224,36 @@ async fn s3_a_file_from_a_url_is_published() {
         .unwrap()
         .unwrap();
     assert!(stored == gz, "not the bytes fetched");
+
+    // The scheduled reconcile audits again: a package uploaded since is
+    // named on the site.
+    let body = common::package_for("foo-1.0", "NetBSD", "x");
+    store
+        .put(
+            "All/foo-1.0.tgz",
+            bytes::Bytes::from(body),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let payload = serde_json::json!({
+        "pkgsum": "reconcile",
+        "repositories": [format!("s3://{}/All/", store.bucket())],
+    });
+    let config = pkgsum::config::Config::default();
+    let answer = pkgsum::payload::apply_payload(&payload, |_| store.clone(), &config)
+        .await
+        .unwrap();
+    assert_eq!(answer["reconciled"][0]["vulnerable"], 3, "{answer}");
+    let (site, _) = store.get("All/packages.json").await.unwrap().unwrap();
+    let site: serde_json::Value = serde_json::from_slice(&site).unwrap();
+    let named: Vec<&str> = site["meta"]["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pkgname"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["foo-1.0", "foo-1.1", "old-1.0"]);
 }
 
 crate::harness::trials!(

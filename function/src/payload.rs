@@ -11,7 +11,9 @@
 //!   (the scheduled repair) rebuilds each repository from its listing;
 //!   without `repositories`, those of `PKGSUM_REPOSITORIES`; then, if a
 //!   retention rule is set (`PKGSUM_PRUNE_KEEP`, `PKGSUM_PRUNE_OLDER_THAN`),
-//!   prunes each as `pkgsum prune --apply` does.
+//!   prunes each as `pkgsum prune --apply` does; and where a
+//!   `pkg-vulnerabilities` file is published, audits the packages again
+//!   for the site.
 //!
 //! Every answer that is not an error carries `"verdict"`: `indexed`, or
 //! `unreadable` when a repository holds packages that cannot be read (as
@@ -110,6 +112,26 @@ where
     }))
 }
 
+/// The scheduled audit, when a `pkg-vulnerabilities` file is published
+/// beside the repository: its findings kept for the site, which is
+/// published again. How many packages it names.
+async fn scheduled_audit<S: Store>(repo: &Repo<'_, S>) -> Result<Option<usize>, String> {
+    let Some(checked) = crate::advisories::published(repo)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let audit = crate::advisories::audit(repo, &checked.file)
+        .await
+        .map_err(|e| e.to_string())?;
+    repo.keep_audit(&crate::advisories::kept(&audit))
+        .await
+        .map_err(|e| e.to_string())?;
+    repo.refresh_site().await.map_err(|e| e.to_string())?;
+    Ok(Some(audit.findings.len()))
+}
+
 /// The scheduled prune, when a retention rule is set
 /// (`PKGSUM_PRUNE_KEEP`, `PKGSUM_PRUNE_OLDER_THAN`): what it deleted.
 async fn scheduled_prune<S: Store>(repo: &Repo<'_, S>) -> Result<Option<Value>, PassError> {
@@ -170,6 +192,13 @@ where
                         None
                     }
                 };
+                let audited = match Box::pin(scheduled_audit(&repo)).await {
+                    Ok(audited) => audited,
+                    Err(error) => {
+                        errors.push(error);
+                        None
+                    }
+                };
                 results.push(json!({
                     "repository": url,
                     "read": report.read.len(),
@@ -181,6 +210,7 @@ where
                     "held": report.held,
                     "state_lost": report.state_lost.map(|loss| loss.to_string()),
                     "pruned": pruned,
+                    "vulnerable": audited,
                 }));
             }
             Err(error) => errors.push(error.to_string()),
