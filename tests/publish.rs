@@ -314,6 +314,45 @@ async fn required_and_unresolved_hold_until_mended() {
     );
 }
 
+/// A status or summary replaced while read (LocalStack serves such
+/// answers torn) is read again at the next poll, not the end of a wait.
+async fn a_torn_read_while_waiting_is_read_again() {
+    use pkgsum::store::faulty::{Fault, Faulty};
+    use pkgsum::store::{ErrorKind, Op};
+    let store = Faulty::new(MemoryStore::new());
+    let config = Config::default();
+    let key = upload(&store, "a-1.tgz", package("a-1", &[])).await;
+    deliver(&store, "ObjectCreated:Put", &[key], &config).await;
+    let repo = Repo::new(&store, PREFIX, &config);
+    let record = repo
+        .read_state()
+        .await
+        .unwrap()
+        .package("a-1.tgz")
+        .unwrap()
+        .record
+        .clone();
+    for key_contains in ["status.json", "pkg_summary.gz"] {
+        store.inject(Fault {
+            op: Op::Get,
+            key_contains: key_contains.to_owned(),
+            skip: 0,
+            times: 2,
+            kind: ErrorKind::CutShort("torn".to_owned()),
+        });
+    }
+    let watched = [("a-1.tgz".to_owned(), record, 0)];
+    let started = std::time::Instant::now();
+    let timeout = std::time::Duration::from_secs(10);
+    let waited = pkgsum::push::wait::wait(&repo, &watched, started, 0, timeout)
+        .await
+        .unwrap();
+    assert!(
+        matches!(waited.fates["a-1.tgz"], pkgsum::push::wait::Fate::Live(_)),
+        "{waited:?}"
+    );
+}
+
 /// The bytes of the published gzip summary.
 async fn summary_bytes<S: Store>(store: &S) -> Bytes {
     let key = output_key(PREFIX, Compression::Gzip);
@@ -1272,6 +1311,7 @@ crate::harness::trials![
     tokio an_incomplete_release_is_reported_after_the_timeout,
     test a_directory_is_rolled_back_from_the_command_line,
     tokio memory_history_and_rollback,
+    tokio a_torn_read_while_waiting_is_read_again,
     s3 s3_history_and_rollback,
     tokio the_history_keeps_the_newest_generations,
     rgw rgw_gates_history_and_rollback,

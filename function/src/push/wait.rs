@@ -55,7 +55,13 @@ struct Status {
 /// Reads `status.json`; an unreadable one says nothing.
 async fn status<S: Store>(repo: &Repo<'_, S>) -> Result<Status, StoreError> {
     let key = status_key(repo.prefix());
-    let Some(Bounded::Whole(body, _)) = repo.store().get_bounded(&key, STATUS_LIMIT).await? else {
+    let read = match repo.store().get_bounded(&key, STATUS_LIMIT).await {
+        // Replaced while read (LocalStack serves such answers torn): the
+        // next poll reads it again.
+        Err(err) if err.is_moved_on() => return Ok(Status::default()),
+        read => read?,
+    };
+    let Some(Bounded::Whole(body, _)) = read else {
         return Ok(Status::default());
     };
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -130,8 +136,14 @@ pub async fn wait<S: Store>(
                 .as_ref()
                 .and_then(|m| m.metadata.get(GENERATION).cloned());
             if generation.is_some() && generation != seen_generation {
-                seen_generation = generation;
-                let listed = records(repo).await?;
+                let listed = match records(repo).await {
+                    // Replaced while read: read again at the next poll.
+                    Err(err) if err.is_moved_on() => BTreeSet::new(),
+                    listed => {
+                        seen_generation = generation;
+                        listed?
+                    }
+                };
                 for (name, fate) in fates.iter_mut() {
                     let record = wanted.get(name.as_str()).copied().unwrap_or_default();
                     if *fate == Fate::Waiting && listed.contains(record) {
