@@ -120,7 +120,30 @@ async fn s3_store_probe_finds_the_standard_forms() {
     );
 }
 
+/// A reference to a store and an `Arc` of one delete conditionally as the
+/// store itself does (not by the trait's HEAD-then-DELETE default).
+async fn references_delete_conditionally_as_their_store_does() {
+    use pkgsum::store::counting::Counting;
+    async fn delete_if<S: Store>(store: S, key: &str, etag: &str) {
+        store.delete_if(key, etag).await.unwrap();
+    }
+    let store = Arc::new(Counting::new(MemoryStore::new()));
+    for key in ["a", "b"] {
+        store
+            .put(key, Bytes::from_static(b"x"), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let etag = store.head("a").await.unwrap().unwrap().etag;
+    store.take();
+    delete_if(&*store, "a", &etag).await;
+    delete_if(store.clone(), "b", &etag).await;
+    let counts = store.take();
+    assert_eq!((counts.heads, counts.deletes), (0, 2), "{counts:?}");
+}
+
 crate::harness::trials![
+    tokio references_delete_conditionally_as_their_store_does,
     rgw rgw_store_conforms_once_probed,
     seaweedfs seaweedfs_store_conforms,
     s3 s3_store_probe_finds_the_standard_forms,

@@ -589,6 +589,14 @@ macro_rules! delegate_store {
                 (**self).delete(key)
             }
 
+            fn delete_if(
+                &self,
+                key: &str,
+                etag: &str,
+            ) -> impl Future<Output = StoreResult<()>> + Send {
+                (**self).delete_if(key, etag)
+            }
+
             fn list(&self, prefix: &str) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send {
                 (**self).list(prefix)
             }
