@@ -446,6 +446,30 @@ async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     assert_eq!(before[0], after[0]);
     assert_eq!(before[599], after[600]);
 
+    // Layouts planted for the file there, their numbers past any length
+    // (the body's start, then a run's end): the next update renders every
+    // run instead of copying.
+    for (i, (header, len)) in [(usize::MAX, 1), (10, usize::MAX)].into_iter().enumerate() {
+        let (_, meta) = store.get("All/packages.json").await.unwrap().unwrap();
+        let planted = json!({
+            "generation": 0,
+            "etag": meta.etag,
+            "header": header,
+            "runs": [["00", 1], ["01", len]],
+        });
+        let put = store.put(
+            "All/.pkgsum/site.json",
+            bytes::Bytes::from(planted.to_string()),
+            Default::default(),
+        );
+        put.await.unwrap();
+        let reports = upload(store, &[format!("p30{i}-3.0")], &config).await;
+        assert_eq!(reports[0].site_copied, 0, "{:?}", reports[0]);
+        assert!(reports[0].site_rendered >= 3, "{:?}", reports[0]);
+    }
+    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
+    assert_eq!(site(body)["packages"].as_array().unwrap().len(), 603);
+
     let off = pkgsum::config::Config {
         site: false,
         ..pkgsum::config::Config::default()
@@ -454,7 +478,7 @@ async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
     assert_eq!(
         site(body)["packages"].as_array().unwrap().len(),
-        601,
+        603,
         "PKGSUM_SITE=0 wrote it"
     );
 }
