@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::compression::Compression;
 use crate::excerpt::Escaped;
 use crate::repo::Repo;
+use crate::state::State;
 use crate::store::{Bounded, PutMode, PutOptions, Store, StoreError};
 use crate::trust::Trust;
 use crate::vulnerabilities::{self, Audit, Vulnerabilities};
@@ -122,12 +123,9 @@ pub async fn published<S: Store>(repo: &Repo<'_, S>) -> Result<Option<Checked>, 
     }
 }
 
-/// The packages of `repo`'s index that `file` names, by PKGNAME.
-pub async fn audit<S: Store>(
-    repo: &Repo<'_, S>,
-    file: &Vulnerabilities,
-) -> Result<Audit, crate::repo::PassError> {
-    let state = repo.read_state().await?;
+/// The packages of `state` (a repository's index, every piece loaded)
+/// that `file` names, by PKGNAME.
+pub fn audit(state: &State, file: &Vulnerabilities) -> Audit {
     let packages: Vec<(&str, &str)> = state
         .packages()
         .filter_map(|(name, p)| {
@@ -135,7 +133,7 @@ pub async fn audit<S: Store>(
             Some((name, std::str::from_utf8(pkgname).ok()?))
         })
         .collect();
-    Ok(vulnerabilities::audit(file, packages))
+    vulnerabilities::audit(file, packages)
 }
 
 /// Reads `from`: a file, or an `http://` or `https://` URL (one GET,
@@ -224,8 +222,19 @@ fn redirect(from: &hyper::Uri, location: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{authority}{location}"))
 }
 
+/// Keeps `audit` of `state` for the site, and publishes the site again.
+pub async fn keep<S: Store>(
+    repo: &Repo<'_, S>,
+    state: &mut State,
+    audit: &Audit,
+) -> Result<(), crate::repo::PassError> {
+    repo.keep_audit(&kept(audit)).await?;
+    repo.refresh_site(state).await?;
+    Ok(())
+}
+
 /// `audit` as the site keeps it, made now.
-pub fn kept(audit: &Audit) -> crate::web::AuditFile {
+fn kept(audit: &Audit) -> crate::web::AuditFile {
     crate::web::AuditFile {
         checked: crate::repo::whole_seconds(std::time::SystemTime::now()),
         findings: audit

@@ -122,13 +122,11 @@ async fn scheduled_audit<S: Store>(repo: &Repo<'_, S>) -> Result<Option<usize>, 
     else {
         return Ok(None);
     };
-    let audit = crate::advisories::audit(repo, &checked.file)
+    let mut state = repo.read_state().await.map_err(|e| e.to_string())?;
+    let audit = crate::advisories::audit(&state, &checked.file);
+    crate::advisories::keep(repo, &mut state, &audit)
         .await
         .map_err(|e| e.to_string())?;
-    repo.keep_audit(&crate::advisories::kept(&audit))
-        .await
-        .map_err(|e| e.to_string())?;
-    repo.refresh_site().await.map_err(|e| e.to_string())?;
     Ok(Some(audit.findings.len()))
 }
 

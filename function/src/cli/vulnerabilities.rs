@@ -62,9 +62,9 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<Verdict> {
         entries(checked.file.entries.len()),
         checked.file.algorithm,
     );
-    let audit = advisories::audit(&repo, &checked.file).await?;
-    repo.keep_audit(&advisories::kept(&audit)).await?;
-    repo.refresh_site().await?;
+    let mut state = repo.read_state().await?;
+    let audit = advisories::audit(&state, &checked.file);
+    advisories::keep(&repo, &mut state, &audit).await?;
     print_audit(&audit);
     Ok(Verdict::Indexed)
 }
@@ -83,11 +83,11 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<Verdict> {
             .await?
             .ok_or_else(|| AdvisoryError::NotPublished(url.to_string()))?,
     };
-    let audit = advisories::audit(&repo, &checked.file).await?;
+    let mut state = repo.read_state().await?;
+    let audit = advisories::audit(&state, &checked.file);
     if args.from.is_none() {
         // What the site shows is the published file's audit.
-        repo.keep_audit(&advisories::kept(&audit)).await?;
-        repo.refresh_site().await?;
+        advisories::keep(&repo, &mut state, &audit).await?;
     }
     if args.json {
         let findings: Vec<serde_json::Value> = audit
@@ -113,7 +113,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<Verdict> {
     eprintln!(
         "pkgsum: {url}: {} of {} named by {}",
         count(audit.findings.len(), "finding"),
-        count(repo.read_state().await?.len(), "package"),
+        count(state.len(), "package"),
         entries(checked.file.entries.len())
     );
     Ok(match audit.findings.is_empty() {

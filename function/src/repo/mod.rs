@@ -38,6 +38,7 @@ pub(crate) use commit::PieceError;
 pub use history::{Entry, ListedSince, RollbackError, RolledBack, files_listed, history_prefix};
 pub use hold::HoldError;
 pub use pass::Scope;
+pub(crate) use publish::plan_runs;
 pub use publish::whole_seconds;
 pub use publish::{Gating, Published};
 

@@ -508,13 +508,7 @@ impl<S: Store> Repo<'_, S> {
         unlisted: &BTreeSet<String>,
     ) -> Draft {
         let previous = self.previous_output(format, current).await;
-        let items: Vec<(&str, usize)> = state
-            .pieces()
-            .iter()
-            .map(|p| (p.first.as_str(), p.bytes as usize))
-            .collect();
-        let digests = state.listed_digests(unlisted);
-        let plan = chunk::Plan::with_digests(&items, &digests, chunk::run_target(format));
+        let plan = plan_runs(state, unlisted, chunk::run_target(format));
         let copied = match &previous {
             Some(previous) => {
                 let file = (&previous.layout, &previous.bytes[..]);
@@ -607,6 +601,18 @@ impl<S: Store> Repo<'_, S> {
             .await?;
         Ok(())
     }
+}
+
+/// The runs of about `target` bytes `state`'s pieces are cut into, each
+/// named by the digests of the records it lists (all but `unlisted`): how
+/// the summaries and the site are made run by run.
+pub(crate) fn plan_runs(state: &State, unlisted: &BTreeSet<String>, target: usize) -> chunk::Plan {
+    let items: Vec<(&str, usize)> = state
+        .pieces()
+        .iter()
+        .map(|p| (p.first.as_str(), p.bytes as usize))
+        .collect();
+    chunk::Plan::with_digests(&items, &state.listed_digests(unlisted), target)
 }
 
 /// Where the layout of a published `format` file is kept.

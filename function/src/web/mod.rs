@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::Plan;
 use crate::keys::GENERATION;
 use crate::repo::{PassError, Repo, whole_seconds};
 use crate::site::{as_array_body, fragment, from_array_body, push_string};
@@ -91,20 +90,22 @@ impl<S: Store> Repo<'_, S> {
         Box::pin(self.site_of(state, unlisted, false)).await
     }
 
-    /// Publishes the site again for the state as it is (after an audit:
-    /// what the page says of vulnerabilities changed, the packages did
-    /// not), unless the site is off.
-    pub async fn refresh_site(&self) -> Result<Option<SitePublished>, PassError> {
+    /// Publishes the site again for `state`, the index as it is (after
+    /// an audit: what the page says of vulnerabilities changed, the
+    /// packages did not), unless the site is off.
+    pub async fn refresh_site(
+        &self,
+        state: &mut State,
+    ) -> Result<Option<SitePublished>, PassError> {
         if !self.config().site {
             return Ok(None);
         }
-        let mut state = self.read_state().await?;
         let packages: Vec<(&str, &[u8])> = state
             .packages()
             .map(|(n, p)| (n, p.record.as_slice()))
             .collect();
         let unlisted = crate::checks::unlisted(self.config().gates.select, packages);
-        Box::pin(self.site_of(&mut state, &unlisted, true)).await
+        Box::pin(self.site_of(state, &unlisted, true)).await
     }
 
     /// The site of `state`; `again` writes it even if the one there is
@@ -124,13 +125,7 @@ impl<S: Store> Repo<'_, S> {
         if there.is_some_and(|g| g > generation || (g == generation && !again)) {
             return Ok(None);
         }
-        let items: Vec<(&str, usize)> = state
-            .pieces()
-            .iter()
-            .map(|p| (p.first.as_str(), p.bytes as usize))
-            .collect();
-        let digests = state.listed_digests(unlisted);
-        let plan = Plan::with_digests(&items, &digests, RUN_TARGET);
+        let plan = crate::repo::plan_runs(state, unlisted, RUN_TARGET);
         let previous = Box::pin(self.previous_site(current.as_ref())).await;
         let names: Vec<String> = plan.digests.iter().map(|d| pkgsum_core::hex(d)).collect();
         let todo: Vec<usize> = (0..plan.runs.len())
