@@ -51,18 +51,9 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,900",
-        ];
-        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let flags = pkgsum::testing::CHROMIUM_FLAGS;
+        let mut args: Vec<String> = flags.iter().map(|a| (*a).to_owned()).collect();
+        args.push("--window-size=1280,900".to_owned());
         args.push(format!("--user-data-dir={}", profile.display()));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

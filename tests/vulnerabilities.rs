@@ -35,6 +35,17 @@ const FOUND: [&str; 2] = [
     "Package old-1.0 has reached end-of-life (eol), see https://www.pkgsrc.org/pkgsrc-eol",
 ];
 
+/// The PKGNAMEs the site (`packages.json`) lists as vulnerable.
+fn named_on_site(packages_json: &[u8]) -> Vec<String> {
+    let site: serde_json::Value = serde_json::from_slice(packages_json).unwrap();
+    site["meta"]["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pkgname"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A directory of foo-1.1, foo-1.2 and old-1.0, indexed.
 fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -68,14 +79,8 @@ fn a_directory_gets_a_checked_file() {
     let published = std::fs::read(repo.path().join("pkg-vulnerabilities.gz")).unwrap();
     assert_eq!(common::decompress(&published), text.as_bytes());
     // The site lists them too.
-    let site = std::fs::read_to_string(repo.path().join("packages.json")).unwrap();
-    let site: serde_json::Value = serde_json::from_str(&site).unwrap();
-    let named: Vec<&str> = site["meta"]["vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["pkgname"].as_str().unwrap())
-        .collect();
+    let site = std::fs::read(repo.path().join("packages.json")).unwrap();
+    let named = named_on_site(&site);
     assert_eq!(named, ["foo-1.1", "old-1.0"]);
 
     let (code, out, err) = pkgsum(&["audit", path], &[]);
@@ -246,13 +251,7 @@ async fn s3_a_file_from_a_url_is_published() {
         .unwrap();
     assert_eq!(answer["reconciled"][0]["vulnerable"], 3, "{answer}");
     let (site, _) = store.get("All/packages.json").await.unwrap().unwrap();
-    let site: serde_json::Value = serde_json::from_slice(&site).unwrap();
-    let named: Vec<&str> = site["meta"]["vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["pkgname"].as_str().unwrap())
-        .collect();
+    let named = named_on_site(&site);
     assert_eq!(named, ["foo-1.0", "foo-1.1", "old-1.0"]);
 }
 

@@ -145,15 +145,8 @@ fn chromium(page: &std::path::Path) {
     let mut filter = Vec::new();
     for _ in 0..5 {
         let out = std::process::Command::new("chromium")
+            .args(pkgsum::testing::CHROMIUM_FLAGS)
             .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 &format!("--user-data-dir={}", profile.display()),
                 "--dump-dom",
                 &format!("file://{}#q=a", page.display()),

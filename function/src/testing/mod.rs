@@ -10,6 +10,20 @@
 pub mod hostile;
 pub mod signing;
 
+/// The flags headless Chromium is started with in tests and benchmarks:
+/// no sandbox (it runs as root here), and nothing that reaches for the
+/// network on its own (this machine's network is closed to it).
+pub const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
 /// the harness runs S3 tests only there).
 pub async fn s3_bucket() -> crate::store::s3::S3Store {
