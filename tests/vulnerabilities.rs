@@ -255,7 +255,75 @@ async fn s3_a_file_from_a_url_is_published() {
     assert_eq!(named, ["foo-1.0", "foo-1.1", "old-1.0"]);
 }
 
+/// A server that answers `requests` connections with `answer(request
+/// line)`, written whole (a failed write ends that answer).
+fn serve_each(
+    requests: usize,
+    answer: fn(&str) -> Vec<u8>,
+) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let _ = stream.write_all(&answer(&request));
+        }
+    });
+    (format!("http://127.0.0.1:{port}/file"), handle)
+}
+
+/// A source that is too large (a file, an answer) or redirects for ever
+/// is refused, in one line, and nothing is published.
+fn hostile_sources_are_refused() {
+    let repo = repository();
+    let path = repo.path().to_str().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let huge = files.path().join("huge");
+    let limit = pkgsum::advisories::FILE_LIMIT;
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(limit + 1)
+        .unwrap();
+    let (code, _, err) = pkgsum(
+        &["vulnerabilities", path, "--from", huge.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("larger than {limit} bytes")), "{err}");
+
+    let (url, server) = serve_each(6, |_| {
+        b"HTTP/1.1 302 Found\r\nLocation: /file\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec()
+    });
+    let (code, _, err) = pkgsum(&["vulnerabilities", path, "--from", &url], &[]);
+    server.join().unwrap();
+    assert_eq!(code, 2);
+    assert!(err.contains("more than 5 redirects"), "{err}");
+
+    let (url, server) = serve_each(1, |_| {
+        let limit = pkgsum::advisories::FILE_LIMIT as usize;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", limit + 1);
+        [head.as_bytes(), &vec![b'#'; limit + 1]].concat()
+    });
+    let (code, _, err) = pkgsum(&["vulnerabilities", path, "--from", &url], &[]);
+    server.join().unwrap();
+    assert_eq!(code, 2);
+    assert!(err.contains("reading the answer"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!repo.path().join("pkg-vulnerabilities.gz").exists());
+}
+
 crate::harness::trials!(
+    test hostile_sources_are_refused,
     test a_directory_gets_a_checked_file,
     test with_keys_only_a_signed_file_is_published,
     s3 s3_a_file_from_a_url_is_published,
