@@ -366,11 +366,42 @@ fn a_directory_is_served_as_a_bucket_is() {
     // The site: its page at the repository's own URL, and its data.
     let page = std::fs::read(repo.join("index.html")).unwrap();
     for path in ["/", "/index.html"] {
-        let (status, _, body) = gateway.ask("GET", path, ci, &[]);
+        let (status, headers, body) = gateway.ask("GET", path, ci, &[]);
         assert_eq!(status, 200, "{path}");
         assert!(body == page, "{path}: not the page");
+        assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+        let policy = header(&headers, "content-security-policy");
+        assert!(policy.starts_with("default-src 'none'"), "{policy}");
     }
-    assert_eq!(gateway.ask("GET", "/packages.json", ci, &[]).0, 200);
+    let (status, headers, _) = gateway.ask("GET", "/packages.json", ci, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    // The runs' files the page names, under site/, and no other name there.
+    let mut runs: Vec<String> = std::fs::read_dir(repo.join("site"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for (name, kind) in runs
+        .iter()
+        .zip(["text/javascript", "text/javascript", "application/json"])
+    {
+        let (status, headers, body) = gateway.ask("GET", &format!("/site/{name}"), ci, &[]);
+        assert_eq!(status, 200, "{name}");
+        assert!(header(&headers, "content-type").starts_with(kind), "{name}");
+        assert_eq!(body, std::fs::read(repo.join("site").join(name)).unwrap());
+    }
+    std::fs::write(repo.join("site/notes.js"), b"x").unwrap();
+    assert_eq!(gateway.ask("GET", "/site/notes.js", ci, &[]).0, 404);
+    assert_eq!(gateway.ask("GET", "/site/../foo-1.0.tgz", ci, &[]).0, 404);
+    assert_eq!(
+        gateway
+            .ask("GET", &format!("/site/site/{}", runs[0]), ci, &[])
+            .0,
+        404
+    );
     assert_eq!(gateway.ask("GET", "/", None, &[]).0, 401);
     for path in [
         "/.pkgsum/status.json",

@@ -131,6 +131,21 @@ impl Driver {
         )
     }
 
+    /// Waits until `script` returns true (up to 20 s).
+    fn wait_until(&self, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.run(script) != json!(true) {
+            assert!(Instant::now() < deadline, "never true: {script}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the detail view has its package's details (or says
+    /// they could not be loaded).
+    fn wait_for_detail(&self) {
+        self.wait_until("return !!document.getElementById('detail').dataset.ready");
+    }
+
     /// The element `css` selects.
     fn find(&self, css: &str) -> String {
         let found = self.session(
@@ -251,6 +266,7 @@ fn the_page_works_as_a_person_uses_it() {
     let driver = Driver::start(&profile);
     let page = format!("file://{}/index.html", repo.display());
     driver.open(&page);
+    driver.wait_until("return !!document.body.dataset.ready");
 
     // Every package is a row; the header says how many and which
     // generation; repositories.conf gets the directory's URL.
@@ -306,6 +322,7 @@ fn the_page_works_as_a_person_uses_it() {
     // package here that satisfies them, and the file.
     driver.open(&format!("{page}#q=app"));
     driver.click("tr[data-file=\"app-1.0.tgz\"] a");
+    driver.wait_for_detail();
     let detail = driver.run("return document.getElementById('detail').innerText");
     let detail = detail.as_str().unwrap();
     assert!(
@@ -321,17 +338,20 @@ fn the_page_works_as_a_person_uses_it() {
         "https://example.org/app/"
     );
     driver.click("#detail .depends a");
+    driver.wait_for_detail();
     let detail = driver.run("return document.querySelector('#detail h2').textContent");
     assert_eq!(detail, "lib-1.5");
 
     // A hostile package's detail: its javascript: HOMEPAGE is no link,
     // its markup is text, a DEPENDS nothing satisfies says so.
     driver.open(&format!("{page}#p=evil-1.0.tgz"));
+    driver.wait_for_detail();
     assert_eq!(
         driver.run("return document.querySelectorAll('#detail a.home').length"),
         0
     );
     driver.open(&format!("{page}#p=evil2-1.0.tgz"));
+    driver.wait_for_detail();
     let text = driver.run("return document.getElementById('detail').innerText");
     assert!(text.as_str().unwrap().contains(IMAGE), "{text}");
     assert!(
@@ -358,6 +378,7 @@ fn the_page_works_as_a_person_uses_it() {
     assert!(!policy.contains("unsafe"), "{policy}");
 
     driver.open(&format!("{page}#q=lib&p=app-1.0.tgz"));
+    driver.wait_for_detail();
     let shot = driver.session("GET", "/screenshot", None);
     use base64::Engine as _;
     let png = base64::engine::general_purpose::STANDARD
@@ -371,6 +392,45 @@ fn the_page_works_as_a_person_uses_it() {
     if let Some(path) = std::env::var_os("PKGSUM_SCREENSHOT") {
         std::fs::write(path, &png).unwrap();
     }
+
+    // A run's details gone (a page older than an hour): the view says so;
+    // its table gone too: the page says how many parts it lacks.
+    for entry in std::fs::read_dir(repo.join("site")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".details.js") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    driver.open("about:blank");
+    driver.open(&format!("{page}#p=lib-2.0.tgz"));
+    driver.wait_for_detail();
+    assert_eq!(
+        driver.run("return document.getElementById('detail').dataset.ready"),
+        "failed"
+    );
+    let text = driver.run("return document.getElementById('detail').innerText");
+    assert!(
+        text.as_str().unwrap().contains("could not be loaded"),
+        "{text}"
+    );
+    for entry in std::fs::read_dir(repo.join("site")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    driver.open("about:blank");
+    driver.open(&page);
+    driver.wait_until("return !!document.body.dataset.ready");
+    let summary = driver.run("return document.getElementById('summary').textContent");
+    assert!(
+        summary
+            .as_str()
+            .unwrap()
+            .contains("0 packages · generation ")
+            && summary
+                .as_str()
+                .unwrap()
+                .contains("1 of 1 parts could not be loaded"),
+        "{summary}"
+    );
 }
 
 /// Uploads `names` (built as test packages) and delivers their
@@ -402,76 +462,142 @@ async fn upload<S: pkgsum::store::Store>(
     outcome.reports
 }
 
+/// `packages.json`'s facts, the parts it names, and every package in them.
+async fn published<S: pkgsum::store::Store>(store: &S) -> (Value, Vec<String>, Vec<Value>) {
+    let json = |body: bytes::Bytes| serde_json::from_slice::<Value>(&body).unwrap();
+    let (body, meta) = store.get("All/packages.json").await.unwrap().unwrap();
+    let site = json(body);
+    assert_eq!(
+        meta.metadata["pkgsum-generation"],
+        site["meta"]["generation"].to_string()
+    );
+    let parts: Vec<String> = site["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let mut packages = Vec::new();
+    for part in &parts {
+        let (body, _) = store.get(&format!("All/{part}")).await.unwrap().unwrap();
+        packages.extend(json(body).as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(site["meta"]["count"], packages.len());
+    (site["meta"].clone(), parts, packages)
+}
+
 /// The site follows each generation, an update renders only the run it
-/// changed, and `PKGSUM_SITE=0` publishes none.
+/// changed and names the others again, a planted layout is not trusted,
+/// files no page names are removed once old, and `PKGSUM_SITE=0`
+/// publishes none.
 async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     let config = pkgsum::config::Config::default();
     // Large DESCRIPTIONs make several runs of a few hundred packages.
     let names: Vec<String> = (0..600).map(|i| format!("p{i:03}-1.0")).collect();
     upload(store, &names, &config).await;
-    let site = |body: bytes::Bytes| serde_json::from_slice::<Value>(&body).unwrap();
-    let (body, meta) = store.get("All/packages.json").await.unwrap().unwrap();
-    let first = site(body);
-    assert_eq!(first["packages"].as_array().unwrap().len(), 600);
-    let generation = first["meta"]["generation"].as_u64().unwrap();
-    assert_eq!(meta.metadata["pkgsum-generation"], generation.to_string());
+    let (meta, parts, packages) = published(store).await;
+    assert_eq!(packages.len(), 600);
+    assert!(parts.len() >= 3, "{parts:?}");
+    let generation = meta["generation"].as_u64().unwrap();
     let (page, _) = store.get("All/index.html").await.unwrap().unwrap();
     assert!(page.starts_with(b"<!doctype html>"));
+    // The page names the runs' scripts, and stays small.
+    let stems: Vec<&str> = parts.iter().map(|p| &p[5..p.len() - 5]).collect();
+    for stem in &stems {
+        let named = format!("\"{stem}\"");
+        assert!(page.windows(named.len()).any(|w| w == named.as_bytes()));
+        for suffix in [".js", ".details.js"] {
+            let key = format!("All/site/{stem}{suffix}");
+            assert!(store.head(&key).await.unwrap().is_some(), "{key}");
+        }
+    }
+    assert!(page.len() < 64 << 10, "{} bytes", page.len());
 
     let reports = upload(store, &["p300-2.0".to_owned()], &config).await;
     assert!(reports[0].published);
     assert_eq!(reports[0].site_rendered, 1, "{:?}", reports[0]);
     assert!(reports[0].site_copied >= 2, "{:?}", reports[0]);
-    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
-    let second = site(body);
-    assert_eq!(second["packages"].as_array().unwrap().len(), 601);
-    assert!(second["meta"]["generation"].as_u64().unwrap() > generation);
-    // Only the run that changed was rendered; the rest copied, the same.
-    let layout = store.get("All/.pkgsum/site.json").await.unwrap().unwrap().0;
-    let runs = site(layout)["runs"].as_array().unwrap().len();
-    assert!(runs >= 3, "{runs} runs");
-    let (before, after) = (
-        first["packages"].as_array().unwrap(),
-        second["packages"].as_array().unwrap(),
-    );
-    assert_eq!(before[0], after[0]);
-    assert_eq!(before[599], after[600]);
+    let (second, later_parts, after) = published(store).await;
+    assert_eq!(after.len(), 601);
+    assert!(second["generation"].as_u64().unwrap() > generation);
+    // One part is new; the others are the same files, named again.
+    let kept = later_parts.iter().filter(|p| parts.contains(p)).count();
+    assert_eq!(kept, later_parts.len() - 1, "{parts:?} {later_parts:?}");
+    assert_eq!(packages[0], after[0]);
+    assert_eq!(packages[599], after[600]);
 
-    // Layouts planted for the file there, their numbers past any length
-    // (the body's start, then a run's end): the next update renders every
-    // run instead of copying.
-    for (i, (header, len)) in [(usize::MAX, 1), (10, usize::MAX)].into_iter().enumerate() {
-        let (_, meta) = store.get("All/packages.json").await.unwrap().unwrap();
-        let planted = json!({
-            "generation": 0,
-            "etag": meta.etag,
-            "header": header,
-            "runs": [["00", 1], ["01", len]],
-        });
-        let put = store.put(
-            "All/.pkgsum/site.json",
-            bytes::Bytes::from(planted.to_string()),
-            Default::default(),
-        );
-        put.await.unwrap();
-        let reports = upload(store, &[format!("p30{i}-3.0")], &config).await;
-        assert_eq!(reports[0].site_copied, 0, "{:?}", reports[0]);
-        assert!(reports[0].site_rendered >= 3, "{:?}", reports[0]);
+    // A planted layout for the file there, its stems not pkgsum's: the
+    // next update renders every run instead of naming those.
+    let (layout, _) = store.get("All/.pkgsum/site.json").await.unwrap().unwrap();
+    let mut planted: Value = serde_json::from_slice(&layout).unwrap();
+    for (i, run) in planted["runs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        run["stem"] = json!(["../index", "1-ZZZZZZZZZZZZZZZZ", "1-0123"][i % 3]);
     }
-    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
-    assert_eq!(site(body)["packages"].as_array().unwrap().len(), 603);
+    let put = store.put(
+        "All/.pkgsum/site.json",
+        bytes::Bytes::from(planted.to_string()),
+        Default::default(),
+    );
+    put.await.unwrap();
+    let reports = upload(store, &["p301-3.0".to_owned()], &config).await;
+    assert_eq!(reports[0].site_copied, 0, "{:?}", reports[0]);
+    assert!(reports[0].site_rendered >= 3, "{:?}", reports[0]);
+    let (_, _, packages) = published(store).await;
+    assert_eq!(packages.len(), 602);
+
+    // Files under site/ that no page names: removed once an hour old
+    // (where the store keeps the time it is given), kept while younger.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let plant = |key: &'static str, modified| async move {
+        let options = pkgsum::store::PutOptions {
+            modified,
+            ..Default::default()
+        };
+        store
+            .put(key, bytes::Bytes::from_static(b"x"), options)
+            .await
+            .unwrap();
+    };
+    plant("All/site/1-00000000000000aa.js", Some(old)).await;
+    plant("All/site/notes.txt", Some(old)).await;
+    plant("All/site/1-00000000000000bb.json", None).await;
+    let aged = store.head("All/site/notes.txt").await.unwrap().unwrap();
+    let dated = aged
+        .last_modified
+        .is_some_and(|t| t <= old + std::time::Duration::from_secs(60));
+    upload(store, &["p302-3.0".to_owned()], &config).await;
+    let (_, parts, _) = published(store).await;
+    for part in &parts {
+        assert!(
+            store.head(&format!("All/{part}")).await.unwrap().is_some(),
+            "{part}"
+        );
+    }
+    assert!(
+        store
+            .head("All/site/1-00000000000000bb.json")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    if dated {
+        for key in ["All/site/1-00000000000000aa.js", "All/site/notes.txt"] {
+            assert!(store.head(key).await.unwrap().is_none(), "{key} stayed");
+        }
+    }
 
     let off = pkgsum::config::Config {
         site: false,
         ..pkgsum::config::Config::default()
     };
     upload(store, &["q-1.0".to_owned()], &off).await;
-    let (body, _) = store.get("All/packages.json").await.unwrap().unwrap();
-    assert_eq!(
-        site(body)["packages"].as_array().unwrap().len(),
-        603,
-        "PKGSUM_SITE=0 wrote it"
-    );
+    let (_, _, packages) = published(store).await;
+    assert_eq!(packages.len(), 603, "PKGSUM_SITE=0 wrote it");
 }
 
 async fn memory_the_site_follows_each_generation() {

@@ -50,7 +50,8 @@
 //! - [`gateway`] serves a private repository read-only to pkgin
 //!   (`pkgsum gateway`), from any store, behind HTTP Basic credentials.
 //! - [`web`] publishes the browsable site with each generation
-//!   (`index.html`, `packages.json`), run by run as the summaries are.
+//!   (`index.html`, `packages.json`, and each run's files under `site/`),
+//!   writing only the runs whose records changed.
 //! - [`http`] is the accept loop both servers share: connection limit,
 //!   header and idle timeouts, graceful shutdown.
 //! - All read their settings from [`config`] (each defined once, with its

@@ -23,6 +23,12 @@ locals {
   # generations past PKGSUM_HISTORY.
   summaries = [for ext in ["gz", "bz2", "xz", "zst"] : "${local.bucket_arn}/${local.prefix}*pkg_summary.${ext}"]
   own_files = ["${local.bucket_arn}/${local.prefix}*.pkgsum/*"]
+  # The browsable site: its page, its data for tools, its runs' files.
+  site_files = [
+    "${local.bucket_arn}/${local.prefix}*index.html",
+    "${local.bucket_arn}/${local.prefix}*packages.json",
+    "${local.bucket_arn}/${local.prefix}*site/*",
+  ]
   pieces    = ["${local.bucket_arn}/${local.prefix}*.pkgsum/pieces/*"]
   history   = ["${local.bucket_arn}/${local.prefix}*.pkgsum/history/*"]
   s3_url = join("/", compact([
@@ -392,7 +398,7 @@ resource "aws_lambda_permission" "reconcile" {
 }
 
 # Only what a pass does: read packages (and its own files) under the
-# prefix, write and delete only the summaries and its state, list the
+# prefix, write and delete only the summaries, the site and its state, list the
 # bucket (for the reconcile, and so a missing key is 404, not 403),
 # consume the queue, and write its own logs.
 resource "aws_iam_role" "function" {
@@ -414,8 +420,8 @@ resource "aws_iam_role_policy" "function" {
     Version = "2012-10-17"
     Statement = [
       { Sid = "ReadRepository", Effect = "Allow", Action = "s3:GetObject", Resource = "${local.bucket_arn}/${local.prefix}*" },
-      { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files) },
-      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces, local.history) },
+      { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files, local.site_files) },
+      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces, local.history, ["${local.bucket_arn}/${local.prefix}*site/*"]) },
       { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
       { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
       { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },

@@ -1,14 +1,25 @@
-//! What the browsable site says of each package: one JSON object a line,
-//! made from the package's `pkg_info -X` record, and the runs of lines
-//! the site is assembled from (cut as the summaries are, so an update
-//! renders only the runs whose records changed).
+//! What the browsable site says of each package, made from its
+//! `pkg_info -X` record, and the files a run of the site is made of (runs
+//! cut as the summaries are, so an update renders only the runs whose
+//! records changed). A run is three files:
+//!
+//! - the table's script, `pkgsumTable([...]);`: per package what the list
+//!   shows and filters on (name, COMMENT, size, BUILD_DATE, PKGPATH,
+//!   LICENSE, MACHINE_ARCH, verdict), loaded by the page at once;
+//! - the details' script, `pkgsumDetails([...]);`: the same packages'
+//!   DESCRIPTION, HOMEPAGE, OPSYS and DEPENDS, loaded only when one of
+//!   them is opened (they are most of the bytes);
+//! - the JSON for tools: one array of every value.
+//!
+//! Scripts, not JSON, because a page opened from `file://` can load a
+//! script beside it but cannot fetch a file.
 //!
 //! Every value comes from a package, so from outside: each is bounded
 //! (cut at a character boundary) and written as a JSON string that is also
 //! safe inside an HTML `<script>` element: `<`, `>` and `&` are escaped as
 //! `\u003c`, `\u003e` and `\u0026`, as are U+2028 and U+2029, so no value
-//! can close the element or start markup, whatever it holds. The page
-//! renders values as text, never as markup.
+//! can end its string, close an element or start markup, whatever it
+//! holds. The page renders values as text, never as markup.
 
 use std::fmt::Write as _;
 
@@ -21,7 +32,11 @@ pub const VALUE_BYTES: usize = 1 << 10;
 /// Most DEPENDS kept of one package.
 pub const MAX_DEPENDS: usize = 256;
 
-/// The fields of a record the site shows, by their key in the JSON line.
+/// The functions the run's scripts call (defined by the page).
+pub const TABLE_CALL: &str = "pkgsumTable";
+pub const DETAILS_CALL: &str = "pkgsumDetails";
+
+/// The fields of a record the site shows, by their key in the JSON.
 const FIELDS: [(&str, &str); 9] = [
     ("n", "PKGNAME"),
     ("c", "COMMENT"),
@@ -33,6 +48,9 @@ const FIELDS: [(&str, &str); 9] = [
     ("o", "OPSYS"),
     ("h", "HOMEPAGE"),
 ];
+
+/// Which of [`FIELDS`] the table holds; the rest are the details'.
+const IN_TABLE: usize = 7;
 
 /// Appends `text` to `out` as a JSON string safe inside an HTML script
 /// element, cut to at most `limit` bytes (at a character boundary).
@@ -59,108 +77,161 @@ pub fn push_string(out: &mut String, text: &str, limit: usize) {
     out.push('"');
 }
 
-/// The JSON line of the package stored as `file` whose record is
-/// `record`, with its signature verdict if a policy gives one; ends in a
-/// newline. Keys: `f` file, `n` PKGNAME, `c` COMMENT, `s` FILE_SIZE, `d`
-/// BUILD_DATE, `p` PKGPATH, `l` LICENSE, `a` MACHINE_ARCH, `o` OPSYS, `h`
-/// HOMEPAGE, `x` DESCRIPTION (its lines joined), `D` DEPENDS, `v` verdict.
-pub fn line(file: &str, record: &[u8], verdict: Option<&str>) -> String {
-    let mut values: [Option<String>; FIELDS.len()] = Default::default();
-    let mut description = String::new();
-    let mut depends: Vec<String> = Vec::new();
-    for raw in record.split(|&b| b == b'\n') {
-        let Some(eq) = raw.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (name, value) = (&raw[..eq], String::from_utf8_lossy(&raw[eq + 1..]));
-        if name == b"DESCRIPTION" {
-            if description.len() < DESCRIPTION_BYTES {
-                description.push_str(&value);
-                description.push('\n');
+/// The values of one record the site shows, read once.
+#[derive(Default)]
+struct Shown {
+    values: [Option<String>; FIELDS.len()],
+    description: String,
+    depends: Vec<String>,
+}
+
+impl Shown {
+    fn of(record: &[u8]) -> Shown {
+        let mut shown = Shown::default();
+        for raw in record.split(|&b| b == b'\n') {
+            let Some(eq) = raw.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (name, value) = (&raw[..eq], String::from_utf8_lossy(&raw[eq + 1..]));
+            if name == b"DESCRIPTION" {
+                if shown.description.len() < DESCRIPTION_BYTES {
+                    shown.description.push_str(&value);
+                    shown.description.push('\n');
+                }
+            } else if name == b"DEPENDS" {
+                if shown.depends.len() < MAX_DEPENDS {
+                    shown.depends.push(value.into_owned());
+                }
+            } else if let Some(i) = FIELDS.iter().position(|(_, f)| f.as_bytes() == name) {
+                shown.values[i].get_or_insert_with(|| value.into_owned());
             }
-        } else if name == b"DEPENDS" {
-            if depends.len() < MAX_DEPENDS {
-                depends.push(value.into_owned());
+        }
+        shown
+    }
+
+    /// Appends `,"key":value` for the fields `range` of [`FIELDS`].
+    fn push_fields(&self, out: &mut String, range: std::ops::Range<usize>) {
+        for i in range {
+            if let Some(value) = &self.values[i] {
+                let _ = write!(out, ",\"{}\":", FIELDS[i].0);
+                push_string(out, value, VALUE_BYTES);
             }
-        } else if let Some(i) = FIELDS.iter().position(|(_, f)| f.as_bytes() == name) {
-            values[i].get_or_insert_with(|| value.into_owned());
         }
     }
+
+    /// Appends the DESCRIPTION (`x`) and DEPENDS (`D`), if any.
+    fn push_long(&self, out: &mut String) {
+        if !self.description.is_empty() {
+            out.push_str(",\"x\":");
+            push_string(out, self.description.trim_end(), DESCRIPTION_BYTES);
+        }
+        if !self.depends.is_empty() {
+            out.push_str(",\"D\":[");
+            for (i, dep) in self.depends.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_string(out, dep, VALUE_BYTES);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Appends `,"v":verdict` if there is one.
+fn push_verdict(out: &mut String, verdict: Option<&str>) {
+    if let Some(verdict) = verdict {
+        out.push_str(",\"v\":");
+        push_string(out, verdict, VALUE_BYTES);
+    }
+}
+
+/// The JSON object of the package stored as `file` whose record is
+/// `record`, with its signature verdict if a policy gives one; one line,
+/// without its newline. Keys: `f` file, `n` PKGNAME, `c` COMMENT, `s`
+/// FILE_SIZE, `d` BUILD_DATE, `p` PKGPATH, `l` LICENSE, `a` MACHINE_ARCH,
+/// `o` OPSYS, `h` HOMEPAGE, `x` DESCRIPTION (its lines joined), `D`
+/// DEPENDS, `v` verdict.
+pub fn line(file: &str, record: &[u8], verdict: Option<&str>) -> String {
+    let shown = Shown::of(record);
     let mut out = String::with_capacity(record.len() / 2 + 64);
     out.push_str("{\"f\":");
     push_string(&mut out, file, VALUE_BYTES);
-    for ((key, _), value) in FIELDS.iter().zip(&values) {
-        if let Some(value) = value {
-            let _ = write!(out, ",\"{key}\":");
-            push_string(&mut out, value, VALUE_BYTES);
-        }
-    }
-    if !description.is_empty() {
-        out.push_str(",\"x\":");
-        push_string(&mut out, description.trim_end(), DESCRIPTION_BYTES);
-    }
-    if !depends.is_empty() {
-        out.push_str(",\"D\":[");
-        for (i, dep) in depends.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_string(&mut out, dep, VALUE_BYTES);
-        }
-        out.push(']');
-    }
-    if let Some(verdict) = verdict {
-        out.push_str(",\"v\":");
-        push_string(&mut out, verdict, VALUE_BYTES);
-    }
-    out.push_str("}\n");
+    shown.push_fields(&mut out, 0..FIELDS.len());
+    shown.push_long(&mut out);
+    push_verdict(&mut out, verdict);
+    out.push('}');
     out
 }
 
-/// The lines of the records in `text` (a run of the summary, records as
-/// `pkg_info -X` prints them), each under its file name: FILE_NAME, else
-/// PKGNAME.tgz (a record with neither is left out); `verdict` gives a
-/// file's signature verdict.
-pub fn fragment(text: &[u8], verdict: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::new();
+/// The three files of one run of the site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFiles {
+    /// `pkgsumTable([...]);`: `f` (only where the file is not
+    /// PKGNAME.tgz), `n`, `c`, `s`, `d`, `p`, `l`, `a`, `v`.
+    pub table: String,
+    /// `pkgsumDetails([...]);`: `o`, `h`, `x`, `D`, in the table's order.
+    pub details: String,
+    /// A JSON array of every value ([`line`]), for tools.
+    pub json: String,
+    /// How many packages the run holds.
+    pub count: usize,
+}
+
+/// Appends `sep` and the object whose members are `members` (each
+/// written with a leading comma).
+fn push_object(out: &mut String, sep: &str, members: &str) {
+    out.push_str(sep);
+    out.push('{');
+    out.push_str(members.strip_prefix(',').unwrap_or(members));
+    out.push('}');
+}
+
+/// The files of the run whose records are `text` (as `pkg_info -X` prints
+/// them), each package under its file name: FILE_NAME, else PKGNAME.tgz
+/// (a record with neither is left out); `verdict` gives a file's
+/// signature verdict.
+pub fn run_files(text: &[u8], verdict: impl Fn(&str) -> Option<String>) -> RunFiles {
+    let mut files = RunFiles {
+        table: format!("{TABLE_CALL}(["),
+        details: format!("{DETAILS_CALL}(["),
+        json: String::from("["),
+        count: 0,
+    };
     for record in summary::records(text) {
         let field = |name| crate::record::field(record, name).map(String::from_utf8_lossy);
-        let file = field("FILE_NAME")
+        let pkgname = field("PKGNAME");
+        let Some(file) = field("FILE_NAME")
             .map(|f| f.into_owned())
-            .or_else(|| field("PKGNAME").map(|n| format!("{n}.tgz")));
-        if let Some(file) = file {
-            out.push_str(&line(&file, record, verdict(&file).as_deref()));
+            .or_else(|| pkgname.as_ref().map(|n| format!("{n}.tgz")))
+        else {
+            continue;
+        };
+        let verdict = verdict(&file);
+        let shown = Shown::of(record);
+        let sep = if files.count == 0 { "\n" } else { ",\n" };
+        let mut table = String::new();
+        if pkgname.is_none_or(|n| format!("{n}.tgz") != file) {
+            table.push_str(",\"f\":");
+            push_string(&mut table, &file, VALUE_BYTES);
         }
+        shown.push_fields(&mut table, 0..IN_TABLE);
+        push_verdict(&mut table, verdict.as_deref());
+        push_object(&mut files.table, sep, &table);
+        let mut details = String::new();
+        shown.push_fields(&mut details, IN_TABLE..FIELDS.len());
+        shown.push_long(&mut details);
+        push_object(&mut files.details, sep, &details);
+        files.json.push_str(sep);
+        files
+            .json
+            .push_str(&line(&file, record, verdict.as_deref()));
+        files.count += 1;
     }
-    out
-}
-
-/// The JSON lines of `ndjson` (one object a line) as the elements of a
-/// JSON array's body: the lines joined by commas. Each line is an object
-/// whose strings escape newlines, so a newline is only ever between two.
-pub fn as_array_body(ndjson: &[u8]) -> Vec<u8> {
-    let trimmed = ndjson.strip_suffix(b"\n").unwrap_or(ndjson);
-    let mut out = Vec::with_capacity(ndjson.len() + ndjson.len() / 256);
-    for (i, line) in trimmed.split(|&b| b == b'\n').enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b",\n");
-        }
-        out.extend_from_slice(line);
-    }
-    out
-}
-
-/// The inverse of [`as_array_body`]: the JSON lines again.
-pub fn from_array_body(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 1);
-    if body.is_empty() {
-        return out;
-    }
-    for line in body.split(|&b| b == b'\n') {
-        out.extend_from_slice(line.strip_suffix(b",").unwrap_or(line));
-        out.push(b'\n');
-    }
-    out
+    files.table.push_str("\n]);\n");
+    files.details.push_str("\n]);\n");
+    files.json.push_str("\n]\n");
+    files
 }
 
 #[cfg(test)]
@@ -177,7 +248,7 @@ mod tests {
         let line = line("foo-1.0.tgz", RECORD, Some("signed by \"x\""));
         assert!(!line.contains('<') && !line.contains('>') && !line.contains('&'));
         assert!(!line.contains('\u{2028}'));
-        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(!line.contains('\n'), "{line}");
         assert!(
             line.contains(r#""c":"\u003cscript\u003ealert(1)\u003c/script\u003e""#),
             "{line}"
@@ -208,21 +279,50 @@ mod tests {
         assert_eq!(line.matches("\"d").count(), MAX_DEPENDS);
     }
 
+    /// The call's array: the script `text` is `call(` JSON `);`.
+    fn array_of(text: &str, call: &str) -> Vec<serde_json::Value> {
+        let json = text
+            .strip_prefix(&format!("{call}("))
+            .and_then(|t| t.strip_suffix(");\n"))
+            .unwrap();
+        serde_json::from_str(json).unwrap()
+    }
+
     #[test]
-    fn a_fragment_names_each_record_by_its_file_and_round_trips_as_an_array() {
-        let text = [RECORD, b"PKGNAME=bar-2\nCOMMENT=x,\n\n".as_slice()].concat();
-        let ndjson = fragment(&text, |f| (f == "bar-2.tgz").then(|| "unsigned".to_owned()));
-        let lines: Vec<&str> = ndjson.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(
-            lines[1].starts_with(r#"{"f":"bar-2.tgz","n":"bar-2","c":"x,""#),
-            "{}",
-            lines[1]
-        );
-        let body = as_array_body(ndjson.as_bytes());
-        let array = format!("[{}]", String::from_utf8(body.clone()).unwrap());
-        assert_eq!(array.matches("},\n{").count(), 1);
-        assert_eq!(from_array_body(&body), ndjson.as_bytes());
-        assert_eq!(from_array_body(&as_array_body(b"")), b"");
+    fn a_run_is_a_table_its_details_and_json_in_one_order() {
+        let text = [
+            RECORD,
+            b"PKGNAME=bar-2\nCOMMENT=x,\nFILE_NAME=bar-2-other.tgz\n\n".as_slice(),
+            b"COMMENT=no name\n\n",
+            b"PKGNAME=baz-3\nHOMEPAGE=https://example.org/\n\n",
+        ]
+        .concat();
+        let files = run_files(&text, |f| (f == "baz-3.tgz").then(|| "unsigned".to_owned()));
+        assert_eq!(files.count, 3);
+        for text in [&files.table, &files.details, &files.json] {
+            assert!(!text.contains(['<', '>', '&', '\u{2028}']), "{text}");
+        }
+        let table = array_of(&files.table, TABLE_CALL);
+        let details = array_of(&files.details, DETAILS_CALL);
+        let json: Vec<serde_json::Value> = serde_json::from_str(&files.json).unwrap();
+        assert_eq!((table.len(), details.len(), json.len()), (3, 3, 3));
+        // The table names the file only where it is not PKGNAME.tgz.
+        assert_eq!(table[0].get("f"), None);
+        assert_eq!(table[0]["n"], "foo-1.0");
+        assert_eq!(table[1]["f"], "bar-2-other.tgz");
+        assert_eq!(table[2]["v"], "unsigned");
+        assert_eq!(table[0].get("x"), None);
+        assert_eq!(details[0]["x"], "line one\nline \\two\u{2028}end");
+        assert_eq!(details[0]["D"][0], "bar>=1");
+        assert_eq!(details[1], serde_json::json!({}));
+        assert_eq!(details[2]["h"], "https://example.org/");
+        // The JSON has every value, and the file always.
+        assert_eq!(json[1]["f"], "bar-2-other.tgz");
+        assert_eq!(json[0]["x"], details[0]["x"]);
+        assert_eq!(json[2]["v"], "unsigned");
+        let empty = run_files(b"", |_| None);
+        assert_eq!(empty.count, 0);
+        assert!(array_of(&empty.table, TABLE_CALL).is_empty());
+        assert_eq!(empty.json, "[\n]\n");
     }
 }

@@ -26,8 +26,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, WWW_AUTHENTICATE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -114,6 +115,14 @@ pub fn served_name(prefix: &str, suffixes: &[String], path: &str) -> Option<Stri
     }
     let name = segments.pop()?;
     let prefix: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    // The site's run files, under `site/`, by pkgsum's own names only.
+    if let Some((dir, above)) = segments.split_last()
+        && dir.as_str() == crate::web::RUNS_DIR.trim_end_matches('/')
+        && above == prefix.as_slice()
+    {
+        let stem = crate::web::run_file_stem(&name);
+        return stem.map(|_| format!("{}{name}", crate::web::RUNS_DIR));
+    }
     if segments != prefix || name.starts_with('.') {
         return None;
     }
@@ -164,7 +173,7 @@ async fn answer<S: Store + Send + Sync + 'static>(
         }
     };
     let mut response = HeaderMap::new();
-    describe(&meta, name.starts_with("pkg_summary."), &mut response);
+    describe(&meta, &name, &mut response);
     if not_modified(&headers, &meta) {
         return (StatusCode::NOT_MODIFIED, response).into_response();
     }
@@ -192,17 +201,52 @@ async fn answer<S: Store + Send + Sync + 'static>(
     (status, response, body).into_response()
 }
 
-/// The headers every answer about `meta` carries.
-fn describe(meta: &ObjectMeta, summary: bool, headers: &mut HeaderMap) {
+/// The headers every answer about `meta`, the file `name`, carries: its
+/// type by its name (never sniffed), and for the page its policy.
+fn describe(meta: &ObjectMeta, name: &str, headers: &mut HeaderMap) {
     insert(headers, ETAG, &format!("\"{}\"", meta.etag));
     if let Some(modified) = meta.last_modified {
         insert(headers, LAST_MODIFIED, &httpdate::fmt_http_date(modified));
     }
     insert(headers, ACCEPT_RANGES, "bytes");
-    insert(headers, CONTENT_TYPE, "application/octet-stream");
-    if summary {
-        // pkgin decides whether to fetch a summary by its Last-Modified.
+    insert(headers, CONTENT_TYPE, content_type(name));
+    insert(headers, X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if name == crate::web::INDEX {
+        insert(
+            headers,
+            CONTENT_SECURITY_POLICY,
+            &crate::web::page::policy(),
+        );
+    }
+    let changing = [
+        crate::advisories::FILE_NAME,
+        crate::web::INDEX,
+        crate::web::PACKAGES,
+    ];
+    if name.starts_with(crate::web::RUNS_DIR) {
+        // A run file's name is used once: its bytes never change.
+        insert(
+            headers,
+            CACHE_CONTROL,
+            "public, max-age=31536000, immutable",
+        );
+    } else if name.starts_with("pkg_summary.") || changing.contains(&name) {
+        // pkgin decides whether to fetch a summary by its Last-Modified;
+        // the page and packages.json change with every generation.
         insert(headers, CACHE_CONTROL, "no-cache");
+    }
+}
+
+/// The media type of a served file, by its name.
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else if name.ends_with(".js") {
+        "text/javascript; charset=utf-8"
+    } else if name.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
     }
 }
 

@@ -1,29 +1,72 @@
 "use strict";
 // The page of a pkgsum repository: every value comes from a package, so
 // it is only ever set as text (textContent) or, for links, checked first.
+// The packages are in the runs' scripts beside the page (site/STEM.js,
+// which call pkgsumTable); a run's DESCRIPTIONs and DEPENDS are in
+// site/STEM.details.js, loaded when one of its packages is opened.
 const $ = (id) => document.getElementById(id);
 const meta = JSON.parse($("meta").textContent);
-const all = JSON.parse($("data").textContent);
 const LIMIT = 500;
-
-for (const p of all) {
-  const name = p.n || p.f.replace(/\.t[gbx]z$/, "");
-  const dash = name.lastIndexOf("-");
-  p.base = dash > 0 ? name.slice(0, dash) : name;
-  p.version = dash > 0 ? name.slice(dash + 1) : "";
-  p.name = name;
-  p.key = [name, p.c, p.p, p.l, p.a].join(" ").toLowerCase();
-}
-const byFile = new Map(all.map((p) => [p.f, p]));
+// pkgsum's own names only: nothing from a package becomes a script's URL.
+const STEM = /^[0-9]{1,20}-[0-9a-f]{16}$/;
+const runs = (meta.runs || []).filter((s) => typeof s === "string" && STEM.test(s));
+const tables = new Array(runs.length);
+const details = new Array(runs.length);
+let all = [];
+let byFile = new Map();
 const byBase = new Map();
-for (const p of all) {
-  if (!byBase.has(p.base)) byBase.set(p.base, []);
-  byBase.get(p.base).push(p);
-}
 const vulnerable = new Map();
 for (const v of meta.vulnerabilities || []) {
   if (!vulnerable.has(v.file)) vulnerable.set(v.file, []);
   vulnerable.get(v.file).push(v);
+}
+
+// Which run a script is: the element running it says.
+function runOf() {
+  const script = document.currentScript;
+  const i = script ? Number(script.dataset.run) : NaN;
+  return Number.isInteger(i) && i >= 0 && i < runs.length ? i : -1;
+}
+window.pkgsumTable = (rows) => {
+  const i = runOf();
+  if (i >= 0 && Array.isArray(rows) && !tables[i]) tables[i] = rows;
+};
+window.pkgsumDetails = (list) => {
+  const i = runOf();
+  if (i >= 0 && Array.isArray(list) && !details[i]) details[i] = list;
+};
+// Adds run `i`'s script of `suffix`; `done` runs once it ran or failed.
+function load(i, suffix, done) {
+  const script = document.createElement("script");
+  script.dataset.run = String(i);
+  script.src = "site/" + runs[i] + suffix;
+  script.onload = () => done(true);
+  script.onerror = () => done(false);
+  document.body.append(script);
+}
+
+function build() {
+  all = [];
+  tables.forEach((rows, r) => {
+    (rows || []).forEach((p, i) => {
+      if (!p || typeof p !== "object") return;
+      const name = String(p.n || "");
+      p.f = typeof p.f === "string" ? p.f : name + ".tgz";
+      const dash = name.lastIndexOf("-");
+      p.base = dash > 0 ? name.slice(0, dash) : name;
+      p.version = dash > 0 ? name.slice(dash + 1) : "";
+      p.name = name;
+      p.key = [name, p.c, p.p, p.l, p.a].join(" ").toLowerCase();
+      p.r = r;
+      p.i = i;
+      all.push(p);
+    });
+  });
+  byFile = new Map(all.map((p) => [p.f, p]));
+  for (const p of all) {
+    if (!byBase.has(p.base)) byBase.set(p.base, []);
+    byBase.get(p.base).push(p);
+  }
 }
 
 // pkg_install's dewey order (lib/dewey.c): numbers, `.` and `_` as 0,
@@ -150,26 +193,40 @@ function filter(query) {
   document.body.dataset.matches = String(hits.length);
   document.body.dataset.filterMs = (performance.now() - started).toFixed(1);
 }
+let showing = null;
 function detail(file) {
+  showing = file;
   const box = $("detail");
   box.replaceChildren();
+  delete box.dataset.ready;
   const p = byFile.get(file);
   if (!p) { box.hidden = true; return; }
   box.hidden = false;
   box.append(el("h2", p.name), el("p", p.c));
+  const more = details[p.r];
+  if (!more) {
+    box.append(el("p", "Loading the description…", { class: "missing" }));
+    load(p.r, ".details.js", (ok) => {
+      if (showing !== file) return;
+      if (!ok) { box.lastChild.textContent = "The description could not be loaded: reload the page."; box.dataset.ready = "failed"; return; }
+      if (showing === file) detail(file);
+    });
+    return;
+  }
+  const d = more[p.i] && typeof more[p.i] === "object" ? more[p.i] : {};
   const dl = el("dl");
   const add = (term, value) => { if (value) { dl.append(el("dt", term)); const dd = el("dd"); dd.append(value); dl.append(dd); } };
   add("File", el("a", p.f, { href: encodeURIComponent(p.f), class: "file" }));
-  const home = safeUrl(p.h);
-  add("Homepage", home ? el("a", p.h, { href: home, rel: "noopener noreferrer", class: "home" }) : p.h ? document.createTextNode(p.h) : null);
+  const home = safeUrl(d.h);
+  add("Homepage", home ? el("a", d.h, { href: home, rel: "noopener noreferrer", class: "home" }) : d.h ? document.createTextNode(d.h) : null);
   add("PKGPATH", document.createTextNode(p.p || ""));
   add("Built", document.createTextNode(p.d || ""));
   if (p.v) add("Signature", document.createTextNode(p.v));
-  if (p.D && p.D.length) {
+  if (Array.isArray(d.D) && d.D.length) {
     const list = el("ul", undefined, { class: "depends" });
-    for (const dep of p.D) {
+    for (const dep of d.D) {
       const item = el("li");
-      const found = satisfier(dep);
+      const found = satisfier(String(dep));
       if (found) item.append(el("a", dep, { href: "#p=" + encodeURIComponent(found.f), title: found.name }), el("span", " → " + found.name));
       else item.append(el("span", dep), el("span", " (satisfied by no package here)", { class: "missing" }));
       list.append(item);
@@ -180,7 +237,8 @@ function detail(file) {
     const link = safeUrl(v.url);
     add("Vulnerability", link ? el("a", v.type + ": " + v.url, { href: link, rel: "noopener noreferrer" }) : document.createTextNode(v.type));
   }
-  box.append(dl, el("pre", p.x || ""));
+  box.append(dl, el("pre", d.x || ""));
+  box.dataset.ready = "1";
 }
 function route() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -189,7 +247,6 @@ function route() {
 }
 
 const updated = meta.updated ? new Date(meta.updated * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "never";
-$("summary").textContent = `${all.length} packages · generation ${meta.generation} · updated ${updated}`;
 $("url").textContent = new URL(".", location.href).href;
 if (meta.signatures) $("packages").classList.add("signed");
 for (const c of meta.changes || []) {
@@ -213,8 +270,24 @@ for (const v of findings) {
   if (link) item.append(el("a", v.url, { href: link, rel: "noopener noreferrer" }));
   $("vulns").append(item);
 }
-$("q").addEventListener("input", () => filter($("q").value));
-window.addEventListener("hashchange", route);
-filter("");
-route();
-document.body.dataset.ready = (performance.now()).toFixed(1);
+
+// Once every run's table ran (or failed): the list, the filter, the
+// detail the address names.
+function start(failed) {
+  build();
+  const missing = failed ? ` · ${failed} of ${runs.length} parts could not be loaded: reload the page` : "";
+  $("summary").textContent = `${all.length} packages · generation ${meta.generation} · updated ${updated}${missing}`;
+  $("q").addEventListener("input", () => filter($("q").value));
+  window.addEventListener("hashchange", route);
+  filter("");
+  route();
+  const paint = performance.getEntriesByName("first-contentful-paint")[0];
+  if (paint) document.body.dataset.paintMs = paint.startTime.toFixed(1);
+  document.body.dataset.ready = (performance.now()).toFixed(1);
+}
+let pending = runs.length, failed = 0;
+if (!pending) start(0);
+runs.forEach((_, i) => load(i, ".js", (ok) => {
+  if (!ok) failed++;
+  if (--pending === 0) start(failed);
+}));

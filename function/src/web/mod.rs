@@ -1,39 +1,62 @@
 //! The browsable site, published with each generation beside the
-//! summaries: `PREFIX/index.html` (the page, [`page`]) and
-//! `PREFIX/packages.json` (the same data for tools). `PKGSUM_SITE=0` turns
-//! it off.
+//! summaries: `PREFIX/index.html` (the page, [`page`]),
+//! `PREFIX/packages.json` (the same data for tools) and the runs' files
+//! under `PREFIX/site/`. `PKGSUM_SITE=0` turns it off.
 //!
 //! Its cost per update is bounded as the summaries' is: the packages are
-//! cut into the same runs (by the state's pieces and their digests), and
-//! a run whose records did not change is copied from the
-//! `packages.json` published before, found by the layout kept beside it
-//! in `.pkgsum/site.json` (used only while that file still has the ETag
-//! the layout was written for); only the other runs' pieces are loaded and
-//! rendered ([`crate::site`]). Its awaits are boxed, as the rest of
-//! publishing's are: inline, their futures would grow every pass's.
+//! cut into the same runs (by the state's pieces and their digests), each
+//! run is three files ([`crate::site::run_files`]) under a name used once
+//! (`GENERATION-RANDOM`), and the page and `packages.json` only name
+//! them. An update renders and writes the runs whose records changed and
+//! names the others again, found by the layout kept in
+//! `.pkgsum/site.json` (used only while `packages.json` still has the ETag
+//! the layout was written for, and the verdicts are those it was rendered
+//! with). The page and `packages.json` are a few kilobytes whatever the
+//! repository's size; a browser fetches the runs' tables at once and a
+//! run's details when one of its packages is opened.
+//!
+//! Files no page names any more are removed an hour after they were
+//! written (a page loaded before still opens its details meanwhile), at
+//! most [`MAX_REMOVED`] a pass, by the pass that published the page; so
+//! are the files of a pass that lost the race to publish.
+//!
+//! Its awaits are boxed, as the rest of publishing's are: inline, their
+//! futures would grow every pass's.
 
 pub mod page;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::keys::GENERATION;
 use crate::repo::{PassError, Repo, whole_seconds};
-use crate::site::{as_array_body, fragment, from_array_body, push_string};
+use crate::site::{RunFiles, push_string, run_files};
 use crate::state::State;
-use crate::store::{Bounded, PutMode, PutOptions, Store};
+use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store};
 
 /// The page, and the data for tools.
 pub const INDEX: &str = "index.html";
 pub const PACKAGES: &str = "packages.json";
 
+/// Where the runs' files are, under the prefix.
+pub const RUNS_DIR: &str = "site/";
+
+/// The run files' names after their stem: the table's script, the
+/// details' script, the JSON for tools.
+const TABLE: &str = ".js";
+const DETAILS: &str = ".details.js";
+const JSON: &str = ".json";
+
 /// The records a run of the site holds, about.
 const RUN_TARGET: usize = 256 << 10;
 
-/// The largest `packages.json` read back to copy its runs.
-const PREVIOUS_LIMIT: u64 = 512 << 20;
+/// The layout's format: another is not read.
+const LAYOUT_VERSION: u32 = 2;
 
 /// The largest layout, audit or history entry read.
 const SMALL_LIMIT: u64 = 8 << 20;
@@ -41,15 +64,29 @@ const SMALL_LIMIT: u64 = 8 << 20;
 /// How many generations "recent changes" shows.
 const RECENT: usize = 10;
 
-/// Where `packages.json`'s runs are: the file it was written as (its
-/// generation and ETag), where the array's body begins, and each run's
-/// digest and length in the JSON lines the body is made from.
+/// How long a run's files stay once no page names them.
+const KEEP_UNNAMED: Duration = Duration::from_secs(3600);
+
+/// Most unnamed files one pass removes.
+pub const MAX_REMOVED: usize = 256;
+
+/// Where each run's files are: the `packages.json` the layout was written
+/// with (its generation and ETag), the verdicts' fingerprint the runs
+/// were rendered with, and each run's digest, stem and package count.
 #[derive(Serialize, Deserialize)]
 struct SiteLayout {
+    version: u32,
     generation: u64,
     etag: String,
-    header: usize,
-    runs: Vec<(String, usize)>,
+    verdicts: String,
+    runs: Vec<LaidRun>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct LaidRun {
+    digest: String,
+    stem: String,
+    count: usize,
 }
 
 /// The findings of the last audit, kept by `pkgsum vulnerabilities` and
@@ -71,11 +108,54 @@ pub fn audit_key(prefix: &str) -> String {
     format!("{prefix}.pkgsum/audit.json")
 }
 
-/// What publishing the site did: runs rendered and copied.
+/// Whether `stem` is a run's stem as pkgsum names them: a generation, a
+/// dash, 16 lower-case hex digits. Layouts are read from the store, so
+/// their stems are checked before any is used in a key or a page.
+fn is_stem(stem: &str) -> bool {
+    let Some((generation, random)) = stem.split_once('-') else {
+        return false;
+    };
+    (1..=20).contains(&generation.len())
+        && generation.bytes().all(|b| b.is_ascii_digit())
+        && random.len() == 16
+        && random
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The stem of a run file's name (`STEM.js`, `STEM.details.js`,
+/// `STEM.json`), if it is one: what the gateway serves under `site/`.
+pub fn run_file_stem(name: &str) -> Option<&str> {
+    let stem = name
+        .strip_suffix(DETAILS)
+        .or_else(|| name.strip_suffix(TABLE))
+        .or_else(|| name.strip_suffix(JSON))?;
+    is_stem(stem).then_some(stem)
+}
+
+/// A new stem for a run written in `generation`: never one in use.
+fn new_stem(generation: u64) -> String {
+    format!("{generation}-{:016x}", fastrand::u64(..))
+}
+
+/// What publishing the site did: runs rendered and named again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SitePublished {
     pub rendered: usize,
     pub copied: usize,
+}
+
+/// The fingerprint of the verdicts a site shows: a change re-renders
+/// every run (they are kept per file, apart from the records' digests).
+fn fingerprint(verdicts: &BTreeMap<&str, String>) -> String {
+    let mut hash = Sha256::new();
+    for (file, verdict) in verdicts {
+        hash.update(file.as_bytes());
+        hash.update([0]);
+        hash.update(verdict.as_bytes());
+        hash.update([0]);
+    }
+    pkgsum_core::hex(&hash.finalize())
 }
 
 impl<S: Store> Repo<'_, S> {
@@ -125,11 +205,12 @@ impl<S: Store> Repo<'_, S> {
         if there.is_some_and(|g| g > generation || (g == generation && !again)) {
             return Ok(None);
         }
+        let fingerprint = fingerprint(&self.verdicts(state));
         let plan = crate::repo::plan_runs(state, unlisted, RUN_TARGET);
-        let previous = Box::pin(self.previous_site(current.as_ref())).await;
-        let names: Vec<String> = plan.digests.iter().map(|d| pkgsum_core::hex(d)).collect();
+        let previous = Box::pin(self.previous_layout(current.as_ref(), &fingerprint)).await;
+        let digests: Vec<String> = plan.digests.iter().map(|d| pkgsum_core::hex(d)).collect();
         let todo: Vec<usize> = (0..plan.runs.len())
-            .filter(|&i| !previous.contains_key(&names[i]))
+            .filter(|&i| !previous.contains_key(&digests[i]))
             .collect();
         let unloaded = state.unloaded();
         let wanted: BTreeSet<usize> = todo
@@ -144,34 +225,42 @@ impl<S: Store> Repo<'_, S> {
         {
             return Ok(None);
         }
-        let verdicts: BTreeMap<&str, String> = match self.config().trust.policy() {
-            crate::trust::Policy::Ignore => BTreeMap::new(),
-            _ => state.verdicts().map(|(n, v)| (n, v.to_string())).collect(),
-        };
-        let mut ndjson = Vec::new();
-        let mut runs = Vec::with_capacity(plan.runs.len());
+        let verdicts = self.verdicts(state);
+        let mut runs: Vec<LaidRun> = Vec::with_capacity(plan.runs.len());
+        let mut rendered: Vec<(String, RunFiles)> = Vec::with_capacity(todo.len());
         for (i, run) in plan.runs.iter().enumerate() {
-            let lines = match previous.get(&names[i]) {
-                Some(copied) => copied.clone(),
+            let laid = match previous.get(&digests[i]) {
+                Some(laid) => laid.clone(),
                 None => {
                     let text = state
                         .records_in(run.clone(), unlisted)
                         .map_err(|e| self.site_error(e.to_string()))?;
-                    fragment(&text, |f| verdicts.get(f).cloned()).into_bytes()
+                    let files = run_files(&text, |f| verdicts.get(f).cloned());
+                    let stem = new_stem(generation);
+                    let count = files.count;
+                    rendered.push((stem.clone(), files));
+                    LaidRun {
+                        digest: digests[i].clone(),
+                        stem,
+                        count,
+                    }
                 }
             };
-            runs.push((names[i].clone(), lines.len()));
-            ndjson.extend_from_slice(&lines);
+            runs.push(laid);
         }
-        let count = ndjson.iter().filter(|&&b| b == b'\n').count();
-        let meta = Box::pin(self.meta(state, count, unlisted)).await?;
-        let body = as_array_body(&ndjson);
-        let header = format!("{{\"meta\":{meta},\"packages\":[\n");
-        let json = [header.as_bytes(), &body, b"\n]}\n"].concat();
-        let html = page::render(&meta, &body);
+        Box::pin(self.put_runs(rendered)).await?;
+        let count = runs.iter().map(|r| r.count).sum();
+        let stems: Vec<&str> = runs.iter().map(|r| r.stem.as_str()).collect();
+        let meta = Box::pin(self.meta(state, count, unlisted, &stems)).await?;
+        let mut json = format!("{{\"meta\":{meta},\"parts\":[");
+        for (i, stem) in stems.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            json.push_str(&format!("{comma}\n\"{RUNS_DIR}{stem}{JSON}\""));
+        }
+        json.push_str("\n]}\n");
         let written = Box::pin(self.put_site(
             &packages_key,
-            json,
+            json.into_bytes(),
             "application/json",
             current.as_ref(),
             generation,
@@ -184,82 +273,133 @@ impl<S: Store> Repo<'_, S> {
         let index_now = Box::pin(self.store().head(&index_key)).await?;
         Box::pin(self.put_site(
             &index_key,
-            html,
+            page::render(&meta),
             "text/html; charset=utf-8",
             index_now.as_ref(),
             generation,
         ))
         .await?;
         let layout = SiteLayout {
+            version: LAYOUT_VERSION,
             generation,
             etag,
-            header: header.len(),
+            verdicts: fingerprint,
             runs,
         };
-        let layout = serde_json::to_vec(&layout).map_err(|e| self.site_error(e.to_string()))?;
-        let options = PutOptions {
-            content_type: Some("application/json".to_owned()),
-            ..PutOptions::default()
-        };
-        let key = layout_key(self.prefix());
-        Box::pin(self.store().put(&key, Bytes::from(layout), options)).await?;
+        Box::pin(self.put_layout(&layout)).await?;
+        let named: BTreeSet<&str> = layout.runs.iter().map(|r| r.stem.as_str()).collect();
+        Box::pin(self.remove_unnamed(&named)).await;
         Ok(Some(SitePublished {
             rendered: todo.len(),
             copied: plan.runs.len() - todo.len(),
         }))
     }
 
-    /// The runs of the `packages.json` published before (`current`), by
-    /// digest, when its layout was written for exactly that file.
-    async fn previous_site(
+    /// The signature verdicts the site shows, by file: none unless a
+    /// policy is set.
+    fn verdicts<'s>(&self, state: &'s State) -> BTreeMap<&'s str, String> {
+        match self.config().trust.policy() {
+            crate::trust::Policy::Ignore => BTreeMap::new(),
+            _ => state.verdicts().map(|(n, v)| (n, v.to_string())).collect(),
+        }
+    }
+
+    /// Writes the rendered runs' files, a few at a time.
+    async fn put_runs(&self, rendered: Vec<(String, RunFiles)>) -> Result<(), PassError> {
+        let immutable = |content_type: &str| PutOptions {
+            content_type: Some(content_type.to_owned()),
+            // A name is used once: its bytes never change.
+            cache_control: Some("public, max-age=31536000, immutable".to_owned()),
+            ..PutOptions::default()
+        };
+        let mut puts = Vec::with_capacity(rendered.len() * 3);
+        for (stem, files) in rendered {
+            let key = |suffix: &str| format!("{}{RUNS_DIR}{stem}{suffix}", self.prefix());
+            let script = "text/javascript; charset=utf-8";
+            puts.push((key(TABLE), files.table, immutable(script)));
+            puts.push((key(DETAILS), files.details, immutable(script)));
+            puts.push((key(JSON), files.json, immutable("application/json")));
+        }
+        let mut writes = futures::stream::iter(puts)
+            .map(|(key, body, options)| async move {
+                self.store().put(&key, Bytes::from(body), options).await
+            })
+            .buffer_unordered(self.config().concurrency.max(1));
+        while let Some(written) = writes.next().await {
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Writes the layout.
+    async fn put_layout(&self, layout: &SiteLayout) -> Result<(), PassError> {
+        let body = serde_json::to_vec(layout).map_err(|e| self.site_error(e.to_string()))?;
+        let options = PutOptions {
+            content_type: Some("application/json".to_owned()),
+            ..PutOptions::default()
+        };
+        let key = layout_key(self.prefix());
+        self.store().put(&key, Bytes::from(body), options).await?;
+        Ok(())
+    }
+
+    /// The runs of the site published before (`current` is its
+    /// `packages.json`), by digest, when the layout was written for
+    /// exactly that file and these verdicts; else none.
+    async fn previous_layout(
         &self,
-        current: Option<&crate::store::ObjectMeta>,
-    ) -> BTreeMap<String, Vec<u8>> {
-        let mut runs = BTreeMap::new();
-        let Some(current) = current.filter(|m| m.size <= PREVIOUS_LIMIT) else {
-            return runs;
+        current: Option<&ObjectMeta>,
+        verdicts: &str,
+    ) -> BTreeMap<String, LaidRun> {
+        let Some(current) = current else {
+            return BTreeMap::new();
         };
         let key = layout_key(self.prefix());
         let Ok(Some(Bounded::Whole(body, _))) = self.store().get_bounded(&key, SMALL_LIMIT).await
         else {
-            return runs;
+            return BTreeMap::new();
         };
         let Ok(layout) = serde_json::from_slice::<SiteLayout>(&body) else {
-            return runs;
+            return BTreeMap::new();
         };
-        if layout.etag != current.etag {
-            return runs;
-        }
-        let packages_key = format!("{}{PACKAGES}", self.prefix());
-        let Ok(Some(Bounded::Whole(file, meta))) = self
-            .store()
-            .get_bounded(&packages_key, PREVIOUS_LIMIT)
-            .await
-        else {
-            return runs;
-        };
-        let footer = b"\n]}\n".len();
-        // The layout is read from the store: its numbers are checked, not
-        // trusted.
-        let Some(body) = file.get(layout.header..file.len().saturating_sub(footer)) else {
-            return runs;
-        };
-        if meta.etag != layout.etag {
-            return runs;
-        }
-        let ndjson = from_array_body(body);
-        let mut at: usize = 0;
-        for (digest, len) in layout.runs {
-            let Some(lines) = at.checked_add(len).and_then(|end| ndjson.get(at..end)) else {
-                return BTreeMap::new();
-            };
-            runs.insert(digest, lines.to_vec());
-            at += len;
-        }
-        if at != ndjson.len() {
+        let usable = layout.version == LAYOUT_VERSION
+            && layout.etag == current.etag
+            && layout.verdicts == verdicts
+            // Read from the store: its stems are checked, not trusted.
+            && layout.runs.iter().all(|r| is_stem(&r.stem));
+        if !usable {
             return BTreeMap::new();
         }
-        runs
+        layout
+            .runs
+            .into_iter()
+            .map(|r| (r.digest.clone(), r))
+            .collect()
+    }
+
+    /// Removes run files no page names (`named` are the stems the page
+    /// just published names) and written more than [`KEEP_UNNAMED`] ago,
+    /// at most [`MAX_REMOVED`]; a file that cannot be removed now is
+    /// removed by a later pass.
+    async fn remove_unnamed(&self, named: &BTreeSet<&str>) {
+        let dir = format!("{}{RUNS_DIR}", self.prefix());
+        let Ok(listed) = self.store().list(&dir).await else {
+            return;
+        };
+        let now = SystemTime::now();
+        let stale = listed.into_iter().filter(|m| {
+            let name = m.key.strip_prefix(&dir).unwrap_or_default();
+            let old = m
+                .last_modified
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age >= KEEP_UNNAMED);
+            old && run_file_stem(name).is_none_or(|stem| !named.contains(stem))
+        });
+        let keys: Vec<String> = stale.take(MAX_REMOVED).map(|m| m.key).collect();
+        let mut deletes = futures::stream::iter(keys)
+            .map(|key| async move { self.store().delete(&key).await })
+            .buffer_unordered(self.config().concurrency.max(1));
+        while deletes.next().await.is_some() {}
     }
 
     /// Loads pieces for the site; `None` when a newer commit dropped one
@@ -277,12 +417,14 @@ impl<S: Store> Repo<'_, S> {
     }
 
     /// The page's facts: the generation, when, how many packages, whether
-    /// signatures are judged, the recent changes and the last audit.
+    /// signatures are judged, the runs' stems, the recent changes and the
+    /// last audit.
     async fn meta(
         &self,
         state: &State,
         count: usize,
         unlisted: &BTreeSet<String>,
+        stems: &[&str],
     ) -> Result<String, PassError> {
         let mut meta = format!(
             "{{\"generation\":{},\"updated\":{},\"count\":{count},\"signatures\":{}",
@@ -290,6 +432,13 @@ impl<S: Store> Repo<'_, S> {
             whole_seconds(std::time::SystemTime::now()),
             self.config().trust.policy() != crate::trust::Policy::Ignore
         );
+        // Stems are pkgsum's own names ([`is_stem`]): nothing to escape.
+        meta.push_str(",\"runs\":[");
+        for (i, stem) in stems.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            meta.push_str(&format!("{comma}\"{stem}\""));
+        }
+        meta.push(']');
         meta.push_str(",\"changes\":[");
         for (i, entry) in Box::pin(self.recent_history(RECENT))
             .await?
@@ -385,7 +534,7 @@ impl<S: Store> Repo<'_, S> {
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-        current: Option<&crate::store::ObjectMeta>,
+        current: Option<&ObjectMeta>,
         generation: u64,
     ) -> Result<Option<String>, PassError> {
         let mode = match current {

@@ -1,11 +1,15 @@
 //! The page itself: `index.html`, one file with its style, its script
-//! and the data inline, so it works from `file://`, behind CloudFront's
-//! Basic auth and through `pkgsum gateway` alike, with no asset fetched
-//! from anywhere. A Content-Security-Policy in the page allows its own
-//! script and style (by their SHA-256) and nothing else: no other script,
-//! no inline handler, no image, no connection. The data is JSON inside
-//! `<script type="application/json">` elements, never executed, whose
-//! strings cannot close them ([`crate::site`]'s escaping).
+//! and the repository's facts inline; the packages are in the runs'
+//! scripts beside it (`site/STEM.js`, [`crate::site`]), which the page's
+//! script adds, so it works from `file://` (a page may load a script
+//! beside it, not fetch a file), behind CloudFront's Basic auth and
+//! through `pkgsum gateway` alike, with nothing fetched from anywhere
+//! else. A Content-Security-Policy in the page allows its own script and
+//! style (by their SHA-256), and through `'strict-dynamic'` the scripts
+//! that script adds (only run files, by names it checks); nothing else:
+//! no other script, no inline handler, no image, no connection. The facts
+//! are JSON inside a `<script type="application/json">` element, never
+//! executed, whose strings cannot close it ([`crate::site`]'s escaping).
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -26,16 +30,16 @@ fn csp_hash(text: &str) -> String {
 /// The Content-Security-Policy of the page.
 pub fn policy() -> String {
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'none'; \
+        "default-src 'none'; script-src {} 'strict-dynamic'; style-src {}; img-src 'none'; \
          base-uri 'none'; form-action 'none'",
         csp_hash(SCRIPT),
         csp_hash(STYLE)
     )
 }
 
-/// The page: `meta` (a JSON object) and `packages` (a JSON array's body),
-/// both already escaped for a script element.
-pub fn render(meta: &str, packages: &[u8]) -> Vec<u8> {
+/// The page: `meta` (a JSON object, already escaped for a script
+/// element) names the runs.
+pub fn render(meta: &str) -> Vec<u8> {
     let head = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n\
@@ -54,13 +58,10 @@ pub fn render(meta: &str, packages: &[u8]) -> Vec<u8> {
          <script type=\"application/json\" id=\"meta\">",
         policy()
     );
-    let mut page =
-        Vec::with_capacity(head.len() + meta.len() + packages.len() + SCRIPT.len() + 256);
+    let mut page = Vec::with_capacity(head.len() + meta.len() + SCRIPT.len() + 256);
     page.extend_from_slice(head.as_bytes());
     page.extend_from_slice(meta.as_bytes());
-    page.extend_from_slice(b"</script>\n<script type=\"application/json\" id=\"data\">[\n");
-    page.extend_from_slice(packages);
-    page.extend_from_slice(b"\n]</script>\n<script>");
+    page.extend_from_slice(b"</script>\n<script>");
     page.extend_from_slice(SCRIPT.as_bytes());
     page.extend_from_slice(b"</script>\n</body></html>\n");
     page
@@ -72,7 +73,7 @@ mod tests {
 
     #[test]
     fn the_policy_names_the_script_and_style_served() {
-        let page = String::from_utf8(render("{}", b"")).unwrap();
+        let page = String::from_utf8(render("{}")).unwrap();
         let policy = policy();
         assert!(page.contains(&policy));
         assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
