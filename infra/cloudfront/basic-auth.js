@@ -6,13 +6,16 @@
 //
 // The distribution's origin path is the repository prefix, so the
 // repository sits at the root: a request must name one file directly
-// there (a package or a summary), never a hidden file, a subdirectory,
-// an encoded character or a dot segment.
+// there (a package, a summary, the site's page), or one of the site's run
+// files under site/ by pkgsum's own names; never a hidden file, another
+// subdirectory, an encoded character or a dot segment. The root itself
+// is the site's page.
 import cf from 'cloudfront';
 const crypto = require('crypto');
 
 const kvs = cf.kvs();
 const NAME = /^\/[A-Za-z0-9_+,@=-][A-Za-z0-9._+,@=-]*$/;
+const RUN_FILE = /^\/site\/[0-9]{1,20}-[0-9a-f]{16}(\.js|\.details\.js|\.json)$/;
 
 function refuse(statusCode, statusDescription, headers) {
     return { statusCode, statusDescription, headers: headers || {} };
@@ -67,7 +70,10 @@ async function handler(event) {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
         return refuse(405, 'Method Not Allowed', { allow: { value: 'GET, HEAD' } });
     }
-    if (!NAME.test(request.uri)) {
+    if (request.uri === '/') {
+        request.uri = '/index.html';
+    }
+    if (!NAME.test(request.uri) && !RUN_FILE.test(request.uri)) {
         return refuse(404, 'Not Found');
     }
     // The origin is signed by origin access control; the viewer's

@@ -101,7 +101,6 @@ test('missing, wrong and malformed credentials are challenged', async () => {
 
 test('paths outside the repository are not found, even with good credentials', async () => {
     const outside = [
-        '/',
         '/../secret.tgz',
         '/%2e%2e/secret.tgz',
         '/..%2Fsecret.tgz',
@@ -115,11 +114,34 @@ test('paths outside the repository are not found, even with good credentials', a
         '/foo-1.0.tgz/',
         '/foo%00.tgz',
         '/foo\\..\\x.tgz',
+        '/site/notes.js',
+        '/site/1-0123456789abcdef.html',
+        '/site/1-0123456789ABCDEF.js',
+        '/site/../pkg_summary.gz',
+        '/site/site/1-0123456789abcdef.js',
+        '/other/1-0123456789abcdef.js',
+        '/site/1-0123456789abcdef.js/',
     ];
     for (const uri of outside) {
         const out = await handler(event(uri, good));
         assert.equal(out.statusCode, 404, uri);
         assert.equal(out.uri, undefined, uri);
+    }
+});
+
+test('the site: its page at the root, its run files under site/', async () => {
+    const out = await handler(event('/', good));
+    assert.equal(out.uri, '/index.html');
+    assert.equal(out.headers.authorization, undefined);
+    for (const uri of [
+        '/index.html',
+        '/packages.json',
+        '/site/12-0123456789abcdef.js',
+        '/site/12-0123456789abcdef.details.js',
+        '/site/12-0123456789abcdef.json',
+    ]) {
+        assert.equal((await handler(event(uri, good))).uri, uri, uri);
+        assert.equal((await handler(event(uri, undefined))).statusCode, 401, uri);
     }
 });
 
