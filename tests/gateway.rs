@@ -16,7 +16,7 @@ use pkgsum::create::PackageBuilder;
 use pkgsum::store::{PutOptions, Store};
 
 /// A running `pkgsum gateway`, killed when dropped.
-struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
     base: String,
     agent: ureq::Agent,
@@ -30,7 +30,7 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    fn start(url: &str, credentials: &std::path::Path) -> Gateway {
+    pub(crate) fn start(url: &str, credentials: &std::path::Path) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pkgsum"))
             .args(["gateway", url, "--listen", "127.0.0.1:0", "--credentials"])
             .arg(credentials)
@@ -61,7 +61,7 @@ impl Gateway {
     }
 
     /// The host part of the base URL (`http://127.0.0.1:PORT`).
-    fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         let rest = &self.base["http://".len()..];
         let end = rest
             .find('/')

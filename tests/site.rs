@@ -393,6 +393,31 @@ fn the_page_works_as_a_person_uses_it() {
         std::fs::write(path, &png).unwrap();
     }
 
+    // Through `pkgsum gateway`, behind its Basic credentials: the page at
+    // the repository's own URL loads its runs and details the same way.
+    let credentials = dir.path().join("credentials");
+    let hash = bcrypt::hash("pass", 4).unwrap();
+    std::fs::write(&credentials, format!("ci:{hash}\n")).unwrap();
+    let gateway =
+        crate::gateway::Gateway::start(&format!("file://{}", repo.display()), &credentials);
+    let served = gateway.host().replacen("http://", "http://ci:pass@", 1);
+    driver.open(&format!("{served}/#p=app-1.0.tgz"));
+    driver.wait_until("return !!document.body.dataset.ready");
+    assert_eq!(
+        driver.run("return document.querySelectorAll('#rows tr').length"),
+        40
+    );
+    driver.wait_for_detail();
+    let detail = driver.run("return document.getElementById('detail').innerText");
+    assert!(
+        detail
+            .as_str()
+            .unwrap()
+            .contains("app exists to be indexed."),
+        "{detail}"
+    );
+    drop(gateway);
+
     // A run's details gone (a page older than an hour): the view says so;
     // its table gone too: the page says how many parts it lacks.
     for entry in std::fs::read_dir(repo.join("site")).unwrap() {
