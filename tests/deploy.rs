@@ -261,11 +261,25 @@ fn expected_grants(
     let mut out = BTreeSet::new();
     out.insert(("s3:GetObject".to_owned(), object("*")));
     // Under .pkgsum/: the state's manifest and pieces, the layouts, the
-    // status report.
-    for key in summaries.iter().cloned().chain([object("*.pkgsum/*")]) {
+    // status report. The site: its page, its data and its run files.
+    let site = [
+        object("*index.html"),
+        object("*packages.json"),
+        object("*site/*"),
+    ];
+    for key in summaries
+        .iter()
+        .cloned()
+        .chain([object("*.pkgsum/*")])
+        .chain(site)
+    {
         out.insert(("s3:PutObject".to_owned(), key));
     }
-    let own = [object("*.pkgsum/pieces/*"), object("*.pkgsum/history/*")];
+    let own = [
+        object("*.pkgsum/pieces/*"),
+        object("*.pkgsum/history/*"),
+        object("*site/*"),
+    ];
     for key in summaries.into_iter().chain(own) {
         out.insert(("s3:DeleteObject".to_owned(), key));
     }
@@ -801,7 +815,7 @@ fn the_cloudfront_function_admits_only_good_credentials() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Every case ran, and none was skipped.
-    for line in ["# tests 4", "# pass 4", "# fail 0", "# skipped 0"] {
+    for line in ["# tests 5", "# pass 5", "# fail 0", "# skipped 0"] {
         assert!(
             stdout.lines().any(|l| l == line),
             "no {line:?} in\n{stdout}"

@@ -286,9 +286,11 @@ impl<S: Store> Repo<'_, S> {
             verdicts: fingerprint,
             runs,
         };
-        Box::pin(self.put_layout(&layout)).await?;
+        // Best effort, so before the layout: a pass whose store fails
+        // from here on still fails, on the layout's write.
         let named: BTreeSet<&str> = layout.runs.iter().map(|r| r.stem.as_str()).collect();
         Box::pin(self.remove_unnamed(&named)).await;
+        Box::pin(self.put_layout(&layout)).await?;
         Ok(Some(SitePublished {
             rendered: todo.len(),
             copied: plan.runs.len() - todo.len(),
