@@ -8,7 +8,8 @@
 //! render a 20,000-record summary in each format.
 //!
 //! `PKGSUM_BENCH_PACKAGES` (default 1000) and `PKGSUM_BENCH_RECORDS`
-//! (default 20000) change the sizes.
+//! (default 20000) change the sizes; `PKGSUM_BENCH_CORPUS=DIR` builds the
+//! corpus in DIR and keeps it (to profile `pkgsum index` on a copy).
 
 use std::fs;
 use std::path::Path;
@@ -91,7 +92,11 @@ fn drop_page_cache() -> bool {
 
 fn bench_index(count: usize) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
+    // PKGSUM_BENCH_CORPUS=DIR builds the corpus there and keeps it, to
+    // profile `pkgsum index` on it (copied, so each run starts cold).
+    let kept = std::env::var_os("PKGSUM_BENCH_CORPUS").map(std::path::PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(tmp.path());
+    fs::create_dir_all(dir).expect("corpus directory");
     let start = Instant::now();
     let (total, largest) = build_corpus(dir, count);
     println!(
