@@ -142,7 +142,58 @@ async fn references_delete_conditionally_as_their_store_does() {
     assert_eq!((counts.heads, counts.deletes), (0, 2), "{counts:?}");
 }
 
+/// An object made mostly of another is copied inside an S3 server: the
+/// long range crosses no wire, and of the short bytes before it only
+/// enough to make a 5 MiB part is read and sent.
+async fn assembled_inside<S: Store>(store: S) {
+    use pkgsum::store::Segment;
+    let bytes: Vec<u8> = (0..12u32 << 20).map(|i| (i % 241) as u8).collect();
+    let etag = store
+        .put("from", Bytes::from(bytes.clone()), PutOptions::default())
+        .await
+        .unwrap();
+    let whole = Segment::Copy {
+        key: "from".to_owned(),
+        etag: etag.clone(),
+        range: 0..12 << 20,
+    };
+    let tail = vec![whole.clone(), Segment::Bytes(Bytes::from_static(b"x"))];
+    let made = store
+        .assemble("to", tail, PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((made.sent, made.received, made.copied), (1, 0, 12 << 20));
+    let head = vec![Segment::Bytes(Bytes::from_static(b"head")), whole];
+    let made = store
+        .assemble("to", head, PutOptions::default())
+        .await
+        .unwrap();
+    let filled = (5 << 20) - 4;
+    assert_eq!(
+        (made.sent, made.received, made.copied),
+        (5 << 20, filled, (12 << 20) - filled)
+    );
+    let (stored, _) = store.get("to").await.unwrap().unwrap();
+    assert!(stored == [&b"head"[..], &bytes].concat());
+}
+
+async fn s3_assembles_inside_the_store() {
+    assembled_inside(common::s3_bucket().await).await;
+}
+
+async fn rgw_assembles_inside_the_store() {
+    let store = pkgsum::testing::rgw_bucket().await;
+    assembled_inside(store.with_if_match(IfMatch::Bare)).await;
+}
+
+async fn seaweedfs_assembles_inside_the_store() {
+    assembled_inside(pkgsum::testing::seaweedfs_bucket().await).await;
+}
+
 crate::harness::trials![
+    s3 s3_assembles_inside_the_store,
+    rgw rgw_assembles_inside_the_store,
+    seaweedfs seaweedfs_assembles_inside_the_store,
     tokio references_delete_conditionally_as_their_store_does,
     rgw rgw_store_conforms_once_probed,
     seaweedfs seaweedfs_store_conforms,

@@ -19,6 +19,7 @@ pub async fn check<S: Store + 'static>(store: Arc<S>, base: &str) {
     copy(store.as_ref(), base).await;
     checksums(store.as_ref(), base).await;
     parts(store.as_ref(), base).await;
+    assembly(store.as_ref(), base).await;
     conditional_delete(store.as_ref(), base).await;
     one_winner(store, base).await;
 }
@@ -65,6 +66,100 @@ async fn parts<S: Store>(store: &S, base: &str) {
         store.head(&key).await.unwrap().is_none(),
         "a damaged part was stored"
     );
+}
+
+/// An object assembled from bytes and ranges of others (long ones that a
+/// store may copy itself, short ones it must read, one of them the object
+/// itself) holds exactly their concatenation, and every byte is either
+/// sent or copied; a range pinned to an ETag the object no longer has is
+/// refused and nothing is written.
+async fn assembly<S: Store>(store: &S, base: &str) {
+    use super::Segment;
+    let (source, key) = (
+        format!("{base}dir/assembled from"),
+        format!("{base}dir/assembled"),
+    );
+    let bytes: Vec<u8> = (0..12u32 << 20).map(|i| (i % 253) as u8).collect();
+    let etag = store
+        .put(
+            &source,
+            Bytes::from(bytes.clone()),
+            put_opts(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    let copy = |range: std::ops::Range<u64>| Segment::Copy {
+        key: source.clone(),
+        etag: etag.clone(),
+        range,
+    };
+    let segments = vec![
+        Segment::Bytes(Bytes::from_static(b"head")),
+        copy(0..6 << 20),
+        Segment::Bytes(Bytes::from_static(b"middle")),
+        copy(6 << 20..12 << 20),
+        copy(100..200),
+        Segment::Bytes(Bytes::from_static(b"tail")),
+    ];
+    let expected = [
+        &b"head"[..],
+        &bytes[..6 << 20],
+        b"middle",
+        &bytes[6 << 20..],
+        &bytes[100..200],
+        b"tail",
+    ]
+    .concat();
+    let made = store
+        .assemble(&key, segments, put_opts(PutMode::Create))
+        .await
+        .unwrap();
+    let (stored, meta) = store.get(&key).await.unwrap().unwrap();
+    assert!(
+        stored == expected,
+        "the assembly is not the segments joined"
+    );
+    assert_eq!(meta.etag, made.etag);
+    assert_eq!(made.sent + made.copied, expected.len() as u64, "{made:?}");
+    assert!(made.received <= made.sent, "{made:?}");
+
+    // The object itself, longer by a few bytes: what a summary's update
+    // does.
+    let again = vec![
+        Segment::Copy {
+            key: key.clone(),
+            etag: made.etag.clone(),
+            range: 0..expected.len() as u64,
+        },
+        Segment::Bytes(Bytes::from_static(b"more")),
+    ];
+    let grown = store
+        .assemble(&key, again, put_opts(PutMode::Update(made.etag.clone())))
+        .await
+        .unwrap();
+    let (stored, _) = store.get(&key).await.unwrap().unwrap();
+    assert!(stored == [&expected[..], b"more"].concat(), "not grown");
+    assert_eq!(grown.sent + grown.copied, expected.len() as u64 + 4);
+
+    // A range of a version that is gone (replaced by as many other
+    // bytes): refused, nothing written.
+    let other: Vec<u8> = bytes.iter().map(|b| b ^ 0x5a).collect();
+    store
+        .put(&source, Bytes::from(other), put_opts(PutMode::Overwrite))
+        .await
+        .unwrap();
+    for range in [0..6 << 20, 0..10] {
+        let stale = vec![copy(range), Segment::Bytes(Bytes::from_static(b"x"))];
+        let refused = store
+            .assemble(&key, stale, put_opts(PutMode::Overwrite))
+            .await
+            .unwrap_err();
+        assert!(refused.is_precondition(), "{refused}");
+    }
+    let (stored, _) = store.get(&key).await.unwrap().unwrap();
+    assert!(stored.ends_with(b"more"), "a refused assembly was written");
+    store.delete(&key).await.unwrap();
+    store.delete(&source).await.unwrap();
 }
 
 /// A delete conditional on an ETag removes the object only while it

@@ -26,7 +26,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::excerpt::Escaped;
 
 use super::{
-    Bounded, ErrorKind, ObjectMeta, Op, Peeked, PutMode, PutOptions, Store, StoreError, StoreResult,
+    Assembly, Bounded, ErrorKind, ObjectMeta, Op, Peeked, PutMode, PutOptions, Segment, Store,
+    StoreError, StoreResult,
 };
 
 /// One bucket through one shared client.
@@ -35,6 +36,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     if_match: IfMatch,
+    /// Set once the server answered UploadPartCopy with 501: assemblies
+    /// are read and written whole from then on (shared by clones).
+    no_part_copy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a server wants the ETag in `If-Match`.
@@ -153,6 +157,7 @@ impl S3Store {
             client,
             bucket: bucket.into(),
             if_match: IfMatch::default(),
+            no_part_copy: Default::default(),
         }
     }
 
@@ -381,7 +386,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.error(Op::Put, key, e))?;
-        Ok(unquote(out.e_tag()))
+        let etag = unquote(out.e_tag());
+        if !etag.is_empty() {
+            return Ok(etag);
+        }
+        // Ceph RGW's answer may carry no ETag: the object says.
+        let written = self.head(key).await?;
+        Ok(written.map(|m| m.etag).unwrap_or_default())
     }
 
     /// Aborts multipart upload `id`; a failure is logged (a lifecycle rule
@@ -752,6 +763,46 @@ impl Store for S3Store {
         sent
     }
 
+    /// A multipart upload whose parts are the ranges of 5 MiB or more,
+    /// copied inside the store (UploadPartCopy pinned to the source's
+    /// ETag), and the bytes between them, each sent part at least 5 MiB
+    /// (the rule for every part but the last): the bytes of a shorter
+    /// range beside a copy are read to fill it. Completed under
+    /// `options.mode`. An object under 5 MiB, one with no range that long,
+    /// or a server without UploadPartCopy (501, remembered) gets the
+    /// default: every range read and the whole written.
+    async fn assemble(
+        &self,
+        key: &str,
+        segments: Vec<Segment>,
+        options: PutOptions,
+    ) -> StoreResult<Assembly> {
+        use std::sync::atomic::Ordering;
+        let total: u64 = segments.iter().map(Segment::len).sum();
+        let long_copy = segments
+            .iter()
+            .any(|s| matches!(s, Segment::Copy { .. }) && s.len() >= MIN_PART);
+        if total < MIN_PART || !long_copy || self.no_part_copy.load(Ordering::Relaxed) {
+            return super::assemble_by_get(self, key, segments, options).await;
+        }
+        let mode = options.mode.clone();
+        let id = self.create_upload(key, options.clone(), false).await?;
+        match self.assemble_parts(key, &id, segments.clone(), mode).await {
+            Ok(assembly) => Ok(assembly),
+            Err(failed) => {
+                self.abort_upload(key, &id).await;
+                match failed {
+                    Failed::Store(err) => Err(err),
+                    Failed::NoPartCopy => {
+                        tracing::debug!(key, "the store has no UploadPartCopy");
+                        self.no_part_copy.store(true, Ordering::Relaxed);
+                        super::assemble_by_get(self, key, segments, options).await
+                    }
+                }
+            }
+        }
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.client
             .delete_object()
@@ -1008,6 +1059,8 @@ impl S3Store {
                 .copy_source(&from)
                 .copy_source_if_match(&pinned)
                 .copy_source_range(format!("bytes={start}-{}", end - 1))
+                .customize()
+                .mutate_request(empty_body)
                 .send()
                 .await
                 .map_err(|e| source.store.error(Op::Copy, source.key, e))?;
@@ -1019,6 +1072,217 @@ impl S3Store {
             start = end;
         }
         self.complete_upload(to, id, completed, mode).await
+    }
+}
+
+/// Says the body of a request without one is empty: Ceph RGW answers an
+/// UploadPartCopy without `Content-Length` with 411.
+fn empty_body(request: &mut aws_sdk_s3::config::http::HttpRequest) {
+    request.headers_mut().insert("content-length", "0");
+}
+
+/// S3's smallest part, but for the last.
+const MIN_PART: u64 = 5 << 20;
+
+/// Bytes gathered before they are sent as one part of an assembly.
+const SEND_PART: usize = 8 << 20;
+
+/// S3's most parts in one upload.
+const MAX_PARTS: usize = 10_000;
+
+/// Why an assembly's multipart upload stopped.
+enum Failed {
+    /// The server answered UploadPartCopy with 501.
+    NoPartCopy,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failed {
+    fn from(err: StoreError) -> Self {
+        Failed::Store(err)
+    }
+}
+
+/// An assembly's parts as they are made, and what they moved.
+struct Assembling<'a> {
+    key: &'a str,
+    id: &'a str,
+    parts: Vec<CompletedPart>,
+    pending: Vec<u8>,
+    moved: Assembly,
+    /// The objects copied from, with the ETag each was pinned to.
+    sources: std::collections::BTreeSet<(String, String)>,
+}
+
+impl S3Store {
+    /// The parts of assembly `id` of `key`, then its completion.
+    async fn assemble_parts(
+        &self,
+        key: &str,
+        id: &str,
+        segments: Vec<Segment>,
+        mode: PutMode,
+    ) -> Result<Assembly, Failed> {
+        let mut at = Assembling {
+            key,
+            id,
+            parts: Vec::new(),
+            pending: Vec::new(),
+            moved: Assembly::default(),
+            sources: Default::default(),
+        };
+        for segment in segments {
+            match segment {
+                Segment::Bytes(bytes) => at.pending.extend_from_slice(&bytes),
+                Segment::Copy {
+                    key: from,
+                    etag,
+                    range,
+                } => {
+                    self.add_copy(&mut at, &from, &etag, range).await?;
+                }
+            }
+            if at.pending.len() >= SEND_PART {
+                self.send_pending(&mut at).await?;
+            }
+        }
+        if !at.pending.is_empty() || at.parts.is_empty() {
+            self.send_pending(&mut at).await?;
+        }
+        // Ceph RGW ignores x-amz-copy-source-if-match: each source must
+        // still have its ETag after its copies (a change before a copy
+        // stays visible after it).
+        for (from, etag) in &at.sources {
+            let now = self.head(from).await?;
+            if now.is_none_or(|m| &m.etag != etag) {
+                let location = self.location(from);
+                return Err(StoreError::new(Op::Copy, location, ErrorKind::Precondition).into());
+            }
+        }
+        let etag = self.complete_upload(key, id, at.parts, mode).await?;
+        Ok(Assembly { etag, ..at.moved })
+    }
+
+    /// Adds `range` of `from` (pinned to `etag`): bytes read to make the
+    /// waiting bytes a whole part, then a copy inside the store of what
+    /// is left if that is a part's worth, else its bytes read too.
+    async fn add_copy(
+        &self,
+        at: &mut Assembling<'_>,
+        from: &str,
+        etag: &str,
+        range: Range<u64>,
+    ) -> Result<(), Failed> {
+        let mut start = range.start;
+        let short = (at.pending.len() as u64) < MIN_PART;
+        if !at.pending.is_empty() && short {
+            let take = (MIN_PART - at.pending.len() as u64).min(range.end - start);
+            let bytes = super::read_range(self, from, start..start + take, etag).await?;
+            at.moved.received += take;
+            at.pending.extend_from_slice(&bytes);
+            start += take;
+        }
+        let rest = range.end.saturating_sub(start);
+        if rest < MIN_PART {
+            let bytes = super::read_range(self, from, start..range.end, etag).await?;
+            at.moved.received += rest;
+            at.pending.extend_from_slice(&bytes);
+            return Ok(());
+        }
+        if !at.pending.is_empty() {
+            self.send_pending(at).await?;
+        }
+        // Parts of at most 5 GiB, as even as they come.
+        let count = rest.div_ceil(MAX_COPY);
+        let each = rest.div_ceil(count);
+        while start < range.end {
+            let end = (start + each).min(range.end);
+            self.copy_part(at, from, etag, start..end).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The number of the next part of `at`, unless S3's limit is reached.
+    fn next_part(&self, at: &Assembling<'_>) -> Result<i32, Failed> {
+        if at.parts.len() >= MAX_PARTS {
+            let why = format!("an assembly of more than {MAX_PARTS} parts");
+            let location = self.location(at.key);
+            return Err(StoreError::new(Op::Put, location, ErrorKind::Other(why)).into());
+        }
+        Ok(i32::try_from(at.parts.len() + 1).unwrap_or(i32::MAX))
+    }
+
+    /// Sends the waiting bytes as the next part.
+    async fn send_pending(&self, at: &mut Assembling<'_>) -> Result<(), Failed> {
+        use md5::Digest as _;
+        let number = self.next_part(at)?;
+        let body = std::mem::take(&mut at.pending);
+        let md5 = BASE64.encode(md5::Md5::digest(&body));
+        let len = body.len() as u64;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(at.key)
+            .upload_id(at.id)
+            .part_number(number)
+            .content_md5(md5)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error(Op::Put, at.key, e))?;
+        at.moved.sent += len;
+        let part = CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_owned));
+        at.parts.push(part.build());
+        Ok(())
+    }
+
+    /// Copies `range` of `from` (pinned to `etag`) as the next part.
+    async fn copy_part(
+        &self,
+        at: &mut Assembling<'_>,
+        from: &str,
+        etag: &str,
+        range: Range<u64>,
+    ) -> Result<(), Failed> {
+        let number = self.next_part(at)?;
+        let source = format!("{}/{}", self.bucket, encode_copy_source(from));
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(at.key)
+            .upload_id(at.id)
+            .part_number(number)
+            .copy_source(source)
+            .copy_source_if_match(self.if_match.header(etag.to_owned()))
+            .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+            .customize()
+            .mutate_request(empty_body)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 501) =>
+            {
+                return Err(Failed::NoPartCopy);
+            }
+            Err(err) => return Err(self.error(Op::Copy, from, err).into()),
+        };
+        at.moved.copied += range.end - range.start;
+        at.sources.insert((from.to_owned(), etag.to_owned()));
+        let etag = out.copy_part_result().and_then(|r| r.e_tag());
+        let part = CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(etag.map(str::to_owned));
+        at.parts.push(part.build());
+        Ok(())
     }
 }
 
