@@ -551,6 +551,22 @@ async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     assert_eq!(packages[0], after[0]);
     assert_eq!(packages[599], after[600]);
 
+    // A run's file deleted from outside: the next update renders that run
+    // again (and only it, with the one it changes), so the page names no
+    // missing file.
+    let lost = format!("All/{}", later_parts[0].replace(".json", ".details.js"));
+    store.delete(&lost).await.unwrap();
+    let reports = upload(store, &["p599-2.0".to_owned()], &config).await;
+    assert_eq!(reports[0].site_rendered, 2, "{:?}", reports[0]);
+    let (_, healed, _) = published(store).await;
+    assert!(!healed.contains(&later_parts[0]), "{healed:?}");
+    for part in &healed {
+        for suffix in [".js", ".details.js"] {
+            let key = format!("All/{}", part.replace(".json", suffix));
+            assert!(store.head(&key).await.unwrap().is_some(), "{key}");
+        }
+    }
+
     // A planted layout for the file there, its stems not pkgsum's: the
     // next update renders every run instead of naming those.
     let (layout, _) = store.get("All/.pkgsum/site.json").await.unwrap().unwrap();
@@ -573,7 +589,7 @@ async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     assert_eq!(reports[0].site_copied, 0, "{:?}", reports[0]);
     assert!(reports[0].site_rendered >= 3, "{:?}", reports[0]);
     let (_, _, packages) = published(store).await;
-    assert_eq!(packages.len(), 602);
+    assert_eq!(packages.len(), 603);
 
     // Files under site/ that no page names: removed once an hour old
     // (where the store keeps the time it is given), kept while younger.
@@ -622,7 +638,7 @@ async fn the_site_follows_each_generation<S: pkgsum::store::Store>(store: &S) {
     };
     upload(store, &["q-1.0".to_owned()], &off).await;
     let (_, _, packages) = published(store).await;
-    assert_eq!(packages.len(), 603, "PKGSUM_SITE=0 wrote it");
+    assert_eq!(packages.len(), 604, "PKGSUM_SITE=0 wrote it");
 }
 
 async fn memory_the_site_follows_each_generation() {

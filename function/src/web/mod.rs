@@ -11,7 +11,8 @@
 //! names the others again, found by the layout kept in
 //! `.pkgsum/site.json` (used only while `packages.json` still has the ETag
 //! the layout was written for, and the verdicts are those it was rendered
-//! with). The page and `packages.json` are a few kilobytes whatever the
+//! with; a run whose files are not all listed under `site/` is rendered
+//! again). The page and `packages.json` are a few kilobytes whatever the
 //! repository's size; a browser fetches the runs' tables at once and a
 //! run's details when one of its packages is opened.
 //!
@@ -207,7 +208,22 @@ impl<S: Store> Repo<'_, S> {
         }
         let fingerprint = fingerprint(&self.verdicts(state));
         let plan = crate::repo::plan_runs(state, unlisted, RUN_TARGET);
-        let previous = Box::pin(self.previous_layout(current.as_ref(), &fingerprint)).await;
+        let mut previous = Box::pin(self.previous_layout(current.as_ref(), &fingerprint)).await;
+        // The bucket is the truth: a run some of whose files are gone is
+        // rendered again.
+        let listed = Box::pin(self.list_runs()).await;
+        if let Some(listed) = &listed {
+            let dir = format!("{}{RUNS_DIR}", self.prefix());
+            let present: BTreeSet<&str> = listed
+                .iter()
+                .filter_map(|m| m.key.strip_prefix(&dir))
+                .collect();
+            previous.retain(|_, run| {
+                [TABLE, DETAILS, JSON]
+                    .iter()
+                    .all(|suffix| present.contains(format!("{}{suffix}", run.stem).as_str()))
+            });
+        }
         let digests: Vec<String> = plan.digests.iter().map(|d| pkgsum_core::hex(d)).collect();
         let todo: Vec<usize> = (0..plan.runs.len())
             .filter(|&i| !previous.contains_key(&digests[i]))
@@ -289,7 +305,9 @@ impl<S: Store> Repo<'_, S> {
         // Best effort, so before the layout: a pass whose store fails
         // from here on still fails, on the layout's write.
         let named: BTreeSet<&str> = layout.runs.iter().map(|r| r.stem.as_str()).collect();
-        Box::pin(self.remove_unnamed(&named)).await;
+        if let Some(listed) = listed {
+            Box::pin(self.remove_unnamed(listed, &named)).await;
+        }
         Box::pin(self.put_layout(&layout)).await?;
         Ok(Some(SitePublished {
             rendered: todo.len(),
@@ -379,15 +397,19 @@ impl<S: Store> Repo<'_, S> {
             .collect()
     }
 
-    /// Removes run files no page names (`named` are the stems the page
-    /// just published names) and written more than [`KEEP_UNNAMED`] ago,
-    /// at most [`MAX_REMOVED`]; a file that cannot be removed now is
-    /// removed by a later pass.
-    async fn remove_unnamed(&self, named: &BTreeSet<&str>) {
+    /// The run files under `site/`, if they can be listed.
+    async fn list_runs(&self) -> Option<Vec<ObjectMeta>> {
         let dir = format!("{}{RUNS_DIR}", self.prefix());
-        let Ok(listed) = self.store().list(&dir).await else {
-            return;
-        };
+        self.store().list(&dir).await.ok()
+    }
+
+    /// Removes the run files of `listed` (listed before this pass wrote
+    /// its own) that no page names (`named` are the stems the page just
+    /// published names) and that were written more than [`KEEP_UNNAMED`]
+    /// ago, at most [`MAX_REMOVED`]; a file that cannot be removed now is
+    /// removed by a later pass.
+    async fn remove_unnamed(&self, listed: Vec<ObjectMeta>, named: &BTreeSet<&str>) {
+        let dir = format!("{}{RUNS_DIR}", self.prefix());
         let now = SystemTime::now();
         let stale = listed.into_iter().filter(|m| {
             let name = m.key.strip_prefix(&dir).unwrap_or_default();
