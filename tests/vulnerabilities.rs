@@ -165,34 +165,16 @@ fn with_keys_only_a_signed_file_is_published() {
 /// Serves `body` at /real, and a redirect to it at /file, to one client
 /// connection per request, for `requests` requests.
 fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            reader.read_line(&mut request).unwrap();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header == "\r\n" || header.is_empty() {
-                    break;
-                }
-            }
-            let answer = if request.starts_with("GET /file ") {
-                b"HTTP/1.1 302 Found\r\nLocation: /real\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-            } else {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                [head.as_bytes(), &body].concat()
-            };
-            stream.write_all(&answer).unwrap();
+    serve_each(requests, move |request| {
+        if request.starts_with("GET /file ") {
+            return b"HTTP/1.1 302 Found\r\nLocation: /real\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
         }
-    });
-    (format!("http://127.0.0.1:{port}/file"), handle)
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        [head.as_bytes(), &body].concat()
+    })
 }
 
 /// On LocalStack, the file fetched from a URL (through a redirect) is
@@ -259,7 +241,7 @@ async fn s3_a_file_from_a_url_is_published() {
 /// line)`, written whole (a failed write ends that answer).
 fn serve_each(
     requests: usize,
-    answer: fn(&str) -> Vec<u8>,
+    answer: impl Fn(&str) -> Vec<u8> + Send + 'static,
 ) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -22,7 +22,6 @@ use pkgsum::prune::{self, PruneOptions};
 use pkgsum::repo::Repo;
 use pkgsum::retention::{self, File, Rules, Shield};
 use pkgsum::sample;
-use pkgsum::state::{Change, Package, State};
 use pkgsum::store::Store;
 use pkgsum::store::memory::MemoryStore;
 
@@ -51,23 +50,8 @@ async fn main() {
     let n = records();
     let store = MemoryStore::new();
     let config = Config::default();
-    let mut state = State::default();
-    state.apply((0..n).map(|i| {
-        let (name, record) = sample::record(i);
-        Change::Indexed {
-            name,
-            package: Package {
-                size: 4096 + i as u64,
-                record,
-                token: format!("{i:032x}"),
-                warnings: Vec::new(),
-            },
-            verdict: None,
-        }
-    }));
+    let state = pkgsum::testing::seed(&store, "All/", n, sample::record, &config).await;
     let repo = Repo::new(&store, "All/", &config);
-    repo.replace_state(&mut state).await.expect("seed state");
-    repo.publish(&mut state).await.expect("seed outputs");
 
     let out = std::env::var("PKGSUM_BENCH_SITE_OUT").unwrap_or_else(|_| {
         std::env::temp_dir()

@@ -25,7 +25,6 @@ use pkgsum::dispatch::apply_messages;
 use pkgsum::record::{self, FileInfo, Metadata};
 use pkgsum::repo::Repo;
 use pkgsum::sample;
-use pkgsum::state::{Change, Package, State};
 use pkgsum::store::counting::Counting;
 use pkgsum::store::memory::MemoryStore;
 use pkgsum::store::s3::{S3Store, client_from_env};
@@ -133,23 +132,7 @@ fn bench_record(i: usize) -> (String, Vec<u8>) {
 /// Seeds a repository with `records` packages: the state and its
 /// summaries, as earlier events would have left them.
 async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config) {
-    let mut state = State::default();
-    state.apply((0..records).map(|i| {
-        let (name, record) = bench_record(i);
-        Change::Indexed {
-            name,
-            package: Package {
-                size: 4096 + i as u64,
-                record,
-                token: format!("{i:032x}"),
-                warnings: Vec::new(),
-            },
-            verdict: None,
-        }
-    }));
-    let repo = Repo::new(store, prefix, config);
-    repo.replace_state(&mut state).await.expect("seed state");
-    repo.publish(&mut state).await.expect("seed outputs");
+    pkgsum::testing::seed(store, prefix, records, bench_record, config).await;
 }
 
 /// What `updates` single-package events cost a repository of `records`

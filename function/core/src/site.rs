@@ -153,15 +153,19 @@ fn push_verdict(out: &mut String, verdict: Option<&str>) {
 /// `o` OPSYS, `h` HOMEPAGE, `x` DESCRIPTION (its lines joined), `D`
 /// DEPENDS, `v` verdict.
 pub fn line(file: &str, record: &[u8], verdict: Option<&str>) -> String {
-    let shown = Shown::of(record);
     let mut out = String::with_capacity(record.len() / 2 + 64);
-    out.push_str("{\"f\":");
-    push_string(&mut out, file, VALUE_BYTES);
-    shown.push_fields(&mut out, 0..FIELDS.len());
-    shown.push_long(&mut out);
-    push_verdict(&mut out, verdict);
-    out.push('}');
+    push_line(&mut out, file, &Shown::of(record), verdict);
     out
+}
+
+/// Appends [`line`]'s object, from the values already read.
+fn push_line(out: &mut String, file: &str, shown: &Shown, verdict: Option<&str>) {
+    out.push_str("{\"f\":");
+    push_string(out, file, VALUE_BYTES);
+    shown.push_fields(out, 0..FIELDS.len());
+    shown.push_long(out);
+    push_verdict(out, verdict);
+    out.push('}');
 }
 
 /// The three files of one run of the site.
@@ -223,9 +227,7 @@ pub fn run_files(text: &[u8], verdict: impl Fn(&str) -> Option<String>) -> RunFi
         shown.push_long(&mut details);
         push_object(&mut files.details, sep, &details);
         files.json.push_str(sep);
-        files
-            .json
-            .push_str(&line(&file, record, verdict.as_deref()));
+        push_line(&mut files.json, &file, &shown, verdict.as_deref());
         files.count += 1;
     }
     files.table.push_str("\n]);\n");

@@ -24,6 +24,38 @@ pub const CHROMIUM_FLAGS: [&str; 8] = [
     "--disable-sync",
 ];
 
+/// Seeds the repository at `prefix` of `store` with `count` packages,
+/// the `i`th record made by `record(i)`: its state and its published
+/// outputs, as earlier events would have left them. The state, for what
+/// a benchmark does next.
+pub async fn seed<S: crate::store::Store>(
+    store: &S,
+    prefix: &str,
+    count: usize,
+    record: impl Fn(usize) -> (String, Vec<u8>),
+    config: &crate::config::Config,
+) -> crate::state::State {
+    use crate::state::{Change, Package, State};
+    let mut state = State::default();
+    state.apply((0..count).map(|i| {
+        let (name, record) = record(i);
+        Change::Indexed {
+            name,
+            package: Package {
+                size: 4096 + i as u64,
+                record,
+                token: format!("{i:032x}"),
+                warnings: Vec::new(),
+            },
+            verdict: None,
+        }
+    }));
+    let repo = crate::repo::Repo::new(store, prefix, config);
+    repo.replace_state(&mut state).await.expect("seed state");
+    repo.publish(&mut state).await.expect("seed outputs");
+    state
+}
+
 /// A fresh bucket on the S3 endpoint `scripts/test` provides (LocalStack;
 /// the harness runs S3 tests only there).
 pub async fn s3_bucket() -> crate::store::s3::S3Store {

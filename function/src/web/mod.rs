@@ -148,7 +148,7 @@ pub struct SitePublished {
 
 /// The fingerprint of the verdicts a site shows: a change re-renders
 /// every run (they are kept per file, apart from the records' digests).
-fn fingerprint(verdicts: &BTreeMap<&str, String>) -> String {
+fn fingerprint(verdicts: &BTreeMap<String, String>) -> String {
     let mut hash = Sha256::new();
     for (file, verdict) in verdicts {
         hash.update(file.as_bytes());
@@ -206,14 +206,16 @@ impl<S: Store> Repo<'_, S> {
         if there.is_some_and(|g| g > generation || (g == generation && !again)) {
             return Ok(None);
         }
-        let fingerprint = fingerprint(&self.verdicts(state));
+        // Owned, so the state can load pieces meanwhile.
+        let verdicts = self.verdicts(state);
+        let fingerprint = fingerprint(&verdicts);
         let plan = crate::repo::plan_runs(state, unlisted, RUN_TARGET);
         let mut previous = Box::pin(self.previous_layout(current.as_ref(), &fingerprint)).await;
         // The bucket is the truth: a run some of whose files are gone is
         // rendered again.
         let listed = Box::pin(self.list_runs()).await;
         if let Some(listed) = &listed {
-            let dir = format!("{}{RUNS_DIR}", self.prefix());
+            let dir = self.runs_dir();
             let present: BTreeSet<&str> = listed
                 .iter()
                 .filter_map(|m| m.key.strip_prefix(&dir))
@@ -241,7 +243,6 @@ impl<S: Store> Repo<'_, S> {
         {
             return Ok(None);
         }
-        let verdicts = self.verdicts(state);
         let mut runs: Vec<LaidRun> = Vec::with_capacity(plan.runs.len());
         let mut rendered: Vec<(String, RunFiles)> = Vec::with_capacity(todo.len());
         for (i, run) in plan.runs.iter().enumerate() {
@@ -308,7 +309,7 @@ impl<S: Store> Repo<'_, S> {
         if let Some(listed) = listed {
             Box::pin(self.remove_unnamed(listed, &named)).await;
         }
-        Box::pin(self.put_layout(&layout)).await?;
+        Box::pin(self.put_json(&layout_key(self.prefix()), &layout)).await?;
         Ok(Some(SitePublished {
             rendered: todo.len(),
             copied: plan.runs.len() - todo.len(),
@@ -317,11 +318,19 @@ impl<S: Store> Repo<'_, S> {
 
     /// The signature verdicts the site shows, by file: none unless a
     /// policy is set.
-    fn verdicts<'s>(&self, state: &'s State) -> BTreeMap<&'s str, String> {
+    fn verdicts(&self, state: &State) -> BTreeMap<String, String> {
         match self.config().trust.policy() {
             crate::trust::Policy::Ignore => BTreeMap::new(),
-            _ => state.verdicts().map(|(n, v)| (n, v.to_string())).collect(),
+            _ => state
+                .verdicts()
+                .map(|(n, v)| (n.to_owned(), v.to_string()))
+                .collect(),
         }
+    }
+
+    /// Where the run files are.
+    fn runs_dir(&self) -> String {
+        format!("{}{RUNS_DIR}", self.prefix())
     }
 
     /// Writes the rendered runs' files, a few at a time.
@@ -334,7 +343,7 @@ impl<S: Store> Repo<'_, S> {
         };
         let mut puts = Vec::with_capacity(rendered.len() * 3);
         for (stem, files) in rendered {
-            let key = |suffix: &str| format!("{}{RUNS_DIR}{stem}{suffix}", self.prefix());
+            let key = |suffix: &str| format!("{}{stem}{suffix}", self.runs_dir());
             let script = "text/javascript; charset=utf-8";
             puts.push((key(TABLE), files.table, immutable(script)));
             puts.push((key(DETAILS), files.details, immutable(script)));
@@ -351,15 +360,14 @@ impl<S: Store> Repo<'_, S> {
         Ok(())
     }
 
-    /// Writes the layout.
-    async fn put_layout(&self, layout: &SiteLayout) -> Result<(), PassError> {
-        let body = serde_json::to_vec(layout).map_err(|e| self.site_error(e.to_string()))?;
+    /// Writes `value` as JSON at `key`: the layout, the kept audit.
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), PassError> {
+        let body = serde_json::to_vec(value).map_err(|e| self.site_error(e.to_string()))?;
         let options = PutOptions {
             content_type: Some("application/json".to_owned()),
             ..PutOptions::default()
         };
-        let key = layout_key(self.prefix());
-        self.store().put(&key, Bytes::from(body), options).await?;
+        self.store().put(key, Bytes::from(body), options).await?;
         Ok(())
     }
 
@@ -399,8 +407,7 @@ impl<S: Store> Repo<'_, S> {
 
     /// The run files under `site/`, if they can be listed.
     async fn list_runs(&self) -> Option<Vec<ObjectMeta>> {
-        let dir = format!("{}{RUNS_DIR}", self.prefix());
-        self.store().list(&dir).await.ok()
+        self.store().list(&self.runs_dir()).await.ok()
     }
 
     /// Removes the run files of `listed` (listed before this pass wrote
@@ -409,7 +416,7 @@ impl<S: Store> Repo<'_, S> {
     /// ago, at most [`MAX_REMOVED`]; a file that cannot be removed now is
     /// removed by a later pass.
     async fn remove_unnamed(&self, listed: Vec<ObjectMeta>, named: &BTreeSet<&str>) {
-        let dir = format!("{}{RUNS_DIR}", self.prefix());
+        let dir = self.runs_dir();
         let now = SystemTime::now();
         let stale = listed.into_iter().filter(|m| {
             let name = m.key.strip_prefix(&dir).unwrap_or_default();
@@ -541,14 +548,7 @@ impl<S: Store> Repo<'_, S> {
     /// Keeps `audit` for the site (by `pkgsum vulnerabilities` and
     /// `audit`).
     pub async fn keep_audit(&self, audit: &AuditFile) -> Result<(), PassError> {
-        let body = serde_json::to_vec(audit).map_err(|e| self.site_error(e.to_string()))?;
-        let options = PutOptions {
-            content_type: Some("application/json".to_owned()),
-            ..PutOptions::default()
-        };
-        let key = audit_key(self.prefix());
-        self.store().put(&key, Bytes::from(body), options).await?;
-        Ok(())
+        self.put_json(&audit_key(self.prefix()), audit).await
     }
 
     /// Writes a site file as of `generation`, unless a file of this
