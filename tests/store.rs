@@ -143,8 +143,9 @@ async fn references_delete_conditionally_as_their_store_does() {
 }
 
 /// An object made mostly of another is copied inside an S3 server: the
-/// long range crosses no wire, and of the short bytes before it only
-/// enough to make a 5 MiB part is read and sent.
+/// long range crosses no wire, of the short bytes before it only enough
+/// to make a 5 MiB part is read and sent, and a short range last is
+/// copied too.
 async fn assembled_inside<S: Store>(store: S) {
     use pkgsum::store::Segment;
     let bytes: Vec<u8> = (0..12u32 << 20).map(|i| (i % 241) as u8).collect();
@@ -163,7 +164,7 @@ async fn assembled_inside<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!((made.sent, made.received, made.copied), (1, 0, 12 << 20));
-    let head = vec![Segment::Bytes(Bytes::from_static(b"head")), whole];
+    let head = vec![Segment::Bytes(Bytes::from_static(b"head")), whole.clone()];
     let made = store
         .assemble("to", head, PutOptions::default())
         .await
@@ -175,6 +176,22 @@ async fn assembled_inside<S: Store>(store: S) {
     );
     let (stored, _) = store.get("to").await.unwrap().unwrap();
     assert!(stored == [&b"head"[..], &bytes].concat());
+    // A short range last is copied as the last part: nothing crosses.
+    let short = Segment::Copy {
+        key: "from".to_owned(),
+        etag: etag.clone(),
+        range: 100..200,
+    };
+    let made = store
+        .assemble("to", vec![whole, short], PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (made.sent, made.received, made.copied),
+        (0, 0, (12 << 20) + 100)
+    );
+    let (stored, _) = store.get("to").await.unwrap().unwrap();
+    assert!(stored == [&bytes[..], &bytes[100..200]].concat());
 }
 
 async fn s3_assembles_inside_the_store() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{Bounded, ObjectMeta, Peeked, PutOptions, Store, StoreResult};
+use super::{Assembly, Bounded, ObjectMeta, Peeked, PutOptions, Segment, Store, StoreResult};
 
 /// Totals since creation (or the last [`Counting::take`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,6 +134,25 @@ impl<S: Store> Store for Counting<S> {
         add(&self.counters.puts, 1);
         add(&self.counters.bytes_written, body.len() as u64);
         self.inner.put(key, body, options).await
+    }
+
+    /// Counted as one PUT with the bytes it moved each way (what the
+    /// store copied itself crosses no wire).
+    async fn assemble(
+        &self,
+        key: &str,
+        segments: Vec<Segment>,
+        options: PutOptions,
+    ) -> StoreResult<Assembly> {
+        add(&self.counters.puts, 1);
+        let made = self.inner.assemble(key, segments, options).await?;
+        add(&self.counters.bytes_written, made.sent);
+        add(&self.counters.bytes_read, made.received);
+        Ok(made)
+    }
+
+    fn copies_at_least(&self) -> Option<u64> {
+        self.inner.copies_at_least()
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {

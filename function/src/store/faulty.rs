@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 pub use super::ErrorKind;
 pub use super::Op;
-use super::{Bounded, ObjectMeta, Peeked, PutOptions, Store, StoreError, StoreResult};
+use super::{
+    Assembly, Bounded, ObjectMeta, Peeked, PutOptions, Segment, Store, StoreError, StoreResult,
+};
 
 /// Fail `times` calls of `op` on keys containing `key_contains`, after
 /// letting `skip` such calls through, with an error of `kind` (say
@@ -134,6 +136,22 @@ impl<S: Store> Store for Faulty<S> {
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
         self.check(Op::Put, key)?;
         self.inner.put(key, body, options).await
+    }
+
+    /// One write, as far as faults go: what it reads and copies is the
+    /// store's own business.
+    async fn assemble(
+        &self,
+        key: &str,
+        segments: Vec<Segment>,
+        options: PutOptions,
+    ) -> StoreResult<Assembly> {
+        self.check(Op::Put, key)?;
+        self.inner.assemble(key, segments, options).await
+    }
+
+    fn copies_at_least(&self) -> Option<u64> {
+        self.inner.copies_at_least()
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {

@@ -388,6 +388,15 @@ pub trait Store: Send + Sync {
         assemble_by_get(self, key, segments, options)
     }
 
+    /// The shortest range [`Store::assemble`] copies inside the store
+    /// when it is not the last segment, if it copies any: S3's 5 MiB (every
+    /// part of a multipart upload but the last is at least that long),
+    /// where the last segment may be a copy of any length. `None` for a
+    /// store that reads and writes every byte.
+    fn copies_at_least(&self) -> Option<u64> {
+        None
+    }
+
     /// Removes `key`; a missing key is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -740,6 +749,10 @@ macro_rules! delegate_store {
 
             fn sets_modified(&self) -> bool {
                 (**self).sets_modified()
+            }
+
+            fn copies_at_least(&self) -> Option<u64> {
+                (**self).copies_at_least()
             }
         }
     )*};

@@ -319,6 +319,19 @@ impl Store for AnyStore {
         either!(self, s => s.put_parts(key, parts, options).await)
     }
 
+    async fn assemble(
+        &self,
+        key: &str,
+        segments: Vec<crate::store::Segment>,
+        options: PutOptions,
+    ) -> StoreResult<crate::store::Assembly> {
+        either!(self, s => s.assemble(key, segments, options).await)
+    }
+
+    fn copies_at_least(&self) -> Option<u64> {
+        either!(self, s => s.copies_at_least())
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         either!(self, s => s.delete(key).await)
     }

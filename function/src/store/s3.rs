@@ -803,6 +803,12 @@ impl Store for S3Store {
         }
     }
 
+    /// 5 MiB, until the server has answered an UploadPartCopy with 501.
+    fn copies_at_least(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        (!self.no_part_copy.load(Ordering::Relaxed)).then_some(MIN_PART)
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.client
             .delete_object()
@@ -1131,7 +1137,8 @@ impl S3Store {
             moved: Assembly::default(),
             sources: Default::default(),
         };
-        for segment in segments {
+        let count = segments.len();
+        for (i, segment) in segments.into_iter().enumerate() {
             match segment {
                 Segment::Bytes(bytes) => at.pending.extend_from_slice(&bytes),
                 Segment::Copy {
@@ -1139,7 +1146,8 @@ impl S3Store {
                     etag,
                     range,
                 } => {
-                    self.add_copy(&mut at, &from, &etag, range).await?;
+                    let last = i + 1 == count;
+                    self.add_copy(&mut at, &from, &etag, range, last).await?;
                 }
             }
             if at.pending.len() >= SEND_PART {
@@ -1165,13 +1173,15 @@ impl S3Store {
 
     /// Adds `range` of `from` (pinned to `etag`): bytes read to make the
     /// waiting bytes a whole part, then a copy inside the store of what
-    /// is left if that is a part's worth, else its bytes read too.
+    /// is left if that is a part's worth or the `last` part (which may be
+    /// short), else its bytes read too.
     async fn add_copy(
         &self,
         at: &mut Assembling<'_>,
         from: &str,
         etag: &str,
         range: Range<u64>,
+        last: bool,
     ) -> Result<(), Failed> {
         let mut start = range.start;
         let short = (at.pending.len() as u64) < MIN_PART;
@@ -1183,7 +1193,10 @@ impl S3Store {
             start += take;
         }
         let rest = range.end.saturating_sub(start);
-        if rest < MIN_PART {
+        if rest == 0 {
+            return Ok(());
+        }
+        if rest < MIN_PART && !last {
             let bytes = super::read_range(self, from, start..range.end, etag).await?;
             at.moved.received += rest;
             at.pending.extend_from_slice(&bytes);
