@@ -14,6 +14,7 @@
 //! - `signatures`: signature policies and every verdict.
 //! - `notify`: real S3 -> SQS notifications and the Lambda runtime API.
 //! - `publish`: what a summary lists, the publish gates, hold and resume.
+//! - `splice`: summaries larger than a part, spliced inside the store.
 //! - `prune`: retention that cannot break a client.
 //! - `promote`: packages moved between repositories inside the store.
 //! - `vulnerabilities`: the pkg-vulnerabilities file, checked and published; the audit.
@@ -43,6 +44,7 @@ mod publish;
 mod serve;
 mod signatures;
 mod site;
+mod splice;
 mod store;
 mod vulnerabilities;
 mod walkthrough;
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         signatures::trials(),
         notify::trials(),
         publish::trials(),
+        splice::trials(),
         prune::trials(),
         promote::trials(),
         vulnerabilities::trials(),

@@ -65,7 +65,7 @@
 pub use pkgsum_core::{
     Error, Result, changelog, checks, chunk, compression, create, error, excerpt, gate, header,
     limit, piece, plist, record, record_file, record_stream, release, retention, sample, select,
-    signed, site, state, summary, trust, vulnerabilities,
+    signed, site, splice, state, summary, trust, vulnerabilities,
 };
 
 pub mod advisories;

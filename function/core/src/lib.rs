@@ -17,7 +17,9 @@
 //!   an update reads and writes only what it touches; [`summary`] names the `pkg_summary` files;
 //!   [`chunk`] cuts sorted records into runs that stay put as packages
 //!   come and go, compressed one by one (a concatenation is a valid
-//!   summary), so an update can recompress one run.
+//!   summary), so an update can recompress one run; [`splice`] says how
+//!   a store that copies ranges inside itself makes a new file from the
+//!   previous one, sending only the runs made now.
 //! - [`create`] builds packages as pkg_create does (for `pkgsum demo`, the
 //!   tests and the benchmarks); [`sample`] makes metadata shaped like
 //!   pkgsrc's for the benchmarks.
@@ -59,6 +61,7 @@ pub mod sample;
 pub mod select;
 pub mod signed;
 pub mod site;
+pub mod splice;
 pub mod state;
 mod stored;
 pub mod summary;

@@ -31,6 +31,7 @@ mod history;
 mod hold;
 mod pass;
 mod publish;
+mod splice;
 mod status;
 
 pub use crate::keys::{GENERATION, is_own_key, output_key, split_key, state_key, status_key};

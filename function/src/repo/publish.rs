@@ -15,13 +15,14 @@ use futures::future::join_all;
 
 use super::commit::{Loaded, PieceError, Want};
 use super::history;
+use super::splice::{Spliced, put_spliced};
 use super::{PassError, Repo};
 use crate::chunk::{self, Assembled, Layout};
 use crate::compression::Compression;
 use crate::gate::{self, Closed, Verdict};
 use crate::keys::{GENERATION, LISTED, SELECTED, generation_of, output_key, state_key};
 use crate::state::State;
-use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Store, StoreError};
+use crate::store::{Bounded, ObjectMeta, PutMode, PutOptions, Segment, Store, StoreError};
 use crate::summary;
 
 /// What [`Repo::publish`] did.
@@ -77,20 +78,60 @@ struct LayoutFile {
 const TOGETHER_LIMIT: u64 = 32 << 20;
 
 /// A format's summary being made: its runs, and for each the bytes and
-/// digest it can be copied with from the published file, if it can.
+/// digest it can be copied with from the published file, if it can; or
+/// how it is spliced inside the store from that file (of this ETag).
 struct Draft {
     format: Compression,
     plan: chunk::Plan,
     copied: Vec<Option<(Bytes, [u8; 32])>>,
+    splice: Option<(String, crate::splice::Splice)>,
 }
 
 impl Draft {
     /// The runs to compress, as ranges of the state's pieces.
-    fn todo(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    fn todo(&self) -> Vec<std::ops::Range<usize>> {
+        if let Some((_, splice)) = &self.splice {
+            return splice
+                .fresh
+                .iter()
+                .map(|&i| self.plan.runs[i].clone())
+                .collect();
+        }
         let runs = self.plan.runs.iter().zip(&self.copied);
         runs.filter(|(_, copied)| copied.is_none())
             .map(|(run, _)| run.clone())
+            .collect()
     }
+}
+
+/// A format's new summary: its bytes, or how the store splices it.
+enum Made {
+    Whole(Assembled),
+    Spliced(Spliced),
+}
+
+/// Whether a summary may be spliced inside the store: not when a splice
+/// was refused (another writer replaced what it copies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Splicing {
+    Allowed,
+    Refused,
+}
+
+/// What writing one format's summary came to.
+enum Outcome {
+    /// Written, with this ETag and layout, so many runs compressed and
+    /// copied.
+    Written(String, Layout, usize, usize),
+    /// One of these records or newer is there already.
+    Unchanged,
+    /// A newer commit dropped a piece this one needs.
+    Superseded,
+}
+
+/// A refused splice's file made again without splicing came out spliced.
+fn spliced_again() -> std::io::Error {
+    std::io::Error::other("a summary made without splicing came out spliced")
 }
 
 /// What publishing did when a newer commit dropped the pieces it needed:
@@ -148,7 +189,8 @@ impl<S: Store> Repo<'_, S> {
         // The files are made while waiting: usually no newer commit has
         // come by then, and the wait was not lost.
         let early = if self.together(state, &behind) {
-            let made = self.assemble_all(state, &behind, &verdict.unlisted);
+            let unlisted = &verdict.unlisted;
+            let made = self.assemble_all(state, &behind, unlisted, Splicing::Allowed);
             let (_, made) = tokio::join!(wait_until(later), made);
             made?
         } else {
@@ -332,7 +374,7 @@ impl<S: Store> Repo<'_, S> {
         state: &mut State,
         behind: Vec<(Compression, Option<ObjectMeta>)>,
         verdict: &Verdict,
-        early: Option<Vec<Assembled>>,
+        early: Option<Vec<Made>>,
     ) -> Result<Published, PassError> {
         let (store, prefix, config) = (self.store, self.prefix, self.config);
         let generation = state.generation();
@@ -358,10 +400,14 @@ impl<S: Store> Repo<'_, S> {
         } else {
             state
         };
-        let mut outputs: Vec<Option<Assembled>> = match early {
+        let unlisted = &verdict.unlisted;
+        let mut outputs: Vec<Option<Made>> = match early {
             Some(made) => made.into_iter().map(Some).collect(),
             None if !behind.is_empty() && self.together(state, &behind) => {
-                match self.assemble_all(state, &behind, &verdict.unlisted).await? {
+                match self
+                    .assemble_all(state, &behind, unlisted, Splicing::Allowed)
+                    .await?
+                {
                     Some(made) => made.into_iter().map(Some).collect(),
                     None => return Ok(superseded(published, generation, prefix)),
                 }
@@ -377,34 +423,25 @@ impl<S: Store> Repo<'_, S> {
             .map(|(_, current)| history::published_generation(current.as_ref()))
             .max()
             .unwrap_or(0);
-        for (i, (format, current)) in behind.iter().enumerate().rev() {
-            let output = match outputs.get_mut(i).and_then(Option::take) {
-                Some(output) => output,
-                None => match self
-                    .assemble_all(state, &behind[i..=i], &verdict.unlisted)
-                    .await?
-                {
-                    Some(mut made) => made.remove(0),
-                    None => return Ok(superseded(published, generation, prefix)),
-                },
-            };
-            let key = output_key(prefix, *format);
-            let stamp = Stamp {
-                generation,
-                current_from,
-                attempts: config.max_attempts,
-                listed: verdict.listed,
-                selected: config.gates.select,
-            };
-            tracing::debug!(%key, compressed = output.compressed, copied = output.reused, "summary assembled");
-            let layout = output.layout;
-            let written = put_output(store, &key, output.bytes, *format, current.as_ref(), stamp);
-            if let Some(etag) = written.await? {
-                published.wrote = true;
-                published.runs_compressed += output.compressed;
-                published.runs_copied += output.reused;
-                kept.push((*format, etag.clone()));
-                layouts.push(self.write_layout(*format, generation, etag, layout));
+        let stamp = Stamp {
+            generation,
+            current_from,
+            attempts: config.max_attempts,
+            listed: verdict.listed,
+            selected: config.gates.select,
+        };
+        for (i, entry) in behind.iter().enumerate().rev() {
+            let made = outputs.get_mut(i).and_then(Option::take);
+            match Box::pin(self.write_output(state, entry, made, stamp, unlisted)).await? {
+                Outcome::Written(etag, layout, compressed, copied) => {
+                    published.wrote = true;
+                    published.runs_compressed += compressed;
+                    published.runs_copied += copied;
+                    kept.push((entry.0, etag.clone()));
+                    layouts.push(self.write_layout(entry.0, generation, etag, layout));
+                }
+                Outcome::Unchanged => {}
+                Outcome::Superseded => return Ok(superseded(published, generation, prefix)),
             }
         }
         for (key, meta) in stale {
@@ -438,31 +475,129 @@ impl<S: Store> Repo<'_, S> {
         Ok(published)
     }
 
+    /// Writes one format's summary (`made` already, or made now), spliced
+    /// inside the store where it can be, else whole; a splice refused
+    /// because the file changed meanwhile is made whole instead.
+    async fn write_output(
+        &self,
+        state: &mut State,
+        (format, current): &(Compression, Option<ObjectMeta>),
+        made: Option<Made>,
+        stamp: Stamp,
+        unlisted: &BTreeSet<String>,
+    ) -> Result<Outcome, PassError> {
+        let key = output_key(self.prefix, *format);
+        let behind = [(*format, current.clone())];
+        let made = match made {
+            Some(made) => made,
+            None => match self
+                .assemble_all(state, &behind, unlisted, Splicing::Allowed)
+                .await?
+            {
+                Some(mut made) => made.remove(0),
+                None => return Ok(Outcome::Superseded),
+            },
+        };
+        let mut known = current.clone();
+        let whole = match made {
+            Made::Whole(whole) => whole,
+            Made::Spliced(spliced) => {
+                let (compressed, copied) = (spliced.compressed, spliced.reused);
+                tracing::debug!(%key, compressed, copied, "summary spliced");
+                let written = self.put_spliced_output(&key, &spliced, *format, current, stamp);
+                if let Some(etag) = written.await? {
+                    return Ok(Outcome::Written(etag, spliced.layout, compressed, copied));
+                }
+                // Refused: made whole from what is there now.
+                known = self.store.head(&key).await?;
+                let now = [(*format, known.clone())];
+                let made = self.assemble_all(state, &now, unlisted, Splicing::Refused);
+                match made.await? {
+                    Some(mut made) => match made.remove(0) {
+                        Made::Whole(whole) => whole,
+                        Made::Spliced(_) => return Err(self.render_error(spliced_again())),
+                    },
+                    None => return Ok(Outcome::Superseded),
+                }
+            }
+        };
+        let (compressed, copied) = (whole.compressed, whole.reused);
+        tracing::debug!(%key, compressed, copied, "summary assembled");
+        let written = put_output(
+            self.store,
+            &key,
+            whole.bytes,
+            *format,
+            known.as_ref(),
+            stamp,
+        );
+        Ok(match written.await? {
+            Some(etag) => Outcome::Written(etag, whole.layout, compressed, copied),
+            None => Outcome::Unchanged,
+        })
+    }
+
+    /// Writes `spliced` as `key` in place of `current`, a later second than
+    /// it; `None` if a precondition was refused (another writer replaced
+    /// the file, or what is copied).
+    async fn put_spliced_output(
+        &self,
+        key: &str,
+        spliced: &Spliced,
+        format: Compression,
+        current: &Option<ObjectMeta>,
+        stamp: Stamp,
+    ) -> Result<Option<String>, PassError> {
+        let previous = current.as_ref().and_then(|m| m.last_modified);
+        let mut options = output_options(PutMode::Update(spliced.source.clone()), format, stamp);
+        let later = previous.and_then(|p| later_second(p, SystemTime::now()));
+        if self.store.sets_modified() {
+            options.modified = later;
+        } else if let Some(later) = later {
+            wait_until(later).await;
+        }
+        match put_spliced(self.store, self.prefix, key, spliced, options).await {
+            Ok(etag) => {
+                let size = spliced.layout.file_len().unwrap_or(0);
+                let written = Written { etag, stamp };
+                let body = Body::Stored(size);
+                let etag = ensure_later(self.store, key, body, previous, format, written).await?;
+                Ok(Some(etag))
+            }
+            Err(err) if err.is_precondition() || err.is_not_found() => {
+                tracing::debug!(key, "a splice was refused: {err}");
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// The summaries of `state` in the formats `behind`, in that order,
-    /// made together: each format's runs that its published file holds
-    /// already are copied from it; the pieces of the others are loaded
-    /// once for all formats and their records compressed, the formats in
-    /// parallel. `None` if a piece has gone because a newer state was
-    /// committed (whose pass publishes).
+    /// made together: each format's file is spliced from its published
+    /// file inside the store where it can be (`splicing`); else the runs
+    /// that file holds already are copied from it; the pieces of the
+    /// runs made now are loaded once for all formats and their records
+    /// compressed, the formats in parallel. `None` if a piece has gone
+    /// because a newer state was committed (whose pass publishes).
     async fn assemble_all(
         &self,
         state: &mut State,
         behind: &[(Compression, Option<ObjectMeta>)],
         unlisted: &BTreeSet<String>,
-    ) -> Result<Option<Vec<Assembled>>, PassError> {
+        splicing: Splicing,
+    ) -> Result<Option<Vec<Made>>, PassError> {
         if state.is_empty() {
             let empty = behind.iter().map(|(format, _)| Assembled::empty(*format));
             return empty
+                .map(|made| made.map(Made::Whole))
                 .collect::<Result<_, _>>()
                 .map(Some)
                 .map_err(|e| self.render_error(e));
         }
         let shared: &State = state;
-        let drafts = join_all(
-            behind
-                .iter()
-                .map(|(format, current)| self.draft(shared, *format, current.as_ref(), unlisted)),
-        )
+        let drafts = join_all(behind.iter().map(|(format, current)| {
+            self.draft(shared, *format, current.as_ref(), unlisted, splicing)
+        }))
         .await;
         let unloaded = state.unloaded();
         let wanted = drafts.iter().flat_map(Draft::todo).flatten();
@@ -474,6 +609,7 @@ impl<S: Store> Repo<'_, S> {
         for draft in &drafts {
             let raws = draft
                 .todo()
+                .into_iter()
                 .map(|run| state.records_in(run, unlisted))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.render_error(std::io::Error::other(e)))?;
@@ -483,32 +619,65 @@ impl<S: Store> Repo<'_, S> {
             }));
         }
         let mut assembled = Vec::with_capacity(drafts.len());
-        for (draft, job) in drafts.iter().zip(join_all(jobs).await) {
+        for (draft, job) in drafts.into_iter().zip(join_all(jobs).await) {
             let made = job
                 .map_err(|e| self.render_error(std::io::Error::other(e)))?
                 .map_err(|e| self.render_error(e))?;
-            let copied: Vec<_> = draft
-                .copied
-                .iter()
-                .map(|c| c.as_ref().map(|(bytes, digest)| (&bytes[..], *digest)))
-                .collect();
-            let file = chunk::join(&draft.plan, draft.format, &copied, made);
-            assembled.push(file.map_err(|e| self.render_error(e))?);
+            assembled.push(self.file_of(draft, made)?);
         }
         Ok(Some(assembled))
     }
 
-    /// How `format`'s summary of `state` will be made: its runs, and those
-    /// the published file (`current`) holds already.
+    /// `draft`'s file, given its runs `made` now.
+    fn file_of(&self, draft: Draft, made: Vec<Vec<u8>>) -> Result<Made, PassError> {
+        if let Some((source, splice)) = draft.splice {
+            let layout = splice.layout(&draft.plan, draft.format, &made);
+            return Ok(Made::Spliced(Spliced {
+                source,
+                groups: splice.groups,
+                fresh: Bytes::from(made.concat()),
+                layout,
+                compressed: made.len(),
+                reused: splice.kept.len(),
+            }));
+        }
+        let copied: Vec<_> = draft
+            .copied
+            .iter()
+            .map(|c| c.as_ref().map(|(bytes, digest)| (&bytes[..], *digest)))
+            .collect();
+        let file = chunk::join(&draft.plan, draft.format, &copied, made);
+        Ok(Made::Whole(file.map_err(|e| self.render_error(e))?))
+    }
+
+    /// How `format`'s summary of `state` will be made: its runs, and
+    /// whether it is spliced from the published file (`current`) or which
+    /// runs that file holds already.
     async fn draft(
         &self,
         state: &State,
         format: Compression,
         current: Option<&ObjectMeta>,
         unlisted: &BTreeSet<String>,
+        splicing: Splicing,
     ) -> Draft {
-        let previous = self.previous_output(format, current).await;
         let plan = plan_runs(state, unlisted, chunk::run_target(format));
+        let saved = match current {
+            Some(current) => self.saved_layout(format, current).await,
+            None => None,
+        };
+        if let Some(splice) = self.splice(&plan, format, current, saved.as_ref(), splicing) {
+            return Draft {
+                format,
+                plan,
+                copied: Vec::new(),
+                splice: Some(splice),
+            };
+        }
+        let previous = match (saved, current) {
+            (Some(saved), Some(current)) => self.previous_output(format, current, saved).await,
+            _ => None,
+        };
         let copied = match &previous {
             Some(previous) => {
                 let file = (&previous.layout, &previous.bytes[..]);
@@ -523,7 +692,28 @@ impl<S: Store> Repo<'_, S> {
             format,
             plan,
             copied,
+            splice: None,
         }
+    }
+
+    /// How `plan` is spliced from the published file `current` inside the
+    /// store, and that file's ETag: only where the store copies ranges,
+    /// and the layout `saved` is that very file's (same ETag).
+    fn splice(
+        &self,
+        plan: &chunk::Plan,
+        format: Compression,
+        current: Option<&ObjectMeta>,
+        saved: Option<&LayoutFile>,
+        splicing: Splicing,
+    ) -> Option<(String, crate::splice::Splice)> {
+        let min = self.store.copies_at_least()?;
+        let (current, saved) = (current?, saved?);
+        if splicing == Splicing::Refused || saved.etag.as_deref() != Some(current.etag.as_str()) {
+            return None;
+        }
+        let splice = crate::splice::splice(plan, format, &saved.layout, min)?;
+        Some((current.etag.clone(), splice))
     }
 
     fn render_error(&self, error: std::io::Error) -> PassError {
@@ -535,16 +725,10 @@ impl<S: Store> Repo<'_, S> {
 }
 
 impl<S: Store> Repo<'_, S> {
-    /// The published `format` file and its layout, when both are there and
-    /// agree (same generation, the length the layout says). Anything else,
-    /// a read error included, means no runs are copied: slower, never
-    /// wrong.
-    async fn previous_output(
-        &self,
-        format: Compression,
-        current: Option<&ObjectMeta>,
-    ) -> Option<Previous> {
-        let current = current.filter(|m| m.size <= PREVIOUS_LIMIT)?;
+    /// The layout saved for the published `format` file `current`, if it
+    /// is that file's (same generation and length). Anything else, a read
+    /// error included, means no runs are copied: slower, never wrong.
+    async fn saved_layout(&self, format: Compression, current: &ObjectMeta) -> Option<LayoutFile> {
         let layout_key = layout_key(self.prefix, format);
         let Bounded::Whole(body, _) = self
             .store
@@ -555,9 +739,20 @@ impl<S: Store> Repo<'_, S> {
             return None;
         };
         let saved: LayoutFile = serde_json::from_slice(&body).ok()?;
-        if saved.generation != generation_of(current)
-            || saved.layout.file_len() != Some(current.size)
-        {
+        (saved.generation == generation_of(current)
+            && saved.layout.file_len() == Some(current.size))
+        .then_some(saved)
+    }
+
+    /// The published `format` file, `current`, read back with its layout
+    /// `saved`.
+    async fn previous_output(
+        &self,
+        format: Compression,
+        current: &ObjectMeta,
+        saved: LayoutFile,
+    ) -> Option<Previous> {
+        if current.size > PREVIOUS_LIMIT {
             return None;
         }
         let key = output_key(self.prefix, format);
@@ -681,7 +876,8 @@ pub(super) async fn put_output<S: Store>(
         match store.put(key, body.clone(), options).await {
             Ok(etag) => {
                 let written = Written { etag, stamp };
-                let etag = ensure_later(store, key, &body, previous, format, written).await?;
+                let sent = Body::Sent(body.clone());
+                let etag = ensure_later(store, key, sent, previous, format, written).await?;
                 return Ok(Some(etag));
             }
             Err(err) if err.is_precondition() || err.is_not_found() => {
@@ -736,6 +932,13 @@ async fn wait_until(time: SystemTime) {
     }
 }
 
+/// What an output holds, to write it again: its bytes, or (spliced in
+/// the store) only its length, copied from itself.
+enum Body {
+    Sent(Bytes),
+    Stored(u64),
+}
+
 /// An output just written.
 struct Written {
     etag: String,
@@ -748,7 +951,7 @@ struct Written {
 async fn ensure_later<S: Store>(
     store: &S,
     key: &str,
-    body: &Bytes,
+    body: Body,
     previous: Option<SystemTime>,
     format: Compression,
     written: Written,
@@ -771,8 +974,20 @@ async fn ensure_later<S: Store>(
             return Ok(etag);
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let options = output_options(PutMode::Update(now.etag), format, stamp);
-        match store.put(key, body.clone(), options).await {
+        let options = output_options(PutMode::Update(now.etag.clone()), format, stamp);
+        let again = match &body {
+            Body::Sent(bytes) => store.put(key, bytes.clone(), options).await,
+            Body::Stored(size) => {
+                let itself = Segment::Copy {
+                    key: key.to_owned(),
+                    etag: now.etag,
+                    range: 0..*size,
+                };
+                let made = store.assemble(key, vec![itself], options).await;
+                made.map(|made| made.etag)
+            }
+        };
+        match again {
             Ok(again) => etag = again,
             Err(err) if err.is_precondition() => return Ok(etag),
             Err(err) => return Err(err.into()),

@@ -174,7 +174,10 @@ impl Store for MemoryStore {
             key: key.to_owned(),
             size: body.len() as u64,
             etag: moved.etag.clone(),
-            last_modified: Some(now_seconds()),
+            last_modified: Some(match options.modified {
+                Some(modified) if self.sets_modified => modified,
+                _ => now_seconds(),
+            }),
             metadata: options.metadata,
         };
         objects.insert(key.to_owned(), (Bytes::from(body), meta));
