@@ -278,10 +278,15 @@ fn expected_grants(
     let own = [
         object("*.pkgsum/pieces/*"),
         object("*.pkgsum/history/*"),
+        object("*.pkgsum/splice/*"),
         object("*site/*"),
     ];
-    for key in summaries.into_iter().chain(own) {
+    for key in summaries.iter().cloned().chain(own) {
         out.insert(("s3:DeleteObject".to_owned(), key));
+    }
+    // A spliced summary's failed upload is aborted.
+    for key in summaries.into_iter().chain([object("*.pkgsum/*")]) {
+        out.insert(("s3:AbortMultipartUpload".to_owned(), key));
     }
     out.insert(("s3:ListBucket".to_owned(), format!("arn:aws:s3:::{bucket}")));
     for action in [

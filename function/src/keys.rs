@@ -73,6 +73,12 @@ pub fn piece_key(prefix: &str, piece: &PieceRef) -> String {
     format!("{}{}", pieces_prefix(prefix), piece.name())
 }
 
+/// Where step `step` of joining group `group` of the summary `file` is
+/// made while the summary is spliced (`repo/splice.rs`).
+pub fn splice_key(prefix: &str, file: &str, group: usize, step: usize) -> String {
+    format!("{prefix}.pkgsum/splice/{file}.{group}.{step}")
+}
+
 /// Its status object, for people and monitoring.
 pub fn status_key(prefix: &str) -> String {
     format!("{prefix}.pkgsum/status.json")

@@ -31,6 +31,8 @@ locals {
   ]
   pieces    = ["${local.bucket_arn}/${local.prefix}*.pkgsum/pieces/*"]
   history   = ["${local.bucket_arn}/${local.prefix}*.pkgsum/history/*"]
+  # Objects a summary is spliced through, removed once it is written.
+  splice = ["${local.bucket_arn}/${local.prefix}*.pkgsum/splice/*"]
   s3_url = join("/", compact([
     "https://${local.bucket}.s3.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}",
     var.repository_prefix,
@@ -421,7 +423,9 @@ resource "aws_iam_role_policy" "function" {
     Statement = [
       { Sid = "ReadRepository", Effect = "Allow", Action = "s3:GetObject", Resource = "${local.bucket_arn}/${local.prefix}*" },
       { Sid = "WriteIndex", Effect = "Allow", Action = "s3:PutObject", Resource = concat(local.summaries, local.own_files, local.site_files) },
-      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces, local.history, ["${local.bucket_arn}/${local.prefix}*site/*"]) },
+      { Sid = "RemoveStaleFiles", Effect = "Allow", Action = "s3:DeleteObject", Resource = concat(local.summaries, local.pieces, local.history, local.splice, ["${local.bucket_arn}/${local.prefix}*site/*"]) },
+      # A summary spliced in a multipart upload that fails is aborted.
+      { Sid = "AbortUploads", Effect = "Allow", Action = "s3:AbortMultipartUpload", Resource = concat(local.summaries, local.own_files) },
       { Sid = "ListBucket", Effect = "Allow", Action = "s3:ListBucket", Resource = local.bucket_arn },
       { Sid = "ConsumeEvents", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource = aws_sqs_queue.events.arn },
       { Sid = "WriteLogs", Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.function.arn}:*" },

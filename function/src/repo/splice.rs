@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use crate::chunk::Layout;
+use crate::keys::splice_key;
 use crate::splice::Group;
 use crate::store::{PutMode, PutOptions, Segment, Store, StoreError};
 
@@ -44,9 +45,7 @@ pub(super) async fn put_spliced<S: Store>(
         .enumerate()
         .map(|(g, group)| {
             let steps = 0..group.short.len();
-            steps
-                .map(|s| format!("{prefix}.pkgsum/splice/{file}.{g}.{s}"))
-                .collect()
+            steps.map(|s| splice_key(prefix, file, g, s)).collect()
         })
         .collect();
     let made = assemble(store, key, spliced, &stages, options).await;
