@@ -146,6 +146,16 @@ impl Driver {
         self.wait_until("return !!document.getElementById('detail').dataset.ready");
     }
 
+    /// Waits for `pkgname`'s detail: after a click within the page the
+    /// one shown before stays ready until the hash change is handled.
+    fn wait_for_detail_of(&self, pkgname: &str) {
+        let name = serde_json::to_string(pkgname).unwrap();
+        self.wait_until(&format!(
+            "const d = document.getElementById('detail'); \
+             return !!d.dataset.ready && d.querySelector('h2')?.textContent === {name}"
+        ));
+    }
+
     /// The element `css` selects.
     fn find(&self, css: &str) -> String {
         let found = self.session(
@@ -322,7 +332,7 @@ fn the_page_works_as_a_person_uses_it() {
     // package here that satisfies them, and the file.
     driver.open(&format!("{page}#q=app"));
     driver.click("tr[data-file=\"app-1.0.tgz\"] a");
-    driver.wait_for_detail();
+    driver.wait_for_detail_of("app-1.0");
     let detail = driver.run("return document.getElementById('detail').innerText");
     let detail = detail.as_str().unwrap();
     assert!(
@@ -338,7 +348,7 @@ fn the_page_works_as_a_person_uses_it() {
         "https://example.org/app/"
     );
     driver.click("#detail .depends a");
-    driver.wait_for_detail();
+    driver.wait_for_detail_of("lib-1.5");
     let detail = driver.run("return document.querySelector('#detail h2').textContent");
     assert_eq!(detail, "lib-1.5");
 
