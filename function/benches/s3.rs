@@ -8,7 +8,7 @@
 //! 2. Under `localstack/run-with` only: 1,000 uploads at once
 //!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications taken as
 //!    the deployed stack's defaults take them (2 concurrent invocations,
-//!    batches of up to 100 gathered for up to 5 s): when all are in the
+//!    batches of up to 100 gathered for up to 1 s): when all are in the
 //!    summary, and how many versions of it were written. With
 //!    `PKGSUM_RGW_ENDPOINT` set (`ceph/start.sh`), once more with Ceph RGW
 //!    as the S3.
@@ -285,7 +285,7 @@ async fn gather(
 
 /// 1,000 uploads at once, taken as the deployed stack's defaults take them
 /// (infra/sam: 2 concurrent invocations, batches of up to 100 messages
-/// gathered for up to 5 s): when every package is in `pkg_summary.gz`,
+/// gathered for up to 1 s): when every package is in `pkg_summary.gz`,
 /// counted from the last upload, and how many versions of it were written.
 ///
 /// `direct` sends each upload's notification to the queue itself, as soon
@@ -295,7 +295,7 @@ async fn gather(
 async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> Vec<String> {
     const CONCURRENCY: usize = 2;
     const BATCH: usize = 100;
-    const WINDOW: Duration = Duration::from_secs(5);
+    const WINDOW: Duration = Duration::from_secs(1);
     const EXISTING: usize = 1000;
     // An existing repository: the burst is incremental, as it is for a
     // repository in use (a fresh one is read whole by its first pass).
@@ -578,7 +578,7 @@ async fn main() {
     }
     println!();
     println!(
-        "| {uploads} uploads at once, 2 handlers, batches of up to 100 gathered for up to 5 s | {} |",
+        "| {uploads} uploads at once, 2 handlers, batches of up to 100 gathered for up to 1 s | {} |",
         headings.join(" | ")
     );
     println!("|---|{}", "---|".repeat(headings.len()));
