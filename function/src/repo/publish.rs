@@ -77,30 +77,41 @@ struct LayoutFile {
 /// within a 128 MiB function.
 const TOGETHER_LIMIT: u64 = 32 << 20;
 
-/// A format's summary being made: its runs, and for each the bytes and
-/// digest it can be copied with from the published file, if it can; or
-/// how it is spliced inside the store from that file (of this ETag).
+/// A format's summary being made: its runs, and how those the published
+/// file holds already are kept.
 struct Draft {
     format: Compression,
     plan: chunk::Plan,
-    copied: Vec<Option<(Bytes, [u8; 32])>>,
-    splice: Option<(String, crate::splice::Splice)>,
+    kept: Kept,
+}
+
+/// How a draft keeps the runs the published file holds already.
+enum Kept {
+    /// Copied out of that file, read back: for each run, the bytes and
+    /// digest it can be copied with, if it can.
+    Read(Vec<Option<(Bytes, [u8; 32])>>),
+    /// Spliced inside the store from that file, of this ETag.
+    Spliced(String, crate::splice::Splice),
 }
 
 impl Draft {
     /// The runs to compress, as ranges of the state's pieces.
     fn todo(&self) -> Vec<std::ops::Range<usize>> {
-        if let Some((_, splice)) = &self.splice {
-            return splice
+        match &self.kept {
+            Kept::Spliced(_, splice) => splice
                 .fresh
                 .iter()
                 .map(|&i| self.plan.runs[i].clone())
-                .collect();
+                .collect(),
+            Kept::Read(copied) => self
+                .plan
+                .runs
+                .iter()
+                .zip(copied)
+                .filter(|(_, copied)| copied.is_none())
+                .map(|(run, _)| run.clone())
+                .collect(),
         }
-        let runs = self.plan.runs.iter().zip(&self.copied);
-        runs.filter(|(_, copied)| copied.is_none())
-            .map(|(run, _)| run.clone())
-            .collect()
     }
 }
 
@@ -487,11 +498,15 @@ impl<S: Store> Repo<'_, S> {
         unlisted: &BTreeSet<String>,
     ) -> Result<Outcome, PassError> {
         let key = output_key(self.prefix, *format);
-        let behind = [(*format, current.clone())];
         let made = match made {
             Some(made) => made,
             None => match self
-                .assemble_all(state, &behind, unlisted, Splicing::Allowed)
+                .assemble_all(
+                    state,
+                    &[(*format, current.clone())],
+                    unlisted,
+                    Splicing::Allowed,
+                )
                 .await?
             {
                 Some(mut made) => made.remove(0),
@@ -550,12 +565,7 @@ impl<S: Store> Repo<'_, S> {
     ) -> Result<Option<String>, PassError> {
         let previous = current.as_ref().and_then(|m| m.last_modified);
         let mut options = output_options(PutMode::Update(spliced.source.clone()), format, stamp);
-        let later = previous.and_then(|p| later_second(p, SystemTime::now()));
-        if self.store.sets_modified() {
-            options.modified = later;
-        } else if let Some(later) = later {
-            wait_until(later).await;
-        }
+        in_later_second(self.store, previous, &mut options).await;
         match put_spliced(self.store, self.prefix, key, spliced, options).await {
             Ok(etag) => {
                 let size = spliced.layout.file_len().unwrap_or(0);
@@ -630,24 +640,27 @@ impl<S: Store> Repo<'_, S> {
 
     /// `draft`'s file, given its runs `made` now.
     fn file_of(&self, draft: Draft, made: Vec<Vec<u8>>) -> Result<Made, PassError> {
-        if let Some((source, splice)) = draft.splice {
-            let layout = splice.layout(&draft.plan, draft.format, &made);
-            return Ok(Made::Spliced(Spliced {
-                source,
-                groups: splice.groups,
-                fresh: Bytes::from(made.concat()),
-                layout,
-                compressed: made.len(),
-                reused: splice.kept.len(),
-            }));
+        match draft.kept {
+            Kept::Spliced(source, splice) => {
+                let layout = splice.layout(&draft.plan, draft.format, &made);
+                Ok(Made::Spliced(Spliced {
+                    source,
+                    groups: splice.groups,
+                    fresh: Bytes::from(made.concat()),
+                    layout,
+                    compressed: made.len(),
+                    reused: splice.kept.len(),
+                }))
+            }
+            Kept::Read(copied) => {
+                let copied: Vec<_> = copied
+                    .iter()
+                    .map(|c| c.as_ref().map(|(bytes, digest)| (&bytes[..], *digest)))
+                    .collect();
+                let file = chunk::join(&draft.plan, draft.format, &copied, made);
+                Ok(Made::Whole(file.map_err(|e| self.render_error(e))?))
+            }
         }
-        let copied: Vec<_> = draft
-            .copied
-            .iter()
-            .map(|c| c.as_ref().map(|(bytes, digest)| (&bytes[..], *digest)))
-            .collect();
-        let file = chunk::join(&draft.plan, draft.format, &copied, made);
-        Ok(Made::Whole(file.map_err(|e| self.render_error(e))?))
     }
 
     /// How `format`'s summary of `state` will be made: its runs, and
@@ -666,12 +679,12 @@ impl<S: Store> Repo<'_, S> {
             Some(current) => self.saved_layout(format, current).await,
             None => None,
         };
-        if let Some(splice) = self.splice(&plan, format, current, saved.as_ref(), splicing) {
+        if let Some((etag, splice)) = self.splice(&plan, format, current, saved.as_ref(), splicing)
+        {
             return Draft {
                 format,
                 plan,
-                copied: Vec::new(),
-                splice: Some(splice),
+                kept: Kept::Spliced(etag, splice),
             };
         }
         let previous = match (saved, current) {
@@ -691,8 +704,7 @@ impl<S: Store> Repo<'_, S> {
         Draft {
             format,
             plan,
-            copied,
-            splice: None,
+            kept: Kept::Read(copied),
         }
     }
 
@@ -865,14 +877,7 @@ pub(super) async fn put_output<S: Store>(
             None => PutMode::Create,
         };
         let mut options = output_options(mode, format, stamp);
-        // A store that sets modification times is given the later second;
-        // on any other, the write waits for it.
-        let later = previous.and_then(|p| later_second(p, SystemTime::now()));
-        if store.sets_modified() {
-            options.modified = later;
-        } else if let Some(later) = later {
-            wait_until(later).await;
-        }
+        in_later_second(store, previous, &mut options).await;
         match store.put(key, body.clone(), options).await {
             Ok(etag) => {
                 let written = Written { etag, stamp };
@@ -922,6 +927,22 @@ pub fn whole_seconds(t: SystemTime) -> u64 {
 pub(crate) fn later_second(previous: SystemTime, now: SystemTime) -> Option<SystemTime> {
     let next = whole_seconds(previous) + 1;
     (whole_seconds(now) < next).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(next))
+}
+
+/// Makes a write with `options` land in a later whole second than
+/// `previous`, the version it replaces: a store that sets modification
+/// times is given that second; on any other, this waits for it.
+async fn in_later_second<S: Store>(
+    store: &S,
+    previous: Option<SystemTime>,
+    options: &mut PutOptions,
+) {
+    let later = previous.and_then(|p| later_second(p, SystemTime::now()));
+    if store.sets_modified() {
+        options.modified = later;
+    } else if let Some(later) = later {
+        wait_until(later).await;
+    }
 }
 
 /// Sleeps until `time`, but never long: a Last-Modified far in the future

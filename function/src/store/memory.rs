@@ -59,6 +59,23 @@ fn etag_of(body: &[u8]) -> String {
     format!("{:016x}{:08x}", hasher.finish(), body.len())
 }
 
+/// The object `key` in `objects` while it has `etag`: a not-found or
+/// precondition error of `op` otherwise.
+fn pinned<'a>(
+    objects: &'a BTreeMap<String, (Bytes, ObjectMeta)>,
+    op: Op,
+    key: &str,
+    etag: &str,
+) -> StoreResult<&'a (Bytes, ObjectMeta)> {
+    let object = objects
+        .get(key)
+        .ok_or_else(|| StoreError::new(op, key, ErrorKind::NotFound))?;
+    if object.1.etag != etag {
+        return Err(StoreError::new(op, key, ErrorKind::Precondition));
+    }
+    Ok(object)
+}
+
 /// Bytes `range` of `key` in `objects`, all of them, while it has `etag`.
 fn copied<'a>(
     objects: &'a BTreeMap<String, (Bytes, ObjectMeta)>,
@@ -66,12 +83,7 @@ fn copied<'a>(
     etag: &str,
     range: &Range<u64>,
 ) -> StoreResult<&'a [u8]> {
-    let (body, meta) = objects
-        .get(key)
-        .ok_or_else(|| StoreError::new(Op::Copy, key, ErrorKind::NotFound))?;
-    if meta.etag != etag {
-        return Err(StoreError::new(Op::Copy, key, ErrorKind::Precondition));
-    }
+    let (body, _) = pinned(objects, Op::Copy, key, etag)?;
     let bytes = usize::try_from(range.start)
         .ok()
         .zip(usize::try_from(range.end).ok())
@@ -111,12 +123,7 @@ impl Store for MemoryStore {
 
     async fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> StoreResult<Bytes> {
         let objects = self.lock();
-        let (body, meta) = objects
-            .get(key)
-            .ok_or_else(|| StoreError::new(Op::GetRange, key, ErrorKind::NotFound))?;
-        if meta.etag != etag {
-            return Err(StoreError::new(Op::GetRange, key, ErrorKind::Precondition));
-        }
+        let (body, _) = pinned(&objects, Op::GetRange, key, etag)?;
         let end = range.end.min(body.len() as u64) as usize;
         let start = (range.start as usize).min(end);
         Ok(body.slice(start..end))
@@ -188,12 +195,7 @@ impl Store for MemoryStore {
     /// single-part object's: nothing is hashed or copied again.
     async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
         let mut objects = self.lock();
-        let (body, meta) = objects
-            .get(from)
-            .ok_or_else(|| StoreError::new(Op::Copy, from, ErrorKind::NotFound))?;
-        if meta.etag != etag {
-            return Err(StoreError::new(Op::Copy, from, ErrorKind::Precondition));
-        }
+        let (body, meta) = pinned(&objects, Op::Copy, from, etag)?;
         let meta = ObjectMeta {
             key: to.to_owned(),
             last_modified: Some(now_seconds()),

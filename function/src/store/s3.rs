@@ -14,6 +14,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
@@ -1048,36 +1049,52 @@ impl S3Store {
         let (from, pinned) = Self::copy_source(&source);
         // At most 10,000 parts, each at least 5 MiB and at most 5 GiB.
         let part = part_size
-            .max(source.size.div_ceil(10_000))
-            .clamp(5 << 20, MAX_COPY);
+            .max(source.size.div_ceil(MAX_PARTS as u64))
+            .clamp(MIN_PART, MAX_COPY);
         let mut completed = Vec::new();
         let mut start = 0;
         while start < source.size {
             let end = (start + part).min(source.size);
             let number = i32::try_from(completed.len() + 1).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(to)
-                .upload_id(id)
-                .part_number(number)
-                .copy_source(&from)
-                .copy_source_if_match(&pinned)
-                .copy_source_range(format!("bytes={start}-{}", end - 1))
-                .customize()
-                .mutate_request(empty_body)
-                .send()
+            let done = self
+                .part_copy((to, id, number), &from, &pinned, start..end)
                 .await
                 .map_err(|e| source.store.error(Op::Copy, source.key, e))?;
-            let etag = out.copy_part_result().and_then(|r| r.e_tag());
-            let done = CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(etag.map(str::to_owned));
-            completed.push(done.build());
+            completed.push(done);
             start = end;
         }
         self.complete_upload(to, id, completed, mode).await
+    }
+
+    /// One UploadPartCopy: bytes `range` of the copy source `from`
+    /// (`bucket/key`), only while it has the ETag `pinned` (in the form
+    /// the server wants), as part `number` of upload `id` of `to`.
+    async fn part_copy(
+        &self,
+        (to, id, number): (&str, &str, i32),
+        from: &str,
+        pinned: &str,
+        range: Range<u64>,
+    ) -> Result<CompletedPart, SdkError<UploadPartCopyError, HttpResponse>> {
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(to)
+            .upload_id(id)
+            .part_number(number)
+            .copy_source(from)
+            .copy_source_if_match(pinned)
+            .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+            .customize()
+            .mutate_request(empty_body)
+            .send()
+            .await?;
+        let etag = out.copy_part_result().and_then(|r| r.e_tag());
+        let part = CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(etag.map(str::to_owned));
+        Ok(part.build())
     }
 }
 
@@ -1263,22 +1280,12 @@ impl S3Store {
     ) -> Result<(), Failed> {
         let number = self.next_part(at)?;
         let source = format!("{}/{}", self.bucket, encode_copy_source(from));
-        let out = self
-            .client
-            .upload_part_copy()
-            .bucket(&self.bucket)
-            .key(at.key)
-            .upload_id(at.id)
-            .part_number(number)
-            .copy_source(source)
-            .copy_source_if_match(self.if_match.header(etag.to_owned()))
-            .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
-            .customize()
-            .mutate_request(empty_body)
-            .send()
+        let pinned = self.if_match.header(etag.to_owned());
+        let copied = self
+            .part_copy((at.key, at.id, number), &source, &pinned, range.clone())
             .await;
-        let out = match out {
-            Ok(out) => out,
+        let part = match copied {
+            Ok(part) => part,
             Err(err)
                 if err
                     .raw_response()
@@ -1290,11 +1297,7 @@ impl S3Store {
         };
         at.moved.copied += range.end - range.start;
         at.sources.insert((from.to_owned(), etag.to_owned()));
-        let etag = out.copy_part_result().and_then(|r| r.e_tag());
-        let part = CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(etag.map(str::to_owned));
-        at.parts.push(part.build());
+        at.parts.push(part);
         Ok(())
     }
 }
