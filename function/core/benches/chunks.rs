@@ -5,6 +5,9 @@
 //! cuts them: whole pieces of the state. The figures choose the run size
 //! each format gets (issue 11).
 //!
+//! The baseline is the whole file compressed as one would by hand (gzip
+//! -9, bzip2 -9, xz -6, zstd -9), whatever options the runs are given.
+//!
 //! Data: the real summaries in `../shared/fixtures/real/*/pkg_summary.gz`
 //! (or `$PKGSUM_REAL_FIXTURES`) when they are there, and 20,000 records
 //! shaped like pkgsrc's from `sample` (`PKGSUM_BENCH_RECORDS` for
@@ -113,14 +116,22 @@ fn runs_of(records: &[(String, Vec<u8>)], piece_target: usize, target: usize) ->
         .collect()
 }
 
+/// The size of `whole` compressed at once, as one would by hand: for xz,
+/// `xz -6` with its default options (pkgsum tunes its runs' encoder, and
+/// that tuning must not move the baseline it is measured against).
+fn whole_size(format: Compression, whole: &[u8]) -> usize {
+    let compressed = match format {
+        Compression::Xz => liblzma::encode_all(whole, 6),
+        _ => format.compress(whole),
+    };
+    compressed.map_or(0, |c| c.len())
+}
+
 fn measure(label: &str, summary: &[u8]) {
     let records = records(summary);
     let bytes: Vec<&[u8]> = records.iter().map(|(_, r)| &r[..]).collect();
     let whole: Vec<u8> = bytes.concat();
-    let sizes: Vec<usize> = FORMATS
-        .iter()
-        .map(|f| f.compress(&whole).map(|c| c.len()).unwrap_or(0))
-        .collect();
+    let sizes: Vec<usize> = FORMATS.iter().map(|&f| whole_size(f, &whole)).collect();
     println!(
         "\n{label}: {} records, {:.1} MiB; whole file: {}",
         records.len(),
