@@ -31,7 +31,9 @@
 //! and at most `keep` warnings are returned (the rest counted). Package
 //! text is quoted as an [`excerpt`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use pkgsrc::Pattern;
 
@@ -149,6 +151,32 @@ impl<'r> Fields<'r> {
     }
 }
 
+/// One repository-wide warning about a file. Its text is made only if it
+/// is kept: a repository can hold tens of thousands of unsatisfied
+/// DEPENDS, and formatting and sorting them all cost more than the checks.
+enum Warning<'r> {
+    Text(String),
+    /// A DEPENDS pattern no package in the repository satisfies.
+    Unsatisfied(&'r [u8]),
+}
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Text(text) => f.write_str(text),
+            Warning::Unsatisfied(dep) => write!(
+                f,
+                "DEPENDS {} is satisfied by no package in this repository: pkgin \
+                 cannot install this package unless another repository provides it",
+                Bare(&String::from_utf8_lossy(dep))
+            ),
+        }
+    }
+}
+
+/// Warnings as the checks find them: the file each is about, and what.
+type Found<'r> = Vec<(Cow<'r, str>, Warning<'r>)>;
+
 /// What the repository-wide checks found: the first warnings in order of
 /// (file, warning), and how many more there were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,7 +204,6 @@ pub fn repository_warnings<'a>(
         found.extend(off_platform(&fields, i, name));
     }
     found.extend(unresolved_depends(&fields, MATCH_BUDGET));
-    found.sort();
     cap(found, keep)
 }
 
@@ -207,28 +234,37 @@ pub fn unresolved_of<'a>(
         .map(|(file, record)| Fields::of(file, record))
         .collect();
     unresolved_depends(&fields, MATCH_BUDGET)
+        .into_iter()
+        .map(|(file, warning)| (file.into_owned(), warning.to_string()))
+        .collect()
 }
 
-/// At most [`MAX_PER_PACKAGE`] warnings a file (and one saying how many
-/// more), then at most `keep` in all.
-fn cap(found: Vec<(String, String)>, keep: usize) -> Findings {
+/// In order of (file, warning): at most [`MAX_PER_PACKAGE`] warnings a
+/// file (and one saying how many more), then at most `keep` in all. Only
+/// the kept ones are put into words; the rest are counted.
+fn cap(mut found: Found<'_>, keep: usize) -> Findings {
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut findings = Findings::default();
     for run in found.chunk_by(|a, b| a.0 == b.0) {
-        let mut about: Vec<(String, String)> = run.iter().take(MAX_PER_PACKAGE).cloned().collect();
-        if run.len() > MAX_PER_PACKAGE {
-            let left = run.len() - MAX_PER_PACKAGE;
-            about.push((
-                run[0].0.clone(),
-                format!("… and {left} more warnings about it"),
-            ));
+        let left = run.len().saturating_sub(MAX_PER_PACKAGE);
+        let lines = run.len() - left + usize::from(left > 0);
+        let room = keep.saturating_sub(findings.warnings.len());
+        if room == 0 {
+            findings.more += lines;
+            continue;
         }
-        for warning in about {
-            if findings.warnings.len() < keep {
-                findings.warnings.push(warning);
-            } else {
-                findings.more += 1;
-            }
+        let mut texts: Vec<String> = run.iter().map(|(_, w)| w.to_string()).collect();
+        texts.sort_unstable();
+        texts.truncate(MAX_PER_PACKAGE);
+        if left > 0 {
+            texts.push(format!("… and {left} more warnings about it"));
         }
+        findings.more += lines.saturating_sub(room);
+        let file = &run[0].0;
+        let kept = texts.into_iter().take(room);
+        findings
+            .warnings
+            .extend(kept.map(|text| (file.clone().into_owned(), text)));
     }
     findings
 }
@@ -275,39 +311,50 @@ pub fn too_large(pattern: &[u8]) -> Option<String> {
 /// pattern resolved once whoever depends on it, all within `budget` (the
 /// bytes of names compared; past it, what is left is not checked and the
 /// package whose pattern ran out is told so).
-fn unresolved_depends(packages: &[Fields], mut budget: u64) -> Vec<(String, String)> {
+fn unresolved_depends<'r>(packages: &[Fields<'r>], mut budget: u64) -> Found<'r> {
     let names: Vec<&str> = packages
         .iter()
         .filter_map(|p| std::str::from_utf8(p.pkgname?).ok())
         .collect();
     let index = Names::new(names);
-    let mut resolved: HashMap<&[u8], Option<String>> = HashMap::new();
+    let mut resolved: HashMap<&[u8], Resolved> = HashMap::new();
     let mut warnings = Vec::new();
     for package in packages {
+        let file = Cow::Borrowed(package.file);
         for &dep in &package.depends {
-            let problem = match resolved.get(dep) {
-                Some(problem) => problem.clone(),
-                None => {
-                    let Some(problem) = unresolved(dep, &index, &mut budget) else {
+            let found = match resolved.entry(dep) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let Some(found) = unresolved(dep, &index, &mut budget) else {
                         warnings.push((
-                            package.file.to_owned(),
-                            format!(
+                            file,
+                            Warning::Text(format!(
                                 "DEPENDS checks stopped here, after comparing {MATCH_BUDGET} \
                                  bytes of names: the rest of the repository's are not checked"
-                            ),
+                            )),
                         ));
                         return warnings;
                     };
-                    resolved.insert(dep, problem.clone());
-                    problem
+                    slot.insert(found)
                 }
             };
-            if let Some(problem) = problem {
-                warnings.push((package.file.to_owned(), problem));
-            }
+            let warning = match found {
+                Resolved::Satisfied => continue,
+                Resolved::Unsatisfied => Warning::Unsatisfied(dep),
+                Resolved::Unchecked(why) => Warning::Text(why.clone()),
+            };
+            warnings.push((file.clone(), warning));
         }
     }
     warnings
+}
+
+/// What matching one DEPENDS pattern found.
+enum Resolved {
+    Satisfied,
+    Unsatisfied,
+    /// Not matched: too large to expand, or not a pattern.
+    Unchecked(String),
 }
 
 /// PKGNAMEs, and their positions by base name, to match DEPENDS patterns
@@ -375,29 +422,27 @@ impl<'a> Names<'a> {
     }
 }
 
-/// Why `dep` cannot be resolved in the repository, if it cannot; `None`
-/// (the outer one) when the budget ran out before it was settled.
-fn unresolved(dep: &[u8], index: &Names<'_>, budget: &mut u64) -> Option<Option<String>> {
+/// Whether `dep` is satisfied in the repository; `None` when the budget
+/// ran out before it was settled.
+fn unresolved(dep: &[u8], index: &Names<'_>, budget: &mut u64) -> Option<Resolved> {
     let pattern = match Names::pattern(dep) {
         Ok(pattern) => pattern,
-        Err(why) => return Some(Some(why)),
+        Err(why) => return Some(Resolved::Unchecked(why)),
     };
     let mut found = false;
     index.matching(&pattern, budget, |_| {
         found = true;
         true
     })?;
-    Some((!found).then(|| {
-        format!(
-            "DEPENDS {} is satisfied by no package in this repository: pkgin \
-             cannot install this package unless another repository provides it",
-            Bare(&String::from_utf8_lossy(dep))
-        )
-    }))
+    Some(if found {
+        Resolved::Satisfied
+    } else {
+        Resolved::Unsatisfied
+    })
 }
 
 /// Files that share a PKGNAME, each named with the others.
-fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
+fn duplicate_names<'r>(packages: &[Fields<'r>]) -> Found<'r> {
     let mut by_name: BTreeMap<&[u8], Vec<&str>> = BTreeMap::new();
     for package in packages {
         if let Some(pkgname) = package.pkgname {
@@ -420,13 +465,13 @@ fn duplicate_names(packages: &[Fields]) -> Vec<(String, String)> {
                 n => format!(" and {n} more"),
             };
             warnings.push((
-                (*file).to_owned(),
-                format!(
+                Cow::Borrowed(*file),
+                Warning::Text(format!(
                     "PKGNAME={} is also in {}{more}: pkgin keeps one record for a \
                      PKGNAME, so only one of them can be installed",
                     Bare(&pkgname),
                     others.join(", ")
-                ),
+                )),
             ));
         }
     }
@@ -451,7 +496,7 @@ fn candidates<'a>(packages: &'a [Fields]) -> Vec<select::Candidate<'a>> {
         .collect()
 }
 
-fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
+fn older_versions<'r>(packages: &[Fields<'r>]) -> Found<'r> {
     let candidates = candidates(packages);
     let pkgname: HashMap<&str, &str> = candidates.iter().map(|c| (c.name, c.pkgname)).collect();
     let found = select::select(select::Select::All, candidates.iter().copied());
@@ -464,13 +509,13 @@ fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
             .filter(|older| pkgname.get(older.as_str()) != newest);
         for older in other_versions {
             warnings.push((
-                older.clone(),
-                format!(
+                Cow::Owned(older.clone()),
+                Warning::Text(format!(
                     "PKGPATH={} also has the newer {}: with two versions of one \
                      PKGPATH in the summary, pkgin's upgrades can pick the wrong one",
                     Bare(&versions.pkgpath),
                     Bare(&versions.newest)
-                ),
+                )),
             ));
         }
     }
@@ -479,7 +524,7 @@ fn older_versions(packages: &[Fields]) -> Vec<(String, String)> {
 
 /// Packages whose platform field `i` (`name`) differs from the value most
 /// packages have (if one value has more packages than any other).
-fn off_platform(packages: &[Fields], i: usize, name: &str) -> Vec<(String, String)> {
+fn off_platform<'r>(packages: &[Fields<'r>], i: usize, name: &str) -> Found<'r> {
     let mut counts: BTreeMap<&[u8], usize> = BTreeMap::new();
     for value in packages.iter().filter_map(|p| p.platform[i]) {
         *counts.entry(value).or_default() += 1;
@@ -502,7 +547,7 @@ fn off_platform(packages: &[Fields], i: usize, name: &str) -> Vec<(String, Strin
                  pkg_add refuses or warns of a package built for another platform",
                 excerpt(value)
             );
-            Some((p.file.to_owned(), warning))
+            Some((Cow::Borrowed(p.file), Warning::Text(warning)))
         })
         .collect()
 }
@@ -772,6 +817,7 @@ mod tests {
             cut.last()
                 .unwrap()
                 .1
+                .to_string()
                 .starts_with("DEPENDS checks stopped here")
         );
     }

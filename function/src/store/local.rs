@@ -212,7 +212,10 @@ impl LocalStore {
 
     fn list_sync(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         let mut out = Vec::new();
-        let mut dirs = vec![self.root.clone()];
+        let Some(start) = self.list_start(prefix) else {
+            return Ok(out);
+        };
+        let mut dirs = vec![start];
         while let Some(dir) = dirs.pop() {
             let entries = match fs::read_dir(&dir) {
                 Ok(entries) => entries,
@@ -237,11 +240,20 @@ impl LocalStore {
                     .file_type()
                     .map_err(|e| self.io_error(Op::List, key, e))?;
                 if kind.is_dir() {
-                    dirs.push(path);
-                } else if key.starts_with(prefix)
-                    && let Some(meta) = self.stat(Op::List, key, &path)?
-                {
-                    out.push(meta);
+                    // Only a directory that can hold keys under the prefix.
+                    let within = format!("{key}/");
+                    if within.starts_with(prefix) || prefix.starts_with(&within) {
+                        dirs.push(path);
+                    }
+                } else if key.starts_with(prefix) {
+                    // Relative to the open directory (fstatat), as
+                    // `symlink_metadata`: no lookup of the whole path.
+                    let meta = match entry.metadata() {
+                        Ok(stat) => object_meta(key, &stat),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(self.io_error(Op::List, key, e)),
+                    };
+                    out.extend(meta);
                 }
             }
         }
@@ -251,6 +263,33 @@ impl LocalStore {
 }
 
 impl LocalStore {
+    /// Where a listing of `prefix` starts: the deepest directory its
+    /// whole components name, so listing `.pkgsum/pieces/` reads that
+    /// directory and not the 20,000 packages beside it. `None` when the
+    /// walk from the root would find nothing there: a step that is
+    /// missing, not a directory, a symbolic link (the walk follows none),
+    /// or a name it skips.
+    fn list_start(&self, prefix: &str) -> Option<PathBuf> {
+        let Some((dirs, _)) = prefix.rsplit_once('/') else {
+            return Some(self.root.clone());
+        };
+        let mut path = self.root.clone();
+        for (i, part) in dirs.split('/').enumerate() {
+            let skipped = part.starts_with(TEMP_PREFIX) || (i == 0 && part == META_DIR);
+            if skipped
+                || !matches!(Path::new(part).components().next(), Some(Component::Normal(p)) if p == part)
+            {
+                return None;
+            }
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(stat) if stat.is_dir() => {}
+                _ => return None,
+            }
+        }
+        Some(path)
+    }
+
     fn head_sync(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
         let path = self.path(Op::Head, key)?;
         self.meta(Op::Head, key, &path)
@@ -374,5 +413,61 @@ impl Store for LocalStore {
 
     fn sets_modified(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing that starts below the root finds exactly what the whole
+    /// walk finds under the prefix: nothing through a link, nothing
+    /// under a file, nothing in the sidecars.
+    #[test]
+    fn a_listing_from_below_the_root_finds_what_the_whole_walk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in ["x.tgz", "a/b/1", "a/bc/2", "a/b/c/3", "ab/4", "a/file"] {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("a/link")).unwrap();
+        fs::create_dir_all(root.join(META_DIR).join("a")).unwrap();
+        fs::write(root.join(META_DIR).join("a/b.json"), "{}").unwrap();
+        let store = LocalStore::new(root);
+        let all = store.list_sync("").unwrap();
+        let keys = |listed: Vec<ObjectMeta>| -> Vec<String> {
+            listed.into_iter().map(|m| m.key).collect()
+        };
+        assert_eq!(
+            keys(all.clone()),
+            ["a/b/1", "a/b/c/3", "a/bc/2", "a/file", "ab/4", "x.tgz"]
+        );
+        let prefixes = [
+            "a",
+            "a/",
+            "a/b",
+            "a/b/",
+            "a/b/c/",
+            "a/link/",
+            "a/nothing/",
+            "a/file/",
+            "x.tgz/",
+            ".pkgsum-meta/",
+            ".pkgsum-meta/a/",
+            "../",
+            "a//",
+            "./a/",
+            "a/../a/",
+        ];
+        for prefix in prefixes {
+            let whole: Vec<String> = keys(all.clone())
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .collect();
+            assert_eq!(keys(store.list_sync(prefix).unwrap()), whole, "{prefix}");
+        }
+        assert_eq!(store.list_start("a/b/"), Some(root.join("a/b")));
     }
 }
