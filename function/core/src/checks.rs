@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use pkgsrc::Pattern;
+use rayon::prelude::*;
 
 use crate::excerpt::{Bare, excerpt};
 use crate::record;
@@ -194,16 +195,25 @@ pub fn repository_warnings<'a>(
     packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     keep: usize,
 ) -> Findings {
+    let packages: Vec<(&str, &[u8])> = packages.into_iter().collect();
     let fields: Vec<Fields> = packages
-        .into_iter()
-        .map(|(file, record)| Fields::of(file, record))
+        .par_iter()
+        .map(|&(file, record)| Fields::of(file, record))
         .collect();
-    let mut found = duplicate_names(&fields);
-    found.extend(older_versions(&fields));
-    for (i, name) in PLATFORM.iter().enumerate() {
-        found.extend(off_platform(&fields, i, name));
-    }
-    found.extend(unresolved_depends(&fields, MATCH_BUDGET));
+    // DEPENDS matching takes as long as the other checks together: on
+    // another core, beside them.
+    let (mut found, unresolved) = rayon::join(
+        || {
+            let mut found = duplicate_names(&fields);
+            found.extend(older_versions(&fields));
+            for (i, name) in PLATFORM.iter().enumerate() {
+                found.extend(off_platform(&fields, i, name));
+            }
+            found
+        },
+        || unresolved_depends(&fields, MATCH_BUDGET),
+    );
+    found.extend(unresolved);
     cap(found, keep)
 }
 
