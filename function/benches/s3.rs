@@ -4,7 +4,8 @@
 //! 1. A single-package event applied to repositories of 200, 1,000, 20,000
 //!    and 100,000 packages (`PKGSUM_BENCH_RECORDS`, comma-separated): wall
 //!    time, CPU time, bytes read and written, requests, on the in-memory
-//!    store and, under `localstack/run-with`, on LocalStack.
+//!    store (`PKGSUM_BENCH_MEMORY=0` leaves it out) and, under
+//!    `localstack/run-with`, on LocalStack.
 //! 2. Under `localstack/run-with` only: 1,000 uploads at once
 //!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications taken as
 //!    the deployed stack's defaults take them (2 concurrent invocations,
@@ -493,7 +494,10 @@ async fn main() {
         "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT / DELETE |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for &records in &sizes {
+    // PKGSUM_BENCH_MEMORY=0 leaves the memory store out (to profile the
+    // LocalStack rows alone).
+    let on_memory = env_count("PKGSUM_BENCH_MEMORY", 1) > 0;
+    for &records in sizes.iter().filter(|_| on_memory) {
         single_event(
             "memory",
             &Counting::new(MemoryStore::new()),
