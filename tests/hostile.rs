@@ -19,6 +19,7 @@ use crate::harness::trials;
 trials! {
     tokio a_piece_dropped_while_read_means_read_the_manifest_again,
     tokio links_and_fifos_in_a_directory_are_not_packages,
+    tokio names_no_summary_can_carry_are_reported_on_every_index,
     tokio events_outside_the_repositories_create_nothing,
     tokio a_package_named_like_a_summary_is_indexed,
     tokio hostile_uploads_cost_only_themselves,
@@ -178,6 +179,43 @@ async fn links_and_fifos_in_a_directory_are_not_packages() {
             .is_err()
     );
     assert_eq!(std::fs::read(secret.path()).unwrap(), before);
+}
+
+/// Names no key can carry are reported by every `index`, not only the
+/// first: after it they come from the pass's own listing.
+async fn names_no_summary_can_carry_are_reported_on_every_index() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let good = PackageBuilder::new("good-1.0").build().unwrap();
+    std::fs::write(dir.path().join("good-1.0.tgz"), &good).unwrap();
+    let first = index_directory(dir.path(), &Config::default(), &())
+        .await
+        .unwrap();
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    std::fs::write(dir.path().join("x\nINFO forged-1.0.tgz"), &good).unwrap();
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9-1.0.tgz");
+    std::fs::write(dir.path().join(latin1), &good).unwrap();
+    for _ in 0..2 {
+        let report = index_directory(dir.path(), &Config::default(), &())
+            .await
+            .unwrap();
+        let failures: Vec<(&str, &str)> = report
+            .failures
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                ("caf\u{fffd}-1.0.tgz", "file name is not valid UTF-8"),
+                (
+                    "x\nINFO forged-1.0.tgz",
+                    "file name holds a control character, which no summary line can carry"
+                ),
+            ]
+        );
+        assert_eq!(report.packages, 1);
+    }
 }
 
 /// L5: the event path made a repository of any sub-prefix, and took keys
