@@ -33,6 +33,15 @@ async fn upload(store: &impl Store, key: &str, body: Vec<u8>) {
         .unwrap();
 }
 
+/// A report's unreadable files, as (name, reason).
+fn failures(report: &pkgsum::repo::Report) -> Vec<(&str, &str)> {
+    report
+        .failures
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.as_str()))
+        .collect()
+}
+
 async fn apply(store: &impl Store, names: &[&str]) -> pkgsum::repo::Report {
     let config = Config::default();
     let names: BTreeSet<String> = names.iter().map(|n| (*n).to_owned()).collect();
@@ -151,11 +160,7 @@ async fn links_and_fifos_in_a_directory_are_not_packages() {
     .unwrap()
     .unwrap();
     assert_eq!(report.packages, 1, "{report:?}");
-    let failures: Vec<(&str, &str)> = report
-        .failures
-        .iter()
-        .map(|(n, r)| (n.as_str(), r.as_str()))
-        .collect();
+    let failures = failures(&report);
     assert_eq!(
         failures,
         [(
@@ -199,11 +204,7 @@ async fn names_no_summary_can_carry_are_reported_on_every_index() {
         let report = index_directory(dir.path(), &Config::default(), &())
             .await
             .unwrap();
-        let failures: Vec<(&str, &str)> = report
-            .failures
-            .iter()
-            .map(|(n, r)| (n.as_str(), r.as_str()))
-            .collect();
+        let failures = failures(&report);
         assert_eq!(
             failures,
             [

@@ -152,6 +152,16 @@ impl<'r> Fields<'r> {
     }
 }
 
+/// The fields the checks read of each of `packages` ((file name, record)
+/// pairs), read on every core.
+fn fields_of<'a>(packages: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<Fields<'a>> {
+    let packages: Vec<(&str, &[u8])> = packages.into_iter().collect();
+    packages
+        .par_iter()
+        .map(|&(file, record)| Fields::of(file, record))
+        .collect()
+}
+
 /// One repository-wide warning about a file. Its text is made only if it
 /// is kept: a repository can hold tens of thousands of unsatisfied
 /// DEPENDS, and formatting and sorting them all cost more than the checks.
@@ -195,11 +205,7 @@ pub fn repository_warnings<'a>(
     packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     keep: usize,
 ) -> Findings {
-    let packages: Vec<(&str, &[u8])> = packages.into_iter().collect();
-    let fields: Vec<Fields> = packages
-        .par_iter()
-        .map(|&(file, record)| Fields::of(file, record))
-        .collect();
+    let fields = fields_of(packages);
     // DEPENDS matching takes as long as the other checks together: on
     // another core, beside them.
     let (mut found, unresolved) = rayon::join(
@@ -227,10 +233,7 @@ pub fn unlisted<'a>(
     if mode == select::Select::All {
         return std::collections::BTreeSet::new();
     }
-    let fields: Vec<Fields> = packages
-        .into_iter()
-        .map(|(file, record)| Fields::of(file, record))
-        .collect();
+    let fields = fields_of(packages);
     select::select(mode, candidates(&fields)).unlisted
 }
 
@@ -239,10 +242,7 @@ pub fn unlisted<'a>(
 pub fn unresolved_of<'a>(
     packages: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Vec<(String, String)> {
-    let fields: Vec<Fields> = packages
-        .into_iter()
-        .map(|(file, record)| Fields::of(file, record))
-        .collect();
+    let fields = fields_of(packages);
     unresolved_depends(&fields, MATCH_BUDGET)
         .into_iter()
         .map(|(file, warning)| (file.into_owned(), warning.to_string()))
@@ -274,7 +274,7 @@ fn cap(mut found: Found<'_>, keep: usize) -> Findings {
         let kept = texts.into_iter().take(room);
         findings
             .warnings
-            .extend(kept.map(|text| (file.clone().into_owned(), text)));
+            .extend(kept.map(|text| (file.to_string(), text)));
     }
     findings
 }

@@ -54,6 +54,12 @@ fn object_meta(key: &str, stat: &fs::Metadata) -> Option<ObjectMeta> {
     })
 }
 
+/// Whether a listing passes over the file or directory `key` (named
+/// `name`): the sidecars, and files being written.
+fn is_skipped(key: &str, name: &str) -> bool {
+    key == META_DIR || name.starts_with(TEMP_PREFIX)
+}
+
 /// A directory holding objects.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -127,7 +133,17 @@ impl LocalStore {
     /// is an object: a symbolic link (`x.tgz -> /etc/shadow`), a FIFO (which
     /// would block a read for ever) or a device is not there.
     fn stat(&self, op: Op, key: &str, path: &Path) -> StoreResult<Option<ObjectMeta>> {
-        match fs::symlink_metadata(path) {
+        self.stated(op, key, fs::symlink_metadata(path))
+    }
+
+    /// What `stat`, a `symlink_metadata` of `key`'s file, says it holds.
+    fn stated(
+        &self,
+        op: Op,
+        key: &str,
+        stat: io::Result<fs::Metadata>,
+    ) -> StoreResult<Option<ObjectMeta>> {
+        match stat {
             Ok(stat) => Ok(object_meta(key, &stat)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_error(op, key, e)),
@@ -233,7 +249,7 @@ impl LocalStore {
                 };
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if key == META_DIR || name.starts_with(TEMP_PREFIX) {
+                if is_skipped(key, &name) {
                     continue;
                 }
                 let kind = entry
@@ -248,12 +264,7 @@ impl LocalStore {
                 } else if key.starts_with(prefix) {
                     // Relative to the open directory (fstatat), as
                     // `symlink_metadata`: no lookup of the whole path.
-                    let meta = match entry.metadata() {
-                        Ok(stat) => object_meta(key, &stat),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                        Err(e) => return Err(self.io_error(Op::List, key, e)),
-                    };
-                    out.extend(meta);
+                    out.extend(self.stated(Op::List, key, entry.metadata())?);
                 }
             }
         }
@@ -274,11 +285,13 @@ impl LocalStore {
             return Some(self.root.clone());
         };
         let mut path = self.root.clone();
-        for (i, part) in dirs.split('/').enumerate() {
-            let skipped = part.starts_with(TEMP_PREFIX) || (i == 0 && part == META_DIR);
-            if skipped
-                || !matches!(Path::new(part).components().next(), Some(Component::Normal(p)) if p == part)
-            {
+        let mut end = 0;
+        for part in dirs.split('/') {
+            end += part.len();
+            let key = &dirs[..end];
+            end += 1;
+            let plain = matches!(Path::new(part).components().next(), Some(Component::Normal(p)) if p == part);
+            if !plain || is_skipped(key, part) {
                 return None;
             }
             path.push(part);

@@ -75,10 +75,7 @@ impl Body {
 
     /// The bytes as one buffer: shared when the body is one piece.
     fn bytes(&self) -> Bytes {
-        match &self.0[..] {
-            [one] => one.clone(),
-            pieces => Bytes::from(pieces.concat()),
-        }
+        joined(&self.0)
     }
 
     /// The pieces that hold `range`, or `None` if the body is shorter.
@@ -97,6 +94,14 @@ impl Body {
             at = end;
         }
         Some(out)
+    }
+}
+
+/// `pieces` as one buffer: shared when there is one piece.
+fn joined(pieces: &[Bytes]) -> Bytes {
+    match pieces {
+        [one] => one.clone(),
+        pieces => Bytes::from(pieces.concat()),
     }
 }
 
@@ -166,11 +171,7 @@ impl Store for MemoryStore {
         let body = pinned(&self.lock(), Op::GetRange, key, etag)?.0.clone();
         let end = range.end.min(body.len());
         let start = range.start.min(end);
-        let pieces = body.pieces(&(start..end)).unwrap_or_default();
-        Ok(match &pieces[..] {
-            [one] => one.clone(),
-            pieces => Bytes::from(pieces.concat()),
-        })
+        Ok(joined(&body.pieces(&(start..end)).unwrap_or_default()))
     }
 
     async fn put(&self, key: &str, body: Bytes, options: PutOptions) -> StoreResult<String> {
@@ -221,7 +222,7 @@ impl Store for MemoryStore {
         }
         pieces.retain(|piece| !piece.is_empty());
         let body = if pieces.len() > MAX_PIECES {
-            Body::whole(Bytes::from(pieces.concat()))
+            Body::whole(joined(&pieces))
         } else {
             Body(Arc::from(pieces))
         };
