@@ -177,6 +177,172 @@ fn measure(label: &str, summary: &[u8]) {
             time * 1000.0
         );
     }
+    let xz = FORMATS.iter().position(|&f| f == Compression::Xz);
+    measure_chained(&records, xz.map_or(0, |i| sizes[i]));
+}
+
+/// xz runs chained in one stream instead of one stream each: each run's
+/// LZMA2 encoder is primed with the last `tail` bytes of the run before
+/// (a preset dictionary, which the decoder holds as the output just
+/// before), so a run finds matches across the boundary. The price: a run
+/// must follow the run it was primed with, so a change re-encodes the
+/// next run too when it touches that tail, and a file can no longer be
+/// spliced with its new runs last.
+mod chained {
+    use liblzma_sys as sys;
+
+    /// xz -6 tuned as pkgsum's runs are (lc=4, pb=0, nice_len=128), a
+    /// raw LZMA2 encoder primed with `preset`: its LZMA2 chunks, the end
+    /// marker dropped.
+    pub fn encode(data: &[u8], preset: &[u8]) -> Vec<u8> {
+        let dict = (preset.len() + data.len()).next_power_of_two().max(4096);
+        // SAFETY: every pointer given to liblzma outlives the stream,
+        // which is ended before they are dropped; a zeroed lzma_stream is
+        // LZMA_STREAM_INIT, and a zeroed lzma_options_lzma is filled by
+        // lzma_lzma_preset before use.
+        unsafe {
+            let mut opts: sys::lzma_options_lzma = std::mem::zeroed();
+            assert_eq!(sys::lzma_lzma_preset(&mut opts, 6), 0);
+            opts.lc = 4;
+            opts.pb = 0;
+            opts.nice_len = 128;
+            opts.dict_size = dict as u32;
+            if !preset.is_empty() {
+                opts.preset_dict = preset.as_ptr();
+                opts.preset_dict_size = preset.len() as u32;
+            }
+            let filters = [
+                sys::lzma_filter {
+                    id: sys::LZMA_FILTER_LZMA2,
+                    options: (&raw mut opts).cast(),
+                },
+                sys::lzma_filter {
+                    id: sys::LZMA_VLI_UNKNOWN,
+                    options: std::ptr::null_mut(),
+                },
+            ];
+            let mut stream: sys::lzma_stream = std::mem::zeroed();
+            assert_eq!(
+                sys::lzma_raw_encoder(&mut stream, filters.as_ptr()),
+                sys::LZMA_OK
+            );
+            let mut out = vec![0u8; data.len() + data.len() / 2 + 4096];
+            stream.next_in = data.as_ptr();
+            stream.avail_in = data.len();
+            stream.next_out = out.as_mut_ptr();
+            stream.avail_out = out.len();
+            let ret = sys::lzma_code(&mut stream, sys::LZMA_FINISH);
+            let written = out.len() - stream.avail_out;
+            sys::lzma_end(&mut stream);
+            assert_eq!(ret, sys::LZMA_STREAM_END);
+            // The raw encoder ends with LZMA2's end marker, one 0 byte.
+            out.truncate(written - 1);
+            out
+        }
+    }
+
+    fn crc32(data: &[u8], crc: u32) -> u32 {
+        // SAFETY: the pointer and length are those of a live slice.
+        unsafe { sys::lzma_crc32(data.as_ptr(), data.len(), crc) }
+    }
+
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    /// One xz stream (CRC32 check, one block declaring an 8 MiB
+    /// dictionary) of `chunks`, which decode to `plain` bytes whose
+    /// CRC32 is `crc` (xz file format 1.1.0, sections 2 and 3).
+    pub fn stream(chunks: &[Vec<u8>], plain: u64, crc: u32) -> Vec<u8> {
+        let flags = [0u8, 1];
+        let mut out = vec![0xFD, b'7', b'z', b'X', b'Z', 0];
+        out.extend(flags);
+        out.extend(crc32(&flags, 0).to_le_bytes());
+        // Header size 12 ((2 + 1) * 4), one filter, no sizes; LZMA2 with
+        // one property byte: 22 is an 8 MiB dictionary.
+        let header = [2u8, 0, 0x21, 1, 22, 0, 0, 0];
+        out.extend(header);
+        out.extend(crc32(&header, 0).to_le_bytes());
+        let data: usize = chunks.iter().map(Vec::len).sum::<usize>() + 1;
+        chunks.iter().for_each(|c| out.extend(c));
+        out.push(0);
+        out.resize(out.len() + (4 - (12 + data) % 4) % 4, 0);
+        out.extend(crc.to_le_bytes());
+        let mut index = vec![0u8];
+        varint(1, &mut index);
+        varint((12 + data + 4) as u64, &mut index);
+        varint(plain, &mut index);
+        index.resize(index.len().next_multiple_of(4), 0);
+        index.extend(crc32(&index, 0).to_le_bytes());
+        out.extend(&index);
+        let mut footer = ((index.len() / 4 - 1) as u32).to_le_bytes().to_vec();
+        footer.extend(flags);
+        out.extend(crc32(&footer, 0).to_le_bytes());
+        out.extend(footer);
+        out.extend(b"YZ");
+        out
+    }
+
+    /// Every run of `plain` chained with a preset of `tail` bytes: the
+    /// stream's size and the CPU per run. The stream is decoded and
+    /// checked against the runs.
+    pub fn measure(plain: &[Vec<u8>], tail: usize) -> (usize, f64) {
+        let start = std::time::Instant::now();
+        let mut chunks = Vec::new();
+        let mut crc = 0;
+        for (i, run) in plain.iter().enumerate() {
+            let before: &[u8] = if i > 0 { &plain[i - 1] } else { &[] };
+            chunks.push(encode(run, &before[before.len().saturating_sub(tail)..]));
+            crc = crc32(run, crc);
+        }
+        let per_run = start.elapsed().as_secs_f64() / plain.len() as f64;
+        let whole = plain.concat();
+        let file = stream(&chunks, whole.len() as u64, crc);
+        let decoded = liblzma::decode_all(&file[..]).expect("a chained stream decodes");
+        assert!(decoded == whole, "a chained stream decodes to its runs");
+        (file.len(), per_run)
+    }
+}
+
+/// xz's runs chained (see [`chained`]) against one stream each, for run
+/// targets of 128 and 256 KiB and preset tails from none to the whole
+/// run before.
+fn measure_chained(records: &[(String, Vec<u8>)], whole_xz: usize) {
+    println!(
+        "\nxz runs chained in one stream, each encoder primed with the end of the run before: size against the whole file, CPU per run.\n"
+    );
+    println!("| run target | runs | no tail | tail 16 KiB | tail 64 KiB | the whole run before |");
+    println!("|---|---|---|---|---|---|");
+    for target in [128 << 10, 256 << 10] {
+        let runs = runs_of(records, piece::TARGET, target);
+        let plain: Vec<Vec<u8>> = runs
+            .iter()
+            .map(|run| {
+                records[run.clone()]
+                    .iter()
+                    .flat_map(|(_, r)| r.clone())
+                    .collect()
+            })
+            .collect();
+        let cells: Vec<String> = [0, 16 << 10, 64 << 10, usize::MAX]
+            .into_iter()
+            .map(|tail| {
+                let (size, per_run) = chained::measure(&plain, tail);
+                let larger = 100.0 * (size as f64 / whole_xz as f64 - 1.0);
+                format!("{larger:+.1}%, {:.0} ms", per_run * 1000.0)
+            })
+            .collect();
+        println!(
+            "| {} KiB | {} | {} |",
+            target >> 10,
+            runs.len(),
+            cells.join(" | ")
+        );
+    }
 }
 
 fn main() {
