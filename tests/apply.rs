@@ -138,7 +138,7 @@ async fn s3_oracle_upload_delete_overwrite() {
 async fn rgw_oracle_upload_delete_overwrite() {
     let store = pkgsum::testing::rgw_bucket().await;
     let found = store.probe("").await.unwrap();
-    let store = store.with_if_match(found.update.unwrap());
+    let store = store.with_probed(found);
     oracle_upload_delete_overwrite(&store, "pkgsrc/All/").await;
     concurrent_handlers(Arc::new(store), "All/", 40, 4).await;
 }

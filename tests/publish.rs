@@ -487,7 +487,7 @@ async fn rgw_gates_history_and_rollback() {
     let rgw = async || {
         let store = pkgsum::testing::rgw_bucket().await;
         let found = store.probe("").await.unwrap();
-        store.with_if_match(found.update.unwrap())
+        store.with_probed(found)
     };
     // Boxed: both inline overflow a test thread's stack in debug builds.
     Box::pin(a_shrink_is_held_until_resumed(&rgw().await)).await;

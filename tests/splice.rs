@@ -177,7 +177,7 @@ async fn s3_spliced_summaries_hold_the_records() {
 async fn rgw_spliced_summaries_hold_the_records() {
     let store = pkgsum::testing::rgw_bucket().await;
     let found = store.probe("").await.unwrap();
-    let store = store.with_if_match(found.update.unwrap());
+    let store = store.with_probed(found);
     spliced_summaries_hold_the_records(store, 8).await;
 }
 

@@ -65,8 +65,10 @@ async fn s3_store_conforms() {
 }
 
 /// Ceph RGW 16: the probe finds its If-Match dialect (the ETag without
-/// quotes), and with it the store passes the whole suite; with the
-/// standard quoted form, every update is refused.
+/// quotes) and that it ignores x-amz-copy-source-if-match, and with both
+/// the store passes the whole suite (a stale part copy is refused by the
+/// HEAD of its source); with the standard quoted form, every update is
+/// refused.
 async fn rgw_store_conforms_once_probed() {
     let store = pkgsum::testing::rgw_bucket().await;
     let found = store.probe("").await.unwrap();
@@ -74,7 +76,8 @@ async fn rgw_store_conforms_once_probed() {
         found,
         ConditionalWrites {
             create: true,
-            update: Some(IfMatch::Bare)
+            update: Some(IfMatch::Bare),
+            copy_pinned: false,
         },
         "{found}"
     );
@@ -96,10 +99,12 @@ async fn rgw_store_conforms_once_probed() {
         .unwrap_err();
     assert!(err.is_precondition(), "{err}");
     quoted.delete("k").await.unwrap();
-    check(Arc::new(store.with_if_match(IfMatch::Bare)), "repo/").await;
+    check(Arc::new(store.with_probed(found)), "repo/").await;
 }
 
-/// SeaweedFS honours the standard forms; the whole suite passes.
+/// SeaweedFS honours the standard forms and pins part copies to their
+/// source's ETag; the whole suite passes (its assemblies check no source
+/// by HEAD).
 async fn seaweedfs_store_conforms() {
     let store = pkgsum::testing::seaweedfs_bucket().await;
     let found = store.probe("").await.unwrap();
@@ -107,16 +112,26 @@ async fn seaweedfs_store_conforms() {
         found.honoured() && found.update == Some(IfMatch::Quoted),
         "{found}"
     );
+    assert!(
+        found.copy_pinned,
+        "SeaweedFS pins part copies to their source's ETag"
+    );
     check(Arc::new(store), "repo/").await;
 }
 
-/// LocalStack follows AWS: the standard forms.
+/// LocalStack follows AWS: the standard forms, and part copies pinned to
+/// their source's ETag (the suite's refused stale copy runs on it with no
+/// HEAD of the source).
 async fn s3_store_probe_finds_the_standard_forms() {
     let store = common::s3_bucket().await;
     let found = store.probe("").await.unwrap();
     assert!(
         found.honoured() && found.update == Some(IfMatch::Quoted),
         "{found}"
+    );
+    assert!(
+        found.copy_pinned,
+        "LocalStack pins part copies to their source's ETag"
     );
 }
 
@@ -200,7 +215,8 @@ async fn s3_assembles_inside_the_store() {
 
 async fn rgw_assembles_inside_the_store() {
     let store = pkgsum::testing::rgw_bucket().await;
-    assembled_inside(store.with_if_match(IfMatch::Bare)).await;
+    let found = store.probe("").await.unwrap();
+    assembled_inside(store.with_probed(found)).await;
 }
 
 async fn seaweedfs_assembles_inside_the_store() {

@@ -569,10 +569,7 @@ async fn main() {
     if std::env::var_os("PKGSUM_RGW_ENDPOINT").is_some() {
         let store = pkgsum::testing::rgw_bucket().await;
         let found = store.probe("").await.expect("probe RGW");
-        let store = match found.update {
-            Some(form) => store.with_if_match(form),
-            None => store,
-        };
+        let store = store.with_probed(found);
         let store = Arc::new(Rewrites {
             inner: store,
             count: AtomicU64::new(0),

@@ -6,7 +6,7 @@
 //! rarely serve virtual-host names) or `AWS_S3_FORCE_PATH_STYLE=true`.
 //! Build one client per process and share it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +37,10 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     if_match: IfMatch,
+    /// Whether the server refuses a part copy whose source no longer has
+    /// the ETag in `x-amz-copy-source-if-match` (AWS S3 does); where it
+    /// does not, an assembly checks its sources by HEAD.
+    copy_pinned: bool,
     /// Set once the server answered UploadPartCopy with 501: assemblies
     /// are read and written whole from then on (shared by clones).
     no_part_copy: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -71,6 +75,9 @@ pub struct ConditionalWrites {
     /// `If-Match` refuses a wrong ETag and accepts the right one, in
     /// this form.
     pub update: Option<IfMatch>,
+    /// `x-amz-copy-source-if-match` refuses an UploadPartCopy from an
+    /// object of another ETag (Ceph RGW 16 ignores it).
+    pub copy_pinned: bool,
 }
 
 impl ConditionalWrites {
@@ -158,13 +165,18 @@ impl S3Store {
             client,
             bucket: bucket.into(),
             if_match: IfMatch::default(),
+            copy_pinned: true,
             no_part_copy: Default::default(),
         }
     }
 
-    /// The same bucket, sending `If-Match` in `form`.
-    pub fn with_if_match(mut self, form: IfMatch) -> Self {
-        self.if_match = form;
+    /// The same bucket, spoken to as `found` says: its If-Match form, and
+    /// whether copies must be checked by HEAD.
+    pub fn with_probed(mut self, found: ConditionalWrites) -> Self {
+        if let Some(form) = found.update {
+            self.if_match = form;
+        }
+        self.copy_pinned = found.copy_pinned;
         self
     }
 
@@ -212,7 +224,37 @@ impl S3Store {
                 }
             }
         }
-        Ok(ConditionalWrites { create, update })
+        let copy_pinned = self
+            .copy_pin_probed(key, update.unwrap_or_default())
+            .await?;
+        Ok(ConditionalWrites {
+            create,
+            update,
+            copy_pinned,
+        })
+    }
+
+    /// Whether an UploadPartCopy from `key` pinned to an ETag it does not
+    /// have is refused (412), in a multipart upload aborted after. Any
+    /// other answer, a copy made or 501 (no UploadPartCopy), is taken as
+    /// no: assemblies then check their sources themselves.
+    async fn copy_pin_probed(&self, key: &str, form: IfMatch) -> StoreResult<bool> {
+        let scratch = format!("{key}-copy");
+        let id = self
+            .create_upload(&scratch, PutOptions::default(), false)
+            .await?;
+        let source = format!("{}/{}", self.bucket, encode_copy_source(key));
+        let wrong = form.header("0123456789abcdef0123456789abcdef".to_owned());
+        let copied = self
+            .part_copy((&scratch, &id, 1), &source, &wrong, 0..1)
+            .await;
+        self.abort_upload(&scratch, &id).await;
+        Ok(match copied {
+            Ok(_) => false,
+            Err(err) => err
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 412),
+        })
     }
 
     /// The store of `bucket`, ready to commit. On an endpoint other than
@@ -230,12 +272,9 @@ impl S3Store {
             return Ok((store, None));
         }
         let found = store.probe(prefix).await?;
-        tracing::info!(bucket, %found, "conditional writes probed");
-        let store = match found.update {
-            Some(form) => store.with_if_match(form),
-            None => store,
-        };
-        Ok((store, Some(found)))
+        let copy_pinned = found.copy_pinned;
+        tracing::info!(bucket, %found, copy_pinned, "conditional writes probed");
+        Ok((store.with_probed(found), Some(found)))
     }
 
     pub fn bucket(&self) -> &str {
@@ -1134,7 +1173,7 @@ struct Assembling<'a> {
     pending: Vec<u8>,
     moved: Assembly,
     /// The objects copied from, with the ETag each was pinned to.
-    sources: std::collections::BTreeSet<(String, String)>,
+    sources: BTreeSet<(String, String)>,
 }
 
 impl S3Store {
@@ -1174,18 +1213,26 @@ impl S3Store {
         if !at.pending.is_empty() || at.parts.is_empty() {
             self.send_pending(&mut at).await?;
         }
-        // Ceph RGW ignores x-amz-copy-source-if-match: each source must
-        // still have its ETag after its copies (a change before a copy
-        // stays visible after it).
-        for (from, etag) in &at.sources {
+        if !self.copy_pinned {
+            self.sources_unchanged(&at.sources).await?;
+        }
+        let etag = self.complete_upload(key, id, at.parts, mode).await?;
+        Ok(Assembly { etag, ..at.moved })
+    }
+
+    /// Refuses an assembly where the store ignores
+    /// x-amz-copy-source-if-match (Ceph RGW) and a source has changed:
+    /// each must still have its ETag after its copies (a change before a
+    /// copy stays visible after it).
+    async fn sources_unchanged(&self, sources: &BTreeSet<(String, String)>) -> Result<(), Failed> {
+        for (from, etag) in sources {
             let now = self.head(from).await?;
             if now.is_none_or(|m| &m.etag != etag) {
                 let location = self.location(from);
                 return Err(StoreError::new(Op::Copy, location, ErrorKind::Precondition).into());
             }
         }
-        let etag = self.complete_upload(key, id, at.parts, mode).await?;
-        Ok(Assembly { etag, ..at.moved })
+        Ok(())
     }
 
     /// Adds `range` of `from` (pinned to `etag`): bytes read to make the
