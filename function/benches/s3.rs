@@ -9,7 +9,7 @@
 //! 2. Under `localstack/run-with` only: 1,000 uploads at once
 //!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications taken as
 //!    the deployed stack's defaults take them (2 concurrent invocations,
-//!    batches of up to 100 gathered for up to 1 s): when all are in the
+//!    batches of up to 1,000 gathered for up to 1 s): when all are in the
 //!    summary, and how many versions of it were written. With
 //!    `PKGSUM_RGW_ENDPOINT` set (`ceph/start.sh`), once more with Ceph RGW
 //!    as the S3.
@@ -285,7 +285,7 @@ async fn gather(
 }
 
 /// 1,000 uploads at once, taken as the deployed stack's defaults take them
-/// (infra/sam: 2 concurrent invocations, batches of up to 100 messages
+/// (infra/sam: 2 concurrent invocations, batches of up to 1,000 messages
 /// gathered for up to 1 s): when every package is in `pkg_summary.gz`,
 /// counted from the last upload, and how many versions of it were written.
 ///
@@ -295,7 +295,8 @@ async fn gather(
 /// alone.
 async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> Vec<String> {
     const CONCURRENCY: usize = 2;
-    const BATCH: usize = 100;
+    // PKGSUM_BENCH_BATCH: another BatchSize than the stack's default.
+    let batch = env_count("PKGSUM_BENCH_BATCH", 1000);
     const WINDOW: Duration = Duration::from_secs(1);
     const EXISTING: usize = 1000;
     // An existing repository: the burst is incremental, as it is for a
@@ -334,7 +335,7 @@ async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> V
         );
         pollers.push(tokio::spawn(async move {
             while remaining.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-                let batch = gather(&sqs, &url, BATCH, WINDOW).await;
+                let batch = gather(&sqs, &url, batch, WINDOW).await;
                 if !batch.is_empty() && batches.send(batch).await.is_err() {
                     break;
                 }
@@ -579,7 +580,8 @@ async fn main() {
     }
     println!();
     println!(
-        "| {uploads} uploads at once, 2 handlers, batches of up to 100 gathered for up to 1 s | {} |",
+        "| {uploads} uploads at once, 2 handlers, batches of up to {} gathered for up to 1 s | {} |",
+        env_count("PKGSUM_BENCH_BATCH", 1000),
         headings.join(" | ")
     );
     println!("|---|{}", "---|".repeat(headings.len()));

@@ -191,7 +191,7 @@ variable "memory_size" {
 variable "batch_size" {
   description = "Most SQS messages per invocation. One batch costs one pass per repository, so larger batches coalesce bursts."
   type        = number
-  default     = 100
+  default     = 1000
   validation {
     condition     = var.batch_size >= 1 && var.batch_size <= 10000
     error_message = "batch_size: 1 to 10000."
