@@ -126,19 +126,23 @@ pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
 }
 
 /// The standard AWS configuration (environment, profile, instance role),
-/// with time bounds: a store that does not answer fails the request
-/// instead of hanging the pass. The SDK's own retries (3 attempts) apply.
+/// with [`timeouts`]. The SDK's own retries (3 attempts) apply.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(timeouts())
+        .load()
+        .await
+}
+
+/// Every client's time bounds: a store that does not answer fails the
+/// request instead of hanging the pass.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         // Between bytes of an answer; above SQS's 20 s long poll.
         .read_timeout(Duration::from_secs(60))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .timeout_config(timeouts)
-        .load()
-        .await
+        .build()
 }
 
 /// Builds the client from the standard AWS configuration.

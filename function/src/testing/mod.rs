@@ -196,6 +196,9 @@ async fn compatible_bucket(
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .http_client(crate::store::s3::https_client())
+        // A server that stops answering (Ceph's OSD when its memory is
+        // full) fails the test within a minute instead of hanging it.
+        .timeout_config(crate::store::s3::timeouts())
         .endpoint_url(endpoint)
         .region(aws_sdk_s3::config::Region::new(region))
         .credentials_provider(credentials)
