@@ -904,6 +904,78 @@ async fn an_update_copies_the_unchanged_runs() {
     assert_all_formats(&store, "All/", &truth).await;
 }
 
+/// A summary this process wrote whole (under S3's 5 MiB part, so never
+/// spliced) is not read back by the next update while it has the ETag it
+/// was written with: its unchanged runs are copied from memory. One that
+/// another writer replaced is read again, and every format still lists
+/// exactly the packages.
+async fn a_summary_this_process_wrote_is_not_read_back() {
+    // A prefix of its own: what the process keeps is keyed by location,
+    // and other tests write `All/` in the same process.
+    const PREFIX: &str = "written-here/All/";
+    let config = Config {
+        site: false,
+        ..Config::default()
+    };
+    let store = Counting::new(MemoryStore::new());
+    pkgsum::testing::seed(&store, PREFIX, 3_000, pkgsum::sample::record, &config).await;
+    let mut sizes = 0;
+    for format in [Compression::Gzip, Compression::Bzip2, Compression::Xz] {
+        sizes += store
+            .head(&output_key(PREFIX, format))
+            .await
+            .unwrap()
+            .unwrap()
+            .size;
+    }
+    let update = async |name: &str| {
+        let key = format!("{PREFIX}{name}.tgz");
+        upload(&store, &key, PackageBuilder::new(name).build().unwrap()).await;
+        store.take();
+        let event = common::s3_event(BUCKET, "ObjectCreated:Put", &[&key]);
+        let outcome = deliver(&store, event, &config).await;
+        assert!(outcome.is_success(), "{:?}", outcome.errors);
+        store.take().bytes_read
+    };
+    let read = update("zz-written-1.0").await;
+    assert!(
+        read * 4 < sizes,
+        "an update read {read} bytes where the summaries hold {sizes}"
+    );
+
+    // Another writer's gzip file, the same records in one more member:
+    // not the bytes this process wrote, so it is read.
+    let key = output_key(PREFIX, Compression::Gzip);
+    let (body, meta) = store.get(&key).await.unwrap().unwrap();
+    let grown = [&body[..], &Compression::Gzip.compress(b"").unwrap()].concat();
+    let options = PutOptions {
+        metadata: meta.metadata,
+        ..PutOptions::default()
+    };
+    store
+        .put(&key, Bytes::from(grown.clone()), options)
+        .await
+        .unwrap();
+    let read = update("zz-replaced-1.0").await;
+    assert!(
+        read >= grown.len() as u64,
+        "the replaced file was not read: {read} bytes read, the file holds {}",
+        grown.len()
+    );
+    for format in [Compression::Gzip, Compression::Bzip2, Compression::Xz] {
+        let summary = common::published(&store, &output_key(PREFIX, format)).await;
+        let records = common::split_records(&summary);
+        assert_eq!(records.len(), 3_002, "{format:?}");
+        for name in ["zz-written-1.0", "zz-replaced-1.0"] {
+            let line = format!("PKGNAME={name}\n");
+            let found = records
+                .iter()
+                .any(|r| r.windows(line.len()).any(|w| w == line.as_bytes()));
+            assert!(found, "{format:?}: {name} is not listed");
+        }
+    }
+}
+
 /// The generation `key` was published with (0 if it is not there).
 async fn generation_at<S: Store>(store: &S, key: &str) -> u64 {
     store
@@ -1076,6 +1148,7 @@ crate::harness::trials![
     tokio a_crash_at_any_step_of_an_update_is_repaired,
     tokio a_key_that_is_not_there_creates_nothing,
     tokio an_update_copies_the_unchanged_runs,
+    tokio a_summary_this_process_wrote_is_not_read_back,
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
     rgw rgw_oracle_upload_delete_overwrite,

@@ -31,6 +31,7 @@ mod history;
 mod hold;
 mod pass;
 mod publish;
+mod recent;
 mod splice;
 mod status;
 
