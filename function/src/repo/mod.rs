@@ -24,7 +24,9 @@
 //!    whatever another pass committed meanwhile; each write guarded by the
 //!    generation recorded in the object's metadata, so an older state never
 //!    replaces a newer one's outputs, and each at a later second than the
-//!    last; then the status object (`status.rs`).
+//!    last; then the status object (`status.rs`). A file this process
+//!    wrote whole and nobody replaced since is not read back to copy its
+//!    runs (`recent.rs`).
 
 mod commit;
 mod history;
