@@ -228,9 +228,7 @@ impl S3Store {
                 }
             }
         }
-        let copy_pinned = self
-            .copy_pin_probed(key, update.unwrap_or_default())
-            .await?;
+        let copy_pinned = self.copy_pin_probed(key, update.unwrap_or_default()).await;
         Ok(ConditionalWrites {
             create,
             update,
@@ -240,25 +238,27 @@ impl S3Store {
 
     /// Whether an UploadPartCopy from `key` pinned to an ETag it does not
     /// have is refused (412), in a multipart upload aborted after. Any
-    /// other answer, a copy made or 501 (no UploadPartCopy), is taken as
-    /// no: assemblies then check their sources themselves.
-    async fn copy_pin_probed(&self, key: &str, form: IfMatch) -> StoreResult<bool> {
+    /// other answer, a copy made, 501 (no UploadPartCopy) or no multipart
+    /// upload at all, is taken as no: assemblies then check their sources
+    /// themselves.
+    async fn copy_pin_probed(&self, key: &str, form: IfMatch) -> bool {
         let scratch = format!("{key}-copy");
-        let id = self
-            .create_upload(&scratch, PutOptions::default(), false)
-            .await?;
+        let created = self.create_upload(&scratch, PutOptions::default(), false);
+        let Ok(id) = created.await else {
+            return false;
+        };
         let source = format!("{}/{}", self.bucket, encode_copy_source(key));
         let wrong = form.header("0123456789abcdef0123456789abcdef".to_owned());
         let copied = self
             .part_copy((&scratch, &id, 1), &source, &wrong, 0..1)
             .await;
         self.abort_upload(&scratch, &id).await;
-        Ok(match copied {
+        match copied {
             Ok(_) => false,
             Err(err) => err
                 .raw_response()
                 .is_some_and(|r| r.status().as_u16() == 412),
-        })
+        }
     }
 
     /// The store of `bucket`, ready to commit. On an endpoint other than
