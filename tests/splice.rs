@@ -85,8 +85,8 @@ async fn spliced_summaries_hold_the_records<S: Store>(store: S, steps: usize) {
         site: false,
         formats: pkgsum::summary::PKGIN_ORDER.to_vec(),
         // A store copies the summaries into the history at every step:
-        // on Ceph RGW's 1 GiB of memory, 50 generations of 4 summaries of
-        // 12 MiB would not fit.
+        // in the memory of the tests' Ceph RGW (2 GiB), 50 generations of
+        // 4 summaries of 12 MiB would not fit.
         history: 1,
         ..Config::default()
     };

@@ -33,6 +33,12 @@ use pkgsum::store::{ObjectMeta, Peeked, PutOptions, Store, StoreResult};
 use pkgsum::testing::{Child, invoke_lambda, lambda_emulator};
 use serde_json::json;
 
+/// Most messages a handler takes at once: the stack's BatchSize, or
+/// `PKGSUM_BENCH_BATCH`.
+fn batch_size() -> usize {
+    env_count("PKGSUM_BENCH_BATCH", 1000)
+}
+
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -295,8 +301,7 @@ async fn gather(
 /// alone.
 async fn burst(store: Arc<Rewrites<S3Store>>, uploads: usize, direct: bool) -> Vec<String> {
     const CONCURRENCY: usize = 2;
-    // PKGSUM_BENCH_BATCH: another BatchSize than the stack's default.
-    let batch = env_count("PKGSUM_BENCH_BATCH", 1000);
+    let batch = batch_size();
     const WINDOW: Duration = Duration::from_secs(1);
     const EXISTING: usize = 1000;
     // An existing repository: the burst is incremental, as it is for a
@@ -581,7 +586,7 @@ async fn main() {
     println!();
     println!(
         "| {uploads} uploads at once, 2 handlers, batches of up to {} gathered for up to 1 s | {} |",
-        env_count("PKGSUM_BENCH_BATCH", 1000),
+        batch_size(),
         headings.join(" | ")
     );
     println!("|---|{}", "---|".repeat(headings.len()));

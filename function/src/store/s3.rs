@@ -66,6 +66,9 @@ impl IfMatch {
     }
 }
 
+/// An ETag no object has, for the probes' conditions that must fail.
+const NO_SUCH_ETAG: &str = "0123456789abcdef0123456789abcdef";
+
 /// What a server does with conditional writes, as [`S3Store::probe`]
 /// found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +220,7 @@ impl S3Store {
             Err(err) => Err(err),
         };
         let create = refused(put(PutMode::Create, IfMatch::Quoted).await)?;
-        let wrong = PutMode::Update("0123456789abcdef0123456789abcdef".to_owned());
+        let wrong = PutMode::Update(NO_SUCH_ETAG.to_owned());
         let mut update = None;
         if refused(put(wrong, IfMatch::Quoted).await)? {
             let etag = self.head(key).await?.map(|m| m.etag).unwrap_or_default();
@@ -247,8 +250,8 @@ impl S3Store {
         let Ok(id) = created.await else {
             return false;
         };
-        let source = format!("{}/{}", self.bucket, encode_copy_source(key));
-        let wrong = form.header("0123456789abcdef0123456789abcdef".to_owned());
+        let source = copy_source_of(&self.bucket, key);
+        let wrong = form.header(NO_SUCH_ETAG.to_owned());
         let copied = self
             .part_copy((&scratch, &id, 1), &source, &wrong, 0..1)
             .await;
@@ -276,8 +279,7 @@ impl S3Store {
             return Ok((store, None));
         }
         let found = store.probe(prefix).await?;
-        let copy_pinned = found.copy_pinned;
-        tracing::info!(bucket, %found, copy_pinned, "conditional writes probed");
+        tracing::info!(bucket, %found, copy_pinned = found.copy_pinned, "conditional writes probed");
         Ok((store.with_probed(found), Some(found)))
     }
 
@@ -929,7 +931,7 @@ impl Store for S3Store {
     /// PUT's ETag is its bytes' MD5 on every S3 server, and a copy of
     /// other bytes has another. Such a copy is deleted and refused.
     async fn copy(&self, from: &str, to: &str, etag: &str) -> StoreResult<String> {
-        let source = format!("{}/{}", self.bucket, encode_copy_source(from));
+        let source = copy_source_of(&self.bucket, from);
         let copied = self
             .client
             .copy_object()
@@ -1022,7 +1024,7 @@ impl S3Store {
 
     /// `x-amz-copy-source` and its `-if-match` for `source`.
     fn copy_source(source: &CopySource<'_>) -> (String, String) {
-        let from = format!("{}/{}", source.store.bucket, encode_copy_source(source.key));
+        let from = copy_source_of(&source.store.bucket, source.key);
         let pinned = source.store.if_match.header(source.etag.to_owned());
         (from, pinned)
     }
@@ -1330,7 +1332,7 @@ impl S3Store {
         range: Range<u64>,
     ) -> Result<(), Failed> {
         let number = self.next_part(at)?;
-        let source = format!("{}/{}", self.bucket, encode_copy_source(from));
+        let source = copy_source_of(&self.bucket, from);
         let pinned = self.if_match.header(etag.to_owned());
         let copied = self
             .part_copy((at.key, at.id, number), &source, &pinned, range.clone())
@@ -1351,6 +1353,11 @@ impl S3Store {
         at.parts.push(part);
         Ok(())
     }
+}
+
+/// `key` of `bucket` as `x-amz-copy-source` names it.
+fn copy_source_of(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{}", encode_copy_source(key))
 }
 
 /// A key as `x-amz-copy-source` takes it: percent-encoded but for `/`
