@@ -976,6 +976,79 @@ async fn a_summary_this_process_wrote_is_not_read_back() {
     }
 }
 
+/// The history's entries, which the site shows the newest of after every
+/// update, are not read back by the process that wrote them: with every
+/// read of them failing, an update still publishes the page's list of
+/// changes. An entry another writer replaced (so with another ETag) is
+/// read again, and the page shows what it holds now.
+async fn history_entries_this_process_wrote_are_not_read_back() {
+    // A prefix of its own: what the process keeps is keyed by location.
+    const PREFIX: &str = "entries-here/All/";
+    const HISTORY: &str = "entries-here/All/.pkgsum/history/";
+    let config = Config::default();
+    let store = Faulty::new(MemoryStore::new());
+    let update = async |name: &str| {
+        let key = format!("{PREFIX}{name}.tgz");
+        upload(&store, &key, PackageBuilder::new(name).build().unwrap()).await;
+        let event = common::s3_event(BUCKET, "ObjectCreated:Put", &[&key]);
+        let outcome = deliver(&store, event, &config).await;
+        assert!(outcome.is_success(), "{name}: {:?}", outcome.errors);
+    };
+    // The names the page lists as added, newest change first.
+    let shown = async || -> Vec<String> {
+        let key = format!("{PREFIX}{}", pkgsum::web::PACKAGES);
+        let (body, _) = store.get(&key).await.unwrap().unwrap();
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let changes = page["meta"]["changes"]
+            .as_array()
+            .expect("a list of changes");
+        changes
+            .iter()
+            .flat_map(|c| c["added"].as_array().cloned().unwrap_or_default())
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    update("a-1.0").await;
+    update("b-1.0").await;
+    for op in [Op::Head, Op::Get, Op::GetRange] {
+        store.inject(Fault {
+            op,
+            key_contains: HISTORY.to_owned(),
+            skip: 0,
+            times: u32::MAX,
+            kind: ErrorKind::Other("injected fault".to_owned()),
+        });
+    }
+    update("c-1.0").await;
+    let names = shown().await;
+    for name in ["a-1.0", "b-1.0"] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} not shown: {names:?}"
+        );
+    }
+    store.clear();
+
+    // Another writer rewrites a's entry: it is read, not recalled.
+    let listed = store.list(HISTORY).await.unwrap();
+    let mut rewritten = false;
+    for meta in listed.iter().filter(|m| m.key.ends_with(".json")) {
+        let (body, _) = store.get(&meta.key).await.unwrap().unwrap();
+        let mut entry: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if entry["changes"]["added"] == serde_json::json!(["a-1.0"]) {
+            entry["changes"]["added"] = serde_json::json!(["a-rewritten"]);
+            let body = serde_json::to_vec(&entry).unwrap();
+            upload(&store, &meta.key, body).await;
+            rewritten = true;
+        }
+    }
+    assert!(rewritten, "no entry added a-1.0");
+    update("d-1.0").await;
+    let names = shown().await;
+    assert!(names.iter().any(|n| n == "a-rewritten"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "a-1.0"), "{names:?}");
+}
+
 /// The generation `key` was published with (0 if it is not there).
 async fn generation_at<S: Store>(store: &S, key: &str) -> u64 {
     store
@@ -1149,6 +1222,7 @@ crate::harness::trials![
     tokio a_key_that_is_not_there_creates_nothing,
     tokio an_update_copies_the_unchanged_runs,
     tokio a_summary_this_process_wrote_is_not_read_back,
+    tokio history_entries_this_process_wrote_are_not_read_back,
     tokio memory_oracle_upload_delete_overwrite,
     s3 s3_oracle_upload_delete_overwrite,
     rgw rgw_oracle_upload_delete_overwrite,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hold::HoldError;
 use super::publish::{Stamp, put_output, whole_seconds};
+use super::recent;
 use super::{PassError, Repo};
 use crate::changelog::Changes;
 use crate::compression::Compression;
@@ -76,6 +77,13 @@ fn kept_key(prefix: &str, generation: u64, format: Compression) -> String {
         history_prefix(prefix),
         crate::summary::file_name(format)
     )
+}
+
+/// `body` read as the entry of `generation`: `None` if it is not one.
+fn entry_of(body: &[u8], generation: u64) -> Option<Entry> {
+    serde_json::from_slice::<Entry>(body)
+        .ok()
+        .filter(|e| e.generation == generation)
 }
 
 /// The generation a history key belongs to.
@@ -180,7 +188,9 @@ impl<S: Store> Repo<'_, S> {
             ..PutOptions::default()
         };
         let key = entry_key(self.prefix, generation);
-        self.store.put(&key, Bytes::from(body), options).await?;
+        let body = Bytes::from(body);
+        let etag = self.store.put(&key, body.clone(), options).await?;
+        recent::ENTRIES.remember(&self.store.location(&key), &etag, body);
         self.prune_history(keep).await?;
         Ok(())
     }
@@ -216,7 +226,7 @@ impl<S: Store> Repo<'_, S> {
             let Some(generation) = generation_of_key(self.prefix, &meta.key) else {
                 continue;
             };
-            match self.history_entry(generation).await? {
+            match self.listed_entry(generation, meta).await? {
                 Some(entry) => entries.push(entry),
                 None => tracing::warn!(key = %Escaped(&meta.key), "unreadable history entry"),
             }
@@ -249,8 +259,12 @@ impl<S: Store> Repo<'_, S> {
                 content_type: Some("application/json".to_owned()),
                 ..PutOptions::default()
             };
-            match self.store.put(&key, Bytes::from(body), options).await {
-                Ok(_) => return Ok(true),
+            let body = Bytes::from(body);
+            match self.store.put(&key, body.clone(), options).await {
+                Ok(etag) => {
+                    recent::ENTRIES.remember(&self.store.location(&key), &etag, body);
+                    return Ok(true);
+                }
                 Err(err) if err.is_precondition() => self.backoff(attempt).await,
                 Err(err) => return Err(err.into()),
             }
@@ -264,16 +278,16 @@ impl<S: Store> Repo<'_, S> {
     /// The newest `n` entries of the history that read, newest first.
     pub async fn recent_history(&self, n: usize) -> Result<Vec<Entry>, PassError> {
         let listed = self.store.list(&history_prefix(self.prefix)).await?;
-        let mut generations: Vec<u64> = listed
+        let mut generations: Vec<(u64, &ObjectMeta)> = listed
             .iter()
             .filter(|m| m.key.ends_with(".json"))
-            .filter_map(|m| generation_of_key(self.prefix, &m.key))
+            .filter_map(|m| Some((generation_of_key(self.prefix, &m.key)?, m)))
             .collect();
-        generations.sort_unstable_by(|a, b| b.cmp(a));
+        generations.sort_unstable_by_key(|g| std::cmp::Reverse(g.0));
         let reads = generations
             .into_iter()
             .take(n)
-            .map(|g| self.history_entry(g));
+            .map(|(g, meta)| self.listed_entry(g, meta));
         let read = futures::future::join_all(reads).await;
         let mut entries = Vec::new();
         for entry in read {
@@ -288,8 +302,26 @@ impl<S: Store> Repo<'_, S> {
         let Some(Bounded::Whole(body, _)) = self.store.get_bounded(&key, ENTRY_LIMIT).await? else {
             return Ok(None);
         };
-        let entry: Option<Entry> = serde_json::from_slice(&body).ok();
-        Ok(entry.filter(|e| e.generation == generation))
+        Ok(entry_of(&body, generation))
+    }
+
+    /// The entry of `generation` as listed (`listed`): from memory while
+    /// the store gives the ETag it was kept with, else read.
+    async fn listed_entry(
+        &self,
+        generation: u64,
+        listed: &ObjectMeta,
+    ) -> Result<Option<Entry>, StoreError> {
+        let location = self.store.location(&listed.key);
+        if let Some(body) = recent::ENTRIES.recalled(&location, &listed.etag) {
+            return Ok(entry_of(&body, generation));
+        }
+        let read = self.store.get_bounded(&listed.key, ENTRY_LIMIT).await?;
+        let Some(Bounded::Whole(body, meta)) = read else {
+            return Ok(None);
+        };
+        recent::ENTRIES.remember(&location, &meta.etag, body.clone());
+        Ok(entry_of(&body, generation))
     }
 
     /// Republishes generation `to`'s summaries as a new generation, held.

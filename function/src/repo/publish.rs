@@ -771,7 +771,7 @@ impl<S: Store> Repo<'_, S> {
         let key = output_key(self.prefix, format);
         // Written by this process and not replaced since: not read again.
         let location = self.store.location(&key);
-        if let Some(bytes) = recent::recalled(&location, &current.etag) {
+        if let Some(bytes) = recent::SUMMARIES.recalled(&location, &current.etag) {
             tracing::debug!(%location, "the published file is the one this process wrote");
             return Some(Previous {
                 trusted: saved.etag.as_deref() == Some(current.etag.as_str()),
@@ -894,7 +894,7 @@ pub(super) async fn put_output<S: Store>(
                 let written = Written { etag, stamp };
                 let sent = Body::Sent(body.clone());
                 let etag = ensure_later(store, key, sent, previous, format, written).await?;
-                recent::remember(&store.location(key), &etag, body);
+                recent::SUMMARIES.remember(&store.location(key), &etag, body);
                 return Ok(Some(etag));
             }
             Err(err) if err.is_precondition() || err.is_not_found() => {

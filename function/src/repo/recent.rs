@@ -1,50 +1,64 @@
-//! The summaries this process wrote whole, kept in memory by location and
-//! ETag, so that the next update of the same repository in the same
-//! process (a warm Lambda, `pkgsum serve`, `pkgsum poll`) copies their
-//! unchanged runs from memory instead of reading the file back: at 20,000
-//! packages, 13 MiB a format set that a summary under S3's 5 MiB part
-//! cannot splice.
+//! What this process wrote (or read) and will need again, kept in memory
+//! by location and ETag, so that a warm process (a Lambda, `pkgsum serve`,
+//! `pkgsum poll`) does not read it back:
+//!
+//! - [`SUMMARIES`]: the summaries written whole. The next update copies
+//!   their unchanged runs from memory instead of reading the file: at
+//!   20,000 packages, 13 MiB a format set that a summary under S3's 5 MiB
+//!   part cannot splice.
+//! - [`ENTRIES`]: the history's entries, which the site shows the newest
+//!   of after every update (ten GETs a pass otherwise).
 //!
 //! An entry is used only for the object its location names while the
-//! store gives it the ETag it had when written: a single PUT's ETag is
-//! the MD5 of its bytes, so another writer's file, or a file written by
-//! another process, misses and is read as before. What is kept is bounded
-//! ([`BUDGET`]); the oldest entries go first.
+//! store gives it the ETag it had when kept: a single PUT's ETag is the
+//! MD5 of its bytes, so another writer's object, or one written by
+//! another process, misses and is read as before. What each keeps is
+//! bounded; the oldest entries go first.
 
 use std::collections::VecDeque;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
-/// The most bytes kept, all entries together.
-pub(super) const BUDGET: usize = 64 << 20;
+/// The summaries written whole, at most 64 MiB of them.
+pub(super) static SUMMARIES: Recent = Recent::new(64 << 20);
 
-/// Entries, oldest first: location, ETag, the bytes written; at most
-/// `budget` bytes of them.
+/// History entries written or read: a few KiB each as a rule (at most
+/// 1 MiB), so 4 MiB holds the site's ten newest of several repositories.
+pub(super) static ENTRIES: Recent = Recent::new(4 << 20);
+
+/// One process-wide cache: objects by location and ETag, within a budget.
+pub(super) struct Recent(Mutex<Kept>);
+
+impl Recent {
+    const fn new(budget: usize) -> Recent {
+        Recent(Mutex::new(Kept::new(budget)))
+    }
+
+    /// Remembers that the object at `location` is `body` with `etag`, in
+    /// place of what was kept for it.
+    pub(super) fn remember(&self, location: &str, etag: &str, body: Bytes) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.remember(location, etag, body);
+        }
+    }
+
+    /// The bytes kept for `location` if they are the object with `etag`.
+    pub(super) fn recalled(&self, location: &str, etag: &str) -> Option<Bytes> {
+        self.0.lock().ok()?.recalled(location, etag)
+    }
+}
+
+/// Entries, oldest first: location, ETag, the bytes; at most `budget`
+/// bytes of them.
 struct Kept {
     entries: VecDeque<(String, String, Bytes)>,
     bytes: usize,
     budget: usize,
 }
 
-static KEPT: LazyLock<Mutex<Kept>> = LazyLock::new(|| Mutex::new(Kept::new(BUDGET)));
-
-/// Remembers that the object at `location` was written as `body` and
-/// given `etag`, in place of what was kept for it.
-pub(super) fn remember(location: &str, etag: &str, body: Bytes) {
-    if let Ok(mut kept) = KEPT.lock() {
-        kept.remember(location, etag, body);
-    }
-}
-
-/// The bytes written at `location` if the object there has `etag` as it
-/// did when written.
-pub(super) fn recalled(location: &str, etag: &str) -> Option<Bytes> {
-    KEPT.lock().ok()?.recalled(location, etag)
-}
-
 impl Kept {
-    fn new(budget: usize) -> Self {
+    const fn new(budget: usize) -> Self {
         Kept {
             entries: VecDeque::new(),
             bytes: 0,
