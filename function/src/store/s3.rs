@@ -162,8 +162,37 @@ pub fn client_from_config(config: &aws_config::SdkConfig) -> Client {
     let path_style = forced || config.endpoint_url().is_some();
     let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(path_style)
+        .interceptor(KeepAlive)
         .build();
     Client::from_conf(s3)
+}
+
+/// Asks for the connection to be kept: LocalStack's gateway closes it
+/// after every answer unless the request says `Connection: keep-alive`
+/// (localstack#6557), so each request there paid a new TCP connection,
+/// about 45 an update. HTTP/1.1 keeps connections anyway, so the header
+/// changes nothing elsewhere; it is added after signing, as hop-by-hop
+/// headers are not signed.
+#[derive(Debug)]
+struct KeepAlive;
+
+impl aws_sdk_s3::config::Intercept for KeepAlive {
+    fn name(&self) -> &'static str {
+        "KeepAlive"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("connection", "keep-alive");
+        Ok(())
+    }
 }
 
 impl S3Store {
