@@ -17,6 +17,7 @@ SERIES = [
     ("changed runs, state in pieces", "#2471a3", [0.026, 0.083, 0.065, 0.070]),
     ("the same, records shaped like pkgsrc's (1.2 KiB), 2026-11-29", "#27ae60", [0.084, 0.074, 0.073, 0.166]),
     ("spliced in the store, with the site (ffdc71e)", "#8e44ad", [0.069, 0.059, 0.064, 0.127]),
+    ("the same, written files kept in memory (2026-12-07)", "#17202a", [0.067, 0.061, 0.061, 0.089]),
 ]
 UNIT, TITLE, AXIS, TICKS = "s", "One upload applied: CPU time against repository size", "CPU per update (memory store)", [0.01, 0.1, 1, 10]
 XMIN, XMAX, YMIN, YMAX = 100, 200000, 0.01, 20

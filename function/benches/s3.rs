@@ -5,7 +5,8 @@
 //!    and 100,000 packages (`PKGSUM_BENCH_RECORDS`, comma-separated): wall
 //!    time, CPU time, bytes read and written, requests, on the in-memory
 //!    store (`PKGSUM_BENCH_MEMORY=0` leaves it out) and, under
-//!    `localstack/run-with`, on LocalStack.
+//!    `localstack/run-with`, on LocalStack, then on Ceph RGW and SeaweedFS
+//!    where `PKGSUM_RGW_ENDPOINT` and `PKGSUM_SEAWEEDFS_ENDPOINT` are set.
 //! 2. Under `localstack/run-with` only: 1,000 uploads at once
 //!    (`PKGSUM_BENCH_BURST`), their real S3 -> SQS notifications taken as
 //!    the deployed stack's defaults take them (2 concurrent invocations,
@@ -537,6 +538,25 @@ async fn main() {
         // PKGSUM_BENCH_LAMBDA=0 leaves the function out.
         if env_count("PKGSUM_BENCH_LAMBDA", 1) > 0 {
             rss.push((records, lambda_rss(store.inner()).await));
+        }
+    }
+    // The same on the S3-compatible servers `scripts/test` runs, where
+    // their endpoints are set (`ceph/start.sh`, `seaweedfs/start.sh`).
+    for (label, endpoint) in [
+        ("Ceph RGW", "PKGSUM_RGW_ENDPOINT"),
+        ("SeaweedFS", "PKGSUM_SEAWEEDFS_ENDPOINT"),
+    ] {
+        if std::env::var_os(endpoint).is_none() {
+            continue;
+        }
+        for &records in &sizes {
+            let store = match label {
+                "Ceph RGW" => pkgsum::testing::rgw_bucket().await,
+                _ => pkgsum::testing::seaweedfs_bucket().await,
+            };
+            let found = store.probe("").await.expect("probe");
+            let store = Counting::new(store.with_probed(found));
+            single_event(label, &store, records, updates).await;
         }
     }
     if !rss.is_empty() {
