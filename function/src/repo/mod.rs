@@ -26,7 +26,7 @@
 //!    replaces a newer one's outputs, and each at a later second than the
 //!    last; then the status object (`status.rs`). A file this process
 //!    wrote whole and nobody replaced since is not read back to copy its
-//!    runs (`recent.rs`).
+//!    runs, nor are the history entries the site lists (`recent.rs`).
 
 mod commit;
 mod history;
