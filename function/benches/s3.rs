@@ -63,6 +63,31 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU ticks of each live thread, by name (`PKGSUM_BENCH_TRACE`).
+fn thread_ticks() -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        *out.entry(name.trim().to_owned()).or_default() += ticks;
+    }
+    out
+}
+
 /// Counts PUTs of `pkg_summary.gz`: one per summary rewrite.
 struct Rewrites<S> {
     inner: S,
@@ -172,12 +197,26 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
             "s3": {"bucket": {"name": "bench"}, "object": {"key": key}}
         }]});
         let messages = pkgsum::event::decode(&event);
+        let threads_before = thread_ticks();
         let (cpu_before, start) = (cpu_time(), Instant::now());
         let outcome = apply_messages(&messages, |_| store, &config).await;
         wall += start.elapsed();
         cpu += cpu_time().saturating_sub(cpu_before);
         assert!(outcome.is_success(), "{:?}", outcome.errors);
         assert_eq!(outcome.reports[0].packages, records + u + 1);
+        if std::env::var_os("PKGSUM_BENCH_TRACE").is_some() {
+            let report = &outcome.reports[0];
+            eprintln!(
+                "{label} {records} update {u}: {} runs compressed, {} copied",
+                report.runs_compressed, report.runs_copied
+            );
+            for (name, ticks) in thread_ticks() {
+                let before = threads_before.get(&name).copied().unwrap_or(0);
+                if ticks > before {
+                    eprintln!("  {name}: {} ms", (ticks - before) * 10);
+                }
+            }
+        }
         fetched += outcome.reports[0].bytes_fetched;
         counts.push(store.take());
     }
