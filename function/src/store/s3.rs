@@ -167,12 +167,14 @@ pub fn client_from_config(config: &aws_config::SdkConfig) -> Client {
     Client::from_conf(s3)
 }
 
-/// Asks for the connection to be kept: LocalStack's gateway closes it
-/// after every answer unless the request says `Connection: keep-alive`
-/// (localstack#6557), so each request there paid a new TCP connection,
-/// about 45 an update. HTTP/1.1 keeps connections anyway, so the header
-/// changes nothing elsewhere; it is added after signing, as hop-by-hop
-/// headers are not signed.
+/// Asks for the connection to be kept, over plain HTTP: LocalStack's
+/// gateway closes it after every answer unless the request says
+/// `Connection: keep-alive` (localstack#6557), so each request there paid
+/// a new TCP connection, about 45 an update. HTTP/1.1 keeps connections
+/// anyway, so the header changes nothing elsewhere. Not over HTTPS, where
+/// a store may speak HTTP/2 (which forbids the header; hyper would drop it
+/// with a warning per request). Added after signing: hop-by-hop headers
+/// are not signed.
 #[derive(Debug)]
 struct KeepAlive;
 
@@ -187,12 +189,18 @@ impl aws_sdk_s3::config::Intercept for KeepAlive {
         _components: &aws_sdk_s3::config::RuntimeComponents,
         _cfg: &mut aws_sdk_s3::config::ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        context
-            .request_mut()
-            .headers_mut()
-            .insert("connection", "keep-alive");
+        let request = context.request_mut();
+        if asks_keep_alive(request.uri()) {
+            request.headers_mut().insert("connection", "keep-alive");
+        }
         Ok(())
     }
+}
+
+/// Whether a request to `uri` says `Connection: keep-alive` ([`KeepAlive`]).
+fn asks_keep_alive(uri: &str) -> bool {
+    uri.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 impl S3Store {
@@ -1425,6 +1433,17 @@ impl S3Store {
 mod tests {
     use super::*;
     use aws_sdk_s3::error::ErrorMetadata;
+
+    /// Keep-alive is asked for over plain HTTP (LocalStack, a local RGW),
+    /// never over HTTPS, where HTTP/2 forbids the header.
+    #[test]
+    fn keep_alive_is_asked_over_plain_http_only() {
+        assert!(asks_keep_alive("http://127.0.0.1:4566/bucket/key"));
+        assert!(asks_keep_alive("HTTP://rgw.local/bucket"));
+        assert!(!asks_keep_alive("https://bucket.s3.amazonaws.com/key"));
+        assert!(!asks_keep_alive("http:"));
+        assert!(!asks_keep_alive(""));
+    }
 
     /// A body read whole must be the one its ETag names; a multipart ETag
     /// or a partial read cannot say.
