@@ -49,18 +49,22 @@ fn env_count(name: &str, default: usize) -> usize {
 
 /// User + system CPU time of this process, from /proc.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    Duration::from_millis(ticks_in("/proc/self/stat") * 10)
+}
+
+/// User + system clock ticks (10 ms) in the `/proc` stat file at `path`.
+fn ticks_in(path: impl AsRef<std::path::Path>) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: u64 = [11, 12]
+    [11, 12]
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .sum()
 }
 
 /// CPU ticks of each live thread, by name (`PKGSUM_BENCH_TRACE`).
@@ -72,18 +76,7 @@ fn thread_ticks() -> std::collections::BTreeMap<String, u64> {
     for task in tasks.flatten() {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-            .sum();
-        *out.entry(name.trim().to_owned()).or_default() += ticks;
+        *out.entry(name.trim().to_owned()).or_default() += ticks_in(path.join("stat"));
     }
     out
 }
