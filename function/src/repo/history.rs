@@ -188,9 +188,7 @@ impl<S: Store> Repo<'_, S> {
             ..PutOptions::default()
         };
         let key = entry_key(self.prefix, generation);
-        let body = Bytes::from(body);
-        let etag = self.store.put(&key, body.clone(), options).await?;
-        recent::ENTRIES.remember(&self.store.location(&key), &etag, body);
+        self.put_entry(&key, body, options).await?;
         self.prune_history(keep).await?;
         Ok(())
     }
@@ -259,12 +257,8 @@ impl<S: Store> Repo<'_, S> {
                 content_type: Some("application/json".to_owned()),
                 ..PutOptions::default()
             };
-            let body = Bytes::from(body);
-            match self.store.put(&key, body.clone(), options).await {
-                Ok(etag) => {
-                    recent::ENTRIES.remember(&self.store.location(&key), &etag, body);
-                    return Ok(true);
-                }
+            match self.put_entry(&key, body, options).await {
+                Ok(()) => return Ok(true),
                 Err(err) if err.is_precondition() => self.backoff(attempt).await,
                 Err(err) => return Err(err.into()),
             }
@@ -298,11 +292,8 @@ impl<S: Store> Repo<'_, S> {
 
     /// The entry of `generation`, if it is there and reads.
     async fn history_entry(&self, generation: u64) -> Result<Option<Entry>, StoreError> {
-        let key = entry_key(self.prefix, generation);
-        let Some(Bounded::Whole(body, _)) = self.store.get_bounded(&key, ENTRY_LIMIT).await? else {
-            return Ok(None);
-        };
-        Ok(entry_of(&body, generation))
+        self.read_entry(&entry_key(self.prefix, generation), generation)
+            .await
     }
 
     /// The entry of `generation` as listed (`listed`): from memory while
@@ -313,15 +304,35 @@ impl<S: Store> Repo<'_, S> {
         listed: &ObjectMeta,
     ) -> Result<Option<Entry>, StoreError> {
         let location = self.store.location(&listed.key);
-        if let Some(body) = recent::ENTRIES.recalled(&location, &listed.etag) {
-            return Ok(entry_of(&body, generation));
+        match recent::ENTRIES.recalled(&location, &listed.etag) {
+            Some(body) => Ok(entry_of(&body, generation)),
+            None => self.read_entry(&listed.key, generation).await,
         }
-        let read = self.store.get_bounded(&listed.key, ENTRY_LIMIT).await?;
-        let Some(Bounded::Whole(body, meta)) = read else {
+    }
+
+    /// Reads the entry at `key` as `generation`'s, and keeps its bytes
+    /// for the next listing that gives the same ETag.
+    async fn read_entry(&self, key: &str, generation: u64) -> Result<Option<Entry>, StoreError> {
+        let Some(Bounded::Whole(body, meta)) = self.store.get_bounded(key, ENTRY_LIMIT).await?
+        else {
             return Ok(None);
         };
-        recent::ENTRIES.remember(&location, &meta.etag, body.clone());
+        recent::ENTRIES.remember(&self.store.location(key), &meta.etag, body.clone());
         Ok(entry_of(&body, generation))
+    }
+
+    /// Writes the entry at `key` and keeps its bytes, by the ETag the
+    /// store gave them.
+    async fn put_entry(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<(), StoreError> {
+        let body = Bytes::from(body);
+        let etag = self.store.put(key, body.clone(), options).await?;
+        recent::ENTRIES.remember(&self.store.location(key), &etag, body);
+        Ok(())
     }
 
     /// Republishes generation `to`'s summaries as a new generation, held.
