@@ -1047,6 +1047,33 @@ async fn history_entries_this_process_wrote_are_not_read_back() {
     let names = shown().await;
     assert!(names.iter().any(|n| n == "a-rewritten"), "{names:?}");
     assert!(!names.iter().any(|n| n == "a-1.0"), "{names:?}");
+
+    // Hostile entries in their place: b's is not JSON, c's is over the
+    // 1 MiB an entry may hold. Neither is shown nor kept; the update
+    // still publishes the rest.
+    for meta in store.list(HISTORY).await.unwrap() {
+        if !meta.key.ends_with(".json") {
+            continue;
+        }
+        let (body, _) = store.get(&meta.key).await.unwrap().unwrap();
+        let entry: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let added = &entry["changes"]["added"];
+        if *added == serde_json::json!(["b-1.0"]) {
+            upload(&store, &meta.key, b"{\"generation\": [".to_vec()).await;
+        } else if *added == serde_json::json!(["c-1.0"]) {
+            let mut huge = serde_json::to_vec(&entry).unwrap();
+            huge.extend(std::iter::repeat_n(b' ', 2 << 20));
+            upload(&store, &meta.key, huge).await;
+        }
+    }
+    update("e-1.0").await;
+    let names = shown().await;
+    for name in ["a-rewritten", "d-1.0"] {
+        assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
+    for name in ["b-1.0", "c-1.0"] {
+        assert!(!names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
 }
 
 /// The generation `key` was published with (0 if it is not there).
