@@ -18,6 +18,7 @@ SERIES = [
     ("the same, records shaped like pkgsrc's (1.2 KiB), 2026-11-29", "#27ae60", [0.084, 0.074, 0.073, 0.166]),
     ("spliced in the store, with the site (ffdc71e)", "#8e44ad", [0.069, 0.059, 0.064, 0.127]),
     ("the same, written files kept in memory (2026-12-07)", "#17202a", [0.067, 0.061, 0.061, 0.089]),
+    ("the same, updates spread over the repository (2026-12-07)", "#7f8c8d", [0.067, 0.074, 0.082, 0.084]),
 ]
 UNIT, TITLE, AXIS, TICKS = "s", "One upload applied: CPU time against repository size", "CPU per update (memory store)", [0.01, 0.1, 1, 10]
 XMIN, XMAX, YMIN, YMAX = 100, 200000, 0.01, 20
@@ -52,13 +53,19 @@ for v in [100, 1000, 10000, 100000]:
 out.append(f'<text x="{(L + W - R) / 2}" y="{H - 18}" text-anchor="middle">packages in the repository</text>')
 out.append(f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">{AXIS}</text>')
 out.append(f'<text x="{L}" y="18" font-weight="bold">{TITLE}</text>')
+# The last values' labels, moved apart where they would overlap (13 px a
+# line), from the bottom up.
+label_y = {}
+for i in sorted(range(len(SERIES)), key=lambda i: -y(SERIES[i][2][-1])):
+    want = y(SERIES[i][2][-1]) + 4
+    label_y[i] = min([want] + [v - 13 for v in label_y.values() if v - 13 < want])
 for i, (name, colour, values) in enumerate(SERIES):
     points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(SIZES, values))
     out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
     for s, v in zip(SIZES, values):
         out.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>')
     # Only the last value is written out: four series crowd the rest.
-    out.append(f'<text x="{x(SIZES[-1]) + 6:.1f}" y="{y(values[-1]) + 4:.1f}" fill="{colour}">{values[-1]:g} {UNIT}</text>')
+    out.append(f'<text x="{x(SIZES[-1]) + 6:.1f}" y="{label_y[i]:.1f}" fill="{colour}">{values[-1]:g} {UNIT}</text>')
     out.append(f'<line x1="{L + 20}" x2="{L + 44}" y1="{T + 18 + 18 * i}" y2="{T + 18 + 18 * i}" stroke="{colour}" stroke-width="2"/>')
     out.append(f'<text x="{L + 50}" y="{T + 22 + 18 * i}">{name}</text>')
 out.append("</svg>")

@@ -3,7 +3,9 @@
 //!
 //! 1. A single-package event applied to repositories of 200, 1,000, 20,000
 //!    and 100,000 packages (`PKGSUM_BENCH_RECORDS`, comma-separated): wall
-//!    time, CPU time, bytes read and written, requests, on the in-memory
+//!    time, CPU time, bytes read and written, requests (the mean of
+//!    `PKGSUM_BENCH_UPDATES`, 20 by default, each adding a package next to
+//!    a different one of the repository's, spread evenly), on the in-memory
 //!    store (`PKGSUM_BENCH_MEMORY=0` leaves it out) and, under
 //!    `localstack/run-with`, on LocalStack, then on Ceph RGW and SeaweedFS
 //!    where `PKGSUM_RGW_ENDPOINT` and `PKGSUM_SEAWEEDFS_ENDPOINT` are set.
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use pkgsum::config::Config;
 use pkgsum::create::PackageBuilder;
 use pkgsum::dispatch::apply_messages;
@@ -161,6 +164,34 @@ async fn seed<S: Store>(store: &S, prefix: &str, records: usize, config: &Config
     pkgsum::testing::seed(store, prefix, records, bench_record, config).await;
 }
 
+/// Deletes `store`'s bucket and everything in it. At 100,000 packages
+/// each update keeps a copy of the 64 MiB of summaries in the history:
+/// Ceph RGW's test cluster holds 2 GiB in memory and SeaweedFS's a few
+/// volumes per bucket, and either stops taking writes when full.
+async fn remove_bucket(store: &S3Store) {
+    let listed = store.list("").await.expect("list the bench's bucket");
+    futures::stream::iter(listed)
+        .for_each_concurrent(16, |meta| async move {
+            store.delete(&meta.key).await.expect("delete");
+        })
+        .await;
+    let bucket = store.client().delete_bucket().bucket(store.bucket());
+    bucket.send().await.expect("delete the bench's bucket");
+}
+
+/// The package update `u` of `updates` adds: named after a seeded
+/// package spread evenly over the repository, so that it lands in that
+/// package's run. Updates that all landed in one place would measure that
+/// one run's size (runs vary from half to twice their target) and not
+/// what an update costs on average.
+fn newcomer(records: usize, u: usize, updates: usize) -> String {
+    let near = (2 * u + 1) * records / (2 * updates.max(1));
+    let (file, _) = bench_record(near);
+    let stem = file.strip_suffix(".tgz").unwrap_or(&file);
+    let base = stem.rsplit_once('-').map_or(stem, |(base, _)| base);
+    format!("{base}x{u}-1.0")
+}
+
 /// What `updates` single-package events cost a repository of `records`
 /// packages, one after the other: the mean per update.
 async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize, updates: usize) {
@@ -173,7 +204,7 @@ async fn single_event<S: Store>(label: &str, store: &Counting<S>, records: usize
     let (mut wall, mut cpu, mut fetched, mut size) = (Duration::ZERO, Duration::ZERO, 0, 0);
     let mut counts = Vec::new();
     for u in 0..updates {
-        let pkgname = format!("newcomer{u}-1.0");
+        let pkgname = newcomer(records, u, updates);
         let package = PackageBuilder::new(&pkgname).build().expect("package");
         size = package.len();
         let key = format!("All/{pkgname}.tgz");
@@ -528,7 +559,7 @@ async fn main() {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let on_localstack = std::env::var("PKGSUM_LOCALSTACK").as_deref() == Ok("1");
-    let updates = env_count("PKGSUM_BENCH_UPDATES", 10);
+    let updates = env_count("PKGSUM_BENCH_UPDATES", 20);
     println!(
         "| store | packages | wall | CPU | header fetched | read | written | HEAD / GET / PUT / DELETE |"
     );
@@ -571,6 +602,7 @@ async fn main() {
         if env_count("PKGSUM_BENCH_LAMBDA", 1) > 0 {
             rss.push((records, lambda_rss(store.inner()).await));
         }
+        remove_bucket(store.inner()).await;
     }
     // The same on the S3-compatible servers `scripts/test` runs, where
     // their endpoints are set (`ceph/start.sh`, `seaweedfs/start.sh`).
@@ -589,6 +621,7 @@ async fn main() {
             let found = store.probe("").await.expect("probe");
             let store = Counting::new(store.with_probed(found));
             single_event(label, &store, records, updates).await;
+            remove_bucket(store.inner()).await;
         }
     }
     if !rss.is_empty() {
