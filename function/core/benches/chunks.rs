@@ -3,7 +3,8 @@
 //! file at once, and what recompressing one run costs in time, for run
 //! sizes from 64 KiB to 1 MiB, in every format. Runs are cut as publishing
 //! cuts them: whole pieces of the state. The figures choose the run size
-//! each format gets (issue 11).
+//! each format gets (issue 11). Then, at those run sizes, what one upload
+//! costs each format on average (the run it lands in is recompressed).
 //!
 //! The baseline is the whole file compressed as one would by hand (gzip
 //! -9, bzip2 -9, xz -6, zstd -9), whatever options the runs are given.
@@ -177,8 +178,55 @@ fn measure(label: &str, summary: &[u8]) {
             time * 1000.0
         );
     }
+    measure_upload(&records);
     let xz = FORMATS.iter().position(|&f| f == Compression::Xz);
     measure_chained(&records, xz.map_or(0, |i| sizes[i]));
+}
+
+/// What one upload costs each format at the run size pkgsum gives it
+/// ([`chunk::run_target`]): an upload lands in a run with odds in
+/// proportion to the run's bytes, so long runs are hit, and recompressed,
+/// more often than their number says. Each run's time is weighted by its
+/// share of the bytes.
+fn measure_upload(records: &[(String, Vec<u8>)]) {
+    println!(
+        "
+One upload, at pkgsum's run sizes: the run it lands in, on average, and its CPU.
+"
+    );
+    println!(
+        "| format | run target | runs | mean run | run an upload lands in | CPU a run | CPU an upload |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let total: usize = records.iter().map(|(_, r)| r.len()).sum();
+    for format in FORMATS {
+        let target = chunk::run_target(format);
+        let runs = runs_of(records, piece::TARGET, target);
+        let (mut time, mut upload, mut landed) = (0.0, 0.0, 0.0);
+        for run in &runs {
+            let raw: Vec<u8> = records[run.clone()]
+                .iter()
+                .flat_map(|(_, r)| r.iter().copied())
+                .collect();
+            let start = Instant::now();
+            let _ = format.compress(&raw);
+            let elapsed = start.elapsed().as_secs_f64();
+            let share = raw.len() as f64 / total as f64;
+            time += elapsed;
+            upload += elapsed * share;
+            landed += raw.len() as f64 * share;
+        }
+        println!(
+            "| {} | {} KiB | {} | {:.0} KiB | {:.0} KiB | {:.1} ms | {:.1} ms |",
+            format.name(),
+            target >> 10,
+            runs.len(),
+            total as f64 / runs.len() as f64 / 1024.0,
+            landed / 1024.0,
+            time * 1000.0 / runs.len() as f64,
+            upload * 1000.0
+        );
+    }
 }
 
 /// xz runs chained in one stream instead of one stream each: each run's
