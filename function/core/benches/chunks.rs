@@ -190,9 +190,7 @@ fn measure(label: &str, summary: &[u8]) {
 /// share of the bytes.
 fn measure_upload(records: &[(String, Vec<u8>)]) {
     println!(
-        "
-One upload, at pkgsum's run sizes: the run it lands in, on average, and its CPU.
-"
+        "\nOne upload, at pkgsum's run sizes: the run it lands in, on average, and its CPU.\n"
     );
     println!(
         "| format | run target | runs | mean run | run an upload lands in | CPU a run | CPU an upload |"
@@ -209,7 +207,7 @@ One upload, at pkgsum's run sizes: the run it lands in, on average, and its CPU.
                 .flat_map(|(_, r)| r.iter().copied())
                 .collect();
             let start = Instant::now();
-            let _ = format.compress(&raw);
+            format.compress(&raw).expect("compress a run");
             let elapsed = start.elapsed().as_secs_f64();
             let share = raw.len() as f64 / total as f64;
             time += elapsed;
