@@ -150,6 +150,9 @@ fn measure(label: &str, summary: &[u8]) {
     );
     println!("| run target | runs | gz | bz2 | xz | zst | one run, all four |");
     println!("|---|---|---|---|---|---|---|");
+    // Each run's length and time to compress, per format, at the run size
+    // pkgsum gives that format: the upload table below is made of them.
+    let mut at_pkgsum_size = Vec::new();
     for target in TARGETS {
         let runs = runs_of(&records, piece::TARGET, target);
         if runs.len() < 2 {
@@ -157,18 +160,22 @@ fn measure(label: &str, summary: &[u8]) {
         }
         let mut cells = Vec::new();
         let mut time = 0.0;
-        for (format, whole_size) in FORMATS.iter().zip(&sizes) {
-            let start = Instant::now();
+        for (&format, whole_size) in FORMATS.iter().zip(&sizes) {
             let mut total = 0;
+            let mut timed = Vec::with_capacity(runs.len());
             for run in &runs {
-                total += format
-                    .compress(&bytes[run.clone()].concat())
-                    .map_or(0, |c| c.len());
+                let raw = bytes[run.clone()].concat();
+                let start = Instant::now();
+                total += format.compress(&raw).map_or(0, |c| c.len());
+                timed.push((raw.len(), start.elapsed().as_secs_f64()));
             }
-            let per_run = start.elapsed().as_secs_f64() / runs.len() as f64;
+            let per_run = timed.iter().map(|(_, t)| t).sum::<f64>() / runs.len() as f64;
             time += per_run;
             let larger = 100.0 * (total as f64 / *whole_size as f64 - 1.0);
             cells.push(format!("{larger:+.1}%, {:.0} ms", per_run * 1000.0));
+            if target == chunk::run_target(format) {
+                at_pkgsum_size.push((format, target, timed));
+            }
         }
         println!(
             "| {} KiB | {} | {} | {:.0} ms |",
@@ -178,17 +185,22 @@ fn measure(label: &str, summary: &[u8]) {
             time * 1000.0
         );
     }
-    measure_upload(&records);
+    print_upload(&at_pkgsum_size);
     let xz = FORMATS.iter().position(|&f| f == Compression::Xz);
     measure_chained(&records, xz.map_or(0, |i| sizes[i]));
 }
 
+/// A format, its run target, and each of its runs' length and seconds to
+/// compress.
+type RunsTimed = (Compression, usize, Vec<(usize, f64)>);
+
 /// What one upload costs each format at the run size pkgsum gives it
-/// ([`chunk::run_target`]): an upload lands in a run with odds in
+/// ([`chunk::run_target`]), from each run's length and time to compress
+/// (`timed`, measured above): an upload lands in a run with odds in
 /// proportion to the run's bytes, so long runs are hit, and recompressed,
 /// more often than their number says. Each run's time is weighted by its
 /// share of the bytes.
-fn measure_upload(records: &[(String, Vec<u8>)]) {
+fn print_upload(timed: &[RunsTimed]) {
     println!(
         "\nOne upload, at pkgsum's run sizes: the run it lands in, on average, and its CPU.\n"
     );
@@ -196,23 +208,14 @@ fn measure_upload(records: &[(String, Vec<u8>)]) {
         "| format | run target | runs | mean run | run an upload lands in | CPU a run | CPU an upload |"
     );
     println!("|---|---|---|---|---|---|---|");
-    let total: usize = records.iter().map(|(_, r)| r.len()).sum();
-    for format in FORMATS {
-        let target = chunk::run_target(format);
-        let runs = runs_of(records, piece::TARGET, target);
+    for (format, target, runs) in timed {
+        let total: usize = runs.iter().map(|(len, _)| len).sum();
         let (mut time, mut upload, mut landed) = (0.0, 0.0, 0.0);
-        for run in &runs {
-            let raw: Vec<u8> = records[run.clone()]
-                .iter()
-                .flat_map(|(_, r)| r.iter().copied())
-                .collect();
-            let start = Instant::now();
-            format.compress(&raw).expect("compress a run");
-            let elapsed = start.elapsed().as_secs_f64();
-            let share = raw.len() as f64 / total as f64;
+        for &(len, elapsed) in runs {
+            let share = len as f64 / total as f64;
             time += elapsed;
             upload += elapsed * share;
-            landed += raw.len() as f64 * share;
+            landed += len as f64 * share;
         }
         println!(
             "| {} | {} KiB | {} | {:.0} KiB | {:.0} KiB | {:.1} ms | {:.1} ms |",
